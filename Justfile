@@ -1,0 +1,37 @@
+# Roost's tasks. `just --list` shows them all.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Create .venv with every workspace package (installs uv first if needed).
+setup:
+    command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+    uv sync --all-packages --frozen --python python3.11 -q
+
+# Make sure local PostgreSQL and RabbitMQ run (installs them from apt if absent).
+servers:
+    bash deploy/local/ensure-servers.sh
+
+# Start the api and a scheduler in the background; writes .roost/dev.env.
+up: setup servers
+    bash deploy/local/up.sh
+
+# Stop exactly what `just up` started.
+down:
+    bash deploy/local/down.sh
+
+# Bring everything up and run the beads example end to end.
+demo: up
+    bash deploy/local/demo.sh
+
+# The whole test suite against real PostgreSQL and RabbitMQ.
+test *ARGS: setup servers
+    .venv/bin/python -m pytest {{ARGS}}
+
+# Lint, type-check, and hold the service boundaries.
+lint: setup
+    .venv/bin/ruff check .
+    .venv/bin/mypy shared/core/src shared/sdk/src services/api/src services/scheduler/src
+    .venv/bin/lint-imports
+
+# Benchmarks against raw Dramatiq on the same broker (not part of the test suite).
+bench *ARGS: setup servers
+    .venv/bin/python tests/bench/bench.py {{ARGS}}

@@ -1,0 +1,1 @@
+"""Roost's api service: the HTTP front door (Starlette)."""

@@ -1,0 +1,31 @@
+"""``python -m roost_api``: serve the api with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from roost_api.app import create_app
+from roost_api.settings import ApiSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)
+    settings = ApiSettings()
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SystemExit("ROOST_TLS_CERT and ROOST_TLS_KEY must be set together")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""The api's routes: a versioned JSON API under /api/v1, plus /health and /ready."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+import jsonschema
+import pika.exceptions
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
+
+from roost_core import broker, dag
+from roost_core.db import translate_errors
+from roost_core.errors import (
+    BadRequestError,
+    InvalidDefinitionError,
+    InvalidInputError,
+    RoostError,
+)
+from roost_core.outbox import OutboxRelay
+from roost_core.statuses import RunStatus
+from roost_core.topology import Topology, declare_core, declare_task_queue
+from roost_core.wire import WorkflowDefinition
+from roost_api import store
+from roost_api.auth import TokenVerifier
+from roost_api.settings import ApiSettings
+from roost_api.waiters import RunWaiters
+
+logger = logging.getLogger(__name__)
+
+MAX_WAIT_SECONDS = 60.0
+MAX_PAGE = 500
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: Any = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    version: str | None = None
+
+
+class Declarer:
+    """Declares broker queues for newly registered workflows (pika is blocking and not
+    thread-safe, so one connection behind a lock, used from worker threads)."""
+
+    def __init__(self, url: str, topology: Topology) -> None:
+        self._url = url
+        self._topology = topology
+        self._lock = threading.Lock()
+        self._connection: Any = None
+
+    def declare(self, workflow: str) -> None:
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    if self._connection is None or not self._connection.is_open:
+                        self._connection = broker.connect(self._url)
+                    channel = self._connection.channel()
+                    declare_core(channel, self._topology)
+                    declare_task_queue(channel, self._topology.task_queue(workflow))
+                    channel.close()
+                    return
+                except pika.exceptions.AMQPError:
+                    self._connection = None
+                    if attempt:
+                        raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.close()
+
+
+def check_input(definition: WorkflowDefinition, run_input: Any) -> None:
+    """Validate ``run_input`` against the workflow's input schema, naming the bad field."""
+    if definition.input_schema is None:
+        return
+    validator = jsonschema.Draft202012Validator(definition.input_schema)
+    errors = sorted(validator.iter_errors(run_input), key=lambda e: list(e.absolute_path))
+    if errors:
+        parts = []
+        for err in errors:
+            where = ".".join(str(p) for p in err.absolute_path) or "input"
+            if err.validator == "required":
+                missing = err.message.split("'")[1] if "'" in err.message else err.message
+                where = ".".join([*(str(p) for p in err.absolute_path), missing])
+                parts.append(f"{where}: field required")
+            else:
+                parts.append(f"{where}: {err.message}")
+        raise InvalidInputError(
+            f"input for workflow {definition.name!r} is invalid: " + "; ".join(parts)
+        )
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+
+
+def _validation_message(exc: ValidationError, what: str) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+    ]
+    return f"{what}: " + "; ".join(parts)
+
+
+def _encode_cursor(created_at: str, run_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at}|{run_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), run_id
+    except Exception as exc:
+        raise BadRequestError(f"cursor {cursor!r} is malformed") from exc
+
+
+def create_app(settings: ApiSettings) -> Starlette:
+    topology = Topology(settings.namespace)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        settings.database_url, min_size=2, max_size=settings.db_pool_size, open=False,
+        kwargs={"autocommit": True},
+    )
+    verifier = TokenVerifier(pool, settings.token_cache_seconds)
+    relay = OutboxRelay(settings.broker_url, settings.database_url, name="api-outbox-relay")
+    declarer = Declarer(settings.broker_url, topology)
+    waiters = RunWaiters(settings.database_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        relay.start()
+        await waiters.start()
+        logger.info("api ready", extra={"action": "api_started", "port": settings.api_port})
+        yield
+        await waiters.stop()
+        relay.stop()
+        declarer.close()
+        await pool.close()
+
+    Handler = Callable[[Request, str], Awaitable[Response]]
+
+    def authed(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            with translate_errors():
+                tenant = await verifier.tenant_for(request.headers.get("authorization"))
+                return await handler(request, tenant)
+
+        endpoint.__doc__ = handler.__doc__
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    async def health(request: Request) -> Response:
+        """
+        summary: Liveness
+        responses:
+          200: {description: the process is up}
+        """
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        """
+        summary: Readiness (PostgreSQL reachable)
+        responses:
+          200: {description: ready}
+          503: {description: a dependency is down}
+        """
+        try:
+            async with pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "unavailable", "error": f"PostgreSQL: {exc}"}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+    async def register_workflow(request: Request, tenant: str) -> Response:
+        """
+        summary: Register a workflow definition (a new version if it changed)
+        responses:
+          200: {description: version already known}
+          201: {description: new version}
+          422: {description: invalid definition}
+        """
+        body = await _json_body(request)
+        try:
+            definition = WorkflowDefinition.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidDefinitionError(_validation_message(exc, "invalid workflow definition")) from None
+        dag.validate(definition)
+        if definition.input_schema is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(definition.input_schema)
+            except jsonschema.SchemaError as exc:
+                raise InvalidDefinitionError(f"input_schema is not a valid JSON Schema: {exc.message}") from None
+        try:
+            await anyio.to_thread.run_sync(declarer.declare, definition.name)
+        except (pika.exceptions.AMQPError, RoostError) as exc:
+            raise broker_unavailable(exc) from exc
+        async with pool.connection() as conn, conn.transaction():
+            wv, created = await store.register_workflow(conn, tenant, definition)
+        return JSONResponse(
+            {"name": definition.name, "version": wv.version, "created": created},
+            status_code=201 if created else 200,
+        )
+
+    async def list_workflows(request: Request, tenant: str) -> Response:
+        """
+        summary: List workflows with their newest version
+        responses:
+          200: {description: workflows}
+        """
+        async with pool.connection() as conn:
+            return JSONResponse({"workflows": await store.list_workflows(conn, tenant)})
+
+    async def get_workflow(request: Request, tenant: str) -> Response:
+        """
+        summary: A workflow's newest version
+        responses:
+          200: {description: the workflow}
+          404: {description: unknown workflow}
+        """
+        name = request.path_params["name"]
+        async with pool.connection() as conn:
+            wv = await store.find_version(conn, tenant, name, request.query_params.get("version"))
+        return JSONResponse({"name": name, "version": wv.version, **wv.definition.model_dump(mode="json")})
+
+    async def trigger_run(request: Request, tenant: str) -> Response:
+        """
+        summary: Trigger a run of a workflow
+        responses:
+          201: {description: run created}
+          200: {description: the run created earlier with this idempotency key}
+          404: {description: unknown workflow}
+          422: {description: input rejected by the workflow's input model}
+        """
+        name = request.path_params["name"]
+        body = await _json_body(request)
+        try:
+            trigger = TriggerRequest.model_validate(body)
+        except ValidationError as exc:
+            raise BadRequestError(_validation_message(exc, "invalid trigger request")) from None
+        async with pool.connection() as conn:
+            async with conn.transaction():
+                wv = await store.find_version(conn, tenant, name, trigger.version)
+                check_input(wv.definition, trigger.input)
+                run_id, created, rows = await store.create_run(
+                    conn, topology, tenant, wv, trigger.input, trigger.idempotency_key
+                )
+            # Committed: the run is durable. Publishing is the fast path; the
+            # scheduler's sweeper sends anything this process fails to.
+            relay.submit(rows)
+            run = await store.get_run(conn, tenant, run_id)
+        return JSONResponse(run, status_code=201 if created else 200)
+
+    async def get_run(request: Request, tenant: str) -> Response:
+        """
+        summary: A run with each task's status, attempts, output, error and timings
+        parameters:
+          - {name: wait, in: query, description: seconds to wait for the run to end (long poll, max 60)}
+        responses:
+          200: {description: the run}
+          404: {description: unknown run}
+        """
+        run_id = request.path_params["run_id"]
+        wait = _float_param(request, "wait", 0.0)
+        wait = min(max(wait, 0.0), MAX_WAIT_SECONDS)
+        if wait <= 0:
+            async with pool.connection() as conn:
+                return JSONResponse(await store.get_run(conn, tenant, run_id))
+        with waiters.watch(run_id) as event:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while True:
+                async with pool.connection() as conn:
+                    run = await store.get_run(conn, tenant, run_id)
+                remaining = deadline - loop.time()
+                if RunStatus(run["status"]).is_final or remaining <= 0:
+                    return JSONResponse(run)
+                event.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+
+    async def list_runs(request: Request, tenant: str) -> Response:
+        """
+        summary: List runs, newest first (filter by workflow and status; keyset pagination)
+        parameters:
+          - {name: workflow, in: query}
+          - {name: status, in: query}
+          - {name: limit, in: query}
+          - {name: cursor, in: query, description: next_cursor of the previous page}
+        responses:
+          200: {description: a page of runs}
+        """
+        q = request.query_params
+        limit = int(min(max(_float_param(request, "limit", 50), 1), MAX_PAGE))
+        cursor = _decode_cursor(q["cursor"]) if q.get("cursor") else None
+        async with pool.connection() as conn:
+            runs = await store.list_runs(conn, tenant, q.get("workflow"), q.get("status"), limit, cursor)
+        next_cursor = (
+            _encode_cursor(runs[-1]["created_at"], runs[-1]["id"]) if len(runs) == limit else None
+        )
+        return JSONResponse({"runs": runs, "next_cursor": next_cursor})
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/api/v1/workflows", authed(register_workflow), methods=["POST"]),
+        Route("/api/v1/workflows", authed(list_workflows), methods=["GET"]),
+        Route("/api/v1/workflows/{name}", authed(get_workflow), methods=["GET"]),
+        Route("/api/v1/workflows/{name}/runs", authed(trigger_run), methods=["POST"]),
+        Route("/api/v1/runs", authed(list_runs), methods=["GET"]),
+        Route("/api/v1/runs/{run_id}", authed(get_run), methods=["GET"]),
+    ]
+    schemas = SchemaGenerator(
+        {"openapi": "3.0.3", "info": {"title": "Roost API", "version": "1"},
+         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+         "security": [{"bearer": []}]}
+    )
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(schemas.get_schema(routes=routes))
+
+    routes.append(Route("/api/v1/openapi.json", openapi, methods=["GET"], include_in_schema=False))
+
+    async def roost_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RoostError)
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": str(exc)}}, status_code=exc.http_status
+        )
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoostError: roost_error})
+
+
+def _float_param(request: Request, name: str, default: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise BadRequestError(f"query parameter {name}={raw!r} is not a number") from None
+
+
+def broker_unavailable(exc: BaseException) -> RoostError:
+    from roost_core.errors import BrokerUnavailableError
+
+    if isinstance(exc, RoostError):
+        return exc
+    return BrokerUnavailableError(f"RabbitMQ is unavailable: {type(exc).__name__} {exc}")

@@ -1,0 +1,268 @@
+"""Every SQL statement the api runs, and nothing else."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from roost_core import dag, outbox
+from roost_core.dispatch import task_attempt_message
+from roost_core.errors import BadRequestError, UnknownRunError, UnknownWorkflowError
+from roost_core.statuses import RunStatus, TaskStatus
+from roost_core.topology import Topology
+from roost_core.wire import TaskMessage, WorkflowDefinition
+
+Conn = AsyncConnection[Any]
+
+
+@dataclass(frozen=True)
+class WorkflowVersion:
+    workflow_id: str
+    version_id: str
+    version: str
+    definition: WorkflowDefinition
+
+
+async def register_workflow(
+    conn: Conn, tenant_id: str, definition: WorkflowDefinition
+) -> tuple[WorkflowVersion, bool]:
+    """Upsert the workflow and its version; return it and whether the version is new."""
+    version = definition.version_hash()
+    cur = await conn.execute(
+        "INSERT INTO workflows (id, tenant_id, name) VALUES (%s, %s, %s)"
+        " ON CONFLICT (tenant_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        (uuid.uuid4(), tenant_id, definition.name),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    workflow_id = row[0]
+    cur = await conn.execute(
+        "INSERT INTO workflow_versions (id, workflow_id, version, definition)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (workflow_id, version) DO NOTHING RETURNING id",
+        (uuid.uuid4(), workflow_id, version, Jsonb(definition.model_dump(mode="json"))),
+    )
+    row = await cur.fetchone()
+    created = row is not None
+    if row is None:
+        cur = await conn.execute(
+            "SELECT id FROM workflow_versions WHERE workflow_id = %s AND version = %s",
+            (workflow_id, version),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+    return WorkflowVersion(str(workflow_id), str(row[0]), version, definition), created
+
+
+async def find_version(
+    conn: Conn, tenant_id: str, name: str, version: str | None
+) -> WorkflowVersion:
+    """The given version of a workflow, or its newest; raise if it is unknown."""
+    query = (
+        "SELECT w.id, v.id, v.version, v.definition FROM workflows w"
+        " JOIN workflow_versions v ON v.workflow_id = w.id"
+        " WHERE w.tenant_id = %s AND w.name = %s"
+    )
+    params: list[Any] = [tenant_id, name]
+    if version:
+        query += " AND v.version = %s"
+        params.append(version)
+    query += " ORDER BY v.created_at DESC LIMIT 1"
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    if row is None:
+        if version:
+            raise UnknownWorkflowError(f"workflow {name!r} has no version {version!r}")
+        raise UnknownWorkflowError(
+            f"workflow {name!r} is not registered: start a worker that serves it, "
+            "or register it with POST /api/v1/workflows"
+        )
+    return WorkflowVersion(
+        str(row[0]), str(row[1]), row[2], WorkflowDefinition.model_validate(row[3])
+    )
+
+
+async def create_run(
+    conn: Conn,
+    topology: Topology,
+    tenant_id: str,
+    wv: WorkflowVersion,
+    run_input: Any,
+    idempotency_key: str | None,
+) -> tuple[str, bool, list[outbox.OutboxRow]]:
+    """Insert a run, its task runs and its root tasks' messages in one transaction.
+    Return (run id, created, outbox rows to publish after commit). With an idempotency
+    key already used for this workflow, return the existing run and create nothing."""
+    definition = wv.definition
+    run_id = uuid.uuid4()
+    cur = await conn.execute(
+        "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
+        " status, input, idempotency_key, remaining_tasks)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
+        "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id",
+        (run_id, tenant_id, wv.workflow_id, wv.version_id, definition.name, RunStatus.QUEUED,
+         Jsonb(run_input), idempotency_key, len(definition.tasks)),
+    )
+    if await cur.fetchone() is None:
+        cur = await conn.execute(
+            "SELECT id FROM runs WHERE tenant_id = %s AND workflow_id = %s"
+            " AND idempotency_key = %s",
+            (tenant_id, wv.workflow_id, idempotency_key),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return str(row[0]), False, []
+
+    roots = set(dag.roots(definition))
+    task_rows = []
+    messages = []
+    for task in definition.tasks:
+        task_run_id = uuid.uuid4()
+        is_root = task.name in roots
+        task_rows.append((
+            task_run_id, run_id, task.name, task.parents, len(task.parents),
+            TaskStatus.QUEUED if is_root else TaskStatus.PENDING, 1 if is_root else 0,
+        ))
+        if is_root:
+            messages.append(task_attempt_message(topology, TaskMessage(
+                run_id=str(run_id), task_run_id=str(task_run_id), workflow=definition.name,
+                task=task.name, attempt=1, input=run_input,
+            )))
+    async with conn.cursor() as c:
+        await c.executemany(
+            "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
+            " attempt, queued_at) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+            " CASE WHEN %s THEN now() END)",
+            [(*r, r[5] == TaskStatus.QUEUED) for r in task_rows],
+        )
+        rows = await outbox.insert_async(c, messages)
+    return str(run_id), True, rows
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """A run with its tasks and their attempts, as the api returns it."""
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        raise UnknownRunError(f"run {run_id!r} not found: not a run id") from None
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT r.*, v.version, v.definition FROM runs r JOIN workflow_versions v"
+            " ON v.id = r.workflow_version_id WHERE r.id = %s AND r.tenant_id = %s",
+            (run_id, tenant_id),
+        )
+        run = await cur.fetchone()
+        if run is None:
+            raise UnknownRunError(f"run {run_id!r} not found")
+        await cur.execute("SELECT * FROM task_runs WHERE run_id = %s", (run_id,))
+        tasks = await cur.fetchall()
+        await cur.execute(
+            "SELECT a.* FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id"
+            " WHERE t.run_id = %s ORDER BY a.attempt",
+            (run_id,),
+        )
+        attempts = await cur.fetchall()
+    by_task: dict[Any, list[dict[str, Any]]] = {}
+    for a in attempts:
+        by_task.setdefault(a["task_run_id"], []).append({
+            "attempt": a["attempt"], "status": a["status"], "worker_id": a["worker_id"],
+            "error": a["error"], "queued_at": _iso(a["queued_at"]),
+            "started_at": _iso(a["started_at"]), "finished_at": _iso(a["finished_at"]),
+        })
+    # Tasks in the order the workflow defines them.
+    order = {t["name"]: i for i, t in enumerate(run["definition"]["tasks"])}
+    task_list = []
+    for t in sorted(tasks, key=lambda t: order.get(t["task_name"], len(order))):
+        task_attempts = by_task.get(t["id"], [])
+        if t["attempt"] and not any(a["attempt"] == t["attempt"] for a in task_attempts):
+            task_attempts.append({
+                "attempt": t["attempt"], "status": t["status"], "worker_id": t["worker_id"],
+                "error": t["error"], "queued_at": _iso(t["queued_at"]),
+                "started_at": _iso(t["started_at"]), "finished_at": _iso(t["finished_at"]),
+            })
+        task_list.append({
+            "id": str(t["id"]), "name": t["task_name"], "status": t["status"],
+            "parents": t["parents"], "attempt": t["attempt"], "output": t["output"],
+            "error": t["error"], "worker_id": t["worker_id"],
+            "queued_at": _iso(t["queued_at"]), "started_at": _iso(t["started_at"]),
+            "finished_at": _iso(t["finished_at"]), "attempts": task_attempts,
+        })
+    return {
+        **_run_summary(run),
+        "input": run["input"], "output": run["output"], "error": run["error"],
+        "tasks": task_list,
+    }
+
+
+def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(run["id"]), "workflow": run["workflow_name"],
+        "workflow_version": run.get("version"), "status": run["status"],
+        "idempotency_key": run["idempotency_key"],
+        "created_at": _iso(run["created_at"]), "started_at": _iso(run["started_at"]),
+        "finished_at": _iso(run["finished_at"]),
+    }
+
+
+async def run_status(conn: Conn, run_id: str) -> str | None:
+    cur = await conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def list_runs(
+    conn: Conn, tenant_id: str, workflow: str | None, status: str | None,
+    limit: int, cursor: tuple[datetime, str] | None,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = "SELECT r.*, v.version FROM runs r JOIN workflow_versions v ON v.id = r.workflow_version_id WHERE r.tenant_id = %s"
+    params: list[Any] = [tenant_id]
+    if workflow:
+        query += " AND r.workflow_name = %s"
+        params.append(workflow)
+    if status:
+        if status not in RunStatus.__members__:
+            raise BadRequestError(
+                f"unknown status {status!r}: use one of {', '.join(RunStatus.__members__)}"
+            )
+        query += " AND r.status = %s"
+        params.append(status)
+    if cursor:
+        query += " AND (r.created_at, r.id) < (%s, %s)"
+        params.extend(cursor)
+    query += " ORDER BY r.created_at DESC, r.id DESC LIMIT %s"
+    params.append(limit)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return [_run_summary(r) for r in await cur.fetchall()]
+
+
+async def list_workflows(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT DISTINCT ON (w.id) w.name, v.version, v.definition, v.created_at,"
+            " (SELECT count(*) FROM workflow_versions x WHERE x.workflow_id = w.id) AS versions"
+            " FROM workflows w JOIN workflow_versions v ON v.workflow_id = w.id"
+            " WHERE w.tenant_id = %s ORDER BY w.id, v.created_at DESC",
+            (tenant_id,),
+        )
+        rows = await cur.fetchall()
+    return sorted(
+        (
+            {"name": r["name"], "version": r["version"], "versions": r["versions"],
+             "tasks": r["definition"]["tasks"], "input_schema": r["definition"].get("input_schema"),
+             "updated_at": _iso(r["created_at"])}
+            for r in rows
+        ),
+        key=lambda w: w["name"],
+    )

@@ -1,0 +1,78 @@
+"""Long-poll support: wake requests waiting for a run to end.
+
+The scheduler sends ``NOTIFY roost_run_final, '<run id>'`` in the transaction that ends
+a run, so PostgreSQL delivers it only after commit; one LISTEN connection per api
+process fans it out to the waiting requests. No polling loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from typing import Any
+
+import psycopg
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "roost_run_final"
+
+
+class RunWaiters:
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), 5)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    @contextlib.contextmanager
+    def watch(self, run_id: str) -> Any:
+        """Register interest in ``run_id`` before reading it, so no NOTIFY is missed."""
+        event = asyncio.Event()
+        self._waiting[run_id].add(event)
+        try:
+            yield event
+        finally:
+            events = self._waiting.get(run_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiting[run_id]
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._ready.set()
+                    # Wake everyone after a reconnect: a NOTIFY may have been missed.
+                    self._wake_all()
+                    async for note in conn.notifies():
+                        for event in self._waiting.get(note.payload, ()):
+                            event.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("run listener lost its connection; reconnecting",
+                               extra={"action": "listener_reconnect"}, exc_info=True)
+                self._ready.set()
+                self._wake_all()
+                await asyncio.sleep(1)
+
+    def _wake_all(self) -> None:
+        for events in self._waiting.values():
+            for event in events:
+                event.set()

@@ -1,0 +1,1 @@
+"""Roost's scheduler service: DAG progression, run completion, outbox sweeping."""

@@ -1,0 +1,122 @@
+"""The scheduler's main loop: drain worker reports from RabbitMQ in natural batches,
+apply each batch in one PostgreSQL transaction, acknowledge after commit, then hand the
+batch's outbox rows to the relay.
+
+Batches form by draining what has already arrived, never by waiting to fill one, so
+batching adds no latency. Several replicas may consume the same queue: every run a batch
+touches is row-locked in id order."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+import pika
+import pika.exceptions
+import psycopg
+from pika.adapters.blocking_connection import BlockingChannel
+from pydantic import ValidationError
+
+from roost_core import broker, outbox
+from roost_core.topology import Topology, declare_core
+from roost_core.wire import TaskReport, decode_report
+from roost_scheduler.settings import SchedulerSettings
+from roost_scheduler.store import Definitions, apply_reports
+
+logger = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, settings: SchedulerSettings) -> None:
+        self.settings = settings
+        self.topology = Topology(settings.namespace)
+        self.definitions = Definitions()
+        self.relay = outbox.OutboxRelay(settings.broker_url, settings.database_url, name="scheduler-relay")
+        self.sweep_publisher = outbox.Publisher(settings.broker_url)
+        self.stopping = threading.Event()
+        self._buffer: list[tuple[int, bytes]] = []
+
+    def run_forever(self) -> None:
+        """Consume until stopped, reconnecting to whichever dependency went away."""
+        self.relay.start()
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                self._consume()
+                backoff = 0.5
+            except (pika.exceptions.AMQPError, psycopg.OperationalError, OSError) as exc:
+                logger.warning(
+                    "scheduler lost a dependency; reconnecting",
+                    extra={"action": "scheduler_reconnect", "error": repr(exc)},
+                )
+                self._buffer.clear()  # unacked: the broker redelivers them
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.relay.stop()
+        self.sweep_publisher.close()
+
+    def _consume(self) -> None:
+        with psycopg.connect(self.settings.database_url) as conn:
+            connection = broker.connect(self.settings.broker_url)
+            try:
+                channel = connection.channel()
+                declare_core(channel, self.topology)
+                channel.basic_qos(prefetch_count=self.settings.scheduler_prefetch)
+                channel.basic_consume(self.topology.scheduler_queue, self._on_message)
+                logger.info("scheduler consuming", extra={"action": "scheduler_consuming",
+                                                          "queue": self.topology.scheduler_queue})
+                next_sweep = 0.0
+                while not self.stopping.is_set():
+                    connection.process_data_events(time_limit=0.5)
+                    if self._buffer:
+                        # Take whatever else has already arrived, without waiting.
+                        connection.process_data_events(time_limit=0)
+                        batch, self._buffer = self._buffer, []
+                        self._handle(conn, channel, batch)
+                    now = time.monotonic()
+                    if now >= next_sweep:
+                        outbox.sweep(conn, self.sweep_publisher, self.settings.sweep_grace_seconds)
+                        next_sweep = now + self.settings.sweep_interval_seconds
+            finally:
+                if connection.is_open:
+                    connection.close()
+
+    def _on_message(self, channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
+        self._buffer.append((method.delivery_tag, body))
+
+    def _handle(self, conn: psycopg.Connection[Any], channel: BlockingChannel, batch: list[tuple[int, bytes]]) -> None:
+        reports: list[TaskReport] = []
+        good_tags: list[int] = []
+        for tag, body in batch:
+            try:
+                reports.append(decode_report(body))
+                good_tags.append(tag)
+            except ValidationError as exc:
+                # A malformed report can never apply: dead-letter it rather than loop.
+                logger.error("malformed report dead-lettered", extra={
+                    "action": "report_malformed", "body": body[:500], "error": str(exc)})
+                channel.basic_nack(tag, requeue=False)
+        if not reports:
+            return
+        started = time.perf_counter()
+        with conn.transaction():
+            outcome = apply_reports(conn, self.topology, self.definitions, reports)
+        # Committed: now, and only now, acknowledge the whole batch.
+        channel.basic_ack(max(good_tags), multiple=True)
+        self.relay.submit(outcome.outbox_rows)
+        logger.debug("batch applied", extra={
+            "action": "batch_applied", "size": len(batch), "applied": outcome.applied,
+            "ignored": outcome.ignored, "ms": round((time.perf_counter() - started) * 1000, 2)})
+        for run_id, status in outcome.finished_runs:
+            logger.info("run finished", extra={"action": "run_finished", "run_id": run_id, "status": status})
+
+    def stop(self, *_: Any) -> None:
+        self.stopping.set()
+
+
+def install_signal_handlers(scheduler: Scheduler) -> None:
+    signal.signal(signal.SIGTERM, scheduler.stop)
+    signal.signal(signal.SIGINT, scheduler.stop)

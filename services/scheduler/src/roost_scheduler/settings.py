@@ -1,0 +1,19 @@
+"""Settings of the scheduler service (ROOST_* variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from roost_core.settings import CoreSettings
+
+
+class SchedulerSettings(CoreSettings):
+    scheduler_prefetch: int = Field(
+        default=200, description="unacknowledged reports held at once; bounds a batch"
+    )
+    sweep_interval_seconds: float = Field(
+        default=1.0, description="how often the outbox sweeper looks for stranded rows"
+    )
+    sweep_grace_seconds: float = Field(
+        default=5.0, description="age after which an outbox row counts as stranded"
+    )

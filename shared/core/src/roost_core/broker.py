@@ -1,0 +1,35 @@
+"""RabbitMQ connections (pika), with driver errors turned into Roost errors."""
+
+from __future__ import annotations
+
+import pika
+import pika.exceptions
+
+from roost_core.errors import BrokerUnavailableError
+
+PERSISTENT = 2  # AMQP delivery mode of a message RabbitMQ writes to disk
+
+
+def parameters(url: str) -> pika.URLParameters:
+    """pika parameters for ``url``, with a heartbeat so dead peers are noticed."""
+    params = pika.URLParameters(url)
+    params.heartbeat = 30
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    return params
+
+
+def connect(url: str) -> pika.BlockingConnection:
+    """Open a blocking connection or raise BrokerUnavailableError naming the broker."""
+    try:
+        return pika.BlockingConnection(parameters(url))
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailableError(
+            f"RabbitMQ at {redact(url)} is unavailable: {type(exc).__name__} {exc}"
+        ) from exc
+
+
+def redact(url: str) -> str:
+    """The broker URL with its password hidden."""
+    params = pika.URLParameters(url)
+    return f"amqp://{params.credentials.username}@{params.host}:{params.port}/{params.virtual_host}"  # type: ignore[attr-defined]

@@ -1,0 +1,73 @@
+"""Names and arguments of everything Roost declares on RabbitMQ, all under one namespace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pika.adapters.blocking_connection import BlockingChannel
+
+# Routing keys of the reports workers send to the events exchange.
+TASK_STARTED = "task.started"
+TASK_SUCCEEDED = "task.succeeded"
+TASK_FAILED = "task.failed"
+SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED)
+
+# Dramatiq's default TTL of its dead-letter queues (dramatiq_dead_message_ttl).
+DEAD_MESSAGE_TTL_MS = 86400000 * 7
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Every broker name Roost uses, derived from one namespace."""
+
+    namespace: str
+
+    @property
+    def events_exchange(self) -> str:
+        """Topic exchange for task reports and lifecycle events."""
+        return f"{self.namespace}.events"
+
+    @property
+    def scheduler_queue(self) -> str:
+        """Durable queue the scheduler replicas consume reports from."""
+        return f"{self.namespace}.scheduler"
+
+    def task_queue(self, workflow: str) -> str:
+        """Dramatiq queue that carries the task attempts of one workflow."""
+        return f"{self.namespace}.tasks.{workflow}"
+
+    def actor_name(self, workflow: str) -> str:
+        """Name of the Dramatiq actor that runs a workflow's tasks on a worker."""
+        return f"roost.{workflow}"
+
+
+def task_queue_arguments(queue_name: str) -> dict[str, Any]:
+    """The arguments Dramatiq's RabbitmqBroker declares a queue with.
+
+    The api and scheduler declare task queues before any worker exists (so that nothing
+    published to them is dropped); RabbitMQ refuses a redeclaration with different
+    arguments, so these must equal Dramatiq's. A unit test holds them together.
+    """
+    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{queue_name}.XQ"}
+
+
+def declare_core(channel: BlockingChannel, topology: Topology) -> None:
+    """Declare the events exchange and the scheduler's queue with its bindings."""
+    channel.exchange_declare(topology.events_exchange, exchange_type="topic", durable=True)
+    channel.queue_declare(topology.scheduler_queue, durable=True)
+    for key in SCHEDULER_BINDINGS:
+        channel.queue_bind(topology.scheduler_queue, topology.events_exchange, routing_key=key)
+
+
+def declare_task_queue(channel: BlockingChannel, queue_name: str) -> None:
+    """Declare a workflow's task queue, its delay queue and its dead-letter queue,
+    exactly as a Dramatiq worker would."""
+    args = task_queue_arguments(queue_name)
+    channel.queue_declare(queue_name, durable=True, arguments=args)
+    channel.queue_declare(f"{queue_name}.DQ", durable=True, arguments=args)
+    channel.queue_declare(
+        f"{queue_name}.XQ",
+        durable=True,
+        arguments={"x-message-ttl": DEAD_MESSAGE_TTL_MS},
+    )

@@ -1,0 +1,126 @@
+"""The wire protocol, defined once: workflow definitions and every message on the broker.
+
+Workers receive :class:`TaskMessage` inside a Dramatiq envelope (one message per task
+attempt) and report :class:`TaskStarted`, :class:`TaskSucceeded` and :class:`TaskFailed`
+to the events exchange. Every message names its ``(task_run_id, attempt)`` so that each
+consumer can guard its transition and ignore a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JSON = Any  # a JSON value: dict, list, str, int, float, bool or None
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TaskDefinition(_Frozen):
+    """One task of a workflow, as registered with the api."""
+
+    name: str
+    parents: list[str] = Field(default_factory=list)
+
+
+class WorkflowDefinition(_Frozen):
+    """A workflow's DAG as the SDK registers it. Its hash is its version."""
+
+    name: str
+    tasks: list[TaskDefinition]
+    input_schema: dict[str, JSON] | None = None
+
+    def version_hash(self) -> str:
+        """A stable hash of the definition: equal definitions share a version."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class TaskError(_Frozen):
+    """What went wrong in a task attempt."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class TaskMessage(_Frozen):
+    """One task attempt, sent to a worker queue."""
+
+    run_id: str
+    task_run_id: str
+    workflow: str
+    task: str
+    attempt: int
+    input: JSON
+    parent_outputs: dict[str, JSON] = Field(default_factory=dict)
+    deadline: float | None = None  # unix seconds; None means no execution deadline
+    trace: dict[str, str] = Field(default_factory=dict)  # W3C trace context carrier
+
+
+class _TaskReport(_Frozen):
+    run_id: str
+    task_run_id: str
+    task: str
+    attempt: int
+    worker_id: str
+
+
+class TaskStarted(_TaskReport):
+    """A worker began an attempt."""
+
+    kind: Literal["started"] = "started"
+    started_at: float
+
+
+class TaskSucceeded(_TaskReport):
+    """An attempt returned; ``output`` is the task's JSON result."""
+
+    kind: Literal["succeeded"] = "succeeded"
+    started_at: float
+    finished_at: float
+    output: JSON = None
+
+
+class TaskFailed(_TaskReport):
+    """An attempt raised."""
+
+    kind: Literal["failed"] = "failed"
+    started_at: float
+    finished_at: float
+    error: TaskError
+
+
+TaskReport = TaskStarted | TaskSucceeded | TaskFailed
+
+
+class _ReportEnvelope(BaseModel):
+    report: TaskReport = Field(discriminator="kind")
+
+
+def decode_report(body: bytes) -> TaskReport:
+    """Parse a worker report; raises pydantic.ValidationError on a malformed body."""
+    return _ReportEnvelope.model_validate_json(b'{"report":' + body + b"}").report
+
+
+def dramatiq_envelope(queue_name: str, actor_name: str, message: TaskMessage) -> bytes:
+    """Encode ``message`` exactly as Dramatiq's JSON encoder would encode
+    ``actor.message(message_dict)``, so a stock Dramatiq consumer can decode it."""
+    return json.dumps(
+        {
+            "queue_name": queue_name,
+            "actor_name": actor_name,
+            "args": [message.model_dump(mode="json")],
+            "kwargs": {},
+            "options": {},
+            "message_id": f"{message.task_run_id}:{message.attempt}",
+            "message_timestamp": int(time.time() * 1000),
+        },
+        separators=(",", ":"),
+    ).encode()

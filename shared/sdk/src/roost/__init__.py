@@ -1,0 +1,69 @@
+"""Roost: durable DAG workflows in plain Python.
+
+```python
+from roost import Roost, Context
+roost = Roost()
+wf = roost.workflow("task-execution")
+
+@wf.task()
+def check_deps(input: dict, ctx: Context) -> dict: ...
+```
+"""
+
+from roost._context import Context
+from roost._errors import (
+    ApiUnavailableError,
+    AuthenticationError,
+    BadRequestError,
+    BrokerUnavailableError,
+    ConfigurationError,
+    ConflictError,
+    DatabaseUnavailableError,
+    InvalidDefinitionError,
+    InvalidInputError,
+    NotFoundError,
+    RoostError,
+    RunCancelledError,
+    RunFailedError,
+    RunTimeoutError,
+    UnknownRunError,
+    UnknownWorkflowError,
+)
+from roost._models import Attempt, Run, RunSummary, TaskRun
+from roost._roost import Roost
+from roost._runs import RunRef, Runs
+from roost._worker import Worker
+from roost._workflow import Task, Workflow
+from roost_core.statuses import RunStatus, TaskStatus
+
+__all__ = [
+    "ApiUnavailableError",
+    "Attempt",
+    "AuthenticationError",
+    "BadRequestError",
+    "BrokerUnavailableError",
+    "ConfigurationError",
+    "ConflictError",
+    "Context",
+    "DatabaseUnavailableError",
+    "InvalidDefinitionError",
+    "InvalidInputError",
+    "NotFoundError",
+    "Roost",
+    "RoostError",
+    "Run",
+    "RunCancelledError",
+    "RunFailedError",
+    "RunRef",
+    "RunStatus",
+    "RunSummary",
+    "RunTimeoutError",
+    "Runs",
+    "Task",
+    "TaskRun",
+    "TaskStatus",
+    "UnknownRunError",
+    "UnknownWorkflowError",
+    "Worker",
+    "Workflow",
+]

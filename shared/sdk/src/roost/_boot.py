@@ -1,0 +1,14 @@
+"""Entry module for Dramatiq's worker processes (``roost worker`` runs Dramatiq's CLI
+with ``roost._boot:broker``). Each process imports it afresh, after the fork, so each
+has its own broker connections."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from roost._worker import load_worker
+
+logging.getLogger("pika").setLevel(logging.WARNING)
+worker = load_worker(os.environ["ROOST_WORKER_TARGET"])
+broker = worker.setup_broker()

@@ -1,0 +1,104 @@
+"""The SDK's exceptions. Roost's root error and the server-side errors come from
+roost_core so that one vocabulary holds on both sides of the wire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roost_core.errors import (
+    AuthenticationError,
+    BadRequestError,
+    BrokerUnavailableError,
+    ConflictError,
+    DatabaseUnavailableError,
+    InvalidDefinitionError,
+    InvalidInputError,
+    NotFoundError,
+    RoostError,
+    UnknownRunError,
+    UnknownWorkflowError,
+)
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BrokerUnavailableError",
+    "ConfigurationError",
+    "ConflictError",
+    "DatabaseUnavailableError",
+    "ApiUnavailableError",
+    "InvalidDefinitionError",
+    "InvalidInputError",
+    "NotFoundError",
+    "RoostError",
+    "RunFailedError",
+    "RunCancelledError",
+    "RunTimeoutError",
+    "UnknownRunError",
+    "UnknownWorkflowError",
+    "error_for",
+]
+
+
+class ConfigurationError(RoostError):
+    """Raised when the SDK's settings are missing or contradict each other."""
+
+    code = "configuration"
+
+
+class ApiUnavailableError(RoostError):
+    """Raised when the Roost api cannot be reached, or speaks another protocol (TLS)."""
+
+    code = "api_unavailable"
+
+
+class RunFailedError(RoostError):
+    """Raised when waiting for a run that ended FAILED; names every failed task."""
+
+    code = "run_failed"
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.failed_tasks: list[str] = [t.name for t in run.tasks if t.status == "FAILED"]
+        details = "; ".join(
+            f"{t.name}: {(t.error or {}).get('type', 'Error')}: {(t.error or {}).get('message', '')}"
+            for t in run.tasks
+            if t.status == "FAILED"
+        )
+        super().__init__(f"run {run.id} of {run.workflow!r} failed in task(s) "
+                         f"{', '.join(self.failed_tasks) or '?'} ({details})")
+
+
+class RunCancelledError(RoostError):
+    """Raised when waiting for a run that was cancelled."""
+
+    code = "run_cancelled"
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        super().__init__(f"run {run.id} of {run.workflow!r} was cancelled")
+
+
+class RunTimeoutError(RoostError, TimeoutError):
+    """Raised when a run did not end within the time the caller was willing to wait."""
+
+    code = "run_timeout"
+
+
+_BY_CODE: dict[str, type[RoostError]] = {
+    cls.code: cls
+    for cls in (
+        AuthenticationError, BadRequestError, BrokerUnavailableError, ConflictError,
+        DatabaseUnavailableError, InvalidDefinitionError, InvalidInputError, NotFoundError,
+        UnknownRunError, UnknownWorkflowError,
+    )
+}
+
+
+def error_for(status: int, body: Any) -> RoostError:
+    """The exception for an api error response."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        cls = _BY_CODE.get(str(err.get("code")), RoostError)
+        return cls(str(err.get("message")))
+    return RoostError(f"api answered HTTP {status}: {body!r}")

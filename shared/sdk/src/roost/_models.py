@@ -1,0 +1,70 @@
+"""What the api returns, as typed objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from roost_core.statuses import RunStatus, TaskStatus
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Attempt(_Model):
+    """One attempt of a task."""
+
+    attempt: int
+    status: TaskStatus
+    worker_id: str | None = None
+    error: dict[str, Any] | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class TaskRun(_Model):
+    """One task of a run: its status, current attempt, output or error, and timings."""
+
+    id: str
+    name: str
+    status: TaskStatus
+    parents: list[str]
+    attempt: int
+    output: Any = None
+    error: dict[str, Any] | None = None
+    worker_id: str | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: list[Attempt] = []
+
+
+class RunSummary(_Model):
+    id: str
+    workflow: str
+    workflow_version: str | None = None
+    status: RunStatus
+    idempotency_key: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Run(RunSummary):
+    """A run with all its tasks."""
+
+    input: Any = None
+    output: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    tasks: list[TaskRun] = []
+
+    def task(self, name: str) -> TaskRun:
+        """The task named ``name``; KeyError naming it if the run has none."""
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"run {self.id} has no task {name!r}")

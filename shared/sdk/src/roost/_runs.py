@@ -1,0 +1,80 @@
+"""Reading and waiting for runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from roost._errors import RunCancelledError, RunFailedError, RunTimeoutError
+from roost._http import ApiClient
+from roost._models import Run, RunSummary
+from roost_core.statuses import RunStatus
+
+# One long-poll request waits at most this long; the api caps it at 60 s.
+_POLL_SECONDS = 25.0
+
+
+class Runs:
+    """``roost.runs``: read runs by id, list them."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+
+    def get(self, run_id: str) -> Run:
+        """The run with each task's status, attempts, output, error and timings."""
+        return Run.model_validate(self._api.request("GET", f"/api/v1/runs/{run_id}"))
+
+    def list(self, *, workflow: str | None = None, status: str | None = None,
+             limit: int = 50, cursor: str | None = None) -> tuple[list[RunSummary], str | None]:
+        """A page of runs, newest first, and the cursor of the next page (or None)."""
+        params = {k: v for k, v in {"workflow": workflow, "status": status, "limit": limit,
+                                    "cursor": cursor}.items() if v is not None}
+        body = self._api.request("GET", "/api/v1/runs", params=params)
+        return [RunSummary.model_validate(r) for r in body["runs"]], body["next_cursor"]
+
+    def wait(self, run_id: str, timeout: float | None = None) -> Run:
+        """Block until the run ends (long-polling the api) and return it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            wait = max(0.0, min(_POLL_SECONDS, remaining))
+            body = self._api.request(
+                "GET", f"/api/v1/runs/{run_id}", params={"wait": round(wait, 3)},
+                timeout=wait + 10.0,
+            )
+            run = Run.model_validate(body)
+            if run.status.is_final:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RunTimeoutError(
+                    f"run {run_id} did not end within {timeout} s (status {run.status})"
+                )
+
+
+class RunRef:
+    """A triggered run: ``.id`` now, ``.result()`` once it ends."""
+
+    def __init__(self, runs: Runs, run_id: str, workflow: str) -> None:
+        self._runs = runs
+        self.id = run_id
+        self.workflow = workflow
+
+    def __repr__(self) -> str:
+        return f"RunRef(id={self.id!r}, workflow={self.workflow!r})"
+
+    def get(self) -> Run:
+        return self._runs.get(self.id)
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the run; return each task's output by task name, or raise
+        RunFailedError naming the failed tasks (RunCancelledError, RunTimeoutError)."""
+        run = self._runs.wait(self.id, timeout)
+        return outcome(run)
+
+
+def outcome(run: Run) -> dict[str, Any]:
+    if run.status == RunStatus.SUCCEEDED:
+        return dict(run.output or {})
+    if run.status == RunStatus.CANCELLED:
+        raise RunCancelledError(run)
+    raise RunFailedError(run)

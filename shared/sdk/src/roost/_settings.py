@@ -1,0 +1,45 @@
+"""The SDK's settings, from ROOST_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from roost._errors import ConfigurationError
+
+
+class ClientSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROOST_", extra="ignore")
+
+    api_url: str = Field(default="http://127.0.0.1:7077", description="where the api listens")
+    token: str = Field(default="", description="API token (roost token create)")
+    broker_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    namespace: str = Field(default="roost")
+    tls_strategy: Literal["tls", "none"] | None = Field(
+        default=None, description="tls: HTTPS with verification; none: plain HTTP (local only)"
+    )
+    tls_root_ca: str | None = Field(default=None, description="CA bundle to verify the api with")
+    http_timeout_seconds: float = 30.0
+
+    def base_url(self) -> str:
+        """The api URL, checked against the TLS strategy."""
+        url = self.api_url.rstrip("/")
+        if "://" not in url:
+            scheme = "http" if self.tls_strategy == "none" else "https"
+            url = f"{scheme}://{url}"
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise ConfigurationError(f"ROOST_API_URL={self.api_url!r}: use http:// or https://")
+        if self.tls_strategy == "tls" and scheme == "http":
+            raise ConfigurationError(
+                f"ROOST_TLS_STRATEGY=tls but ROOST_API_URL={self.api_url!r} is plain http: "
+                "use an https:// URL, or ROOST_TLS_STRATEGY=none for local development"
+            )
+        if self.tls_strategy == "none" and scheme == "https":
+            raise ConfigurationError(
+                f"ROOST_TLS_STRATEGY=none but ROOST_API_URL={self.api_url!r} is https: "
+                "use an http:// URL, or ROOST_TLS_STRATEGY=tls"
+            )
+        return url

@@ -1,0 +1,223 @@
+"""The worker runtime: a real Dramatiq worker whose actors run Roost tasks.
+
+Each workflow gets one Dramatiq actor on its own queue; one Dramatiq message is one task
+attempt. The actor runs the task function and reports ``started`` and ``succeeded`` or
+``failed`` to the events exchange with publisher confirms, before Dramatiq acknowledges
+the message. A worker that dies mid-task never acknowledges, so RabbitMQ hands the
+attempt to another worker. Workers never touch PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.middleware import AsyncIO
+from pydantic import ValidationError
+
+from roost._context import Context
+from roost._errors import ConfigurationError
+from roost._workflow import Task, Workflow
+from roost_core import broker as core_broker
+from roost_core import topology as topo
+from roost_core.outbox import OutboxMessage, Publisher
+from roost_core.wire import TaskError, TaskFailed, TaskMessage, TaskStarted, TaskSucceeded
+
+if TYPE_CHECKING:
+    from roost._roost import Roost
+
+logger = logging.getLogger("roost.worker")
+
+# Dramatiq's own time limit (10 minutes by default) must not cut Roost tasks short.
+_DRAMATIQ_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
+# Retries at the Dramatiq level cover only infrastructure failures (a report that
+# could not be published); task failures are reported, never raised to Dramatiq.
+_INFRA_RETRIES = 5
+
+
+class Worker:
+    """Serves the tasks of ``workflows``. ``start()`` blocks; or run it from a shell
+    with ``roost worker module:attr --processes N --threads M``."""
+
+    def __init__(self, roost: Roost, name: str, workflows: list[Workflow], slots: int = 8) -> None:
+        if not workflows:
+            raise ConfigurationError(f"worker {name!r} serves no workflows")
+        if slots < 1:
+            raise ConfigurationError(f"worker {name!r}: slots must be at least 1, not {slots}")
+        self.roost = roost
+        self.name = name
+        self.workflows = {wf.name: wf for wf in workflows}
+        self.slots = slots
+        self._local = threading.local()
+        self.broker: RabbitmqBroker | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return f"{self.name}@{socket.gethostname()}:{os.getpid()}"
+
+    def register(self) -> None:
+        """Send every workflow definition to the api (a new version if it changed)."""
+        for wf in self.workflows.values():
+            wf.register()
+
+    def setup_broker(self) -> RabbitmqBroker:
+        """Create this process's Dramatiq broker with one actor per workflow."""
+        settings = self.roost.settings
+        topology = topo.Topology(settings.namespace)
+        connection = core_broker.connect(settings.broker_url)
+        try:
+            topo.declare_core(connection.channel(), topology)
+        finally:
+            connection.close()
+        rabbit = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
+        rabbit.add_middleware(AsyncIO())
+        dramatiq.set_broker(rabbit)
+        for wf in self.workflows.values():
+            self._make_actor(rabbit, topology, wf)
+        self.broker = rabbit
+        return rabbit
+
+    def _make_actor(self, rabbit: RabbitmqBroker, topology: topo.Topology, wf: Workflow) -> None:
+        def run_task(message: dict[str, Any]) -> None:
+            self.execute(topology, message)
+
+        run_task.__name__ = f"roost_{wf.name}"
+        dramatiq.actor(
+            run_task,
+            actor_name=topology.actor_name(wf.name),
+            queue_name=topology.task_queue(wf.name),
+            broker=rabbit,
+            max_retries=_INFRA_RETRIES,
+            min_backoff=500,
+            max_backoff=10_000,
+            time_limit=_DRAMATIQ_TIME_LIMIT_MS,
+        )
+
+    # -- running one attempt ---------------------------------------------------------
+
+    def _publisher(self) -> Publisher:
+        pub: Publisher | None = getattr(self._local, "publisher", None)
+        if pub is None:
+            pub = self._local.publisher = Publisher(self.roost.settings.broker_url)
+        return pub
+
+    def _report(self, topology: topo.Topology, key: str, report: Any) -> None:
+        self._publisher().publish(
+            OutboxMessage(topology.events_exchange, key, report.model_dump_json().encode())
+        )
+
+    def execute(self, topology: topo.Topology, raw: dict[str, Any]) -> None:
+        """Run one task attempt and report its outcome. Raises only when a report could
+        not be published, so that Dramatiq retries delivery instead of losing it."""
+        msg = TaskMessage.model_validate(raw)
+        worker_id = self.worker_id
+        started_at = time.time()
+        common = dict(run_id=msg.run_id, task_run_id=msg.task_run_id, task=msg.task,
+                      attempt=msg.attempt, worker_id=worker_id)
+        self._report(topology, topo.TASK_STARTED, TaskStarted(**common, started_at=started_at))
+        try:
+            output = self._call(msg, worker_id)
+        except Exception as exc:
+            report: Any = TaskFailed(
+                **common, started_at=started_at, finished_at=time.time(),
+                error=TaskError(type=type(exc).__name__, message=str(exc),
+                                traceback=traceback.format_exc()),
+            )
+            logger.warning("task failed", extra={"action": "task_failed", "run_id": msg.run_id,
+                                                 "task": msg.task, "error": repr(exc)})
+            self._report(topology, topo.TASK_FAILED, report)
+            return
+        report = TaskSucceeded(**common, started_at=started_at, finished_at=time.time(),
+                               output=output)
+        self._report(topology, topo.TASK_SUCCEEDED, report)
+
+    def _call(self, msg: TaskMessage, worker_id: str) -> Any:
+        task = self._find_task(msg)
+        ctx = Context(msg, worker_id)
+        try:
+            task_input = task.workflow.parse_input(msg.input)
+        except ValidationError as exc:
+            raise ValueError(f"input of run {msg.run_id} no longer matches the model: {exc}") from None
+        if task.is_async:
+            loop_thread = get_event_loop_thread()
+            assert loop_thread is not None, "AsyncIO middleware is not installed"
+            result = loop_thread.run_coroutine(task.fn(task_input, ctx))
+        else:
+            result = task.fn(task_input, ctx)
+        return _jsonable(task, result)
+
+    def _find_task(self, msg: TaskMessage) -> Task:
+        wf = self.workflows.get(msg.workflow)
+        task = wf.tasks.get(msg.task) if wf else None
+        if task is None:
+            raise LookupError(
+                f"worker {self.name!r} has no task {msg.task!r} in workflow {msg.workflow!r}: "
+                "is it running an older version of the code?"
+            )
+        return task
+
+    # -- in-process mode --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Register, then run a Dramatiq worker with ``slots`` threads in this process
+        until SIGINT or SIGTERM."""
+        self.register()
+        rabbit = self.setup_broker()
+        stop = threading.Event()
+        previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+        worker = dramatiq.Worker(rabbit, worker_threads=self.slots)
+        worker.start()
+        logger.info("worker started", extra={"action": "worker_started", "worker": self.worker_id})
+        try:
+            stop.wait()
+        finally:
+            worker.stop()
+            rabbit.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _jsonable(task: Task, value: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"task {task.name!r} returned a value that is not JSON: {exc}") from None
+    return value
+
+
+def load_worker(target: str) -> Worker:
+    """Import ``module:attr`` (or ``module``, finding its single Worker)."""
+    module_name, _, attr = target.partition(":")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import worker module {module_name!r}: {exc}") from exc
+    if attr:
+        found = getattr(module, attr, None)
+        if not isinstance(found, Worker):
+            raise ConfigurationError(f"{target!r} is not a roost Worker (found {found!r})")
+        return found
+    workers = [v for v in vars(module).values() if isinstance(v, Worker)]
+    if len(workers) != 1:
+        raise ConfigurationError(
+            f"module {module_name!r} defines {len(workers)} workers: name one as {module_name}:ATTR"
+        )
+    return workers[0]

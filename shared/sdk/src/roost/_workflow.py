@@ -1,0 +1,173 @@
+"""Workflow definitions in plain Python: a DAG of decorated task functions."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from pydantic import BaseModel, ValidationError
+
+from roost._errors import InvalidDefinitionError, InvalidInputError
+from roost._runs import RunRef, outcome
+from roost_core import dag
+from roost_core.wire import TaskDefinition, WorkflowDefinition
+
+if TYPE_CHECKING:
+    from roost._roost import Roost
+
+TaskFn = Callable[..., Any]
+
+
+class Task:
+    """A task of a workflow. Calling it calls the function (handy in unit tests)."""
+
+    def __init__(self, workflow: Workflow, name: str, fn: TaskFn, parents: list[Task]) -> None:
+        self.workflow = workflow
+        self.name = name
+        self.fn = fn
+        self.parents = parents
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Task({self.workflow.name}.{self.name})"
+
+
+class Workflow:
+    """A named DAG of tasks. Make one with ``roost.workflow(name)``."""
+
+    def __init__(self, roost: Roost | None, name: str,
+                 input_validator: type[BaseModel] | None = None) -> None:
+        dag.check_name("workflow", name)
+        if input_validator is not None and not (
+            isinstance(input_validator, type) and issubclass(input_validator, BaseModel)
+        ):
+            raise InvalidDefinitionError(
+                f"input_validator of workflow {name!r} must be a pydantic model class, "
+                f"not {input_validator!r}"
+            )
+        self._roost = roost
+        self.name = name
+        self.input_validator = input_validator
+        self.tasks: dict[str, Task] = {}
+        self._registered: str | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, tasks={list(self.tasks)})"
+
+    def task(self, name: str | None = None, *,
+             parents: Sequence[Task | str] = ()) -> Callable[[TaskFn], Task]:
+        """Declare a task. ``parents`` are tasks of this workflow that must succeed first;
+        their outputs reach this task through ``ctx.task_output(parent)``."""
+
+        def decorate(fn: TaskFn) -> Task:
+            task_name = name or fn.__name__
+            dag.check_name("task", task_name)
+            if task_name in self.tasks:
+                raise InvalidDefinitionError(
+                    f"workflow {self.name!r} already has a task named {task_name!r}"
+                )
+            resolved: list[Task] = []
+            for parent in parents:
+                if isinstance(parent, Task):
+                    if parent.workflow is not self:
+                        raise InvalidDefinitionError(
+                            f"task {task_name!r} of workflow {self.name!r} names parent "
+                            f"{parent.name!r} of another workflow ({parent.workflow.name!r})"
+                        )
+                    resolved.append(parent)
+                elif isinstance(parent, str):
+                    if parent not in self.tasks:
+                        raise InvalidDefinitionError(
+                            f"task {task_name!r} of workflow {self.name!r} names an unknown "
+                            f"parent {parent!r}; declare parents before their children"
+                        )
+                    resolved.append(self.tasks[parent])
+                else:
+                    raise InvalidDefinitionError(
+                        f"parent {parent!r} of task {task_name!r} is neither a task nor a name"
+                    )
+            if len({p.name for p in resolved}) != len(resolved):
+                raise InvalidDefinitionError(f"task {task_name!r} lists a parent twice")
+            task = Task(self, task_name, fn, resolved)
+            self.tasks[task_name] = task
+            return task
+
+        return decorate
+
+    def definition(self) -> WorkflowDefinition:
+        """The definition registered with the api; checked for cycles and names."""
+        definition = WorkflowDefinition(
+            name=self.name,
+            tasks=[TaskDefinition(name=t.name, parents=[p.name for p in t.parents])
+                   for t in self.tasks.values()],
+            input_schema=self.input_validator.model_json_schema() if self.input_validator else None,
+        )
+        dag.validate(definition)
+        return definition
+
+    def validate_input(self, run_input: Any) -> Any:
+        """Check ``run_input`` against ``input_validator``; return it as JSON."""
+        if isinstance(run_input, BaseModel):
+            return run_input.model_dump(mode="json")
+        if self.input_validator is None:
+            return run_input
+        try:
+            model = self.input_validator.model_validate(run_input)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+            )
+            raise InvalidInputError(f"input for workflow {self.name!r} is invalid: {problems}") from None
+        return model.model_dump(mode="json")
+
+    def parse_input(self, raw: Any) -> Any:
+        """What a task receives as ``input``: the model instance if there is a validator."""
+        if self.input_validator is None:
+            return raw
+        return self.input_validator.model_validate(raw)
+
+    def _client(self) -> Roost:
+        if self._roost is None:
+            raise InvalidDefinitionError(f"workflow {self.name!r} is not bound to a Roost client")
+        return self._roost
+
+    def register(self) -> str:
+        """Register this definition with the api (once per process); return its version."""
+        with self._lock:
+            if self._registered is None:
+                body = self._client().api.request(
+                    "POST", "/api/v1/workflows", json=self.definition().model_dump(mode="json")
+                )
+                self._registered = str(body["version"])
+            return self._registered
+
+    @overload
+    def run(self, input: Any = ..., *, wait_for_result: Literal[True] = ...,
+            idempotency_key: str | None = ..., timeout: float | None = ...) -> dict[str, Any]: ...
+
+    @overload
+    def run(self, input: Any = ..., *, wait_for_result: Literal[False],
+            idempotency_key: str | None = ..., timeout: float | None = ...) -> RunRef: ...
+
+    def run(self, input: Any = None, *, wait_for_result: bool = True,
+            idempotency_key: str | None = None, timeout: float | None = None) -> Any:
+        """Trigger a run. Waits and returns each task's output by name (raising
+        RunFailedError naming the failed tasks), or with ``wait_for_result=False``
+        returns a RunRef at once."""
+        roost = self._client()
+        payload = self.validate_input({} if input is None else input)
+        version = self.register()
+        body = roost.api.request(
+            "POST", f"/api/v1/workflows/{self.name}/runs",
+            json={"input": payload, "idempotency_key": idempotency_key, "version": version},
+        )
+        ref = RunRef(roost.runs, body["id"], self.name)
+        if not wait_for_result:
+            return ref
+        return outcome(roost.runs.wait(ref.id, timeout))

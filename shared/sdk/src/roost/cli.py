@@ -1,0 +1,248 @@
+"""The ``roost`` command line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from roost._errors import RoostError
+from roost._models import Run
+from roost._roost import Roost
+
+app = typer.Typer(help="Roost: durable DAG workflows.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(runs_app, name="runs")
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _database_url() -> str:
+    from roost_core.settings import CoreSettings
+
+    return CoreSettings().database_url
+
+
+def _exec_service(module: str, package: str) -> NoReturn:
+    if importlib.util.find_spec(module) is None:
+        _fail(f"the {package} service is not installed here: install the {package!r} package")
+    os.execvp(sys.executable, [sys.executable, "-m", module])
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (ROOST_DATABASE_URL, or the PG* variables)."""
+    from roost_core import migrations
+
+    try:
+        applied = migrations.apply(_database_url())
+    except RoostError as exc:
+        _fail(str(exc))
+    out.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@token_app.command("create")
+def token_create(name: Annotated[str, typer.Option(help="a name to recognise the token by")]) -> None:
+    """Create an API token and print it once (only its hash is stored)."""
+    from roost_core import tokens
+
+    try:
+        print(tokens.create(_database_url(), name))
+    except RoostError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def api() -> None:
+    """Run the api service (ROOST_API_HOST, ROOST_API_PORT, ROOST_TLS_CERT/KEY)."""
+    _exec_service("roost_api", "roost-api")
+
+
+@app.command()
+def scheduler() -> None:
+    """Run a scheduler replica."""
+    _exec_service("roost_scheduler", "roost-scheduler")
+
+
+@app.command()
+def worker(
+    target: Annotated[str, typer.Argument(help="module:attr of a roost Worker")],
+    processes: Annotated[int, typer.Option(help="worker processes")] = 1,
+    threads: Annotated[int | None, typer.Option(help="threads per process (default: slots)")] = None,
+) -> None:
+    """Run Dramatiq worker processes serving a Worker's workflows."""
+    import dramatiq.cli
+
+    from roost._worker import load_worker
+
+    try:
+        w = load_worker(target)
+        w.register()
+    except RoostError as exc:
+        _fail(str(exc))
+    w.roost.close()  # no sockets shared across the fork
+    os.environ["ROOST_WORKER_TARGET"] = target
+    args = dramatiq.cli.make_argument_parser().parse_args([
+        "roost._boot:broker", "--processes", str(processes),
+        "--threads", str(threads or w.slots), "--path", os.getcwd(),
+    ])
+    sys.exit(dramatiq.cli.main(args))
+
+
+def _client() -> Roost:
+    try:
+        return Roost()
+    except Exception as exc:
+        _fail(f"bad settings: {exc}")
+
+
+@app.command()
+def run(
+    workflow: Annotated[str, typer.Argument(help="workflow name")],
+    input: Annotated[str, typer.Option("--input", help="run input as JSON")] = "{}",
+    wait: Annotated[bool, typer.Option("--wait", help="wait for the run to end")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="same key, same run")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds to wait with --wait")] = None,
+) -> None:
+    """Trigger a run of a registered workflow."""
+    try:
+        payload = json.loads(input)
+    except json.JSONDecodeError as exc:
+        _fail(f"--input is not valid JSON ({exc}): {input!r}")
+    roost = _client()
+    try:
+        body = roost.api.request("POST", f"/api/v1/workflows/{workflow}/runs",
+                                 json={"input": payload, "idempotency_key": idempotency_key})
+        out.print(f"run {body['id']} {body['status']}", highlight=False)
+        if wait:
+            final = roost.runs.wait(body["id"], timeout)
+            _print_run(final)
+            if final.status != "SUCCEEDED":
+                raise typer.Exit(1)
+    except RoostError as exc:
+        _fail(str(exc))
+
+
+@runs_app.command("list")
+def runs_list(
+    workflow: Annotated[str | None, typer.Option(help="only this workflow")] = None,
+    status: Annotated[str | None, typer.Option(help="only this status")] = None,
+    limit: Annotated[int, typer.Option(help="page size")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List runs, newest first."""
+    try:
+        runs, _ = _client().runs.list(workflow=workflow, status=status, limit=limit)
+    except RoostError as exc:
+        _fail(str(exc))
+    if json_out:
+        print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
+        return
+    table = Table("id", "workflow", "status", "created", "duration")
+    for r in runs:
+        table.add_row(r.id, r.workflow, r.status, r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      _duration(r.started_at, r.finished_at))
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show a run and each of its tasks."""
+    try:
+        found = _client().runs.get(run_id)
+    except RoostError as exc:
+        _fail(str(exc))
+    if json_out:
+        print(found.model_dump_json(indent=2))
+        return
+    _print_run(found)
+
+
+def _duration(start: Any, end: Any) -> str:
+    if start is None or end is None:
+        return "-"
+    return f"{(end - start).total_seconds() * 1000:.0f} ms"
+
+
+def _print_run(run: Run) -> None:
+    out.print(f"run [bold]{run.id}[/] of {run.workflow} (version {run.workflow_version}): "
+              f"[bold]{run.status}[/]", highlight=False)
+    table = Table("task", "status", "attempt", "worker", "duration", "output / error")
+    for t in run.tasks:
+        detail = json.dumps(t.output) if t.output is not None else ""
+        if t.error:
+            detail = f"{t.error.get('type')}: {t.error.get('message')}"
+        table.add_row(t.name, t.status, str(t.attempt), t.worker_id or "-",
+                      _duration(t.started_at, t.finished_at), detail[:120])
+    out.print(table)
+    if run.error:
+        out.print(f"[red]{run.error.get('message')}[/]", highlight=False)
+
+
+@app.command()
+def doctor() -> None:
+    """Check the api, the broker and the database, and say what to fix."""
+    from roost_core import broker as core_broker
+    from roost_core.db import describe
+    from roost_core.settings import CoreSettings
+
+    problems = 0
+    settings = CoreSettings()
+    roost = _client()
+    checks: list[tuple[str, Any]] = []
+
+    def check_api() -> str:
+        roost.api.request("GET", "/api/v1/workflows")
+        return f"api reachable at {roost.api.base_url}, token accepted"
+
+    def check_broker() -> str:
+        conn = core_broker.connect(settings.broker_url)
+        conn.close()
+        return f"RabbitMQ reachable at {core_broker.redact(settings.broker_url)}"
+
+    def check_db() -> str:
+        import psycopg
+
+        with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+            row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+        return f"PostgreSQL reachable ({describe(settings.database_url)}), {row[0] if row else 0} migration(s)"
+
+    hints = {
+        "api": "start it with `roost api` (or `just up`); check ROOST_API_URL and ROOST_TOKEN",
+        "broker": "start RabbitMQ (`rabbitmq-server -detached`) and check ROOST_BROKER_URL",
+        "database": "start PostgreSQL, check ROOST_DATABASE_URL, then run `roost migrate`",
+    }
+    checks = [("api", check_api), ("broker", check_broker), ("database", check_db)]
+    for name, fn in checks:
+        try:
+            out.print(f"[green]ok[/]   {name}: {fn()}", highlight=False)
+        except Exception as exc:
+            problems += 1
+            out.print(f"[red]FAIL[/] {name}: {exc}\n     fix: {hints[name]}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Starts a real Roost stack for tests and benchmarks: a fresh PostgreSQL database and
+RabbitMQ vhost, the api and scheduler as processes, workers on demand. Everything it
+starts it stops by PID; everything it creates it drops."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
+PG_ADMIN_URL = os.environ.get("ROOST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_HOST = os.environ.get("ROOST_TEST_AMQP_HOST", "127.0.0.1:5672")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass
+class Stack:
+    """A running Roost: database, vhost, api, scheduler, and any workers started."""
+
+    workdir: Path
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    processes: list[Process] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    api_port: int = 0
+    use_vhost: bool = True
+
+    @property
+    def database(self) -> str:
+        return f"roost_test_{self.tag}"
+
+    @property
+    def database_url(self) -> str:
+        return self.env["ROOST_DATABASE_URL"]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def token(self) -> str:
+        return self.env["ROOST_TOKEN"]
+
+    def start(self, schedulers: int = 1) -> Stack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        vhost = "/"
+        if self.use_vhost and shutil.which("rabbitmqctl"):
+            vhost = f"roost_test_{self.tag}"
+            _rabbitmqctl("add_vhost", vhost)
+            _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        self.vhost = vhost
+        self.api_port = free_port()
+        self.env = {
+            **os.environ,
+            "ROOST_DATABASE_URL": f"{base}/{self.database}",
+            "ROOST_BROKER_URL": f"amqp://guest:guest@{AMQP_HOST}/{quote(vhost, safe='')}",
+            "ROOST_NAMESPACE": f"t{self.tag}",
+            "ROOST_API_PORT": str(self.api_port),
+            "ROOST_API_URL": f"http://127.0.0.1:{self.api_port}",
+            "ROOST_TLS_STRATEGY": "none",
+            "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.roost("migrate")
+        self.env["ROOST_TOKEN"] = self.roost("token", "create", "--name", "tests").strip()
+        self.spawn("api", "api")
+        for i in range(schedulers):
+            self.spawn(f"scheduler-{i}", "scheduler")
+        self.wait_ready()
+        return self
+
+    def roost(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        """Run the real CLI and return its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "roost.cli", *args], env=self.env, cwd=REPO,
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"roost {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+        return done.stdout
+
+    def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> Process:
+        log = self.workdir / f"{name}.log"
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "roost.cli", *args],
+            env={**self.env, **(extra_env or {})}, cwd=REPO,
+            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        proc = Process(name, popen, log)
+        self.processes.append(proc)
+        return proc
+
+    def start_worker(self, target: str, processes: int = 1, threads: int = 4,
+                     name: str | None = None) -> Process:
+        """Start ``roost worker target`` and wait until its processes consume."""
+        proc = self.spawn(name or f"worker-{len(self.processes)}", "worker", target,
+                          "--processes", str(processes), "--threads", str(threads))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = proc.log.read_text(errors="replace") if proc.log.exists() else ""
+            if text.count("Worker process is ready for action") >= processes:
+                return proc
+            if proc.popen.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"worker {target} did not start:\n{proc.tail()}")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for p in self.processes:
+                if p.popen.poll() is not None:
+                    raise RuntimeError(f"{p.name} exited early:\n{p.tail()}")
+            try:
+                r = httpx.get(f"{self.api_url}/ready", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = r.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        raise RuntimeError(f"api not ready: {last}")
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            p.stop()
+        self.processes.clear()
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        except psycopg.Error:
+            pass
+        if getattr(self, "vhost", "/") != "/":
+            try:
+                _rabbitmqctl("delete_vhost", self.vhost)
+            except (subprocess.SubprocessError, OSError):
+                pass
+
+    def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            return conn.execute(query, params).fetchall()

@@ -1,0 +1,62 @@
+"""The wire protocol stays compatible with stock Dramatiq."""
+
+from __future__ import annotations
+
+import dramatiq
+import dramatiq.brokers.stub
+import pytest
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.message import Message
+from pydantic import ValidationError
+
+from roost_core.topology import Topology, task_queue_arguments
+from roost_core.wire import (
+    TaskError,
+    TaskFailed,
+    TaskMessage,
+    TaskSucceeded,
+    decode_report,
+    dramatiq_envelope,
+)
+
+
+def test_a_task_message_decodes_as_a_dramatiq_message() -> None:
+    topology = Topology("ns")
+    msg = TaskMessage(run_id="r", task_run_id="t", workflow="wf", task="a", attempt=2,
+                      input={"x": 1}, parent_outputs={"p": [1, 2]})
+    body = dramatiq_envelope(topology.task_queue("wf"), topology.actor_name("wf"), msg)
+
+    decoded = Message.decode(body)
+
+    assert decoded.queue_name == "ns.tasks.wf"
+    assert decoded.actor_name == "roost.wf"
+    assert decoded.message_id == "t:2"
+    assert TaskMessage.model_validate(decoded.args[0]) == msg
+
+
+def test_task_queues_are_declared_with_dramatiqs_own_arguments() -> None:
+    broker = RabbitmqBroker(url="amqp://guest:guest@127.0.0.1:1/%2F")
+    queue = Topology("ns").task_queue("wf")
+    assert task_queue_arguments(queue) == broker._build_queue_arguments(queue)
+
+
+def test_task_queue_names_are_valid_dramatiq_queue_names() -> None:
+    queue = Topology("my-team").task_queue("task-execution.v2")
+
+    @dramatiq.actor(queue_name=queue, broker=dramatiq.brokers.stub.StubBroker())
+    def probe() -> None: ...
+
+    assert probe.queue_name == queue
+
+
+def test_reports_round_trip_and_malformed_ones_are_refused() -> None:
+    ok = TaskSucceeded(run_id="r", task_run_id="t", task="a", attempt=1, worker_id="w",
+                       started_at=1.0, finished_at=2.0, output={"v": 1})
+    failed = TaskFailed(run_id="r", task_run_id="t", task="a", attempt=1, worker_id="w",
+                        started_at=1.0, finished_at=2.0, error=TaskError(type="E", message="m"))
+    assert decode_report(ok.model_dump_json().encode()) == ok
+    assert decode_report(failed.model_dump_json().encode()) == failed
+    with pytest.raises(ValidationError):
+        decode_report(b'{"kind": "succeeded"}')
+    with pytest.raises(ValidationError):
+        decode_report(b"not json")
