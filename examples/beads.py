@@ -46,7 +46,11 @@ def main() -> int:
     result = ref.result(timeout=60)
     run = roost.runs.get(ref.id)
     for task in run.tasks:
-        took = (task.finished_at - task.started_at).total_seconds() * 1000 if task.finished_at and task.started_at else 0
+        took = (
+            (task.finished_at - task.started_at).total_seconds() * 1000
+            if task.finished_at and task.started_at
+            else 0
+        )
         print(f"  {task.name:<11} {task.status:<10} {took:6.1f} ms  {result.get(task.name)}")
     print(f"run {run.id}: {run.status}")
     return 0 if run.status == "SUCCEEDED" else 1

@@ -12,7 +12,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from harness import Stack
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -27,8 +26,11 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def require_servers() -> None:
-    missing = [name for name, port in (("PostgreSQL", 5432), ("RabbitMQ", 5672))
-               if not _reachable("127.0.0.1", port)]
+    missing = [
+        name
+        for name, port in (("PostgreSQL", 5432), ("RabbitMQ", 5672))
+        if not _reachable("127.0.0.1", port)
+    ]
     if missing:
         message = f"{' and '.join(missing)} not reachable on 127.0.0.1"
         if IN_CI:
@@ -51,8 +53,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def flows(stack: Stack) -> ModuleType:
     """The test workflows module, bound to the session's stack through ROOST_* env."""
-    for key in ("ROOST_API_URL", "ROOST_TOKEN", "ROOST_BROKER_URL", "ROOST_NAMESPACE",
-                "ROOST_TLS_STRATEGY"):
+    for key in (
+        "ROOST_API_URL",
+        "ROOST_TOKEN",
+        "ROOST_BROKER_URL",
+        "ROOST_NAMESPACE",
+        "ROOST_TLS_STRATEGY",
+    ):
         os.environ[key] = stack.env[key]
     sys.modules.pop("roost_testapps.flows", None)
     return importlib.import_module("roost_testapps.flows")

@@ -4,6 +4,7 @@ starts it stops by PID; everything it creates it drops."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -122,8 +123,12 @@ class Stack:
     def roost(self, *args: str, check: bool = True, timeout: float = 120) -> str:
         """Run the real CLI and return its stdout."""
         done = subprocess.run(
-            [sys.executable, "-m", "roost.cli", *args], env=self.env, cwd=REPO,
-            capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "-m", "roost.cli", *args],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and done.returncode != 0:
             raise RuntimeError(f"roost {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
@@ -133,18 +138,29 @@ class Stack:
         log = self.workdir / f"{name}.log"
         popen = subprocess.Popen(
             [sys.executable, "-m", "roost.cli", *args],
-            env={**self.env, **(extra_env or {})}, cwd=REPO,
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            env={**self.env, **(extra_env or {})},
+            cwd=REPO,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         proc = Process(name, popen, log)
         self.processes.append(proc)
         return proc
 
-    def start_worker(self, target: str, processes: int = 1, threads: int = 4,
-                     name: str | None = None) -> Process:
+    def start_worker(
+        self, target: str, processes: int = 1, threads: int = 4, name: str | None = None
+    ) -> Process:
         """Start ``roost worker target`` and wait until its processes consume."""
-        proc = self.spawn(name or f"worker-{len(self.processes)}", "worker", target,
-                          "--processes", str(processes), "--threads", str(threads))
+        proc = self.spawn(
+            name or f"worker-{len(self.processes)}",
+            "worker",
+            target,
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             text = proc.log.read_text(errors="replace") if proc.log.exists() else ""
@@ -182,10 +198,8 @@ class Stack:
         except psycopg.Error:
             pass
         if getattr(self, "vhost", "/") != "/":
-            try:
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
                 _rabbitmqctl("delete_vhost", self.vhost)
-            except (subprocess.SubprocessError, OSError):
-                pass
 
     def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:

@@ -6,7 +6,6 @@ from datetime import datetime
 from types import ModuleType
 
 import pytest
-
 import roost
 from harness import Process, Stack
 
@@ -20,7 +19,11 @@ def test_a_linear_chain_runs_in_order_and_hands_each_output_to_its_child(
     result = ref.result(timeout=60)
 
     assert list(result) == ["check_deps", "process", "verify", "commit"] or set(result) == {
-        "check_deps", "process", "verify", "commit"}
+        "check_deps",
+        "process",
+        "verify",
+        "commit",
+    }
     assert result["check_deps"]["deps"] == ["a", "b"]
     assert result["process"]["n"] == 2  # the async task read its parent's output
     assert result["verify"]["ok"] is True
@@ -88,22 +91,29 @@ def test_input_model_is_validated_at_trigger_and_reaches_the_task_as_a_model(
         flows.validated.run({"priority": 2}, wait_for_result=False)
 
 
-def test_the_api_rejects_bad_input_naming_the_field(stack: Stack, flows: ModuleType,
-                                                    basic_worker: Process) -> None:
+def test_the_api_rejects_bad_input_naming_the_field(
+    stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
     import httpx
 
     flows.validated.register()
-    r = httpx.post(f"{stack.api_url}/api/v1/workflows/t-validated/runs",
-                   headers={"Authorization": f"Bearer {stack.token}"},
-                   json={"input": {"task_id": "x", "priority": "high"}})
+    r = httpx.post(
+        f"{stack.api_url}/api/v1/workflows/t-validated/runs",
+        headers={"Authorization": f"Bearer {stack.token}"},
+        json={"input": {"task_id": "x", "priority": "high"}},
+    )
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "invalid_input"
     assert "priority" in r.json()["error"]["message"]
 
 
-def test_the_same_idempotency_key_returns_the_same_run(flows: ModuleType, basic_worker: Process) -> None:
+def test_the_same_idempotency_key_returns_the_same_run(
+    flows: ModuleType, basic_worker: Process
+) -> None:
     first = flows.chain.run({"task_id": "bd-1"}, idempotency_key="bd-1-once", wait_for_result=False)
-    second = flows.chain.run({"task_id": "bd-1"}, idempotency_key="bd-1-once", wait_for_result=False)
+    second = flows.chain.run(
+        {"task_id": "bd-1"}, idempotency_key="bd-1-once", wait_for_result=False
+    )
     assert first.id == second.id
     assert first.result(timeout=60)["commit"]["task_id"] == "bd-1"
     runs, _ = flows.roost.runs.list(workflow="t-chain", limit=500)
@@ -114,6 +124,10 @@ def test_a_run_can_be_read_back_at_once(flows: ModuleType, basic_worker: Process
     ref = flows.chain.run({"task_id": "bd-read"}, wait_for_result=False)
     run = flows.roost.runs.get(ref.id)  # no eventual-consistency 404
     assert run.id == ref.id and run.workflow == "t-chain"
-    assert run.status in (roost.RunStatus.QUEUED, roost.RunStatus.RUNNING, roost.RunStatus.SUCCEEDED)
+    assert run.status in (
+        roost.RunStatus.QUEUED,
+        roost.RunStatus.RUNNING,
+        roost.RunStatus.SUCCEEDED,
+    )
     assert isinstance(run.created_at, datetime)
     ref.result(timeout=60)

@@ -37,8 +37,11 @@ def verify(input: dict, ctx: Context) -> dict:
 
 @chain.task(parents=[verify])
 def commit(input: dict, ctx: Context) -> dict:
-    return {"committed": ctx.task_output(verify)["ok"], "task_id": input["task_id"],
-            "t": time.time()}
+    return {
+        "committed": ctx.task_output(verify)["ok"],
+        "task_id": input["task_id"],
+        "t": time.time(),
+    }
 
 
 # -- a diamond whose middle tasks must overlap -----------------------------------------
@@ -105,8 +108,7 @@ validated = roost.workflow("t-validated", input_validator=BeadInput)
 
 @validated.task()
 def echo(input: BeadInput, ctx: Context) -> dict:
-    return {"task_id": input.task_id, "priority": input.priority,
-            "model": type(input).__name__}
+    return {"task_id": input.task_id, "priority": input.priority, "model": type(input).__name__}
 
 
 basic = roost.worker("basic", workflows=[chain, diamond, failing, validated], slots=8)

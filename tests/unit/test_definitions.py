@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
-
 import roost
+from pydantic import BaseModel
 from roost import Context, Roost
 from roost_core import dag
 from roost_core.wire import TaskDefinition, WorkflowDefinition
@@ -23,6 +22,7 @@ def test_a_duplicate_task_name_raises_at_once(client: Roost) -> None:
     def a(input: dict, ctx: Context) -> None: ...
 
     with pytest.raises(roost.InvalidDefinitionError, match="already has a task named 'a'"):
+
         @wf.task(name="a")
         def other(input: dict, ctx: Context) -> None: ...
 
@@ -33,7 +33,10 @@ def test_a_parent_from_another_workflow_raises_naming_both(client: Roost) -> Non
     @one.task()
     def first(input: dict, ctx: Context) -> None: ...
 
-    with pytest.raises(roost.InvalidDefinitionError, match="parent 'first' of another workflow \\('one'\\)"):
+    with pytest.raises(
+        roost.InvalidDefinitionError, match="parent 'first' of another workflow \\('one'\\)"
+    ):
+
         @two.task(parents=[first])
         def second(input: dict, ctx: Context) -> None: ...
 
@@ -41,6 +44,7 @@ def test_a_parent_from_another_workflow_raises_naming_both(client: Roost) -> Non
 def test_an_unknown_parent_name_raises(client: Roost) -> None:
     wf = client.workflow("unknown-parent")
     with pytest.raises(roost.InvalidDefinitionError, match="unknown parent 'ghost'"):
+
         @wf.task(parents=["ghost"])
         def child(input: dict, ctx: Context) -> None: ...
 
@@ -51,11 +55,14 @@ def test_a_bad_workflow_name_raises_naming_it(client: Roost) -> None:
 
 
 def test_a_cycle_is_reported_with_its_path() -> None:
-    definition = WorkflowDefinition(name="cyclic", tasks=[
-        TaskDefinition(name="a", parents=["c"]),
-        TaskDefinition(name="b", parents=["a"]),
-        TaskDefinition(name="c", parents=["b"]),
-    ])
+    definition = WorkflowDefinition(
+        name="cyclic",
+        tasks=[
+            TaskDefinition(name="a", parents=["c"]),
+            TaskDefinition(name="b", parents=["a"]),
+            TaskDefinition(name="c", parents=["b"]),
+        ],
+    )
     with pytest.raises(roost.InvalidDefinitionError, match="cycle") as caught:
         dag.validate(definition)
     message = str(caught.value)
@@ -74,13 +81,16 @@ def test_an_empty_workflow_is_rejected() -> None:
 
 
 def test_descendants_cover_the_whole_subtree_only() -> None:
-    definition = WorkflowDefinition(name="tree", tasks=[
-        TaskDefinition(name="root"),
-        TaskDefinition(name="a", parents=["root"]),
-        TaskDefinition(name="b", parents=["root"]),
-        TaskDefinition(name="a1", parents=["a"]),
-        TaskDefinition(name="ab", parents=["a", "b"]),
-    ])
+    definition = WorkflowDefinition(
+        name="tree",
+        tasks=[
+            TaskDefinition(name="root"),
+            TaskDefinition(name="a", parents=["root"]),
+            TaskDefinition(name="b", parents=["root"]),
+            TaskDefinition(name="a1", parents=["a"]),
+            TaskDefinition(name="ab", parents=["a", "b"]),
+        ],
+    )
     assert dag.descendants(definition, ["a"]) == {"a1", "ab"}
     assert dag.descendants(definition, ["b"]) == {"ab"}
     assert dag.roots(definition) == ["root"]

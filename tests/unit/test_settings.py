@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 import roost
 from roost._settings import ClientSettings
 from roost_core.settings import CoreSettings
@@ -33,7 +32,9 @@ def test_settings_come_from_roost_variables(monkeypatch: pytest.MonkeyPatch) -> 
     assert (s.api_url, s.token, s.namespace) == ("http://example:1234", "rst_abc", "team-a")
 
 
-def test_a_namespace_unusable_on_the_broker_is_rejected_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_namespace_unusable_on_the_broker_is_rejected_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ROOST_NAMESPACE", "bad name!")
     with pytest.raises(ValueError, match="bad name!"):
         CoreSettings()

@@ -8,7 +8,6 @@ import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.message import Message
 from pydantic import ValidationError
-
 from roost_core.topology import Topology, task_queue_arguments
 from roost_core.wire import (
     TaskError,
@@ -22,8 +21,15 @@ from roost_core.wire import (
 
 def test_a_task_message_decodes_as_a_dramatiq_message() -> None:
     topology = Topology("ns")
-    msg = TaskMessage(run_id="r", task_run_id="t", workflow="wf", task="a", attempt=2,
-                      input={"x": 1}, parent_outputs={"p": [1, 2]})
+    msg = TaskMessage(
+        run_id="r",
+        task_run_id="t",
+        workflow="wf",
+        task="a",
+        attempt=2,
+        input={"x": 1},
+        parent_outputs={"p": [1, 2]},
+    )
     body = dramatiq_envelope(topology.task_queue("wf"), topology.actor_name("wf"), msg)
 
     decoded = Message.decode(body)
@@ -50,10 +56,26 @@ def test_task_queue_names_are_valid_dramatiq_queue_names() -> None:
 
 
 def test_reports_round_trip_and_malformed_ones_are_refused() -> None:
-    ok = TaskSucceeded(run_id="r", task_run_id="t", task="a", attempt=1, worker_id="w",
-                       started_at=1.0, finished_at=2.0, output={"v": 1})
-    failed = TaskFailed(run_id="r", task_run_id="t", task="a", attempt=1, worker_id="w",
-                        started_at=1.0, finished_at=2.0, error=TaskError(type="E", message="m"))
+    ok = TaskSucceeded(
+        run_id="r",
+        task_run_id="t",
+        task="a",
+        attempt=1,
+        worker_id="w",
+        started_at=1.0,
+        finished_at=2.0,
+        output={"v": 1},
+    )
+    failed = TaskFailed(
+        run_id="r",
+        task_run_id="t",
+        task="a",
+        attempt=1,
+        worker_id="w",
+        started_at=1.0,
+        finished_at=2.0,
+        error=TaskError(type="E", message="m"),
+    )
     assert decode_report(ok.model_dump_json().encode()) == ok
     assert decode_report(failed.model_dump_json().encode()) == failed
     with pytest.raises(ValidationError):

@@ -17,12 +17,6 @@ import jsonschema
 import pika.exceptions
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.schemas import SchemaGenerator
-
 from roost_core import broker, dag
 from roost_core.db import translate_errors
 from roost_core.errors import (
@@ -35,6 +29,12 @@ from roost_core.outbox import OutboxRelay
 from roost_core.statuses import RunStatus
 from roost_core.topology import Topology, declare_core, declare_task_queue
 from roost_core.wire import WorkflowDefinition
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.schemas import SchemaGenerator
+
 from roost_api import store
 from roost_api.auth import TokenVerifier
 from roost_api.settings import ApiSettings
@@ -117,9 +117,7 @@ async def _json_body(request: Request) -> Any:
 
 
 def _validation_message(exc: ValidationError, what: str) -> str:
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-    ]
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
     return f"{what}: " + "; ".join(parts)
 
 
@@ -138,7 +136,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def create_app(settings: ApiSettings) -> Starlette:
     topology = Topology(settings.namespace)
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        settings.database_url, min_size=2, max_size=settings.db_pool_size, open=False,
+        settings.database_url,
+        min_size=2,
+        max_size=settings.db_pool_size,
+        open=False,
         kwargs={"autocommit": True},
     )
     verifier = TokenVerifier(pool, settings.token_cache_seconds)
@@ -206,13 +207,17 @@ def create_app(settings: ApiSettings) -> Starlette:
         try:
             definition = WorkflowDefinition.model_validate(body)
         except ValidationError as exc:
-            raise InvalidDefinitionError(_validation_message(exc, "invalid workflow definition")) from None
+            raise InvalidDefinitionError(
+                _validation_message(exc, "invalid workflow definition")
+            ) from None
         dag.validate(definition)
         if definition.input_schema is not None:
             try:
                 jsonschema.Draft202012Validator.check_schema(definition.input_schema)
             except jsonschema.SchemaError as exc:
-                raise InvalidDefinitionError(f"input_schema is not a valid JSON Schema: {exc.message}") from None
+                raise InvalidDefinitionError(
+                    f"input_schema is not a valid JSON Schema: {exc.message}"
+                ) from None
         try:
             await anyio.to_thread.run_sync(declarer.declare, definition.name)
         except (pika.exceptions.AMQPError, RoostError) as exc:
@@ -243,7 +248,9 @@ def create_app(settings: ApiSettings) -> Starlette:
         name = request.path_params["name"]
         async with pool.connection() as conn:
             wv = await store.find_version(conn, tenant, name, request.query_params.get("version"))
-        return JSONResponse({"name": name, "version": wv.version, **wv.definition.model_dump(mode="json")})
+        return JSONResponse(
+            {"name": name, "version": wv.version, **wv.definition.model_dump(mode="json")}
+        )
 
     async def trigger_run(request: Request, tenant: str) -> Response:
         """
@@ -277,7 +284,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         """
         summary: A run with each task's status, attempts, output, error and timings
         parameters:
-          - {name: wait, in: query, description: seconds to wait for the run to end (long poll, max 60)}
+          - {name: wait, in: query, description: seconds to wait for the run to end (max 60)}
         responses:
           200: {description: the run}
           404: {description: unknown run}
@@ -316,13 +323,15 @@ def create_app(settings: ApiSettings) -> Starlette:
         limit = int(min(max(_float_param(request, "limit", 50), 1), MAX_PAGE))
         cursor = _decode_cursor(q["cursor"]) if q.get("cursor") else None
         async with pool.connection() as conn:
-            runs = await store.list_runs(conn, tenant, q.get("workflow"), q.get("status"), limit, cursor)
+            runs = await store.list_runs(
+                conn, tenant, q.get("workflow"), q.get("status"), limit, cursor
+            )
         next_cursor = (
             _encode_cursor(runs[-1]["created_at"], runs[-1]["id"]) if len(runs) == limit else None
         )
         return JSONResponse({"runs": runs, "next_cursor": next_cursor})
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/api/v1/workflows", authed(register_workflow), methods=["POST"]),
@@ -333,9 +342,12 @@ def create_app(settings: ApiSettings) -> Starlette:
         Route("/api/v1/runs/{run_id}", authed(get_run), methods=["GET"]),
     ]
     schemas = SchemaGenerator(
-        {"openapi": "3.0.3", "info": {"title": "Roost API", "version": "1"},
-         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-         "security": [{"bearer": []}]}
+        {
+            "openapi": "3.0.3",
+            "info": {"title": "Roost API", "version": "1"},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        }
     )
 
     async def openapi(request: Request) -> Response:

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
-
 from roost_core.errors import AuthenticationError
 from roost_core.tokens import hash_token
 

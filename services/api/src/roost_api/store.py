@@ -10,7 +10,6 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-
 from roost_core import dag, outbox
 from roost_core.dispatch import task_attempt_message
 from roost_core.errors import BadRequestError, UnknownRunError, UnknownWorkflowError
@@ -106,8 +105,17 @@ async def create_run(
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
         "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id",
-        (run_id, tenant_id, wv.workflow_id, wv.version_id, definition.name, RunStatus.QUEUED,
-         Jsonb(run_input), idempotency_key, len(definition.tasks)),
+        (
+            run_id,
+            tenant_id,
+            wv.workflow_id,
+            wv.version_id,
+            definition.name,
+            RunStatus.QUEUED,
+            Jsonb(run_input),
+            idempotency_key,
+            len(definition.tasks),
+        ),
     )
     if await cur.fetchone() is None:
         cur = await conn.execute(
@@ -125,15 +133,31 @@ async def create_run(
     for task in definition.tasks:
         task_run_id = uuid.uuid4()
         is_root = task.name in roots
-        task_rows.append((
-            task_run_id, run_id, task.name, task.parents, len(task.parents),
-            TaskStatus.QUEUED if is_root else TaskStatus.PENDING, 1 if is_root else 0,
-        ))
+        task_rows.append(
+            (
+                task_run_id,
+                run_id,
+                task.name,
+                task.parents,
+                len(task.parents),
+                TaskStatus.QUEUED if is_root else TaskStatus.PENDING,
+                1 if is_root else 0,
+            )
+        )
         if is_root:
-            messages.append(task_attempt_message(topology, TaskMessage(
-                run_id=str(run_id), task_run_id=str(task_run_id), workflow=definition.name,
-                task=task.name, attempt=1, input=run_input,
-            )))
+            messages.append(
+                task_attempt_message(
+                    topology,
+                    TaskMessage(
+                        run_id=str(run_id),
+                        task_run_id=str(task_run_id),
+                        workflow=definition.name,
+                        task=task.name,
+                        attempt=1,
+                        input=run_input,
+                    ),
+                )
+            )
     async with conn.cursor() as c:
         await c.executemany(
             "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
@@ -174,42 +198,68 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
         attempts = await cur.fetchall()
     by_task: dict[Any, list[dict[str, Any]]] = {}
     for a in attempts:
-        by_task.setdefault(a["task_run_id"], []).append({
-            "attempt": a["attempt"], "status": a["status"], "worker_id": a["worker_id"],
-            "error": a["error"], "queued_at": _iso(a["queued_at"]),
-            "started_at": _iso(a["started_at"]), "finished_at": _iso(a["finished_at"]),
-        })
+        by_task.setdefault(a["task_run_id"], []).append(
+            {
+                "attempt": a["attempt"],
+                "status": a["status"],
+                "worker_id": a["worker_id"],
+                "error": a["error"],
+                "queued_at": _iso(a["queued_at"]),
+                "started_at": _iso(a["started_at"]),
+                "finished_at": _iso(a["finished_at"]),
+            }
+        )
     # Tasks in the order the workflow defines them.
     order = {t["name"]: i for i, t in enumerate(run["definition"]["tasks"])}
     task_list = []
     for t in sorted(tasks, key=lambda t: order.get(t["task_name"], len(order))):
         task_attempts = by_task.get(t["id"], [])
         if t["attempt"] and not any(a["attempt"] == t["attempt"] for a in task_attempts):
-            task_attempts.append({
-                "attempt": t["attempt"], "status": t["status"], "worker_id": t["worker_id"],
-                "error": t["error"], "queued_at": _iso(t["queued_at"]),
-                "started_at": _iso(t["started_at"]), "finished_at": _iso(t["finished_at"]),
-            })
-        task_list.append({
-            "id": str(t["id"]), "name": t["task_name"], "status": t["status"],
-            "parents": t["parents"], "attempt": t["attempt"], "output": t["output"],
-            "error": t["error"], "worker_id": t["worker_id"],
-            "queued_at": _iso(t["queued_at"]), "started_at": _iso(t["started_at"]),
-            "finished_at": _iso(t["finished_at"]), "attempts": task_attempts,
-        })
+            task_attempts.append(
+                {
+                    "attempt": t["attempt"],
+                    "status": t["status"],
+                    "worker_id": t["worker_id"],
+                    "error": t["error"],
+                    "queued_at": _iso(t["queued_at"]),
+                    "started_at": _iso(t["started_at"]),
+                    "finished_at": _iso(t["finished_at"]),
+                }
+            )
+        task_list.append(
+            {
+                "id": str(t["id"]),
+                "name": t["task_name"],
+                "status": t["status"],
+                "parents": t["parents"],
+                "attempt": t["attempt"],
+                "output": t["output"],
+                "error": t["error"],
+                "worker_id": t["worker_id"],
+                "queued_at": _iso(t["queued_at"]),
+                "started_at": _iso(t["started_at"]),
+                "finished_at": _iso(t["finished_at"]),
+                "attempts": task_attempts,
+            }
+        )
     return {
         **_run_summary(run),
-        "input": run["input"], "output": run["output"], "error": run["error"],
+        "input": run["input"],
+        "output": run["output"],
+        "error": run["error"],
         "tasks": task_list,
     }
 
 
 def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": str(run["id"]), "workflow": run["workflow_name"],
-        "workflow_version": run.get("version"), "status": run["status"],
+        "id": str(run["id"]),
+        "workflow": run["workflow_name"],
+        "workflow_version": run.get("version"),
+        "status": run["status"],
         "idempotency_key": run["idempotency_key"],
-        "created_at": _iso(run["created_at"]), "started_at": _iso(run["started_at"]),
+        "created_at": _iso(run["created_at"]),
+        "started_at": _iso(run["started_at"]),
         "finished_at": _iso(run["finished_at"]),
     }
 
@@ -221,11 +271,18 @@ async def run_status(conn: Conn, run_id: str) -> str | None:
 
 
 async def list_runs(
-    conn: Conn, tenant_id: str, workflow: str | None, status: str | None,
-    limit: int, cursor: tuple[datetime, str] | None,
+    conn: Conn,
+    tenant_id: str,
+    workflow: str | None,
+    status: str | None,
+    limit: int,
+    cursor: tuple[datetime, str] | None,
 ) -> list[dict[str, Any]]:
     """Newest first, keyset-paginated on (created_at, id)."""
-    query = "SELECT r.*, v.version FROM runs r JOIN workflow_versions v ON v.id = r.workflow_version_id WHERE r.tenant_id = %s"
+    query = (
+        "SELECT r.*, v.version FROM runs r"
+        " JOIN workflow_versions v ON v.id = r.workflow_version_id WHERE r.tenant_id = %s"
+    )
     params: list[Any] = [tenant_id]
     if workflow:
         query += " AND r.workflow_name = %s"
@@ -259,9 +316,14 @@ async def list_workflows(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
         rows = await cur.fetchall()
     return sorted(
         (
-            {"name": r["name"], "version": r["version"], "versions": r["versions"],
-             "tasks": r["definition"]["tasks"], "input_schema": r["definition"].get("input_schema"),
-             "updated_at": _iso(r["created_at"])}
+            {
+                "name": r["name"],
+                "version": r["version"],
+                "versions": r["versions"],
+                "tasks": r["definition"]["tasks"],
+                "input_schema": r["definition"].get("input_schema"),
+                "updated_at": _iso(r["created_at"]),
+            }
             for r in rows
         ),
         key=lambda w: w["name"],

@@ -66,8 +66,11 @@ class RunWaiters:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("run listener lost its connection; reconnecting",
-                               extra={"action": "listener_reconnect"}, exc_info=True)
+                logger.warning(
+                    "run listener lost its connection; reconnecting",
+                    extra={"action": "listener_reconnect"},
+                    exc_info=True,
+                )
                 self._ready.set()
                 self._wake_all()
                 await asyncio.sleep(1)

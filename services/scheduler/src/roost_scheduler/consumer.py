@@ -19,10 +19,10 @@ import pika.exceptions
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
-
 from roost_core import broker, outbox
 from roost_core.topology import Topology, declare_core
 from roost_core.wire import TaskReport, decode_report
+
 from roost_scheduler.settings import SchedulerSettings
 from roost_scheduler.store import Definitions, apply_reports
 
@@ -34,7 +34,9 @@ class Scheduler:
         self.settings = settings
         self.topology = Topology(settings.namespace)
         self.definitions = Definitions()
-        self.relay = outbox.OutboxRelay(settings.broker_url, settings.database_url, name="scheduler-relay")
+        self.relay = outbox.OutboxRelay(
+            settings.broker_url, settings.database_url, name="scheduler-relay"
+        )
         self.sweep_publisher = outbox.Publisher(settings.broker_url)
         self.stopping = threading.Event()
         self._buffer: list[tuple[int, bytes]] = []
@@ -66,8 +68,10 @@ class Scheduler:
                 declare_core(channel, self.topology)
                 channel.basic_qos(prefetch_count=self.settings.scheduler_prefetch)
                 channel.basic_consume(self.topology.scheduler_queue, self._on_message)
-                logger.info("scheduler consuming", extra={"action": "scheduler_consuming",
-                                                          "queue": self.topology.scheduler_queue})
+                logger.info(
+                    "scheduler consuming",
+                    extra={"action": "scheduler_consuming", "queue": self.topology.scheduler_queue},
+                )
                 next_sweep = 0.0
                 while not self.stopping.is_set():
                     connection.process_data_events(time_limit=0.5)
@@ -87,7 +91,12 @@ class Scheduler:
     def _on_message(self, channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
         self._buffer.append((method.delivery_tag, body))
 
-    def _handle(self, conn: psycopg.Connection[Any], channel: BlockingChannel, batch: list[tuple[int, bytes]]) -> None:
+    def _handle(
+        self,
+        conn: psycopg.Connection[Any],
+        channel: BlockingChannel,
+        batch: list[tuple[int, bytes]],
+    ) -> None:
         reports: list[TaskReport] = []
         good_tags: list[int] = []
         for tag, body in batch:
@@ -96,8 +105,10 @@ class Scheduler:
                 good_tags.append(tag)
             except ValidationError as exc:
                 # A malformed report can never apply: dead-letter it rather than loop.
-                logger.error("malformed report dead-lettered", extra={
-                    "action": "report_malformed", "body": body[:500], "error": str(exc)})
+                logger.error(
+                    "malformed report dead-lettered",
+                    extra={"action": "report_malformed", "body": body[:500], "error": str(exc)},
+                )
                 channel.basic_nack(tag, requeue=False)
         if not reports:
             return
@@ -107,11 +118,20 @@ class Scheduler:
         # Committed: now, and only now, acknowledge the whole batch.
         channel.basic_ack(max(good_tags), multiple=True)
         self.relay.submit(outcome.outbox_rows)
-        logger.debug("batch applied", extra={
-            "action": "batch_applied", "size": len(batch), "applied": outcome.applied,
-            "ignored": outcome.ignored, "ms": round((time.perf_counter() - started) * 1000, 2)})
+        logger.debug(
+            "batch applied",
+            extra={
+                "action": "batch_applied",
+                "size": len(batch),
+                "applied": outcome.applied,
+                "ignored": outcome.ignored,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
         for run_id, status in outcome.finished_runs:
-            logger.info("run finished", extra={"action": "run_finished", "run_id": run_id, "status": status})
+            logger.info(
+                "run finished", extra={"action": "run_finished", "run_id": run_id, "status": status}
+            )
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()

@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-
 from roost_core import dag, outbox
 from roost_core.dispatch import task_attempt_message
 from roost_core.statuses import RunStatus, TaskStatus
@@ -120,8 +119,14 @@ def _start(conn: Conn, r: TaskStarted) -> bool:
     cur = conn.execute(
         "UPDATE task_runs SET status = %s, started_at = to_timestamp(%s), worker_id = %s"
         " WHERE id = %s AND attempt = %s AND status = %s",
-        (TaskStatus.RUNNING, r.started_at, r.worker_id, r.task_run_id, r.attempt,
-         TaskStatus.QUEUED),
+        (
+            TaskStatus.RUNNING,
+            r.started_at,
+            r.worker_id,
+            r.task_run_id,
+            r.attempt,
+            TaskStatus.QUEUED,
+        ),
     )
     return cur.rowcount == 1
 
@@ -135,9 +140,17 @@ def _finish_attempt(
         "UPDATE task_runs SET status = %s, output = %s, error = %s, worker_id = %s,"
         " started_at = to_timestamp(%s), finished_at = to_timestamp(%s)"
         " WHERE id = %s AND attempt = %s AND status = ANY(%s) RETURNING queued_at",
-        (status, Jsonb(output) if output is not None else None,
-         Jsonb(error) if error is not None else None, r.worker_id, r.started_at,
-         r.finished_at, r.task_run_id, r.attempt, list(ACTIVE)),
+        (
+            status,
+            Jsonb(output) if output is not None else None,
+            Jsonb(error) if error is not None else None,
+            r.worker_id,
+            r.started_at,
+            r.finished_at,
+            r.task_run_id,
+            r.attempt,
+            list(ACTIVE),
+        ),
     ).fetchone()
     if row is None:
         return False
@@ -145,8 +158,16 @@ def _finish_attempt(
         "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error, queued_at,"
         " started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s),"
         " to_timestamp(%s)) ON CONFLICT DO NOTHING",
-        (r.task_run_id, r.attempt, status, r.worker_id,
-         Jsonb(error) if error is not None else None, row[0], r.started_at, r.finished_at),
+        (
+            r.task_run_id,
+            r.attempt,
+            status,
+            r.worker_id,
+            Jsonb(error) if error is not None else None,
+            row[0],
+            r.started_at,
+            r.finished_at,
+        ),
     )
     return True
 
@@ -180,10 +201,20 @@ def _succeed(
         ):
             outputs[name] = output
     for task_run_id, name, _, parents in ready:
-        out.append(task_attempt_message(topology, TaskMessage(
-            run_id=run.id, task_run_id=str(task_run_id), workflow=run.workflow, task=name,
-            attempt=1, input=run.input, parent_outputs={p: outputs.get(p) for p in parents},
-        )))
+        out.append(
+            task_attempt_message(
+                topology,
+                TaskMessage(
+                    run_id=run.id,
+                    task_run_id=str(task_run_id),
+                    workflow=run.workflow,
+                    task=name,
+                    attempt=1,
+                    input=run.input,
+                    parent_outputs={p: outputs.get(p) for p in parents},
+                ),
+            )
+        )
     return True
 
 
@@ -199,10 +230,18 @@ def _fail(conn: Conn, definitions: Definitions, run: _Run, r: TaskFailed) -> boo
         cur = conn.execute(
             "UPDATE task_runs SET status = %s, error = %s, finished_at = now()"
             " WHERE run_id = %s AND task_name = ANY(%s) AND status = %s",
-            (TaskStatus.CANCELLED,
-             Jsonb({"type": "UpstreamFailed",
-                    "message": f"not run: upstream task {r.task!r} failed"}),
-             run.id, sorted(doomed), TaskStatus.PENDING),
+            (
+                TaskStatus.CANCELLED,
+                Jsonb(
+                    {
+                        "type": "UpstreamFailed",
+                        "message": f"not run: upstream task {r.task!r} failed",
+                    }
+                ),
+                run.id,
+                sorted(doomed),
+                TaskStatus.PENDING,
+            ),
         )
         run.settled += cur.rowcount
     return True
@@ -228,7 +267,9 @@ def _settle(conn: Conn, run: _Run) -> str | None:
         names = ", ".join(sorted(n for n, _ in failed))
         error: Any = {
             "message": f"task(s) failed: {names}",
-            "failed_tasks": [{"task": n, **(e or {})} for n, e in sorted(failed, key=lambda f: f[0])],
+            "failed_tasks": [
+                {"task": n, **(e or {})} for n, e in sorted(failed, key=lambda f: f[0])
+            ],
         }
     else:
         final, error = RunStatus.SUCCEEDED, None
@@ -238,5 +279,3 @@ def _settle(conn: Conn, run: _Run) -> str | None:
     )
     conn.execute("SELECT pg_notify(%s, %s)", (RUN_FINAL_CHANNEL, run.id))
     return str(final)
-
-

@@ -32,4 +32,5 @@ def connect(url: str) -> pika.BlockingConnection:
 def redact(url: str) -> str:
     """The broker URL with its password hidden."""
     params = pika.URLParameters(url)
-    return f"amqp://{params.credentials.username}@{params.host}:{params.port}/{params.virtual_host}"  # type: ignore[attr-defined]
+    user = getattr(params.credentials, "username", "?")
+    return f"amqp://{user}@{params.host}:{params.port}/{params.virtual_host}"

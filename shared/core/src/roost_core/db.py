@@ -19,7 +19,9 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except pg_errors.UniqueViolation as exc:
-        raise ConflictError(f"conflict with existing data: {exc.diag.message_detail or exc}") from exc
+        raise ConflictError(
+            f"conflict with existing data: {exc.diag.message_detail or exc}"
+        ) from exc
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(f"PostgreSQL is unavailable: {_first_line(exc)}") from exc
 

@@ -18,7 +18,7 @@ _LOCK_ID = 0x526F6F7374
 def available() -> list[tuple[str, str]]:
     """(version, sql) of every migration shipped with roost_core, in order."""
     folder = resources.files("roost_core").joinpath("sql", "migrations")
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text()) for f in files]
 
 
@@ -38,10 +38,10 @@ def apply(conninfo: str) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(sql.encode())
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
-                    )
-                logger.info("migration applied", extra={"action": "migration_applied", "version": version})
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                logger.info(
+                    "migration applied", extra={"action": "migration_applied", "version": version}
+                )
                 applied_now.append(version)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))

@@ -14,6 +14,7 @@ idempotent, so a duplicate changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -72,7 +73,9 @@ def insert(cur: psycopg.Cursor[Any], messages: list[OutboxMessage]) -> list[Outb
     return [OutboxRow(i, m) for i, m in zip(ids, messages, strict=True)]
 
 
-async def insert_async(cur: psycopg.AsyncCursor[Any], messages: list[OutboxMessage]) -> list[OutboxRow]:
+async def insert_async(
+    cur: psycopg.AsyncCursor[Any], messages: list[OutboxMessage]
+) -> list[OutboxRow]:
     """:func:`insert` for an async cursor."""
     rows: list[OutboxRow] = []
     for m in messages:
@@ -126,10 +129,8 @@ class Publisher:
 
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
-            try:
+            with contextlib.suppress(pika.exceptions.AMQPError):
                 self._connection.close()
-            except pika.exceptions.AMQPError:
-                pass
         self._connection = None
         self._channel = None
 
@@ -218,7 +219,9 @@ class OutboxRelay:
                 time.sleep(0.2)
 
 
-def sweep(conn: psycopg.Connection[Any], publisher: Publisher, older_than_s: float, limit: int = 500) -> int:
+def sweep(
+    conn: psycopg.Connection[Any], publisher: Publisher, older_than_s: float, limit: int = 500
+) -> int:
     """Publish outbox rows older than ``older_than_s`` (left by a crash or a failed fast
     path) and delete them. Safe with several sweepers: rows are claimed SKIP LOCKED."""
     with conn.transaction():
@@ -230,7 +233,7 @@ def sweep(conn: psycopg.Connection[Any], publisher: Publisher, older_than_s: flo
         ).fetchall()
         if not rows:
             return 0
-        for row_id, exchange, key, body, headers in rows:
+        for _row_id, exchange, key, body, headers in rows:
             publisher.publish(OutboxMessage(exchange, key, bytes(body), headers))
         conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in rows],))
     logger.info("outbox swept", extra={"action": "outbox_swept", "count": len(rows)})

@@ -61,12 +61,15 @@ class RunFailedError(RoostError):
         self.run = run
         self.failed_tasks: list[str] = [t.name for t in run.tasks if t.status == "FAILED"]
         details = "; ".join(
-            f"{t.name}: {(t.error or {}).get('type', 'Error')}: {(t.error or {}).get('message', '')}"
+            f"{t.name}: {(t.error or {}).get('type', 'Error')}: "
+            f"{(t.error or {}).get('message', '')}"
             for t in run.tasks
             if t.status == "FAILED"
         )
-        super().__init__(f"run {run.id} of {run.workflow!r} failed in task(s) "
-                         f"{', '.join(self.failed_tasks) or '?'} ({details})")
+        super().__init__(
+            f"run {run.id} of {run.workflow!r} failed in task(s) "
+            f"{', '.join(self.failed_tasks) or '?'} ({details})"
+        )
 
 
 class RunCancelledError(RoostError):
@@ -88,9 +91,16 @@ class RunTimeoutError(RoostError, TimeoutError):
 _BY_CODE: dict[str, type[RoostError]] = {
     cls.code: cls
     for cls in (
-        AuthenticationError, BadRequestError, BrokerUnavailableError, ConflictError,
-        DatabaseUnavailableError, InvalidDefinitionError, InvalidInputError, NotFoundError,
-        UnknownRunError, UnknownWorkflowError,
+        AuthenticationError,
+        BadRequestError,
+        BrokerUnavailableError,
+        ConflictError,
+        DatabaseUnavailableError,
+        InvalidDefinitionError,
+        InvalidInputError,
+        NotFoundError,
+        UnknownRunError,
+        UnknownWorkflowError,
     )
 }
 

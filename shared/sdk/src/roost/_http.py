@@ -20,19 +20,31 @@ class ApiClient:
             verify = ssl.create_default_context(cafile=settings.tls_root_ca)
         headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
         self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, verify=verify,
+            base_url=self.base_url,
+            headers=headers,
+            verify=verify,
             timeout=settings.http_timeout_seconds,
         )
 
-    def request(self, method: str, path: str, *, json: Any = None,
-                params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         if not self.settings.token:
             raise AuthenticationError(
                 "no API token: set ROOST_TOKEN (create one with `roost token create --name NAME`)"
             )
         try:
             resp = self._http.request(
-                method, path, json=json, params=params,
+                method,
+                path,
+                json=json,
+                params=params,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.ConnectError as exc:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from roost_core.statuses import RunStatus
+
 from roost._errors import RunCancelledError, RunFailedError, RunTimeoutError
 from roost._http import ApiClient
 from roost._models import Run, RunSummary
-from roost_core.statuses import RunStatus
 
 # One long-poll request waits at most this long; the api caps it at 60 s.
 _POLL_SECONDS = 25.0
@@ -24,11 +25,25 @@ class Runs:
         """The run with each task's status, attempts, output, error and timings."""
         return Run.model_validate(self._api.request("GET", f"/api/v1/runs/{run_id}"))
 
-    def list(self, *, workflow: str | None = None, status: str | None = None,
-             limit: int = 50, cursor: str | None = None) -> tuple[list[RunSummary], str | None]:
+    def list(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[RunSummary], str | None]:
         """A page of runs, newest first, and the cursor of the next page (or None)."""
-        params = {k: v for k, v in {"workflow": workflow, "status": status, "limit": limit,
-                                    "cursor": cursor}.items() if v is not None}
+        params = {
+            k: v
+            for k, v in {
+                "workflow": workflow,
+                "status": status,
+                "limit": limit,
+                "cursor": cursor,
+            }.items()
+            if v is not None
+        }
         body = self._api.request("GET", "/api/v1/runs", params=params)
         return [RunSummary.model_validate(r) for r in body["runs"]], body["next_cursor"]
 
@@ -39,7 +54,9 @@ class Runs:
             remaining = _POLL_SECONDS if deadline is None else deadline - time.monotonic()
             wait = max(0.0, min(_POLL_SECONDS, remaining))
             body = self._api.request(
-                "GET", f"/api/v1/runs/{run_id}", params={"wait": round(wait, 3)},
+                "GET",
+                f"/api/v1/runs/{run_id}",
+                params={"wait": round(wait, 3)},
                 timeout=wait + 10.0,
             )
             run = Run.model_validate(body)

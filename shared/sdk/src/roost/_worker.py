@@ -26,14 +26,14 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AsyncIO
 from pydantic import ValidationError
-
-from roost._context import Context
-from roost._errors import ConfigurationError
-from roost._workflow import Task, Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
 from roost_core.outbox import OutboxMessage, Publisher
 from roost_core.wire import TaskError, TaskFailed, TaskMessage, TaskStarted, TaskSucceeded
+
+from roost._context import Context
+from roost._errors import ConfigurationError
+from roost._workflow import Task, Workflow
 
 if TYPE_CHECKING:
     from roost._roost import Roost
@@ -95,7 +95,6 @@ class Worker:
 
         run_task.__name__ = f"roost_{wf.name}"
         dramatiq.actor(
-            run_task,
             actor_name=topology.actor_name(wf.name),
             queue_name=topology.task_queue(wf.name),
             broker=rabbit,
@@ -103,7 +102,7 @@ class Worker:
             min_backoff=500,
             max_backoff=10_000,
             time_limit=_DRAMATIQ_TIME_LIMIT_MS,
-        )
+        )(run_task)
 
     # -- running one attempt ---------------------------------------------------------
 
@@ -124,23 +123,39 @@ class Worker:
         msg = TaskMessage.model_validate(raw)
         worker_id = self.worker_id
         started_at = time.time()
-        common = dict(run_id=msg.run_id, task_run_id=msg.task_run_id, task=msg.task,
-                      attempt=msg.attempt, worker_id=worker_id)
+        common: dict[str, Any] = {
+            "run_id": msg.run_id,
+            "task_run_id": msg.task_run_id,
+            "task": msg.task,
+            "attempt": msg.attempt,
+            "worker_id": worker_id,
+        }
         self._report(topology, topo.TASK_STARTED, TaskStarted(**common, started_at=started_at))
         try:
             output = self._call(msg, worker_id)
         except Exception as exc:
             report: Any = TaskFailed(
-                **common, started_at=started_at, finished_at=time.time(),
-                error=TaskError(type=type(exc).__name__, message=str(exc),
-                                traceback=traceback.format_exc()),
+                **common,
+                started_at=started_at,
+                finished_at=time.time(),
+                error=TaskError(
+                    type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc()
+                ),
             )
-            logger.warning("task failed", extra={"action": "task_failed", "run_id": msg.run_id,
-                                                 "task": msg.task, "error": repr(exc)})
+            logger.warning(
+                "task failed",
+                extra={
+                    "action": "task_failed",
+                    "run_id": msg.run_id,
+                    "task": msg.task,
+                    "error": repr(exc),
+                },
+            )
             self._report(topology, topo.TASK_FAILED, report)
             return
-        report = TaskSucceeded(**common, started_at=started_at, finished_at=time.time(),
-                               output=output)
+        report = TaskSucceeded(
+            **common, started_at=started_at, finished_at=time.time(), output=output
+        )
         self._report(topology, topo.TASK_SUCCEEDED, report)
 
     def _call(self, msg: TaskMessage, worker_id: str) -> Any:
@@ -149,7 +164,9 @@ class Worker:
         try:
             task_input = task.workflow.parse_input(msg.input)
         except ValidationError as exc:
-            raise ValueError(f"input of run {msg.run_id} no longer matches the model: {exc}") from None
+            raise ValueError(
+                f"input of run {msg.run_id} no longer matches the model: {exc}"
+            ) from None
         if task.is_async:
             loop_thread = get_event_loop_thread()
             assert loop_thread is not None, "AsyncIO middleware is not installed"
@@ -176,7 +193,9 @@ class Worker:
         self.register()
         rabbit = self.setup_broker()
         stop = threading.Event()
-        previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)
+        }
         worker = dramatiq.Worker(rabbit, worker_threads=self.slots)
         worker.start()
         logger.info("worker started", extra={"action": "worker_started", "worker": self.worker_id})

@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ValidationError
+from roost_core import dag
+from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 from roost._errors import InvalidDefinitionError, InvalidInputError
 from roost._runs import RunRef, outcome
-from roost_core import dag
-from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 if TYPE_CHECKING:
     from roost._roost import Roost
@@ -40,8 +40,9 @@ class Task:
 class Workflow:
     """A named DAG of tasks. Make one with ``roost.workflow(name)``."""
 
-    def __init__(self, roost: Roost | None, name: str,
-                 input_validator: type[BaseModel] | None = None) -> None:
+    def __init__(
+        self, roost: Roost | None, name: str, input_validator: type[BaseModel] | None = None
+    ) -> None:
         dag.check_name("workflow", name)
         if input_validator is not None and not (
             isinstance(input_validator, type) and issubclass(input_validator, BaseModel)
@@ -60,8 +61,9 @@ class Workflow:
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, tasks={list(self.tasks)})"
 
-    def task(self, name: str | None = None, *,
-             parents: Sequence[Task | str] = ()) -> Callable[[TaskFn], Task]:
+    def task(
+        self, name: str | None = None, *, parents: Sequence[Task | str] = ()
+    ) -> Callable[[TaskFn], Task]:
         """Declare a task. ``parents`` are tasks of this workflow that must succeed first;
         their outputs reach this task through ``ctx.task_output(parent)``."""
 
@@ -104,8 +106,10 @@ class Workflow:
         """The definition registered with the api; checked for cycles and names."""
         definition = WorkflowDefinition(
             name=self.name,
-            tasks=[TaskDefinition(name=t.name, parents=[p.name for p in t.parents])
-                   for t in self.tasks.values()],
+            tasks=[
+                TaskDefinition(name=t.name, parents=[p.name for p in t.parents])
+                for t in self.tasks.values()
+            ],
             input_schema=self.input_validator.model_json_schema() if self.input_validator else None,
         )
         dag.validate(definition)
@@ -123,7 +127,9 @@ class Workflow:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
             )
-            raise InvalidInputError(f"input for workflow {self.name!r} is invalid: {problems}") from None
+            raise InvalidInputError(
+                f"input for workflow {self.name!r} is invalid: {problems}"
+            ) from None
         return model.model_dump(mode="json")
 
     def parse_input(self, raw: Any) -> Any:
@@ -148,15 +154,33 @@ class Workflow:
             return self._registered
 
     @overload
-    def run(self, input: Any = ..., *, wait_for_result: Literal[True] = ...,
-            idempotency_key: str | None = ..., timeout: float | None = ...) -> dict[str, Any]: ...
+    def run(
+        self,
+        input: Any = ...,
+        *,
+        wait_for_result: Literal[True] = ...,
+        idempotency_key: str | None = ...,
+        timeout: float | None = ...,
+    ) -> dict[str, Any]: ...
 
     @overload
-    def run(self, input: Any = ..., *, wait_for_result: Literal[False],
-            idempotency_key: str | None = ..., timeout: float | None = ...) -> RunRef: ...
+    def run(
+        self,
+        input: Any = ...,
+        *,
+        wait_for_result: Literal[False],
+        idempotency_key: str | None = ...,
+        timeout: float | None = ...,
+    ) -> RunRef: ...
 
-    def run(self, input: Any = None, *, wait_for_result: bool = True,
-            idempotency_key: str | None = None, timeout: float | None = None) -> Any:
+    def run(
+        self,
+        input: Any = None,
+        *,
+        wait_for_result: bool = True,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """Trigger a run. Waits and returns each task's output by name (raising
         RunFailedError naming the failed tasks), or with ``wait_for_result=False``
         returns a RunRef at once."""
@@ -164,7 +188,8 @@ class Workflow:
         payload = self.validate_input({} if input is None else input)
         version = self.register()
         body = roost.api.request(
-            "POST", f"/api/v1/workflows/{self.name}/runs",
+            "POST",
+            f"/api/v1/workflows/{self.name}/runs",
             json={"input": payload, "idempotency_key": idempotency_key, "version": version},
         )
         ref = RunRef(roost.runs, body["id"], self.name)

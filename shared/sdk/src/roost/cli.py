@@ -16,8 +16,9 @@ from roost._errors import RoostError
 from roost._models import Run
 from roost._roost import Roost
 
-app = typer.Typer(help="Roost: durable DAG workflows.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Roost: durable DAG workflows.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -52,11 +53,15 @@ def migrate() -> None:
         applied = migrations.apply(_database_url())
     except RoostError as exc:
         _fail(str(exc))
-    out.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    out.print(
+        f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
+    )
 
 
 @token_app.command("create")
-def token_create(name: Annotated[str, typer.Option(help="a name to recognise the token by")]) -> None:
+def token_create(
+    name: Annotated[str, typer.Option(help="a name to recognise the token by")],
+) -> None:
     """Create an API token and print it once (only its hash is stored)."""
     from roost_core import tokens
 
@@ -82,7 +87,9 @@ def scheduler() -> None:
 def worker(
     target: Annotated[str, typer.Argument(help="module:attr of a roost Worker")],
     processes: Annotated[int, typer.Option(help="worker processes")] = 1,
-    threads: Annotated[int | None, typer.Option(help="threads per process (default: slots)")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="threads per process (default: slots)")
+    ] = None,
 ) -> None:
     """Run Dramatiq worker processes serving a Worker's workflows."""
     import dramatiq.cli
@@ -96,11 +103,18 @@ def worker(
         _fail(str(exc))
     w.roost.close()  # no sockets shared across the fork
     os.environ["ROOST_WORKER_TARGET"] = target
-    args = dramatiq.cli.make_argument_parser().parse_args([
-        "roost._boot:broker", "--processes", str(processes),
-        "--threads", str(threads or w.slots), "--path", os.getcwd(),
-    ])
-    sys.exit(dramatiq.cli.main(args))
+    args = dramatiq.cli.make_argument_parser().parse_args(  # type: ignore[no-untyped-call]
+        [
+            "roost._boot:broker",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads or w.slots),
+            "--path",
+            os.getcwd(),
+        ]
+    )
+    sys.exit(dramatiq.cli.main(args))  # type: ignore[no-untyped-call]
 
 
 def _client() -> Roost:
@@ -125,8 +139,11 @@ def run(
         _fail(f"--input is not valid JSON ({exc}): {input!r}")
     roost = _client()
     try:
-        body = roost.api.request("POST", f"/api/v1/workflows/{workflow}/runs",
-                                 json={"input": payload, "idempotency_key": idempotency_key})
+        body = roost.api.request(
+            "POST",
+            f"/api/v1/workflows/{workflow}/runs",
+            json={"input": payload, "idempotency_key": idempotency_key},
+        )
         out.print(f"run {body['id']} {body['status']}", highlight=False)
         if wait:
             final = roost.runs.wait(body["id"], timeout)
@@ -154,8 +171,13 @@ def runs_list(
         return
     table = Table("id", "workflow", "status", "created", "duration")
     for r in runs:
-        table.add_row(r.id, r.workflow, r.status, r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      _duration(r.started_at, r.finished_at))
+        table.add_row(
+            r.id,
+            r.workflow,
+            r.status,
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _duration(r.started_at, r.finished_at),
+        )
     out.print(table)
 
 
@@ -182,15 +204,24 @@ def _duration(start: Any, end: Any) -> str:
 
 
 def _print_run(run: Run) -> None:
-    out.print(f"run [bold]{run.id}[/] of {run.workflow} (version {run.workflow_version}): "
-              f"[bold]{run.status}[/]", highlight=False)
+    out.print(
+        f"run [bold]{run.id}[/] of {run.workflow} (version {run.workflow_version}): "
+        f"[bold]{run.status}[/]",
+        highlight=False,
+    )
     table = Table("task", "status", "attempt", "worker", "duration", "output / error")
     for t in run.tasks:
         detail = json.dumps(t.output) if t.output is not None else ""
         if t.error:
             detail = f"{t.error.get('type')}: {t.error.get('message')}"
-        table.add_row(t.name, t.status, str(t.attempt), t.worker_id or "-",
-                      _duration(t.started_at, t.finished_at), detail[:120])
+        table.add_row(
+            t.name,
+            t.status,
+            str(t.attempt),
+            t.worker_id or "-",
+            _duration(t.started_at, t.finished_at),
+            detail[:120],
+        )
     out.print(table)
     if run.error:
         out.print(f"[red]{run.error.get('message')}[/]", highlight=False)
@@ -222,7 +253,8 @@ def doctor() -> None:
 
         with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
             row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
-        return f"PostgreSQL reachable ({describe(settings.database_url)}), {row[0] if row else 0} migration(s)"
+        applied = row[0] if row else 0
+        return f"PostgreSQL reachable ({describe(settings.database_url)}), {applied} migration(s)"
 
     hints = {
         "api": "start it with `roost api` (or `just up`); check ROOST_API_URL and ROOST_TOKEN",
