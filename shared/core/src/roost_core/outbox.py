@@ -91,30 +91,76 @@ async def insert_async(
 
 
 class Publisher:
-    """A confirming publisher on one channel. Not thread-safe: one per thread."""
+    """Publishes persistent messages and waits until RabbitMQ has taken responsibility
+    for them. Not thread-safe: one per thread.
+
+    Three ways to publish, by cost:
+
+    * :meth:`publish`: one message, publisher confirm (one round trip);
+    * :meth:`publish_batch`: many messages in one AMQP transaction, so one round trip
+      covers them all (``tx.commit-ok`` comes once every message is routed and, for
+      persistent messages on durable queues, written);
+    * :meth:`publish_unconfirmed`: fire and forget, for reports whose loss costs nothing.
+
+    Messages to the default exchange go to a Dramatiq task queue; each such queue is
+    declared (idempotently, with Dramatiq's arguments) the first time this publisher
+    uses it, and all publishes are mandatory, so a queue deleted at run time is
+    redeclared rather than the message silently dropped.
+    """
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
+        self._confirm: BlockingChannel | None = None
+        self._tx: BlockingChannel | None = None
+        self._plain: BlockingChannel | None = None
+        self._declared: set[str] = set()
+        self._returned: list[OutboxMessage] = []
 
-    def _open(self) -> BlockingChannel:
-        if self._channel is None or not self._channel.is_open:
+    def _conn(self) -> pika.BlockingConnection:
+        if self._connection is None or not self._connection.is_open:
             self.close()
             self._connection = broker.connect(self._url)
-            self._channel = self._connection.channel()
-            self._channel.confirm_delivery()
-        return self._channel
+        return self._connection
 
-    def publish(self, message: OutboxMessage) -> None:
-        """Publish and wait for the broker's confirm. An unroutable message to the
-        default exchange means its task queue is missing: declare it and publish again."""
-        channel = self._open()
-        props = pika.BasicProperties(
+    def _confirm_channel(self) -> BlockingChannel:
+        conn = self._conn()
+        if self._confirm is None or not self._confirm.is_open:
+            self._confirm = conn.channel()
+            self._confirm.confirm_delivery()
+        return self._confirm
+
+    def _tx_channel(self) -> BlockingChannel:
+        conn = self._conn()
+        if self._tx is None or not self._tx.is_open:
+            self._tx = conn.channel()
+            self._tx.tx_select()
+            self._tx.add_on_return_callback(self._on_return)
+        return self._tx
+
+    def _on_return(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
+        self._returned.append(
+            OutboxMessage(method.exchange, method.routing_key, body, props.headers)
+        )
+
+    def _ensure_queue(self, channel: BlockingChannel, message: OutboxMessage) -> None:
+        if message.exchange == "" and message.routing_key not in self._declared:
+            declare_task_queue(channel, message.routing_key)
+            self._declared.add(message.routing_key)
+
+    @staticmethod
+    def _props(message: OutboxMessage) -> pika.BasicProperties:
+        return pika.BasicProperties(
             delivery_mode=broker.PERSISTENT,
             content_type="application/json",
             headers=message.headers,
         )
+
+    def publish(self, message: OutboxMessage) -> None:
+        """Publish one message and wait for the broker's confirm."""
+        channel = self._confirm_channel()
+        self._ensure_queue(channel, message)
+        props = self._props(message)
         try:
             channel.basic_publish(
                 message.exchange, message.routing_key, message.body, props, mandatory=True
@@ -127,12 +173,46 @@ class Publisher:
                 message.exchange, message.routing_key, message.body, props, mandatory=True
             )
 
+    def publish_batch(self, messages: list[OutboxMessage]) -> None:
+        """Publish ``messages`` in one transaction; returns once RabbitMQ holds them all."""
+        pending = messages
+        for _ in range(2):
+            channel = self._tx_channel()
+            for message in pending:
+                self._ensure_queue(channel, message)
+                channel.basic_publish(
+                    message.exchange, message.routing_key, message.body,
+                    self._props(message), mandatory=True,
+                )
+            channel.tx_commit()
+            self._conn().process_data_events(0)  # dispatch any basic.return
+            if not self._returned:
+                return
+            pending, self._returned = self._returned, []
+            unroutable = [m for m in pending if m.exchange != ""]
+            if unroutable:
+                raise pika.exceptions.UnroutableError(unroutable)
+            for m in pending:  # task queues deleted behind our back: declare again
+                self._declared.discard(m.routing_key)
+        raise pika.exceptions.UnroutableError(pending)
+
+    def publish_unconfirmed(self, message: OutboxMessage) -> None:
+        """Publish without waiting: for a report whose loss is harmless."""
+        conn = self._conn()
+        if self._plain is None or not self._plain.is_open:
+            self._plain = conn.channel()
+        self._plain.basic_publish(
+            message.exchange, message.routing_key, message.body, self._props(message)
+        )
+
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
             with contextlib.suppress(pika.exceptions.AMQPError):
                 self._connection.close()
         self._connection = None
-        self._channel = None
+        self._confirm = self._tx = self._plain = None
+        self._declared.clear()
+        self._returned.clear()
 
 
 class OutboxRelay:
@@ -185,14 +265,14 @@ class OutboxRelay:
     def _publish_batch(self, rows: list[OutboxRow]) -> None:
         done: list[int] = []
         try:
-            for row in rows:
-                self._publisher.publish(row.message)
-                done.append(row.id)
+            self._publisher.publish_batch([row.message for row in rows])
+            done = [row.id for row in rows]
         except Exception:
-            # What was not published stays in the outbox; the sweeper will send it.
+            # Nothing of this batch counts as sent: the rows stay in the outbox and the
+            # sweeper publishes them (a partial publish may mean duplicates, never loss).
             logger.warning(
                 "outbox relay could not publish; the sweeper will retry",
-                extra={"action": "outbox_publish_failed", "pending": len(rows) - len(done)},
+                extra={"action": "outbox_publish_failed", "pending": len(rows)},
                 exc_info=True,
             )
             self._publisher.close()
@@ -233,8 +313,9 @@ def sweep(
         ).fetchall()
         if not rows:
             return 0
-        for _row_id, exchange, key, body, headers in rows:
-            publisher.publish(OutboxMessage(exchange, key, bytes(body), headers))
+        publisher.publish_batch(
+            [OutboxMessage(ex, key, bytes(body), hdrs) for _, ex, key, body, hdrs in rows]
+        )
         conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in rows],))
     logger.info("outbox swept", extra={"action": "outbox_swept", "count": len(rows)})
     return len(rows)

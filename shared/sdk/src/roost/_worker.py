@@ -113,9 +113,18 @@ class Worker:
         return pub
 
     def _report(self, topology: topo.Topology, key: str, report: Any) -> None:
+        """Publish a result and wait for RabbitMQ's confirm (before Dramatiq acks)."""
         self._publisher().publish(
             OutboxMessage(topology.events_exchange, key, report.model_dump_json().encode())
         )
+
+    def _report_started(self, topology: topo.Topology, report: TaskStarted) -> None:
+        """Publish ``started`` without waiting: if it is lost, the result still carries
+        the start time, so the task's start is not delayed by a broker round trip."""
+        message = OutboxMessage(
+            topology.events_exchange, topo.TASK_STARTED, report.model_dump_json().encode()
+        )
+        self._publisher().publish_unconfirmed(message)
 
     def execute(self, topology: topo.Topology, raw: dict[str, Any]) -> None:
         """Run one task attempt and report its outcome. Raises only when a report could
@@ -130,7 +139,7 @@ class Worker:
             "attempt": msg.attempt,
             "worker_id": worker_id,
         }
-        self._report(topology, topo.TASK_STARTED, TaskStarted(**common, started_at=started_at))
+        self._report_started(topology, TaskStarted(**common, started_at=started_at))
         try:
             output = self._call(msg, worker_id)
         except Exception as exc:
