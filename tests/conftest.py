@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from harness import Stack
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

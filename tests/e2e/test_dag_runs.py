@@ -6,6 +6,7 @@ from datetime import datetime
 from types import ModuleType
 
 import pytest
+
 import roost
 from harness import Process, Stack
 

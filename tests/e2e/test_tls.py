@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 import roost
 from harness import Stack, free_port
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import roost
 from pydantic import BaseModel
+
+import roost
 from roost import Context, Roost
 from roost_core import dag
 from roost_core.wire import TaskDefinition, WorkflowDefinition

@@ -21,6 +21,7 @@ import pytest
 import typer
 import yaml
 from pydantic_settings import BaseSettings
+
 from roost._settings import ClientSettings
 from roost_api.settings import ApiSettings
 from roost_core.settings import CoreSettings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 import roost
 from roost._settings import ClientSettings
 from roost_core.settings import CoreSettings

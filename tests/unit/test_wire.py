@@ -8,6 +8,7 @@ import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.message import Message
 from pydantic import ValidationError
+
 from roost_core.topology import Topology, task_queue_arguments
 from roost_core.wire import (
     TaskError,

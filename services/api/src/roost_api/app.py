@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -17,6 +18,16 @@ import jsonschema
 import pika.exceptions
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.schemas import SchemaGenerator
+
+from roost_api import store
+from roost_api.auth import TokenVerifier
+from roost_api.settings import ApiSettings
+from roost_api.waiters import RunWaiters
 from roost_core import broker, dag
 from roost_core.db import translate_errors
 from roost_core.errors import (
@@ -29,16 +40,6 @@ from roost_core.outbox import OutboxRelay
 from roost_core.statuses import RunStatus
 from roost_core.topology import Topology, declare_core, declare_task_queue
 from roost_core.wire import WorkflowDefinition
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
-from starlette.schemas import SchemaGenerator
-
-from roost_api import store
-from roost_api.auth import TokenVerifier
-from roost_api.settings import ApiSettings
-from roost_api.waiters import RunWaiters
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def create_app(settings: ApiSettings) -> Starlette:
     relay = OutboxRelay(settings.broker_url, settings.database_url, name="api-outbox-relay")
     declarer = Declarer(settings.broker_url, topology)
     waiters = RunWaiters(settings.database_url)
+    versions = store.VersionCache()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -224,6 +226,7 @@ def create_app(settings: ApiSettings) -> Starlette:
             raise broker_unavailable(exc) from exc
         async with pool.connection() as conn, conn.transaction():
             wv, created = await store.register_workflow(conn, tenant, definition)
+        versions.forget_latest(tenant, definition.name)
         return JSONResponse(
             {"name": definition.name, "version": wv.version, "created": created},
             status_code=201 if created else 200,
@@ -268,17 +271,19 @@ def create_app(settings: ApiSettings) -> Starlette:
         except ValidationError as exc:
             raise BadRequestError(_validation_message(exc, "invalid trigger request")) from None
         async with pool.connection() as conn:
+            wv = await versions.get(conn, tenant, name, trigger.version)
+            check_input(wv.definition, trigger.input)
             async with conn.transaction():
-                wv = await store.find_version(conn, tenant, name, trigger.version)
-                check_input(wv.definition, trigger.input)
-                run_id, created, rows = await store.create_run(
+                created = await store.create_run(
                     conn, topology, tenant, wv, trigger.input, trigger.idempotency_key
                 )
             # Committed: the run is durable. Publishing is the fast path; the
             # scheduler's sweeper sends anything this process fails to.
-            relay.submit(rows)
-            run = await store.get_run(conn, tenant, run_id)
-        return JSONResponse(run, status_code=201 if created else 200)
+            relay.submit(created.outbox_rows)
+            if created.summary is None:  # an earlier run with this idempotency key
+                run = await store.get_run(conn, tenant, created.run_id)
+                return JSONResponse(run, status_code=200)
+        return JSONResponse(created.summary, status_code=201)
 
     async def get_run(request: Request, tenant: str) -> Response:
         """
@@ -299,12 +304,14 @@ def create_app(settings: ApiSettings) -> Starlette:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
             while True:
+                # Clear before reading: a NOTIFY that lands during the read must wake
+                # the wait below, not be forgotten.
+                event.clear()
                 async with pool.connection() as conn:
                     run = await store.get_run(conn, tenant, run_id)
                 remaining = deadline - loop.time()
                 if RunStatus(run["status"]).is_final or remaining <= 0:
                     return JSONResponse(run)
-                event.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)
 
@@ -320,7 +327,7 @@ def create_app(settings: ApiSettings) -> Starlette:
           200: {description: a page of runs}
         """
         q = request.query_params
-        limit = int(min(max(_float_param(request, "limit", 50), 1), MAX_PAGE))
+        limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
         cursor = _decode_cursor(q["cursor"]) if q.get("cursor") else None
         async with pool.connection() as conn:
             runs = await store.list_runs(
@@ -369,9 +376,23 @@ def _float_param(request: Request, name: str, default: float) -> float:
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise BadRequestError(f"query parameter {name}={raw!r} is not a number") from None
+    if math.isnan(value):
+        raise BadRequestError(f"query parameter {name}={raw!r} is not a number")
+    return value
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"query parameter {name}={raw!r} is not a whole number") from None
+    return min(max(value, low), high)
 
 
 def broker_unavailable(exc: BaseException) -> RoostError:

@@ -1,4 +1,5 @@
-"""Bearer-token authentication: every endpoint but /health and /ready needs a token."""
+"""Bearer-token authentication: every endpoint needs a token except /health, /ready and
+the OpenAPI document (which describes the API and holds no data)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
+
 from roost_core.errors import AuthenticationError
 from roost_core.tokens import hash_token
 

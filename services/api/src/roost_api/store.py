@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
 from roost_core import dag, outbox
 from roost_core.dispatch import task_attempt_message
 from roost_core.errors import BadRequestError, UnknownRunError, UnknownWorkflowError
@@ -41,21 +43,17 @@ async def register_workflow(
     row = await cur.fetchone()
     assert row is not None
     workflow_id = row[0]
+    # Registering makes the version current, even an older one again (a rollback).
+    # xmax = 0 only on a freshly inserted row: it tells a new version from a known one.
     cur = await conn.execute(
         "INSERT INTO workflow_versions (id, workflow_id, version, definition)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (workflow_id, version) DO NOTHING RETURNING id",
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (workflow_id, version)"
+        " DO UPDATE SET registered_at = clock_timestamp() RETURNING id, (xmax = 0)",
         (uuid.uuid4(), workflow_id, version, Jsonb(definition.model_dump(mode="json"))),
     )
     row = await cur.fetchone()
-    created = row is not None
-    if row is None:
-        cur = await conn.execute(
-            "SELECT id FROM workflow_versions WHERE workflow_id = %s AND version = %s",
-            (workflow_id, version),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-    return WorkflowVersion(str(workflow_id), str(row[0]), version, definition), created
+    assert row is not None
+    return WorkflowVersion(str(workflow_id), str(row[0]), version, definition), bool(row[1])
 
 
 async def find_version(
@@ -71,7 +69,7 @@ async def find_version(
     if version:
         query += " AND v.version = %s"
         params.append(version)
-    query += " ORDER BY v.created_at DESC LIMIT 1"
+    query += " ORDER BY v.registered_at DESC LIMIT 1"
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     if row is None:
@@ -86,6 +84,45 @@ async def find_version(
     )
 
 
+class VersionCache:
+    """Workflow versions by (tenant, name, version hash). A version never changes, so an
+    exact lookup is cached for good; "the newest version" is cached only until this
+    process registers a new one (other api replicas see a new version within
+    ``LATEST_TTL`` seconds)."""
+
+    LATEST_TTL = 2.0
+
+    def __init__(self) -> None:
+        self._exact: dict[tuple[str, str, str], WorkflowVersion] = {}
+        self._latest: dict[tuple[str, str], tuple[WorkflowVersion, float]] = {}
+
+    async def get(
+        self, conn: Conn, tenant_id: str, name: str, version: str | None
+    ) -> WorkflowVersion:
+        now = time.monotonic()
+        if version:
+            found = self._exact.get((tenant_id, name, version))
+        else:
+            hit = self._latest.get((tenant_id, name))
+            found = hit[0] if hit and hit[1] > now else None
+        if found is None:
+            found = await find_version(conn, tenant_id, name, version)
+            self._exact[(tenant_id, name, found.version)] = found
+            if not version:
+                self._latest[(tenant_id, name)] = (found, now + self.LATEST_TTL)
+        return found
+
+    def forget_latest(self, tenant_id: str, name: str) -> None:
+        self._latest.pop((tenant_id, name), None)
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    run_id: str
+    summary: dict[str, Any] | None  # None: an existing run had this idempotency key
+    outbox_rows: list[outbox.OutboxRow]
+
+
 async def create_run(
     conn: Conn,
     topology: Topology,
@@ -93,10 +130,10 @@ async def create_run(
     wv: WorkflowVersion,
     run_input: Any,
     idempotency_key: str | None,
-) -> tuple[str, bool, list[outbox.OutboxRow]]:
-    """Insert a run, its task runs and its root tasks' messages in one transaction.
-    Return (run id, created, outbox rows to publish after commit). With an idempotency
-    key already used for this workflow, return the existing run and create nothing."""
+) -> CreatedRun:
+    """Insert a run, its task runs and its root tasks' messages in one transaction, and
+    return the outbox rows to publish after commit. With an idempotency key already used
+    for this workflow, return the existing run's id and create nothing."""
     definition = wv.definition
     run_id = uuid.uuid4()
     cur = await conn.execute(
@@ -104,7 +141,7 @@ async def create_run(
         " status, input, idempotency_key, remaining_tasks)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
-        "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id",
+        "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING created_at",
         (
             run_id,
             tenant_id,
@@ -117,7 +154,8 @@ async def create_run(
             len(definition.tasks),
         ),
     )
-    if await cur.fetchone() is None:
+    inserted = await cur.fetchone()
+    if inserted is None:
         cur = await conn.execute(
             "SELECT id FROM runs WHERE tenant_id = %s AND workflow_id = %s"
             " AND idempotency_key = %s",
@@ -125,7 +163,7 @@ async def create_run(
         )
         row = await cur.fetchone()
         assert row is not None
-        return str(row[0]), False, []
+        return CreatedRun(str(row[0]), None, [])
 
     roots = set(dag.roots(definition))
     task_rows = []
@@ -166,7 +204,38 @@ async def create_run(
             [(*r, r[5] == TaskStatus.QUEUED) for r in task_rows],
         )
         rows = await outbox.insert_async(c, messages)
-    return str(run_id), True, rows
+    summary = {
+        "id": str(run_id),
+        "workflow": definition.name,
+        "workflow_version": wv.version,
+        "status": RunStatus.QUEUED.value,
+        "idempotency_key": idempotency_key,
+        "created_at": _iso(inserted[0]),
+        "started_at": None,
+        "finished_at": None,
+        "input": run_input,
+        "output": None,
+        "error": None,
+        # The same shape GET /runs/{id} returns, built from what was just written.
+        "tasks": [
+            {
+                "id": str(r[0]),
+                "name": r[2],
+                "status": r[5].value,
+                "parents": r[3],
+                "attempt": r[6],
+                "output": None,
+                "error": None,
+                "worker_id": None,
+                "queued_at": _iso(inserted[0]) if r[6] else None,
+                "started_at": None,
+                "finished_at": None,
+                "attempts": [],
+            }
+            for r in task_rows
+        ],
+    }
+    return CreatedRun(str(run_id), summary, rows)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -307,10 +376,10 @@ async def list_runs(
 async def list_workflows(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT DISTINCT ON (w.id) w.name, v.version, v.definition, v.created_at,"
+            "SELECT DISTINCT ON (w.id) w.name, v.version, v.definition, v.registered_at,"
             " (SELECT count(*) FROM workflow_versions x WHERE x.workflow_id = w.id) AS versions"
             " FROM workflows w JOIN workflow_versions v ON v.workflow_id = w.id"
-            " WHERE w.tenant_id = %s ORDER BY w.id, v.created_at DESC",
+            " WHERE w.tenant_id = %s ORDER BY w.id, v.registered_at DESC",
             (tenant_id,),
         )
         rows = await cur.fetchall()
@@ -322,7 +391,7 @@ async def list_workflows(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
                 "versions": r["versions"],
                 "tasks": r["definition"]["tasks"],
                 "input_schema": r["definition"].get("input_schema"),
-                "updated_at": _iso(r["created_at"]),
+                "updated_at": _iso(r["registered_at"]),
             }
             for r in rows
         ),

@@ -19,10 +19,10 @@ import pika.exceptions
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
+
 from roost_core import broker, outbox
 from roost_core.topology import Topology, declare_core
 from roost_core.wire import TaskReport, decode_report
-
 from roost_scheduler.settings import SchedulerSettings
 from roost_scheduler.store import Definitions, apply_reports
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+
 from roost_core import dag, outbox
 from roost_core.dispatch import task_attempt_message
 from roost_core.statuses import RunStatus, TaskStatus

@@ -77,17 +77,25 @@ async def insert_async(
     cur: psycopg.AsyncCursor[Any], messages: list[OutboxMessage]
 ) -> list[OutboxRow]:
     """:func:`insert` for an async cursor."""
-    rows: list[OutboxRow] = []
-    for m in messages:
-        await cur.execute(
-            "INSERT INTO outbox (exchange, routing_key, body, headers) VALUES (%s, %s, %s, %s)"
-            " RETURNING id",
-            (m.exchange, m.routing_key, m.body, json.dumps(m.headers) if m.headers else None),
-        )
+    if not messages:
+        return []
+    await cur.executemany(
+        "INSERT INTO outbox (exchange, routing_key, body, headers) VALUES (%s, %s, %s, %s)"
+        " RETURNING id",
+        [
+            (m.exchange, m.routing_key, m.body, json.dumps(m.headers) if m.headers else None)
+            for m in messages
+        ],
+        returning=True,
+    )
+    ids: list[int] = []
+    while True:
         row = await cur.fetchone()
-        assert row is not None
-        rows.append(OutboxRow(row[0], m))
-    return rows
+        if row is not None:
+            ids.append(row[0])
+        if not cur.nextset():
+            break
+    return [OutboxRow(i, m) for i, m in zip(ids, messages, strict=True)]
 
 
 class Publisher:
@@ -181,8 +189,11 @@ class Publisher:
             for message in pending:
                 self._ensure_queue(channel, message)
                 channel.basic_publish(
-                    message.exchange, message.routing_key, message.body,
-                    self._props(message), mandatory=True,
+                    message.exchange,
+                    message.routing_key,
+                    message.body,
+                    self._props(message),
+                    mandatory=True,
                 )
             channel.tx_commit()
             self._conn().process_data_events(0)  # dispatch any basic.return

@@ -10,8 +10,6 @@ def check_deps(input: dict, ctx: Context) -> dict: ...
 ```
 """
 
-from roost_core.statuses import RunStatus, TaskStatus
-
 from roost._context import Context
 from roost._errors import (
     ApiUnavailableError,
@@ -36,6 +34,7 @@ from roost._roost import Roost
 from roost._runs import RunRef, Runs
 from roost._worker import Worker
 from roost._workflow import Task, Workflow
+from roost_core.statuses import RunStatus, TaskStatus
 
 __all__ = [
     "ApiUnavailableError",

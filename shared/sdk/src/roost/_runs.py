@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from roost_core.statuses import RunStatus
-
 from roost._errors import RunCancelledError, RunFailedError, RunTimeoutError
 from roost._http import ApiClient
 from roost._models import Run, RunSummary
+from roost_core.statuses import RunStatus
 
 # One long-poll request waits at most this long; the api caps it at 60 s.
 _POLL_SECONDS = 25.0

@@ -26,14 +26,14 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AsyncIO
 from pydantic import ValidationError
-from roost_core import broker as core_broker
-from roost_core import topology as topo
-from roost_core.outbox import OutboxMessage, Publisher
-from roost_core.wire import TaskError, TaskFailed, TaskMessage, TaskStarted, TaskSucceeded
 
 from roost._context import Context
 from roost._errors import ConfigurationError
 from roost._workflow import Task, Workflow
+from roost_core import broker as core_broker
+from roost_core import topology as topo
+from roost_core.outbox import OutboxMessage, Publisher
+from roost_core.wire import TaskError, TaskFailed, TaskMessage, TaskStarted, TaskSucceeded
 
 if TYPE_CHECKING:
     from roost._roost import Roost

@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ValidationError
-from roost_core import dag
-from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 from roost._errors import InvalidDefinitionError, InvalidInputError
 from roost._runs import RunRef, outcome
+from roost_core import dag
+from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 if TYPE_CHECKING:
     from roost._roost import Roost

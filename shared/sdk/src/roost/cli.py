@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from roost._errors import RoostError
 from roost._models import Run
@@ -209,7 +209,10 @@ def _print_run(run: Run) -> None:
         f"[bold]{run.status}[/]",
         highlight=False,
     )
-    table = Table("task", "status", "attempt", "worker", "duration", "output / error")
+    # Task names are never cut: the other columns give way.
+    table = Table(
+        Column("task", no_wrap=True), "status", "attempt", "worker", "duration", "output / error"
+    )
     for t in run.tasks:
         detail = json.dumps(t.output) if t.output is not None else ""
         if t.error:

@@ -1,0 +1,678 @@
+"""Roost's benchmark (``just bench``): Roost against raw Dramatiq on the same RabbitMQ.
+
+- W1  N runs of a 4-task linear DAG of no-op tasks, triggered from several client
+      threads at once; runs/s and tasks/s from the first trigger to the last run's
+      ``finished_at``. Beside it: N four-actor ``dramatiq.pipeline``s of no-op actors on
+      the same broker, run by ``dramatiq`` CLI workers with the same processes x threads,
+      from the first enqueue to the last actor of the last pipeline.
+- W2  runs one after another: trigger -> done (client wall time), and the hand-off from a
+      task's end to its child's start (timestamps taken inside the tasks).
+- W3  one run of 1 -> N parallel children -> 1 join: trigger -> done.
+
+It starts its own stack (tests/harness.py: a fresh database and vhost, the api and one
+scheduler) and stops everything it started, by PID, when it ends.
+
+    .venv/bin/python tests/bench/bench.py [--quick] [--runs N] [--sequential N] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
+REPO = TESTS.parent
+# Run as a script, this folder is sys.path[0] and ``bench`` would name this very file;
+# the package ``bench`` (this folder) must be found from tests/ instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path[:0] = [str(TESTS), str(REPO)]
+
+import dramatiq  # noqa: E402
+import pika  # noqa: E402
+import psycopg  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from harness import Process, Stack  # noqa: E402
+
+# Wide enough for the table when the output goes to a file or a pipe.
+console = Console(width=None if sys.stdout.isatty() else 130)
+STALL_SECONDS = 120.0  # give up when nothing finishes for this long
+SLOW_WORKLOAD_SECONDS = 300.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- small helpers -------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between closest ranks."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    pos = (len(s) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def log(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+
+
+def fire(threads: int, count: int, prepare: Callable[[int], Any],
+         trigger: Callable[[Any, int], None], settle: Callable[[], None]) -> tuple[float, float]:
+    """Run ``count`` triggers from ``threads`` threads as fast as they go.
+
+    Each thread first calls ``prepare(i)`` (its own client, warmed up); once all are
+    prepared the main thread calls ``settle()`` (wait for the warm-up to finish), then
+    every thread calls ``trigger(state, k)`` for its share of ``k``. Returns the time of
+    the first trigger and the time the last trigger returned (``time.time()``)."""
+    ready = threading.Barrier(threads + 1, timeout=300)
+    go = threading.Barrier(threads + 1, timeout=300)
+    firsts: list[float] = []
+    lasts: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def body(i: int) -> None:
+        try:
+            state = prepare(i)
+            ready.wait()
+            go.wait()
+            first = time.time()
+            for k in range(i, count, threads):
+                trigger(state, k)
+            last = time.time()
+            with lock:
+                firsts.append(first)
+                lasts.append(last)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            with lock:
+                errors.append(exc)
+            ready.abort()
+            go.abort()
+
+    workers = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(threads)]
+    for t in workers:
+        t.start()
+    try:
+        ready.wait()
+        settle()
+        go.wait()
+    except threading.BrokenBarrierError:
+        pass
+    except BaseException:
+        ready.abort()
+        go.abort()
+        raise
+    for t in workers:
+        t.join()
+    if errors:
+        raise errors[0]
+    return min(firsts), max(lasts)
+
+
+def wait_until(what: str, progress: Callable[[], int], target: int) -> None:
+    """Poll ``progress()`` until it reaches ``target``; fail after STALL_SECONDS without
+    any progress."""
+    last_value, last_change = -1, time.monotonic()
+    while True:
+        value = progress()
+        if value >= target:
+            return
+        now = time.monotonic()
+        if value != last_value:
+            last_value, last_change = value, now
+        elif now - last_change > STALL_SECONDS:
+            raise RuntimeError(f"{what}: stuck at {value}/{target} for {STALL_SECONDS:.0f} s")
+        time.sleep(0.1)
+
+
+# -- CPU accounting from /proc -----------------------------------------------------------
+
+
+def _proc_table() -> dict[int, tuple[int, str, int]]:
+    """pid -> (ppid, comm, utime+stime ticks of all its threads)."""
+    table: dict[int, tuple[int, str, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        lp, rp = data.find("("), data.rfind(")")
+        fields = data[rp + 2:].split()
+        table[int(entry)] = (int(fields[1]), data[lp + 1:rp], int(fields[11]) + int(fields[12]))
+    return table
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) ticks of all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values) - idle, sum(values)
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by each group of processes between start() and stop(), in % of one core.
+    ``roots`` name process trees (a pid and all its descendants); PostgreSQL and RabbitMQ
+    are found by command name; this process (the client threads) is "bench client".
+    Processes that ended in between are not counted."""
+
+    roots: dict[str, int]
+    usage: dict[str, float] = field(default_factory=dict)
+    machine: float = 0.0
+    wall: float = 0.0
+
+    def start(self) -> CpuMeter:
+        self._before = _proc_table()
+        self._machine_before = _machine_ticks()
+        self._t0 = time.monotonic()
+        return self
+
+    def stop(self) -> CpuMeter:
+        after = _proc_table()
+        busy1, total1 = _machine_ticks()
+        wall = self.wall = time.monotonic() - self._t0
+        busy0, total0 = self._machine_before
+        self.machine = 100.0 * (busy1 - busy0) / max(1, total1 - total0)
+        children: dict[int, list[int]] = defaultdict(list)
+        for pid, (ppid, _, _) in after.items():
+            children[ppid].append(pid)
+        # This process is the parent of the stack's processes: count only itself.
+        group: dict[int, str] = {os.getpid(): "bench client"}
+        for name, root in self.roots.items():
+            todo = [root]
+            while todo:
+                pid = todo.pop()
+                if pid in after and pid not in group:
+                    group[pid] = name
+                    todo.extend(children.get(pid, []))
+        for pid, (_, comm, _) in after.items():
+            if pid in group:
+                continue
+            if comm.startswith("postgres"):
+                group[pid] = "postgres"
+            elif comm in ("beam.smp", "erl_child_setup", "inet_gethost", "epmd"):
+                group[pid] = "rabbitmq"
+        totals: dict[str, float] = defaultdict(float)
+        for pid, name in group.items():
+            ticks = after[pid][2]
+            before = self._before.get(pid)
+            if before is not None and before[1] == after[pid][1]:
+                ticks -= before[2]
+            totals[name] += ticks
+        self.usage = {name: 100.0 * t / CLK_TCK / wall for name, t in totals.items()}
+        # Whatever the machine did beyond the groups above: other processes (other work on
+        # the machine, processes that ended in between), the kernel.
+        machine_one_core = 100.0 * (busy1 - busy0) / CLK_TCK / wall
+        self.usage["everything else"] = max(0.0, machine_one_core - sum(self.usage.values()))
+        return self
+
+
+# -- the workloads -------------------------------------------------------------------------
+
+
+@dataclass
+class Throughput:
+    count: int
+    tasks: int
+    wall: float          # first trigger -> last finished
+    trigger_wall: float  # first trigger -> last trigger returned
+    failed: int
+    cpu: CpuMeter
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.wall
+
+    @property
+    def tasks_per_second(self) -> float:
+        return self.tasks / self.wall
+
+    @property
+    def trigger_rate(self) -> float:
+        return self.count / self.trigger_wall
+
+    @property
+    def cpu_ms_per_run(self) -> float:
+        """CPU time of the benchmark's own processes (stack or raw worker, PostgreSQL,
+        RabbitMQ, the client) per run: less sensitive to other work on the machine."""
+        ours = sum(v for k, v in self.cpu.usage.items() if k != "everything else")
+        return ours / 100.0 * self.cpu.wall * 1000.0 / self.count
+
+
+def w1_roost(stack: Stack, flows: ModuleType, runs: int, clients: int,
+             roots: dict[str, int]) -> Throughput:
+    from roost import Roost
+
+    poll = psycopg.connect(stack.database_url, autocommit=True)
+
+    def done_runs() -> int:
+        row = poll.execute("SELECT count(*) FROM runs WHERE workflow_name = %s "
+                           "AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')",
+                           (flows.LINEAR,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def prepare(i: int) -> Any:
+        wf = flows.build_linear(Roost())
+        wf.register()
+        wf.run({"warmup": i}, wait_for_result=False)
+        return wf
+
+    def settle() -> None:
+        wait_until("W1 warm-up", done_runs, clients)
+        meter.start()
+
+    def trigger(wf: Any, k: int) -> None:
+        wf.run({"i": k}, wait_for_result=False)
+
+    meter = CpuMeter(roots)
+    try:
+        first, last = fire(clients, runs, prepare, trigger, settle)
+        wait_until("W1 Roost runs", done_runs, clients + runs)
+        meter.stop()
+    finally:
+        poll.close()
+    row = stack.sql(
+        "SELECT extract(epoch FROM max(finished_at))::float8, "
+        "count(*) FILTER (WHERE status <> 'SUCCEEDED') FROM runs WHERE workflow_name = %s",
+        flows.LINEAR,
+    )[0]
+    finished, failed = float(row[0]), int(row[1])  # type: ignore[arg-type, call-overload]
+    return Throughput(runs, runs * 4, finished - first, last - first, failed, meter)
+
+
+def w1_raw(raw: ModuleType, runs: int, clients: int, roots: dict[str, int]) -> Throughput:
+    tag = f"b{uuid.uuid4().hex[:8]}"
+
+    def prepare(i: int) -> Any:
+        raw.pipeline("warm").run()  # opens this thread's connection and channel
+        return None
+
+    def settle() -> None:
+        wait_until("raw warm-up", lambda: raw.finished("warm")[0], clients)
+        meter.start()
+
+    def trigger(_: Any, k: int) -> None:
+        raw.pipeline(tag).run()
+
+    meter = CpuMeter(roots)
+    first, last = fire(clients, runs, prepare, trigger, settle)
+    wait_until("W1 raw pipelines", lambda: raw.finished(tag)[0], runs)
+    meter.stop()
+    _, latest = raw.finished(tag)
+    assert latest is not None
+    return Throughput(runs, runs * 4, latest - first, last - first, 0, meter)
+
+
+@dataclass
+class Latency:
+    total: list[float]    # trigger -> done, seconds
+    handoff: list[float]  # child start - parent end, seconds
+    slowest: str = ""     # where the slowest run spent its time
+    engine: list[float] = field(default_factory=list)  # trigger -> runs.finished_at
+    late: list[float] = field(default_factory=list)    # runs.finished_at -> client has it
+
+
+def w2_sequential(stack: Stack, flows: ModuleType, runs: int) -> Latency:
+    from roost import Roost
+
+    wf = flows.build_handoff(Roost())
+    wf.register()
+    wf.run({"warmup": True}, timeout=60)
+    total: list[float] = []
+    handoff: list[float] = []
+    worst: tuple[float, str, float, float, dict[str, Any]] | None = None
+    times: dict[str, tuple[float, float]] = {}  # run id -> (triggered, client has it)
+    for i in range(runs):
+        t0, w0 = time.perf_counter(), time.time()
+        ref = wf.run({"i": i}, wait_for_result=False)
+        result = ref.result(timeout=120)
+        took = time.perf_counter() - t0
+        total.append(took)
+        times[ref.id] = (w0, time.time())
+        for parent, child in (("t1", "t2"), ("t2", "t3"), ("t3", "t4")):
+            handoff.append(result[child]["start"] - result[parent]["end"])
+        if worst is None or took > worst[0]:
+            worst = (took, ref.id, w0, time.time(), result)
+    finished = dict(stack.sql(  # type: ignore[arg-type]
+        "SELECT id::text, extract(epoch FROM finished_at)::float8 FROM runs WHERE id = ANY(%s)",
+        list(times),
+    ))
+    engine = [float(finished[r]) - w0 for r, (w0, _) in times.items()]  # type: ignore[arg-type]
+    late = [done - float(finished[r]) for r, (_, done) in times.items()]  # type: ignore[arg-type]
+    return Latency(total, handoff, _breakdown(stack, *worst) if worst else "", engine, late)
+
+
+def _breakdown(stack: Stack, took: float, run_id: str, triggered: float, done: float,
+               result: dict[str, Any]) -> str:
+    """Where one W2 run spent its time, from the client's, the tasks' and the database's
+    clocks (all on this machine)."""
+    row = stack.sql(
+        "SELECT extract(epoch FROM r.created_at)::float8, "
+        "extract(epoch FROM t.queued_at)::float8, extract(epoch FROM r.finished_at)::float8 "
+        "FROM runs r JOIN task_runs t ON t.run_id = r.id AND t.task_name = 't1' "
+        "WHERE r.id = %s", run_id,
+    )[0]
+    created, queued, finished = (float(v) for v in row)  # type: ignore[arg-type]
+    marks = [
+        ("trigger -> run row created", created - triggered),
+        ("created -> t1 queued", queued - created),
+        ("t1 queued -> t1 starts", result["t1"]["start"] - queued),
+        ("t1 start -> t4 end", result["t4"]["end"] - result["t1"]["start"]),
+        ("t4 end -> run finished", finished - result["t4"]["end"]),
+        ("run finished -> client has it", done - finished),
+    ]
+    return f"slowest W2 run {took * 1000:.0f} ms: " + ", ".join(
+        f"{name} {ms * 1000:.0f} ms" for name, ms in marks)
+
+
+def w3_fanout(flows: ModuleType, width: int) -> float:
+    from roost import Roost, RunStatus
+
+    client = Roost()
+    wf = flows.build_fanout(client, width)
+    wf.register()
+    t0 = time.perf_counter()
+    ref = wf.run({}, wait_for_result=False)
+    run = client.runs.wait(ref.id, timeout=STALL_SECONDS * 5)
+    wall = time.perf_counter() - t0
+    if run.status != RunStatus.SUCCEEDED:
+        raise RuntimeError(f"W3 run {ref.id} ended {run.status}")
+    return wall
+
+
+# -- the raw Dramatiq worker -----------------------------------------------------------------
+
+
+def start_raw_worker(env: dict[str, str], workdir: Path, processes: int, threads: int) -> Process:
+    log_path = workdir / "raw-worker.log"
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "bench.raw_dramatiq:broker",
+         "--processes", str(processes), "--threads", str(threads)],
+        env=env, cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    proc = Process("raw-worker", popen, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        if text.count("Worker process is ready for action") >= processes:
+            return proc
+        if popen.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop_process(proc)
+    raise RuntimeError(f"raw dramatiq worker did not start:\n{proc.tail()}")
+
+
+def stop_process(proc: Process) -> None:
+    """SIGTERM the process (Dramatiq's CLI passes it on to its children); if it does not
+    end, SIGKILL the session it leads, which only it and its children are in."""
+    if proc.popen.poll() is None:
+        proc.popen.send_signal(signal.SIGTERM)
+        try:
+            proc.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.popen.wait(5)
+
+
+def delete_queues(broker_url: str, queue: str) -> None:
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    except pika.exceptions.AMQPError:
+        return
+    try:
+        channel = connection.channel()
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            channel.queue_delete(name)
+    except pika.exceptions.AMQPError:
+        pass
+    finally:
+        connection.close()
+
+
+# -- facts and the report ---------------------------------------------------------------------
+
+
+def rabbitmq_version(broker_url: str) -> str:
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    except pika.exceptions.AMQPError:
+        return "?"
+    try:
+        props = connection._impl.server_properties  # noqa: SLF001
+        version = props.get("version", b"?")
+        return version.decode() if isinstance(version, bytes) else str(version)
+    finally:
+        connection.close()
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput,
+           raw_w1: Throughput | None, w2: Latency, w3: float, elapsed: dict[str, float]) -> None:
+    caption = "\n".join([
+        f"machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['platform']}; "
+        f"Python {facts['python']}; dramatiq {dramatiq.__version__}; "
+        f"PostgreSQL {facts['postgres']}; RabbitMQ {facts['rabbitmq']}",
+        f"W1: {args.runs} runs x 4 no-op tasks (linear), {args.clients} client threads each "
+        f"with its own Roost client (wf.run(wait_for_result=False)); worker {args.processes} "
+        f"processes x {args.threads} threads; raw: {args.runs} dramatiq.pipeline of 4 no-op "
+        f"actors, RabbitmqBroker(confirm_delivery=True), default middleware, `dramatiq` CLI "
+        f"{args.processes} x {args.threads}, same {args.clients} enqueuing threads",
+        f"W2: {args.sequential} runs one after another (trigger, wait, next), 4-task line; "
+        f"hand-off = child start - parent end, 3 per run ({3 * args.sequential} samples)",
+        f"W3: one run of 1 -> {args.fanout} parallel no-op children -> 1 join "
+        f"({args.fanout + 2} tasks)",
+        w2.slowest,
+        "elapsed per workload: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()),
+    ])
+    table = Table(title="Roost benchmark", caption=caption, caption_justify="left")
+    for name, justify in (("workload", "left"), ("metric", "left"), ("Roost", "right"),
+                          ("raw Dramatiq", "right"), ("Roost/raw", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+
+    def row(workload: str, metric: str, mine: float, theirs: float | None,
+            digits: int = 1) -> None:
+        ratio = f"{mine / theirs:.2f}" if theirs else "-"
+        table.add_row(workload, metric, fmt(mine, digits),
+                      "-" if theirs is None else fmt(theirs, digits), ratio)
+
+    raw = raw_w1
+    row("W1 linear x4", "runs/s", roost_w1.per_second, raw and raw.per_second)
+    row("", "tasks/s", roost_w1.tasks_per_second, raw and raw.tasks_per_second)
+    row("", "wall: first trigger -> last done (s)", roost_w1.wall, raw and raw.wall, 2)
+    row("", "trigger rate, client side (/s)", roost_w1.trigger_rate, raw and raw.trigger_rate)
+    row("", "CPU ms per run, our processes", roost_w1.cpu_ms_per_run, raw and raw.cpu_ms_per_run)
+    table.add_row("", "runs not SUCCEEDED", str(roost_w1.failed), "-" if raw is None else "0", "")
+    table.add_section()
+    ms = [1000 * t for t in w2.total]
+    hand = [1000 * t for t in w2.handoff]
+    row("W2 sequential", "trigger -> done p50 (ms)", percentile(ms, 50), None)
+    row("", "trigger -> done p99 (ms)", percentile(ms, 99), None)
+    engine = [1000 * t for t in w2.engine]
+    row("", "trigger -> runs.finished_at p50 (ms)", percentile(engine, 50), None)
+    row("", "trigger -> runs.finished_at p99 (ms)", percentile(engine, 99), None)
+    table.add_row("", "runs the client saw > 1 s after they ended",
+                  str(sum(1 for t in w2.late if t > 1.0)), "-", "")
+    row("", "hand-off p50 (ms)", percentile(hand, 50), None)
+    row("", "hand-off p99 (ms)", percentile(hand, 99), None)
+    table.add_section()
+    row(f"W3 1->{args.fanout}->1", "trigger -> done (s)", w3, None, 2)
+    row("", "tasks/s", (args.fanout + 2) / w3, None)
+    console.print(table)
+
+    cpu = Table(title="CPU during W1 (% of one core, averaged over the workload)",
+                caption=f"machine busy: Roost {roost_w1.cpu.machine:.0f}%"
+                + (f", raw {raw.cpu.machine:.0f}%" if raw else "")
+                + f" of all {facts['nproc']} CPUs; load average before the run: "
+                + facts["loadavg"], caption_justify="left")
+    cpu.add_column("process")
+    cpu.add_column("Roost W1", justify="right")
+    cpu.add_column("raw W1", justify="right")
+    names = sorted(set(roost_w1.cpu.usage) | set(raw.cpu.usage if raw else {}),
+                   key=lambda n: -roost_w1.cpu.usage.get(n, 0.0))
+    for name in names:
+        mine = roost_w1.cpu.usage.get(name)
+        theirs = raw.cpu.usage.get(name) if raw else None
+        cpu.add_row(name, "-" if mine is None else f"{mine:.0f}",
+                    "-" if theirs is None else f"{theirs:.0f}")
+    console.print(cpu)
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, help="W1 runs (default 2000; --quick 100)")
+    parser.add_argument("--sequential", type=int, help="W2 runs (default 200; --quick 20)")
+    parser.add_argument("--fanout", type=int, help="W3 width (default 500; --quick 50)")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (2)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker process (8)")
+    parser.add_argument("--clients", type=int, default=8, help="W1 client threads (8)")
+    parser.add_argument("--quick", action="store_true", help="small numbers, a smoke check")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    args = parser.parse_args(argv)
+    defaults = {"runs": (2000, 100), "sequential": (200, 20), "fanout": (500, 50)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    for name in ("runs", "sequential", "fanout", "processes", "threads", "clients"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    workdir = Path(tempfile.mkdtemp(prefix="roost-bench-"))
+    raw_out = workdir / "raw-out"
+    raw_out.mkdir()
+    raw_queue = f"rawbench_{uuid.uuid4().hex[:10]}"
+    # The stack's processes inherit os.environ: the worker must build the same fan-out.
+    os.environ["BENCH_FANOUT"] = str(args.fanout)
+    stack = Stack(workdir / "stack")
+    raw_proc: Process | None = None
+    ok = False
+    elapsed: dict[str, float] = {}
+    try:
+        log(f"starting the stack in {workdir}")
+        stack.start()
+        for key in ("ROOST_API_URL", "ROOST_TOKEN", "ROOST_BROKER_URL", "ROOST_NAMESPACE",
+                    "ROOST_TLS_STRATEGY"):
+            os.environ[key] = stack.env[key]
+        raw_env = {"BENCH_RAW_BROKER_URL": stack.env["ROOST_BROKER_URL"],
+                   "BENCH_RAW_QUEUE": raw_queue, "BENCH_RAW_OUT": str(raw_out)}
+        os.environ.update(raw_env)
+        sys.modules.pop("bench.bench_flows", None)
+        flows = importlib.import_module("bench.bench_flows")
+        facts = {
+            "nproc": str(os.cpu_count()), "python": platform.python_version(),
+            "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
+            "cpu": _cpu_model(),
+            "loadavg": load_before,
+            "postgres": str(stack.sql("SHOW server_version")[0][0]),
+            "rabbitmq": rabbitmq_version(stack.env["ROOST_BROKER_URL"]),
+        }
+        services = {p.name: p.pid for p in stack.processes}
+        roots = {"api": services["api"], "scheduler": services["scheduler-0"]}
+
+        log(f"starting the Roost worker ({args.processes} x {args.threads})")
+        worker = stack.start_worker("bench.bench_flows:worker", processes=args.processes,
+                                    threads=args.threads, name="roost-worker")
+
+        t = time.monotonic()
+        log(f"W1 Roost: {args.runs} runs from {args.clients} threads")
+        roost_w1 = w1_roost(stack, flows, args.runs, args.clients,
+                            {**roots, "roost worker": worker.pid})
+        elapsed["W1 Roost"] = time.monotonic() - t
+        log(f"W1 Roost: {roost_w1.per_second:.1f} runs/s")
+
+        t = time.monotonic()
+        log(f"W2: {args.sequential} sequential runs")
+        w2 = w2_sequential(stack, flows, args.sequential)
+        log(w2.slowest)
+        elapsed["W2"] = time.monotonic() - t
+
+        t = time.monotonic()
+        log(f"W3: 1 -> {args.fanout} -> 1")
+        w3 = w3_fanout(flows, args.fanout)
+        elapsed["W3"] = time.monotonic() - t
+
+        # The raw side gets the machine to itself: no Roost worker polling alongside.
+        worker.stop()
+        stack.processes.remove(worker)
+
+        log(f"starting the raw dramatiq worker ({args.processes} x {args.threads})")
+        raw_proc = start_raw_worker({**stack.env, **raw_env}, workdir, args.processes,
+                                    args.threads)
+        raw = importlib.import_module("bench.raw_dramatiq")
+        t = time.monotonic()
+        log(f"W1 raw Dramatiq: {args.runs} pipelines from {args.clients} threads")
+        raw_w1 = w1_raw(raw, args.runs, args.clients, {**roots, "raw worker": raw_proc.pid})
+        elapsed["W1 raw"] = time.monotonic() - t
+        log(f"W1 raw: {raw_w1.per_second:.1f} pipelines/s")
+        raw.broker.close()
+
+        for name, seconds in elapsed.items():
+            if seconds > SLOW_WORKLOAD_SECONDS:
+                log(f"[yellow]{name} took {seconds:.0f} s (over {SLOW_WORKLOAD_SECONDS:.0f} s)")
+        report(args, facts, roost_w1, raw_w1, w2, w3, elapsed)
+        ok = True
+        return 0
+    finally:
+        if raw_proc is not None:
+            stop_process(raw_proc)
+        if "ROOST_BROKER_URL" in stack.env and getattr(stack, "vhost", "/") == "/":
+            delete_queues(stack.env["ROOST_BROKER_URL"], raw_queue)
+        stack.stop()
+        if ok and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"logs kept in {workdir}")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
