@@ -22,6 +22,11 @@ class ClientSettings(BaseSettings):
     )
     tls_root_ca: str | None = Field(default=None, description="CA bundle to verify the api with")
     http_timeout_seconds: float = 30.0
+    started_report_delay_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        description="a worker reports a task as started only if it still runs after this",
+    )
 
     def base_url(self) -> str:
         """The api URL, checked against the TLS strategy."""

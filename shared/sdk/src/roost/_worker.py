@@ -1,9 +1,10 @@
 """The worker runtime: a real Dramatiq worker whose actors run Roost tasks.
 
 Each workflow gets one Dramatiq actor on its own queue; one Dramatiq message is one task
-attempt. The actor runs the task function and reports ``started`` and ``succeeded`` or
-``failed`` to the events exchange with publisher confirms, before Dramatiq acknowledges
-the message. A worker that dies mid-task never acknowledges, so RabbitMQ hands the
+attempt. The actor runs the task function and reports ``succeeded`` or ``failed`` to the
+events exchange with a publisher confirm, before Dramatiq acknowledges the message
+(``started`` goes out only for tasks still running after a short delay; see
+``roost._reporter``). A worker that dies mid-task never acknowledges, so RabbitMQ hands the
 attempt to another worker. Workers never touch PostgreSQL.
 """
 
@@ -29,6 +30,7 @@ from pydantic import ValidationError
 
 from roost._context import Context
 from roost._errors import ConfigurationError
+from roost._reporter import Reporter
 from roost._workflow import Task, Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
@@ -62,6 +64,7 @@ class Worker:
         self.slots = slots
         self._local = threading.local()
         self.broker: RabbitmqBroker | None = None
+        self._started_reporter: Reporter | None = None
 
     @property
     def worker_id(self) -> str:
@@ -118,13 +121,12 @@ class Worker:
             OutboxMessage(topology.events_exchange, key, report.model_dump_json().encode())
         )
 
-    def _report_started(self, topology: topo.Topology, report: TaskStarted) -> None:
-        """Publish ``started`` without waiting: if it is lost, the result still carries
-        the start time, so the task's start is not delayed by a broker round trip."""
-        message = OutboxMessage(
-            topology.events_exchange, topo.TASK_STARTED, report.model_dump_json().encode()
-        )
-        self._publisher().publish_unconfirmed(message)
+    def _reporter(self) -> Reporter:
+        if self._started_reporter is None:
+            self._started_reporter = Reporter(
+                self.roost.settings.broker_url, self.roost.settings.started_report_delay_seconds
+            )
+        return self._started_reporter
 
     def execute(self, topology: topo.Topology, raw: dict[str, Any]) -> None:
         """Run one task attempt and report its outcome. Raises only when a report could
@@ -139,10 +141,18 @@ class Worker:
             "attempt": msg.attempt,
             "worker_id": worker_id,
         }
-        self._report_started(topology, TaskStarted(**common, started_at=started_at))
+        # `started` goes out only if the task is still running after a short delay.
+        started = self._reporter().schedule(
+            OutboxMessage(
+                topology.events_exchange,
+                topo.TASK_STARTED,
+                TaskStarted(**common, started_at=started_at).model_dump_json().encode(),
+            )
+        )
         try:
             output = self._call(msg, worker_id)
         except Exception as exc:
+            started.cancel()
             report: Any = TaskFailed(
                 **common,
                 started_at=started_at,
@@ -162,6 +172,7 @@ class Worker:
             )
             self._report(topology, topo.TASK_FAILED, report)
             return
+        started.cancel()
         report = TaskSucceeded(
             **common, started_at=started_at, finished_at=time.time(), output=output
         )
