@@ -266,16 +266,19 @@ class Throughput:
 
 
 def w1_roost(stack: Stack, flows: ModuleType, runs: int, clients: int,
-             roots: dict[str, int]) -> Throughput:
+             roots: dict[str, int], bulk: int = 0) -> Throughput:
+    """W1 with one `wf.run` per run, or with ``bulk`` runs per `wf.run_many` request."""
     from roost import Roost
 
     poll = psycopg.connect(stack.database_url, autocommit=True)
+    (baseline,) = poll.execute("SELECT count(*) FROM runs WHERE workflow_name = %s",
+                               (flows.LINEAR,)).fetchone() or (0,)
 
     def done_runs() -> int:
         row = poll.execute("SELECT count(*) FROM runs WHERE workflow_name = %s "
                            "AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')",
                            (flows.LINEAR,)).fetchone()
-        return int(row[0]) if row else 0
+        return int(row[0]) - baseline if row else 0
 
     def prepare(i: int) -> Any:
         wf = flows.build_linear(Roost())
@@ -288,18 +291,22 @@ def w1_roost(stack: Stack, flows: ModuleType, runs: int, clients: int,
         meter.start()
 
     def trigger(wf: Any, k: int) -> None:
-        wf.run({"i": k}, wait_for_result=False)
+        if bulk:
+            wf.run_many([{"i": k * bulk + j} for j in range(bulk)])
+        else:
+            wf.run({"i": k}, wait_for_result=False)
 
     meter = CpuMeter(roots)
     try:
-        first, last = fire(clients, runs, prepare, trigger, settle)
+        first, last = fire(clients, runs // bulk if bulk else runs, prepare, trigger, settle)
         wait_until("W1 Roost runs", done_runs, clients + runs)
         meter.stop()
     finally:
         poll.close()
     row = stack.sql(
         "SELECT extract(epoch FROM max(finished_at))::float8, "
-        "count(*) FILTER (WHERE status <> 'SUCCEEDED') FROM runs WHERE workflow_name = %s",
+        "count(*) FILTER (WHERE status <> 'SUCCEEDED') FROM runs WHERE workflow_name = %s"
+        " AND input ? 'i'",
         flows.LINEAR,
     )[0]
     finished, failed = float(row[0]), int(row[1])  # type: ignore[arg-type, call-overload]
@@ -479,7 +486,8 @@ def fmt(value: float, digits: int = 1) -> str:
 
 
 def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput,
-           raw_w1: Throughput | None, w2: Latency, w3: float, elapsed: dict[str, float]) -> None:
+           roost_bulk: Throughput, raw_w1: Throughput | None, w2: Latency, w3: float,
+           elapsed: dict[str, float]) -> None:
     caption = "\n".join([
         f"machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['platform']}; "
         f"Python {facts['python']}; dramatiq {dramatiq.__version__}; "
@@ -514,6 +522,13 @@ def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput
     row("", "trigger rate, client side (/s)", roost_w1.trigger_rate, raw and raw.trigger_rate)
     row("", "CPU ms per run, our processes", roost_w1.cpu_ms_per_run, raw and raw.cpu_ms_per_run)
     table.add_row("", "runs not SUCCEEDED", str(roost_w1.failed), "-" if raw is None else "0", "")
+    table.add_section()
+    row(f"W1 bulk ({args.bulk}/request)", "runs/s", roost_bulk.per_second,
+        raw and raw.per_second)
+    row("", "tasks/s", roost_bulk.tasks_per_second, raw and raw.tasks_per_second)
+    row("", "CPU ms per run, our processes", roost_bulk.cpu_ms_per_run,
+        raw and raw.cpu_ms_per_run)
+    table.add_row("", "runs not SUCCEEDED", str(roost_bulk.failed), "-", "")
     table.add_section()
     ms = [1000 * t for t in w2.total]
     hand = [1000 * t for t in w2.handoff]
@@ -560,6 +575,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=2, help="worker processes (2)")
     parser.add_argument("--threads", type=int, default=8, help="threads per worker process (8)")
     parser.add_argument("--clients", type=int, default=8, help="W1 client threads (8)")
+    parser.add_argument("--bulk", type=int, default=50,
+                        help="runs per wf.run_many request in W1 bulk (50)")
     parser.add_argument("--quick", action="store_true", help="small numbers, a smoke check")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
@@ -620,6 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         log(f"W1 Roost: {roost_w1.per_second:.1f} runs/s")
 
         t = time.monotonic()
+        log(f"W1 Roost, bulk: {args.runs} runs in requests of {args.bulk} (wf.run_many)")
+        roost_bulk = w1_roost(stack, flows, args.runs, args.clients,
+                              {**roots, "roost worker": worker.pid}, bulk=args.bulk)
+        elapsed["W1 Roost bulk"] = time.monotonic() - t
+        log(f"W1 Roost, bulk: {roost_bulk.per_second:.1f} runs/s")
+
+        t = time.monotonic()
         log(f"W2: {args.sequential} sequential runs")
         w2 = w2_sequential(stack, flows, args.sequential)
         log(w2.slowest)
@@ -648,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in elapsed.items():
             if seconds > SLOW_WORKLOAD_SECONDS:
                 log(f"[yellow]{name} took {seconds:.0f} s (over {SLOW_WORKLOAD_SECONDS:.0f} s)")
-        report(args, facts, roost_w1, raw_w1, w2, w3, elapsed)
+        report(args, facts, roost_w1, roost_bulk, raw_w1, w2, w3, elapsed)
         ok = True
         return 0
     finally:

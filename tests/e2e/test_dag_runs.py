@@ -132,3 +132,61 @@ def test_a_run_can_be_read_back_at_once(flows: ModuleType, basic_worker: Process
     )
     assert isinstance(run.created_at, datetime)
     ref.result(timeout=60)
+
+
+def test_run_many_triggers_every_run_in_one_request_and_each_completes(
+    flows: ModuleType, basic_worker: Process
+) -> None:
+    refs = flows.chain.run_many([{"task_id": f"bd-many-{i}"} for i in range(25)])
+
+    assert len({r.id for r in refs}) == 25
+    results = [r.result(timeout=60) for r in refs]
+    assert [res["commit"]["task_id"] for res in results] == [f"bd-many-{i}" for i in range(25)]
+
+
+def test_run_many_respects_idempotency_keys_even_within_one_request(
+    flows: ModuleType, basic_worker: Process
+) -> None:
+    first = flows.chain.run_many(
+        [{"task_id": "k1"}, {"task_id": "k2"}, {"task_id": "k1-again"}],
+        idempotency_keys=["many-k1", "many-k2", "many-k1"],
+    )
+    again = flows.chain.run_many([{"task_id": "k2"}], idempotency_keys=["many-k2"])
+
+    assert first[0].id == first[2].id and first[0].id != first[1].id
+    assert again[0].id == first[1].id
+    assert first[0].result(timeout=60)["commit"]["task_id"] == "k1"
+
+
+def test_run_many_rejects_a_bad_input_naming_its_index_and_creates_nothing(
+    flows: ModuleType, basic_worker: Process
+) -> None:
+    before, _ = flows.roost.runs.list(workflow="t-validated", limit=500)
+    with pytest.raises(roost.InvalidInputError, match=r"inputs\[1\].*task_id"):
+        flows.validated.run_many([{"task_id": "ok"}, {"priority": 1}])
+    after, _ = flows.roost.runs.list(workflow="t-validated", limit=500)
+    assert len(after) == len(before)
+
+
+def test_the_bulk_endpoint_rejects_a_bad_input_naming_its_index(
+    stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    import httpx
+
+    flows.validated.register()
+    r = httpx.post(
+        f"{stack.api_url}/api/v1/workflows/t-validated/runs/bulk",
+        headers={"Authorization": f"Bearer {stack.token}"},
+        json={"runs": [{"input": {"task_id": "a"}}, {"input": {"task_id": 5, "priority": "x"}}]},
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "invalid_input"
+    assert r.json()["error"]["message"].startswith("runs[1]:")
+    assert "priority" in r.json()["error"]["message"]
+
+    empty = httpx.post(
+        f"{stack.api_url}/api/v1/workflows/t-validated/runs/bulk",
+        headers={"Authorization": f"Bearer {stack.token}"},
+        json={"runs": []},
+    )
+    assert empty.status_code == 400 and "runs" in empty.json()["error"]["message"]

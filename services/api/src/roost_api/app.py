@@ -45,12 +45,25 @@ logger = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 60.0
 MAX_PAGE = 500
+MAX_BULK = 1000
 
 
 class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input: Any = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, max_length=255)
+    version: str | None = None
+
+
+class BulkItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: Any = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+
+
+class BulkTriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs: list[BulkItem] = Field(min_length=1, max_length=MAX_BULK)
     version: str | None = None
 
 
@@ -274,8 +287,12 @@ def create_app(settings: ApiSettings) -> Starlette:
             wv = await versions.get(conn, tenant, name, trigger.version)
             check_input(wv.definition, trigger.input)
             async with conn.transaction():
-                created = await store.create_run(
-                    conn, topology, tenant, wv, trigger.input, trigger.idempotency_key
+                (created,) = await store.create_runs(
+                    conn,
+                    topology,
+                    tenant,
+                    wv,
+                    [store.RunRequest(trigger.input, trigger.idempotency_key)],
                 )
             # Committed: the run is durable. Publishing is the fast path; the
             # scheduler's sweeper sends anything this process fails to.
@@ -284,6 +301,47 @@ def create_app(settings: ApiSettings) -> Starlette:
                 run = await store.get_run(conn, tenant, created.run_id)
                 return JSONResponse(run, status_code=200)
         return JSONResponse(created.summary, status_code=201)
+
+    async def trigger_runs(request: Request, tenant: str) -> Response:
+        """
+        summary: Trigger many runs of a workflow in one request and one transaction
+        description: >-
+          Body {"runs": [{"input": ..., "idempotency_key": ...}, ...], "version": ...},
+          at most 1000 runs. Every input is checked first; one bad input rejects the
+          whole request (422, naming its index and field) and creates nothing.
+        responses:
+          201: {description: "each run id, with created false for an earlier idempotent run"}
+          404: {description: unknown workflow}
+          422: {description: an input rejected by the workflow's input model}
+        """
+        name = request.path_params["name"]
+        body = await _json_body(request)
+        try:
+            bulk = BulkTriggerRequest.model_validate(body)
+        except ValidationError as exc:
+            raise BadRequestError(
+                _validation_message(exc, "invalid bulk trigger request")
+            ) from None
+        async with pool.connection() as conn:
+            wv = await versions.get(conn, tenant, name, bulk.version)
+            for index, item in enumerate(bulk.runs):
+                try:
+                    check_input(wv.definition, item.input)
+                except InvalidInputError as exc:
+                    raise InvalidInputError(f"runs[{index}]: {exc}") from None
+            async with conn.transaction():
+                created = await store.create_runs(
+                    conn,
+                    topology,
+                    tenant,
+                    wv,
+                    [store.RunRequest(i.input, i.idempotency_key) for i in bulk.runs],
+                )
+        relay.submit([row for c in created for row in c.outbox_rows])
+        return JSONResponse(
+            {"runs": [{"id": c.run_id, "created": c.summary is not None} for c in created]},
+            status_code=201,
+        )
 
     async def get_run(request: Request, tenant: str) -> Response:
         """
@@ -345,6 +403,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         Route("/api/v1/workflows", authed(list_workflows), methods=["GET"]),
         Route("/api/v1/workflows/{name}", authed(get_workflow), methods=["GET"]),
         Route("/api/v1/workflows/{name}/runs", authed(trigger_run), methods=["POST"]),
+        Route("/api/v1/workflows/{name}/runs/bulk", authed(trigger_runs), methods=["POST"]),
         Route("/api/v1/runs", authed(list_runs), methods=["GET"]),
         Route("/api/v1/runs/{run_id}", authed(get_run), methods=["GET"]),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -123,119 +124,154 @@ class CreatedRun:
     outbox_rows: list[outbox.OutboxRow]
 
 
-async def create_run(
+@dataclass(frozen=True)
+class RunRequest:
+    input: Any
+    idempotency_key: str | None = None
+
+
+async def create_runs(
     conn: Conn,
     topology: Topology,
     tenant_id: str,
     wv: WorkflowVersion,
-    run_input: Any,
-    idempotency_key: str | None,
-) -> CreatedRun:
-    """Insert a run, its task runs and its root tasks' messages in one transaction, and
-    return the outbox rows to publish after commit. With an idempotency key already used
-    for this workflow, return the existing run's id and create nothing."""
+    requests: list[RunRequest],
+) -> list[CreatedRun]:
+    """Insert runs, their task runs and their root tasks' messages, in the caller's
+    transaction, with a fixed number of statements however many runs there are; return
+    one CreatedRun per request, in order, each with the outbox rows to publish after
+    commit. A request whose idempotency key was already used for this workflow (or
+    earlier in the same list) gets the existing run and creates nothing."""
     definition = wv.definition
-    run_id = uuid.uuid4()
+    run_ids = [uuid.uuid4() for _ in requests]
+    inserted: dict[uuid.UUID, Any] = {}
     cur = await conn.execute(
         "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
         " status, input, idempotency_key, remaining_tasks)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[]) WITH ORDINALITY AS v(id, input, key, n)"
+        " ORDER BY v.n"
         " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
-        "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING created_at",
+        "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at",
         (
-            run_id,
             tenant_id,
             wv.workflow_id,
             wv.version_id,
             definition.name,
             RunStatus.QUEUED,
-            Jsonb(run_input),
-            idempotency_key,
             len(definition.tasks),
+            run_ids,
+            [json.dumps(r.input) for r in requests],
+            [r.idempotency_key for r in requests],
         ),
     )
-    inserted = await cur.fetchone()
-    if inserted is None:
+    for row in await cur.fetchall():
+        inserted[row[0]] = row[1]
+    existing: dict[str, str] = {}
+    keys = [
+        r.idempotency_key
+        for r, rid in zip(requests, run_ids, strict=True)
+        if rid not in inserted and r.idempotency_key is not None
+    ]
+    if keys:
         cur = await conn.execute(
-            "SELECT id FROM runs WHERE tenant_id = %s AND workflow_id = %s"
-            " AND idempotency_key = %s",
-            (tenant_id, wv.workflow_id, idempotency_key),
+            "SELECT idempotency_key, id FROM runs WHERE tenant_id = %s AND workflow_id = %s"
+            " AND idempotency_key = ANY(%s)",
+            (tenant_id, wv.workflow_id, keys),
         )
-        row = await cur.fetchone()
-        assert row is not None
-        return CreatedRun(str(row[0]), None, [])
+        existing = {key: str(rid) for key, rid in await cur.fetchall()}
 
     roots = set(dag.roots(definition))
-    task_rows = []
-    messages = []
-    for task in definition.tasks:
-        task_run_id = uuid.uuid4()
-        is_root = task.name in roots
-        task_rows.append(
-            (
-                task_run_id,
-                run_id,
-                task.name,
-                task.parents,
-                len(task.parents),
-                TaskStatus.QUEUED if is_root else TaskStatus.PENDING,
-                1 if is_root else 0,
-            )
-        )
-        if is_root:
-            messages.append(
-                task_attempt_message(
-                    topology,
-                    TaskMessage(
-                        run_id=str(run_id),
-                        task_run_id=str(task_run_id),
-                        workflow=definition.name,
-                        task=task.name,
-                        attempt=1,
-                        input=run_input,
-                    ),
-                )
-            )
-    async with conn.cursor() as c:
-        await c.executemany(
+    task_rows: list[tuple[uuid.UUID, uuid.UUID, str, list[str], bool]] = []
+    messages: list[outbox.OutboxMessage] = []
+    per_run: list[tuple[int, int]] = []  # slice of messages per request
+    for request, run_id in zip(requests, run_ids, strict=True):
+        start = len(messages)
+        if run_id in inserted:
+            for task in definition.tasks:
+                task_run_id = uuid.uuid4()
+                is_root = task.name in roots
+                task_rows.append((task_run_id, run_id, task.name, task.parents, is_root))
+                if is_root:
+                    messages.append(
+                        task_attempt_message(
+                            topology,
+                            TaskMessage(
+                                run_id=str(run_id),
+                                task_run_id=str(task_run_id),
+                                workflow=definition.name,
+                                task=task.name,
+                                attempt=1,
+                                input=request.input,
+                            ),
+                        )
+                    )
+        per_run.append((start, len(messages)))
+    if task_rows:
+        # Task names cannot contain ',' (roost_core.dag.NAME_RE), so parents travel as CSV.
+        await conn.execute(
             "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
-            " attempt, queued_at) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-            " CASE WHEN %s THEN now() END)",
-            [(*r, r[5] == TaskStatus.QUEUED) for r in task_rows],
+            " attempt, queued_at)"
+            " SELECT v.id, v.run_id, v.name, string_to_array(v.parents, ','), v.pending,"
+            "   CASE WHEN v.root THEN %s ELSE %s END, CASE WHEN v.root THEN 1 ELSE 0 END,"
+            "   CASE WHEN v.root THEN now() END"
+            " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::int[], %s::bool[])"
+            "   AS v(id, run_id, name, parents, pending, root)",
+            (
+                TaskStatus.QUEUED,
+                TaskStatus.PENDING,
+                [t[0] for t in task_rows],
+                [t[1] for t in task_rows],
+                [t[2] for t in task_rows],
+                [",".join(t[3]) for t in task_rows],
+                [len(t[3]) for t in task_rows],
+                [t[4] for t in task_rows],
+            ),
         )
+    async with conn.cursor() as c:
         rows = await outbox.insert_async(c, messages)
-    summary = {
-        "id": str(run_id),
-        "workflow": definition.name,
-        "workflow_version": wv.version,
-        "status": RunStatus.QUEUED.value,
-        "idempotency_key": idempotency_key,
-        "created_at": _iso(inserted[0]),
-        "started_at": None,
-        "finished_at": None,
-        "input": run_input,
-        "output": None,
-        "error": None,
-        # The same shape GET /runs/{id} returns, built from what was just written.
-        "tasks": [
+
+    created: list[CreatedRun] = []
+    tasks_of: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for task_run_id, run_id, name, parents, is_root in task_rows:
+        tasks_of.setdefault(run_id, []).append(
             {
-                "id": str(r[0]),
-                "name": r[2],
-                "status": r[5].value,
-                "parents": r[3],
-                "attempt": r[6],
+                "id": str(task_run_id),
+                "name": name,
+                "status": (TaskStatus.QUEUED if is_root else TaskStatus.PENDING).value,
+                "parents": parents,
+                "attempt": 1 if is_root else 0,
                 "output": None,
                 "error": None,
                 "worker_id": None,
-                "queued_at": _iso(inserted[0]) if r[6] else None,
+                "queued_at": _iso(inserted[run_id]) if is_root else None,
                 "started_at": None,
                 "finished_at": None,
                 "attempts": [],
             }
-            for r in task_rows
-        ],
-    }
-    return CreatedRun(str(run_id), summary, rows)
+        )
+    for request, run_id, (start, end) in zip(requests, run_ids, per_run, strict=True):
+        if run_id not in inserted:
+            assert request.idempotency_key is not None
+            created.append(CreatedRun(existing[request.idempotency_key], None, []))
+            continue
+        # The same shape GET /runs/{id} returns, built from what was just written.
+        summary = {
+            "id": str(run_id),
+            "workflow": definition.name,
+            "workflow_version": wv.version,
+            "status": RunStatus.QUEUED.value,
+            "idempotency_key": request.idempotency_key,
+            "created_at": _iso(inserted[run_id]),
+            "started_at": None,
+            "finished_at": None,
+            "input": request.input,
+            "output": None,
+            "error": None,
+            "tasks": tasks_of[run_id],
+        }
+        created.append(CreatedRun(str(run_id), summary, rows[start:end]))
+    return created
 
 
 def _iso(value: datetime | None) -> str | None:

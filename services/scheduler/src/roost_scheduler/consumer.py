@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from roost_core import broker, outbox
 from roost_core.topology import Topology, declare_core
 from roost_core.wire import TaskReport, decode_report
+from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.settings import SchedulerSettings
 from roost_scheduler.store import Definitions, apply_reports
 
@@ -38,12 +39,14 @@ class Scheduler:
             settings.broker_url, settings.database_url, name="scheduler-relay"
         )
         self.sweep_publisher = outbox.Publisher(settings.broker_url)
+        self.maintenance = Maintenance(settings.database_url, settings.maintenance_interval_seconds)
         self.stopping = threading.Event()
         self._buffer: list[tuple[int, bytes]] = []
 
     def run_forever(self) -> None:
         """Consume until stopped, reconnecting to whichever dependency went away."""
         self.relay.start()
+        self.maintenance.start()
         backoff = 0.5
         while not self.stopping.is_set():
             try:
@@ -58,6 +61,7 @@ class Scheduler:
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
         self.relay.stop()
+        self.maintenance.stop()
         self.sweep_publisher.close()
 
     def _consume(self) -> None:

@@ -17,3 +17,7 @@ class SchedulerSettings(CoreSettings):
     sweep_grace_seconds: float = Field(
         default=5.0, description="age after which an outbox row counts as stranded"
     )
+    maintenance_interval_seconds: float = Field(
+        default=30.0,
+        description="when autovacuum is off, vacuum/analyze the hot tables this often (0: never)",
+    )

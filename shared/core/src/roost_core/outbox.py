@@ -50,26 +50,31 @@ class OutboxRow:
     message: OutboxMessage
 
 
+# One statement for any number of rows. WITH ORDINALITY keeps the returned ids in the
+# order of the messages (RETURNING follows the insertion order of the SELECT).
+_INSERT = (
+    "INSERT INTO outbox (exchange, routing_key, body, headers)"
+    " SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb"
+    " FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[])"
+    "   WITH ORDINALITY AS m(exchange, routing_key, body, headers, n)"
+    " ORDER BY m.n RETURNING id"
+)
+
+
+def _insert_params(messages: list[OutboxMessage]) -> tuple[list[Any], ...]:
+    return (
+        [m.exchange for m in messages],
+        [m.routing_key for m in messages],
+        [m.body for m in messages],
+        [json.dumps(m.headers) if m.headers else None for m in messages],
+    )
+
+
 def insert(cur: psycopg.Cursor[Any], messages: list[OutboxMessage]) -> list[OutboxRow]:
     """Write ``messages`` to the outbox inside the caller's transaction."""
     if not messages:
         return []
-    cur.executemany(
-        "INSERT INTO outbox (exchange, routing_key, body, headers) VALUES (%s, %s, %s, %s)"
-        " RETURNING id",
-        [
-            (m.exchange, m.routing_key, m.body, json.dumps(m.headers) if m.headers else None)
-            for m in messages
-        ],
-        returning=True,
-    )
-    ids: list[int] = []
-    while True:
-        row = cur.fetchone()
-        if row is not None:
-            ids.append(row[0])
-        if not cur.nextset():
-            break
+    ids = [row[0] for row in cur.execute(_INSERT, _insert_params(messages)).fetchall()]
     return [OutboxRow(i, m) for i, m in zip(ids, messages, strict=True)]
 
 
@@ -79,22 +84,8 @@ async def insert_async(
     """:func:`insert` for an async cursor."""
     if not messages:
         return []
-    await cur.executemany(
-        "INSERT INTO outbox (exchange, routing_key, body, headers) VALUES (%s, %s, %s, %s)"
-        " RETURNING id",
-        [
-            (m.exchange, m.routing_key, m.body, json.dumps(m.headers) if m.headers else None)
-            for m in messages
-        ],
-        returning=True,
-    )
-    ids: list[int] = []
-    while True:
-        row = await cur.fetchone()
-        if row is not None:
-            ids.append(row[0])
-        if not cur.nextset():
-            break
+    await cur.execute(_INSERT, _insert_params(messages))
+    ids = [row[0] for row in await cur.fetchall()]
     return [OutboxRow(i, m) for i, m in zip(ids, messages, strict=True)]
 
 

@@ -196,3 +196,39 @@ class Workflow:
         if not wait_for_result:
             return ref
         return outcome(roost.runs.wait(ref.id, timeout))
+
+    def run_many(
+        self,
+        inputs: Sequence[Any],
+        *,
+        idempotency_keys: Sequence[str | None] | None = None,
+        chunk_size: int = 500,
+    ) -> list[RunRef]:
+        """Trigger one run per input with as few requests as possible (one transaction per
+        chunk of ``chunk_size``); return their RunRefs in input order. Every input is
+        validated before anything is sent. Wait with ``ref.result()`` on each."""
+        roost = self._client()
+        if idempotency_keys is not None and len(idempotency_keys) != len(inputs):
+            raise InvalidInputError(
+                f"run_many got {len(inputs)} inputs but {len(idempotency_keys)} idempotency keys"
+            )
+        if not 1 <= chunk_size <= 1000:
+            raise InvalidInputError(f"chunk_size must be between 1 and 1000, not {chunk_size}")
+        items = []
+        for index, raw in enumerate(inputs):
+            try:
+                payload = self.validate_input({} if raw is None else raw)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"inputs[{index}]: {exc}") from None
+            key = idempotency_keys[index] if idempotency_keys is not None else None
+            items.append({"input": payload, "idempotency_key": key})
+        version = self.register()
+        refs: list[RunRef] = []
+        for start in range(0, len(items), chunk_size):
+            body = roost.api.request(
+                "POST",
+                f"/api/v1/workflows/{self.name}/runs/bulk",
+                json={"runs": items[start : start + chunk_size], "version": version},
+            )
+            refs.extend(RunRef(roost.runs, r["id"], self.name) for r in body["runs"])
+        return refs
