@@ -158,3 +158,98 @@ def after_slow(input: dict, ctx: Context) -> dict:
 
 
 crasher = roost.worker("crasher", workflows=[crash], slots=2)
+
+# -- retries, backoff, timeouts ---------------------------------------------------------------
+from roost import NonRetryableError  # noqa: E402
+
+flaky = roost.workflow("t-flaky")
+
+
+@flaky.task(retries=3, backoff_initial_seconds=0.3, backoff_factor=2.0)
+def sometimes(input: dict, ctx: Context) -> dict:
+    if ctx.attempt_number < input["succeed_on"]:
+        raise RuntimeError(f"attempt {ctx.attempt_number} fails")
+    return {"attempt": ctx.attempt_number, "retry_count": ctx.retry_count}
+
+
+@flaky.task(parents=[sometimes])
+def after_sometimes(input: dict, ctx: Context) -> dict:
+    return {"saw": ctx.task_output(sometimes)["attempt"]}
+
+
+refusing = roost.workflow("t-refusing")
+
+
+@refusing.task(retries=3, backoff_initial_seconds=0.1)
+def refuse(input: dict, ctx: Context) -> dict:
+    raise NonRetryableError("bad credentials")
+
+
+exhausting = roost.workflow("t-exhausting")
+
+
+@exhausting.task(retries=2, backoff_initial_seconds=0.1)
+def always_fails(input: dict, ctx: Context) -> dict:
+    raise ValueError(f"no luck on attempt {ctx.attempt_number}")
+
+
+hanging = roost.workflow("t-hanging")
+
+
+@hanging.task(execution_timeout="1s", retries=1, backoff_initial_seconds=0.1)
+def hang(input: dict, ctx: Context) -> dict:
+    Path(input["marker_dir"], f"sync-{ctx.attempt_number}.started").touch()
+    # Busy Python code: Dramatiq's time limit interrupts it between bytecodes. (A thread
+    # blocked inside one long C call, such as a single time.sleep(8), is interrupted
+    # only when that call returns; the engine's own deadline covers that case.)
+    until = time.time() + input.get("sleep", 8)
+    while time.time() < until:
+        time.sleep(0.05)
+    Path(input["marker_dir"], f"sync-{ctx.attempt_number}.finished").touch()
+    return {}
+
+
+hanging_async = roost.workflow("t-hanging-async")
+
+
+@hanging_async.task(execution_timeout=1.0)
+async def hang_async(input: dict, ctx: Context) -> dict:
+    Path(input["marker_dir"], "async.started").touch()
+    await asyncio.sleep(input.get("sleep", 8))
+    Path(input["marker_dir"], "async.finished").touch()
+    return {}
+
+
+stuck = roost.workflow("t-stuck")
+
+
+@stuck.task(execution_timeout=1)
+def stuck_in_c(input: dict, ctx: Context) -> dict:
+    time.sleep(input["sleep"])  # one C call: no Python-level interruption until it returns
+    return {"late": True}
+
+
+durable = roost.workflow("t-durable-backoff")
+
+
+@durable.task(retries=1, backoff_initial_seconds=4.0)
+def fails_once(input: dict, ctx: Context) -> dict:
+    if ctx.attempt_number == 1:
+        raise RuntimeError("first attempt fails")
+    return {"attempt": ctx.attempt_number, "at": time.time()}
+
+
+# No worker serves this workflow: its task can only time out waiting.
+unserved = roost.workflow("t-unserved")
+
+
+@unserved.task(schedule_timeout="1s")
+def never_picked_up(input: dict, ctx: Context) -> dict:
+    return {}
+
+
+reliable = roost.worker(
+    "reliable",
+    workflows=[flaky, refusing, exhausting, hanging, hanging_async, stuck, durable],
+    slots=8,
+)

@@ -13,12 +13,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from roost_core import dag, outbox
-from roost_core.dispatch import task_attempt_message
+from roost_core import dag, dispatch, outbox
 from roost_core.errors import BadRequestError, UnknownRunError, UnknownWorkflowError
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
-from roost_core.wire import TaskMessage, WorkflowDefinition
+from roost_core.wire import WorkflowDefinition
 
 Conn = AsyncConnection[Any]
 
@@ -183,6 +182,7 @@ async def create_runs(
 
     roots = set(dag.roots(definition))
     task_rows: list[tuple[uuid.UUID, uuid.UUID, str, list[str], bool]] = []
+    deadlines: list[float | None] = []
     messages: list[outbox.OutboxMessage] = []
     per_run: list[tuple[int, int]] = []  # slice of messages per request
     for request, run_id in zip(requests, run_ids, strict=True):
@@ -192,31 +192,30 @@ async def create_runs(
                 task_run_id = uuid.uuid4()
                 is_root = task.name in roots
                 task_rows.append((task_run_id, run_id, task.name, task.parents, is_root))
+                deadline = None
                 if is_root:
-                    messages.append(
-                        task_attempt_message(
-                            topology,
-                            TaskMessage(
-                                run_id=str(run_id),
-                                task_run_id=str(task_run_id),
-                                workflow=definition.name,
-                                task=task.name,
-                                attempt=1,
-                                input=request.input,
-                            ),
-                        )
+                    message, deadline = dispatch.attempt(
+                        topology,
+                        task,
+                        workflow=definition.name,
+                        run_id=str(run_id),
+                        task_run_id=str(task_run_id),
+                        attempt=1,
+                        run_input=request.input,
                     )
+                    messages.append(message)
+                deadlines.append(deadline)
         per_run.append((start, len(messages)))
     if task_rows:
         # Task names cannot contain ',' (roost_core.dag.NAME_RE), so parents travel as CSV.
         await conn.execute(
             "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
-            " attempt, queued_at)"
+            " attempt, queued_at, deadline_at)"
             " SELECT v.id, v.run_id, v.name, string_to_array(v.parents, ','), v.pending,"
             "   CASE WHEN v.root THEN %s ELSE %s END, CASE WHEN v.root THEN 1 ELSE 0 END,"
-            "   CASE WHEN v.root THEN now() END"
-            " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::int[], %s::bool[])"
-            "   AS v(id, run_id, name, parents, pending, root)",
+            "   CASE WHEN v.root THEN now() END, to_timestamp(v.deadline)"
+            " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::int[], %s::bool[],"
+            "   %s::float8[]) AS v(id, run_id, name, parents, pending, root, deadline)",
             (
                 TaskStatus.QUEUED,
                 TaskStatus.PENDING,
@@ -226,6 +225,7 @@ async def create_runs(
                 [",".join(t[3]) for t in task_rows],
                 [len(t[3]) for t in task_rows],
                 [t[4] for t in task_rows],
+                deadlines,
             ),
         )
     async with conn.cursor() as c:

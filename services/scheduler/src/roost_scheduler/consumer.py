@@ -25,7 +25,7 @@ from roost_core.topology import Topology, declare_core
 from roost_core.wire import TaskReport, decode_report
 from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.settings import SchedulerSettings
-from roost_scheduler.store import Definitions, apply_reports
+from roost_scheduler.store import Definitions, apply_reports, fire_timers
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +76,19 @@ class Scheduler:
                     "scheduler consuming",
                     extra={"action": "scheduler_consuming", "queue": self.topology.scheduler_queue},
                 )
-                next_sweep = 0.0
+                next_sweep = next_timers = 0.0
+                tick = min(0.5, self.settings.timer_interval_seconds)
                 while not self.stopping.is_set():
-                    connection.process_data_events(time_limit=0.5)
+                    connection.process_data_events(time_limit=tick)
                     if self._buffer:
                         # Take whatever else has already arrived, without waiting.
                         connection.process_data_events(time_limit=0)
                         batch, self._buffer = self._buffer, []
                         self._handle(conn, channel, batch)
                     now = time.monotonic()
+                    if now >= next_timers:
+                        self._fire_timers(conn)
+                        next_timers = now + self.settings.timer_interval_seconds
                     if now >= next_sweep:
                         outbox.sweep(conn, self.sweep_publisher, self.settings.sweep_grace_seconds)
                         next_sweep = now + self.settings.sweep_interval_seconds
@@ -132,6 +136,19 @@ class Scheduler:
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
+        for run_id, status in outcome.finished_runs:
+            logger.info(
+                "run finished", extra={"action": "run_finished", "run_id": run_id, "status": status}
+            )
+
+    def _fire_timers(self, conn: psycopg.Connection[Any]) -> None:
+        """Retries whose backoff is over, and attempts past a deadline. Durable: the
+        timers are rows, so a restarted scheduler fires what its predecessor did not."""
+        with conn.transaction():
+            outcome = fire_timers(conn, self.topology, self.definitions)
+        self.relay.submit(outcome.outbox_rows)
+        if outcome.applied:
+            logger.info("timers fired", extra={"action": "timers_fired", "count": outcome.applied})
         for run_id, status in outcome.finished_runs:
             logger.info(
                 "run finished", extra={"action": "run_finished", "run_id": run_id, "status": status}

@@ -21,3 +21,8 @@ class SchedulerSettings(CoreSettings):
         default=30.0,
         description="when autovacuum is off, vacuum/analyze the hot tables this often (0: never)",
     )
+    timer_interval_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description="how often due retries and deadlines are looked for (their precision)",
+    )

@@ -19,13 +19,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from roost_core import dag, outbox
-from roost_core.dispatch import task_attempt_message
+from roost_core import dag, dispatch, outbox
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import (
     TaskFailed,
-    TaskMessage,
     TaskReport,
     TaskStarted,
     TaskSucceeded,
@@ -37,6 +35,10 @@ logger = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 RUN_FINAL_CHANNEL = "roost_run_final"
 ACTIVE = [TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]
+# The engine's own execution deadline trails the worker's (Dramatiq checks its time
+# limits once a second): the worker normally interrupts and reports first.
+EXECUTION_GRACE_SECONDS = 5.0
+FAILURES = (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
 
 
 @dataclass
@@ -97,13 +99,35 @@ def apply_reports(
         ],
     )
 
-    applied = _apply_started(conn, [r for r in live if isinstance(r, TaskStarted)])
+    applied = _apply_started(
+        conn, definitions, runs, [r for r in live if isinstance(r, TaskStarted)]
+    )
     messages: list[outbox.OutboxMessage] = []
     applied += _apply_succeeded(
-        conn, topology, runs, [r for r in live if isinstance(r, TaskSucceeded)], messages
+        conn,
+        topology,
+        definitions,
+        runs,
+        [r for r in live if isinstance(r, TaskSucceeded)],
+        messages,
     )
     for report in live:
-        if isinstance(report, TaskFailed) and _fail(conn, definitions, runs[report.run_id], report):
+        if isinstance(report, TaskFailed) and fail_attempt(
+            conn,
+            topology,
+            definitions,
+            runs[report.run_id],
+            messages,
+            task_run_id=report.task_run_id,
+            task=report.task,
+            attempt=report.attempt,
+            error=report.error.model_dump(),
+            worker_id=report.worker_id,
+            started_at=report.started_at,
+            finished_at=report.finished_at,
+            retryable=report.retryable and report.error.type != "ScheduleTimeout",
+            timed_out=report.timed_out,
+        ):
             applied += 1
 
     finished = _settle(conn, [r for r in runs.values() if r.settled])
@@ -143,20 +167,34 @@ def _mark_runs_running(conn: Conn, runs: Sequence[_Run]) -> None:
         run.status = RunStatus.RUNNING
 
 
-def _apply_started(conn: Conn, reports: list[TaskStarted]) -> int:
+def _apply_started(
+    conn: Conn, definitions: Definitions, runs: dict[str, _Run], reports: list[TaskStarted]
+) -> int:
+    """QUEUED -> RUNNING. A start of the same attempt on another worker (RabbitMQ
+    redelivered it after its first worker died) takes the task over. A task with an
+    execution timeout gets its engine-side deadline: start + timeout + grace."""
     if not reports:
         return 0
+    timeouts = [
+        definitions.get(conn, runs[r.run_id].version_id).by_name[r.task].execution_timeout_seconds
+        for r in reports
+    ]
     cur = conn.execute(
-        "UPDATE task_runs t SET status = %s, started_at = to_timestamp(v.at), worker_id = v.w"
-        " FROM unnest(%s::uuid[], %s::int[], %s::float8[], %s::text[]) AS v(id, a, at, w)"
-        " WHERE t.id = v.id AND t.attempt = v.a AND t.status = %s",
+        "UPDATE task_runs t SET status = %s, started_at = to_timestamp(v.at), worker_id = v.w,"
+        " deadline_at = to_timestamp(v.at + v.timeout + %s)"
+        " FROM unnest(%s::uuid[], %s::int[], %s::float8[], %s::text[], %s::float8[])"
+        "   AS v(id, a, at, w, timeout)"
+        " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
+        " AND t.dispatch_at IS NULL",
         (
             TaskStatus.RUNNING,
+            EXECUTION_GRACE_SECONDS,
             [r.task_run_id for r in reports],
             [r.attempt for r in reports],
             [r.started_at for r in reports],
             [r.worker_id for r in reports],
-            TaskStatus.QUEUED,
+            timeouts,
+            ACTIVE,
         ),
     )
     return cur.rowcount
@@ -165,6 +203,7 @@ def _apply_started(conn: Conn, reports: list[TaskStarted]) -> int:
 def _apply_succeeded(
     conn: Conn,
     topology: Topology,
+    definitions: Definitions,
     runs: dict[str, _Run],
     reports: list[TaskSucceeded],
     out: list[outbox.OutboxMessage],
@@ -177,10 +216,12 @@ def _apply_succeeded(
         return 0
     done = conn.execute(
         "UPDATE task_runs t SET status = %s, output = v.o::jsonb, worker_id = v.w,"
-        " started_at = to_timestamp(v.s), finished_at = to_timestamp(v.f)"
+        " started_at = to_timestamp(v.s), finished_at = to_timestamp(v.f),"
+        " deadline_at = NULL, error = NULL"
         " FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::text[], %s::float8[],"
         "   %s::float8[]) AS v(id, a, o, w, s, f)"
         " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
+        " AND t.dispatch_at IS NULL"
         " RETURNING t.run_id, t.task_name, t.output",
         (
             TaskStatus.SUCCEEDED,
@@ -204,14 +245,14 @@ def _apply_succeeded(
     children = conn.execute(
         "UPDATE task_runs c SET pending_parents = c.pending_parents - d.n,"
         " status = CASE WHEN c.pending_parents = d.n THEN %s ELSE c.status END,"
-        " attempt = CASE WHEN c.pending_parents = d.n THEN 1 ELSE c.attempt END,"
+        " attempt = CASE WHEN c.pending_parents = d.n THEN c.attempt + 1 ELSE c.attempt END,"
         " queued_at = CASE WHEN c.pending_parents = d.n THEN now() ELSE c.queued_at END"
         " FROM (SELECT k.id, count(*)::int AS n FROM task_runs k"
         "       JOIN unnest(%s::uuid[], %s::text[]) AS f(run_id, task)"
         "         ON k.run_id = f.run_id AND f.task = ANY(k.parents)"
         "       WHERE k.status = %s GROUP BY k.id) AS d"
         " WHERE c.id = d.id AND c.pending_parents >= d.n"
-        " RETURNING c.id, c.run_id, c.task_name, c.pending_parents, c.parents",
+        " RETURNING c.id, c.run_id, c.task_name, c.pending_parents, c.attempt",
         (
             TaskStatus.QUEUED,
             [k[0] for k in outputs],
@@ -219,79 +260,118 @@ def _apply_succeeded(
             TaskStatus.PENDING,
         ),
     ).fetchall()
-    ready = [row for row in children if row[3] == 0]
-    if not ready:
-        return len(done)
+    ready = [(str(row[0]), str(row[1]), row[2], row[4]) for row in children if row[3] == 0]
+    if ready:
+        _dispatch(conn, topology, definitions, runs, ready, out, known=outputs)
+    return len(done)
 
-    # Parents that finished in an earlier batch: read their outputs in one go.
-    missing = sorted(
-        {(str(run_id), p) for _, run_id, _, _, parents in ready for p in parents} - outputs.keys()
-    )
-    if missing:
-        for run_id, task, output in conn.execute(
+
+def _dispatch(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    runs: dict[str, _Run],
+    ready: list[tuple[str, str, str, int]],
+    out: list[outbox.OutboxMessage],
+    known: dict[tuple[str, str], Any] | None = None,
+) -> None:
+    """Write the task messages of ``ready`` attempts (task run id, run id, task name,
+    attempt), already QUEUED in task_runs, with their parents' outputs, and set the
+    schedule deadlines of those that have one."""
+    outputs = dict(known or {})
+    wanted: set[tuple[str, str]] = set()
+    for _, run_id, name, _ in ready:
+        task = definitions.get(conn, runs[run_id].version_id).by_name[name]
+        wanted.update((run_id, p) for p in task.parents)
+    missing = sorted(wanted - outputs.keys())
+    if missing:  # parents that finished in an earlier batch
+        for run_id, task_name, output in conn.execute(
             "SELECT t.run_id, t.task_name, t.output FROM task_runs t"
             " JOIN unnest(%s::uuid[], %s::text[]) AS m(run_id, task)"
             "   ON t.run_id = m.run_id AND t.task_name = m.task",
             ([m[0] for m in missing], [m[1] for m in missing]),
         ):
-            outputs[(str(run_id), task)] = output
-
-    for task_run_id, run_id, name, _, parents in ready:
-        run = runs[str(run_id)]
-        out.append(
-            task_attempt_message(
-                topology,
-                TaskMessage(
-                    run_id=run.id,
-                    task_run_id=str(task_run_id),
-                    workflow=run.workflow,
-                    task=name,
-                    attempt=1,
-                    input=run.input,
-                    parent_outputs={p: outputs.get((run.id, p)) for p in parents},
-                ),
-            )
+            outputs[(str(run_id), task_name)] = output
+    deadlines: list[tuple[str, float]] = []
+    for task_run_id, run_id, name, attempt in ready:
+        run = runs[run_id]
+        task = definitions.get(conn, run.version_id).by_name[name]
+        message, deadline = dispatch.attempt(
+            topology,
+            task,
+            workflow=run.workflow,
+            run_id=run.id,
+            task_run_id=task_run_id,
+            attempt=attempt,
+            run_input=run.input,
+            parent_outputs={p: outputs.get((run.id, p)) for p in task.parents},
         )
-    return len(done)
+        out.append(message)
+        if deadline is not None:
+            deadlines.append((task_run_id, deadline))
+    if deadlines:
+        conn.execute(
+            "UPDATE task_runs t SET deadline_at = to_timestamp(v.d)"
+            " FROM unnest(%s::uuid[], %s::float8[]) AS v(id, d) WHERE t.id = v.id",
+            ([d[0] for d in deadlines], [d[1] for d in deadlines]),
+        )
 
 
-def _fail(conn: Conn, definitions: Definitions, run: _Run, r: TaskFailed) -> bool:
-    error = r.error.model_dump()
+def fail_attempt(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    run: _Run,
+    out: list[outbox.OutboxMessage],
+    *,
+    task_run_id: str,
+    task: str,
+    attempt: int,
+    error: dict[str, Any],
+    worker_id: str | None,
+    started_at: float | None,
+    finished_at: float | None,
+    retryable: bool,
+    timed_out: bool,
+) -> bool:
+    """End a failed (or timed-out) attempt, once, and either schedule the next attempt
+    (retries left, and the error allows it) or fail the task for good, cancelling its
+    descendants. Returns False when the attempt was not the current active one."""
+    status = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
     row = conn.execute(
-        "UPDATE task_runs SET status = %s, error = %s, worker_id = %s,"
-        " started_at = to_timestamp(%s), finished_at = to_timestamp(%s)"
-        " WHERE id = %s AND attempt = %s AND status = ANY(%s) RETURNING queued_at",
-        (
-            TaskStatus.FAILED,
-            Jsonb(error),
-            r.worker_id,
-            r.started_at,
-            r.finished_at,
-            r.task_run_id,
-            r.attempt,
-            ACTIVE,
-        ),
+        "UPDATE task_runs SET status = %s, error = %s, worker_id = coalesce(%s, worker_id),"
+        " started_at = coalesce(to_timestamp(%s), started_at),"
+        " finished_at = coalesce(to_timestamp(%s), now()), deadline_at = NULL"
+        " WHERE id = %s AND attempt = %s AND status = ANY(%s) AND dispatch_at IS NULL"
+        " RETURNING queued_at, started_at, finished_at, worker_id",
+        (status, Jsonb(error), worker_id, started_at, finished_at, task_run_id, attempt, ACTIVE),
     ).fetchone()
     if row is None:
         return False
     conn.execute(
         "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error, queued_at,"
-        " started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s),"
-        " to_timestamp(%s)) ON CONFLICT DO NOTHING",
-        (
-            r.task_run_id,
-            r.attempt,
-            TaskStatus.FAILED,
-            r.worker_id,
-            Jsonb(error),
-            row[0],
-            r.started_at,
-            r.finished_at,
-        ),
+        " started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (task_run_id, attempt, status, row[3], Jsonb(error), row[0], row[1], row[2]),
     )
+    task_def = definitions.get(conn, run.version_id).by_name[task]
+    if retryable and attempt <= task_def.retries:
+        delay = task_def.retry_delay(attempt)
+        # The next attempt waits out its backoff as a durable timer (dispatch_at): a
+        # scheduler restarted meanwhile still sends it on time. The last error stays
+        # visible on the task until then.
+        conn.execute(
+            "UPDATE task_runs SET status = %s, attempt = %s, output = NULL, worker_id = NULL,"
+            " started_at = NULL, finished_at = NULL, queued_at = NULL,"
+            " dispatch_at = now() + make_interval(secs => %s) WHERE id = %s",
+            (TaskStatus.QUEUED, attempt + 1, delay, task_run_id),
+        )
+        if delay <= 0:
+            fire_dispatches(conn, topology, definitions, {run.id: run}, out, [task_run_id])
+        return True
     run.settled += 1
     # Descendants of a failed task never start; independent branches go on.
-    doomed = dag.descendants(definitions.get(conn, run.version_id), [r.task])
+    doomed = dag.descendants(definitions.get(conn, run.version_id), [task])
     if doomed:
         cur = conn.execute(
             "UPDATE task_runs SET status = %s, error = %s, finished_at = now()"
@@ -299,10 +379,7 @@ def _fail(conn: Conn, definitions: Definitions, run: _Run, r: TaskFailed) -> boo
             (
                 TaskStatus.CANCELLED,
                 Jsonb(
-                    {
-                        "type": "UpstreamFailed",
-                        "message": f"not run: upstream task {r.task!r} failed",
-                    }
+                    {"type": "UpstreamFailed", "message": f"not run: upstream task {task!r} failed"}
                 ),
                 run.id,
                 sorted(doomed),
@@ -311,6 +388,107 @@ def _fail(conn: Conn, definitions: Definitions, run: _Run, r: TaskFailed) -> boo
         )
         run.settled += cur.rowcount
     return True
+
+
+def fire_dispatches(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    runs: dict[str, _Run],
+    out: list[outbox.OutboxMessage],
+    task_run_ids: list[str] | None = None,
+) -> int:
+    """Send the retries whose backoff is over (of ``runs``, or just ``task_run_ids``)."""
+    if task_run_ids is not None:
+        rows = conn.execute(
+            "UPDATE task_runs SET dispatch_at = NULL, queued_at = now()"
+            " WHERE id = ANY(%s::uuid[]) AND dispatch_at <= now()"
+            " RETURNING id, run_id, task_name, attempt",
+            (task_run_ids,),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "UPDATE task_runs SET dispatch_at = NULL, queued_at = now()"
+            " WHERE run_id = ANY(%s::uuid[]) AND dispatch_at <= now()"
+            " RETURNING id, run_id, task_name, attempt",
+            ([r.id for r in runs.values()],),
+        ).fetchall()
+    ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+    if ready:
+        _dispatch(conn, topology, definitions, runs, ready, out)
+    return len(ready)
+
+
+def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> BatchOutcome:
+    """Fire every due timer, inside the caller's transaction: retries whose backoff is
+    over are sent; QUEUED attempts past their schedule deadline end TIMED_OUT; RUNNING
+    attempts past their execution deadline (the worker did not report in time) time out
+    and are retried like any failure. Runs are locked first, as for reports."""
+    due = conn.execute(
+        "(SELECT run_id FROM task_runs WHERE dispatch_at <= now() LIMIT 500)"
+        " UNION (SELECT run_id FROM task_runs WHERE deadline_at <= now() LIMIT 500)"
+    ).fetchall()
+    if not due:
+        return BatchOutcome([], [], 0, 0)
+    runs = _lock_runs(conn, sorted({str(r[0]) for r in due}))
+    ended = [r.id for r in runs.values() if RunStatus(r.status).is_final]
+    if ended:  # a cancelled run keeps no timers
+        conn.execute(
+            "UPDATE task_runs SET dispatch_at = NULL, deadline_at = NULL"
+            " WHERE run_id = ANY(%s::uuid[]) AND (dispatch_at IS NOT NULL"
+            "   OR deadline_at IS NOT NULL)",
+            (ended,),
+        )
+    live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
+    out: list[outbox.OutboxMessage] = []
+    fired = fire_dispatches(conn, topology, definitions, live, out) if live else 0
+    expired = (
+        conn.execute(
+            "SELECT id, run_id, task_name, attempt, status, worker_id FROM task_runs"
+            " WHERE run_id = ANY(%s::uuid[]) AND deadline_at <= now() AND status = ANY(%s)"
+            " AND dispatch_at IS NULL",
+            ([r for r in live], ACTIVE),
+        ).fetchall()
+        if live
+        else []
+    )
+    for task_run_id, run_id, name, attempt, status, worker_id in expired:
+        run = live[str(run_id)]
+        task = definitions.get(conn, run.version_id).by_name[name]
+        if status == TaskStatus.QUEUED:
+            error = {
+                "type": "ScheduleTimeout",
+                "message": f"task {name!r} was not started by a worker within its "
+                f"schedule timeout of {task.schedule_timeout_seconds} s",
+            }
+            retryable = False
+        else:
+            error = {
+                "type": "ExecutionTimeout",
+                "message": f"task {name!r} did not finish within its execution timeout "
+                f"of {task.execution_timeout_seconds} s"
+                f" (on worker {worker_id})",
+            }
+            retryable = True
+        if fail_attempt(
+            conn,
+            topology,
+            definitions,
+            run,
+            out,
+            task_run_id=str(task_run_id),
+            task=name,
+            attempt=attempt,
+            error=error,
+            worker_id=None,
+            started_at=None,
+            finished_at=None,
+            retryable=retryable,
+            timed_out=True,
+        ):
+            fired += 1
+    finished = _settle(conn, [r for r in live.values() if r.settled])
+    return BatchOutcome(outbox.insert(conn.cursor(), out), finished, fired, 0)
 
 
 def _settle(conn: Conn, runs: list[_Run]) -> list[tuple[str, str]]:
@@ -338,7 +516,8 @@ def _settle(conn: Conn, runs: list[_Run]) -> list[tuple[str, str]]:
         tasks[str(row[0])].append((row[1], row[2], row[3], row[4]))
     finals: list[tuple[str, str, Jsonb, Jsonb | None]] = []
     for run_id, rows in tasks.items():
-        failed = sorted((name, err) for name, status, _, err in rows if status == TaskStatus.FAILED)
+        # A task that timed out has failed too (its status says how).
+        failed = sorted((name, err) for name, status, _, err in rows if status in FAILURES)
         output = {name: out for name, status, out, _ in rows if status == TaskStatus.SUCCEEDED}
         error: Any = None
         final = RunStatus.SUCCEEDED

@@ -1,11 +1,15 @@
 """How a ready task attempt becomes an outbox message for its workflow's Dramatiq queue.
-Shared by the api (a run's root tasks) and the scheduler (children made ready)."""
+Shared by the api (a run's root tasks) and the scheduler (children made ready, retries,
+replays), so "dispatch an attempt" means one thing everywhere."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from roost_core.outbox import OutboxMessage
 from roost_core.topology import Topology
-from roost_core.wire import TaskMessage, dramatiq_envelope
+from roost_core.wire import TaskDefinition, TaskMessage, dramatiq_envelope
 
 
 def task_attempt_message(topology: Topology, message: TaskMessage) -> OutboxMessage:
@@ -13,3 +17,35 @@ def task_attempt_message(topology: Topology, message: TaskMessage) -> OutboxMess
     queue = topology.task_queue(message.workflow)
     body = dramatiq_envelope(queue, topology.actor_name(message.workflow), message)
     return OutboxMessage(exchange="", routing_key=queue, body=body)
+
+
+def attempt(
+    topology: Topology,
+    task: TaskDefinition,
+    *,
+    workflow: str,
+    run_id: str,
+    task_run_id: str,
+    attempt: int,
+    run_input: Any,
+    parent_outputs: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> tuple[OutboxMessage, float | None]:
+    """The outbox message for one attempt of ``task``, and its schedule deadline (unix
+    seconds, or None) for the task run's ``deadline_at``."""
+    now = time.time() if now is None else now
+    deadline = (
+        now + task.schedule_timeout_seconds if task.schedule_timeout_seconds is not None else None
+    )
+    message = TaskMessage(
+        run_id=run_id,
+        task_run_id=task_run_id,
+        workflow=workflow,
+        task=task.name,
+        attempt=attempt,
+        input=run_input,
+        parent_outputs=parent_outputs or {},
+        execution_timeout=task.execution_timeout_seconds,
+        schedule_deadline=deadline,
+    )
+    return task_attempt_message(topology, message), deadline

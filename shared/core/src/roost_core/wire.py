@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,10 +24,27 @@ class _Frozen(BaseModel):
 
 
 class TaskDefinition(_Frozen):
-    """One task of a workflow, as registered with the api."""
+    """One task of a workflow, as registered with the api, with its retry and timeout
+    policy. Durations are in seconds."""
 
     name: str
     parents: list[str] = Field(default_factory=list)
+    retries: int = Field(default=0, ge=0, le=1000)
+    backoff_initial_seconds: float = Field(default=1.0, ge=0)
+    backoff_factor: float | None = Field(default=None, ge=1)
+    backoff_max_seconds: float | None = Field(default=None, ge=0)
+    execution_timeout_seconds: float | None = Field(default=None, gt=0)
+    schedule_timeout_seconds: float | None = Field(default=None, gt=0)
+
+    def retry_delay(self, failed_attempt: int) -> float:
+        """Seconds to wait before the attempt after ``failed_attempt`` (1-based):
+        ``min(max, initial * factor ** (failed_attempt - 1))``; no factor: ``initial``."""
+        delay = self.backoff_initial_seconds
+        if self.backoff_factor is not None:
+            delay *= self.backoff_factor ** (failed_attempt - 1)
+        if self.backoff_max_seconds is not None:
+            delay = min(delay, self.backoff_max_seconds)
+        return delay
 
 
 class WorkflowDefinition(_Frozen):
@@ -35,6 +53,11 @@ class WorkflowDefinition(_Frozen):
     name: str
     tasks: list[TaskDefinition]
     input_schema: dict[str, JSON] | None = None
+
+    @cached_property
+    def by_name(self) -> dict[str, TaskDefinition]:
+        """Tasks by name."""
+        return {t.name: t for t in self.tasks}
 
     def version_hash(self) -> str:
         """A stable hash of the definition: equal definitions share a version."""
@@ -60,7 +83,8 @@ class TaskMessage(_Frozen):
     attempt: int
     input: JSON
     parent_outputs: dict[str, JSON] = Field(default_factory=dict)
-    deadline: float | None = None  # unix seconds; None means no execution deadline
+    execution_timeout: float | None = None  # seconds the attempt may run
+    schedule_deadline: float | None = None  # unix seconds by which it must have started
     trace: dict[str, str] = Field(default_factory=dict)  # W3C trace context carrier
 
 
@@ -95,6 +119,8 @@ class TaskFailed(_TaskReport):
     started_at: float
     finished_at: float
     error: TaskError
+    retryable: bool = True  # False: NonRetryableError, fail at once
+    timed_out: bool = False  # the attempt hit its execution timeout
 
 
 TaskReport = TaskStarted | TaskSucceeded | TaskFailed
@@ -111,14 +137,19 @@ def decode_report(body: bytes) -> TaskReport:
 
 def dramatiq_envelope(queue_name: str, actor_name: str, message: TaskMessage) -> bytes:
     """Encode ``message`` exactly as Dramatiq's JSON encoder would encode
-    ``actor.message(message_dict)``, so a stock Dramatiq consumer can decode it."""
+    ``actor.message(message_dict)``, so a stock Dramatiq consumer can decode it. An
+    execution timeout becomes Dramatiq's per-message ``time_limit``, so its TimeLimit
+    middleware interrupts the task on the worker."""
+    options: dict[str, Any] = {}
+    if message.execution_timeout is not None:
+        options["time_limit"] = int(message.execution_timeout * 1000)
     return json.dumps(
         {
             "queue_name": queue_name,
             "actor_name": actor_name,
             "args": [message.model_dump(mode="json")],
             "kwargs": {},
-            "options": {},
+            "options": options,
             "message_id": f"{message.task_run_id}:{message.attempt}",
             "message_timestamp": int(time.time() * 1000),
         },

@@ -29,7 +29,9 @@ __all__ = [
     "ApiUnavailableError",
     "InvalidDefinitionError",
     "InvalidInputError",
+    "NonRetryableError",
     "NotFoundError",
+    "TaskCancelledError",
     "RoostError",
     "RunFailedError",
     "RunCancelledError",
@@ -38,6 +40,19 @@ __all__ = [
     "UnknownWorkflowError",
     "error_for",
 ]
+
+
+class NonRetryableError(RoostError):
+    """Raise from a task to fail its attempt at once, whatever retries remain."""
+
+    code = "non_retryable"
+
+
+class TaskCancelledError(RoostError):
+    """Raised inside a running task when its run is cancelled (sync tasks are
+    interrupted with it; async tasks see asyncio.CancelledError)."""
+
+    code = "task_cancelled"
 
 
 class ConfigurationError(RoostError):
@@ -59,12 +74,14 @@ class RunFailedError(RoostError):
 
     def __init__(self, run: Any) -> None:
         self.run = run
-        self.failed_tasks: list[str] = [t.name for t in run.tasks if t.status == "FAILED"]
+        self.failed_tasks: list[str] = [
+            t.name for t in run.tasks if t.status in ("FAILED", "TIMED_OUT")
+        ]
         details = "; ".join(
             f"{t.name}: {(t.error or {}).get('type', 'Error')}: "
             f"{(t.error or {}).get('message', '')}"
             for t in run.tasks
-            if t.status == "FAILED"
+            if t.status in ("FAILED", "TIMED_OUT")
         )
         super().__init__(
             f"run {run.id} of {run.workflow!r} failed in task(s) "

@@ -26,11 +26,12 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AsyncIO
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 from pydantic import ValidationError
 
 from roost._context import Context
-from roost._errors import ConfigurationError
-from roost._reporter import Reporter
+from roost._errors import ConfigurationError, NonRetryableError
+from roost._reporter import Pending, Reporter
 from roost._workflow import Task, Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
@@ -141,42 +142,108 @@ class Worker:
             "attempt": msg.attempt,
             "worker_id": worker_id,
         }
-        # `started` goes out only if the task is still running after a short delay.
-        started = self._reporter().schedule(
-            OutboxMessage(
-                topology.events_exchange,
-                topo.TASK_STARTED,
-                TaskStarted(**common, started_at=started_at).model_dump_json().encode(),
+        if msg.schedule_deadline is not None and started_at > msg.schedule_deadline:
+            # Too late to start: the engine times it out too; say so rather than run it.
+            self._fail(
+                topology,
+                msg,
+                common,
+                started_at,
+                TaskError(
+                    type="ScheduleTimeout",
+                    message=f"task {msg.task!r} was not started before its schedule deadline",
+                ),
+                retryable=False,
+                timed_out=True,
             )
+            return
+        started_report = OutboxMessage(
+            topology.events_exchange,
+            topo.TASK_STARTED,
+            TaskStarted(**common, started_at=started_at).model_dump_json().encode(),
         )
+        if msg.execution_timeout is not None or msg.schedule_deadline is not None:
+            # The engine watches this attempt's deadlines: tell it at once that it started.
+            self._publisher().publish_unconfirmed(started_report)
+            started = None
+        else:
+            # Otherwise `started` goes out only if the task is still running after a
+            # short delay (see roost._reporter).
+            started = self._reporter().schedule(started_report)
         try:
             output = self._call(msg, worker_id)
+        except TimeLimitExceeded:
+            # Dramatiq's TimeLimit middleware interrupted the task at its execution timeout.
+            self._cancel(started)
+            self._fail(
+                topology,
+                msg,
+                common,
+                started_at,
+                TaskError(
+                    type="ExecutionTimeout",
+                    message=f"task {msg.task!r} ran longer than its execution timeout "
+                    f"of {msg.execution_timeout} s and was interrupted",
+                ),
+                retryable=True,
+                timed_out=True,
+            )
+            return
         except Exception as exc:
-            started.cancel()
-            report: Any = TaskFailed(
-                **common,
-                started_at=started_at,
-                finished_at=time.time(),
-                error=TaskError(
+            self._cancel(started)
+            self._fail(
+                topology,
+                msg,
+                common,
+                started_at,
+                TaskError(
                     type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc()
                 ),
+                retryable=not isinstance(exc, NonRetryableError),
+                timed_out=False,
             )
-            logger.warning(
-                "task failed",
-                extra={
-                    "action": "task_failed",
-                    "run_id": msg.run_id,
-                    "task": msg.task,
-                    "error": repr(exc),
-                },
-            )
-            self._report(topology, topo.TASK_FAILED, report)
             return
-        started.cancel()
+        self._cancel(started)
         report = TaskSucceeded(
             **common, started_at=started_at, finished_at=time.time(), output=output
         )
         self._report(topology, topo.TASK_SUCCEEDED, report)
+
+    @staticmethod
+    def _cancel(started: Pending | None) -> None:
+        if started is not None:
+            started.cancel()
+
+    def _fail(
+        self,
+        topology: topo.Topology,
+        msg: TaskMessage,
+        common: dict[str, Any],
+        started_at: float,
+        error: TaskError,
+        *,
+        retryable: bool,
+        timed_out: bool,
+    ) -> None:
+        logger.warning(
+            "task failed",
+            extra={
+                "action": "task_failed",
+                "run_id": msg.run_id,
+                "task": msg.task,
+                "attempt": msg.attempt,
+                "error": f"{error.type}: {error.message}",
+            },
+        )
+        report = TaskFailed(
+            **common,
+            started_at=started_at,
+            finished_at=time.time(),
+            error=error,
+            retryable=retryable,
+            timed_out=timed_out,
+        )
+        self._report(topology, topo.TASK_FAILED, report)
 
     def _call(self, msg: TaskMessage, worker_id: str) -> Any:
         task = self._find_task(msg)

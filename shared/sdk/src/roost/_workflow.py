@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ValidationError
 
+from roost._durations import Duration, seconds
 from roost._errors import InvalidDefinitionError, InvalidInputError
 from roost._runs import RunRef, outcome
 from roost_core import dag
@@ -23,12 +24,23 @@ TaskFn = Callable[..., Any]
 class Task:
     """A task of a workflow. Calling it calls the function (handy in unit tests)."""
 
-    def __init__(self, workflow: Workflow, name: str, fn: TaskFn, parents: list[Task]) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        name: str,
+        fn: TaskFn,
+        parents: list[Task],
+        policy: dict[str, Any] | None = None,
+    ) -> None:
         self.workflow = workflow
         self.name = name
         self.fn = fn
         self.parents = parents
+        self.policy = policy or {}  # retry and timeout fields of its TaskDefinition
         self.is_async = inspect.iscoroutinefunction(fn)
+
+    def definition(self) -> TaskDefinition:
+        return TaskDefinition(name=self.name, parents=[p.name for p in self.parents], **self.policy)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -62,10 +74,35 @@ class Workflow:
         return f"Workflow({self.name!r}, tasks={list(self.tasks)})"
 
     def task(
-        self, name: str | None = None, *, parents: Sequence[Task | str] = ()
+        self,
+        name: str | None = None,
+        *,
+        parents: Sequence[Task | str] = (),
+        retries: int = 0,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: float | None = None,
+        backoff_initial_seconds: float = 1.0,
+        execution_timeout: Duration | None = None,
+        schedule_timeout: Duration | None = None,
     ) -> Callable[[TaskFn], Task]:
         """Declare a task. ``parents`` are tasks of this workflow that must succeed first;
-        their outputs reach this task through ``ctx.task_output(parent)``."""
+        their outputs reach this task through ``ctx.task_output(parent)``.
+
+        ``retries``: attempts after the first; attempt n+1 waits
+        ``min(backoff_max_seconds, backoff_initial_seconds * backoff_factor ** (n - 1))``
+        seconds (no factor: a fixed ``backoff_initial_seconds``). ``execution_timeout``:
+        longest an attempt may run (interrupted, and retried like a failure);
+        ``schedule_timeout``: longest it may wait for a worker (then TIMED_OUT). Durations
+        are seconds, a timedelta or a string like "10m"."""
+        policy = _policy(
+            name,
+            retries,
+            backoff_factor,
+            backoff_max_seconds,
+            backoff_initial_seconds,
+            execution_timeout,
+            schedule_timeout,
+        )
 
         def decorate(fn: TaskFn) -> Task:
             task_name = name or fn.__name__
@@ -96,7 +133,7 @@ class Workflow:
                     )
             if len({p.name for p in resolved}) != len(resolved):
                 raise InvalidDefinitionError(f"task {task_name!r} lists a parent twice")
-            task = Task(self, task_name, fn, resolved)
+            task = Task(self, task_name, fn, resolved, policy)
             self.tasks[task_name] = task
             return task
 
@@ -106,10 +143,7 @@ class Workflow:
         """The definition registered with the api; checked for cycles and names."""
         definition = WorkflowDefinition(
             name=self.name,
-            tasks=[
-                TaskDefinition(name=t.name, parents=[p.name for p in t.parents])
-                for t in self.tasks.values()
-            ],
+            tasks=[t.definition() for t in self.tasks.values()],
             input_schema=self.input_validator.model_json_schema() if self.input_validator else None,
         )
         dag.validate(definition)
@@ -232,3 +266,44 @@ class Workflow:
             )
             refs.extend(RunRef(roost.runs, r["id"], self.name) for r in body["runs"])
         return refs
+
+
+def _policy(
+    name: str | None,
+    retries: int,
+    backoff_factor: float | None,
+    backoff_max_seconds: float | None,
+    backoff_initial_seconds: float,
+    execution_timeout: Duration | None,
+    schedule_timeout: Duration | None,
+) -> dict[str, Any]:
+    """The retry and timeout fields of a TaskDefinition, checked now, with errors that
+    name the bad option."""
+    label = f"task {name!r}" if name else "task"
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidDefinitionError(f"{label}: retries={retries!r} must be a whole number >= 0")
+    if backoff_factor is not None and backoff_factor < 1:
+        raise InvalidDefinitionError(f"{label}: backoff_factor={backoff_factor!r} must be >= 1")
+    if backoff_initial_seconds < 0:
+        raise InvalidDefinitionError(
+            f"{label}: backoff_initial_seconds={backoff_initial_seconds!r} must be >= 0"
+        )
+    if backoff_max_seconds is not None and backoff_max_seconds < 0:
+        raise InvalidDefinitionError(
+            f"{label}: backoff_max_seconds={backoff_max_seconds!r} must be >= 0"
+        )
+    policy: dict[str, Any] = {
+        "retries": retries,
+        "backoff_initial_seconds": backoff_initial_seconds,
+    }
+    if backoff_factor is not None:
+        policy["backoff_factor"] = backoff_factor
+    if backoff_max_seconds is not None:
+        policy["backoff_max_seconds"] = backoff_max_seconds
+    exec_s = seconds(execution_timeout, f"{label}: execution_timeout")
+    sched_s = seconds(schedule_timeout, f"{label}: schedule_timeout")
+    if exec_s is not None:
+        policy["execution_timeout_seconds"] = exec_s
+    if sched_s is not None:
+        policy["schedule_timeout_seconds"] = sched_s
+    return policy
