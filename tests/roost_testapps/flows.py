@@ -253,3 +253,97 @@ reliable = roost.worker(
     workflows=[flaky, refusing, exhausting, hanging, hanging_async, stuck, durable],
     slots=8,
 )
+
+# -- cancellation and replay ------------------------------------------------------------------
+from roost import TaskCancelledError  # noqa: E402
+
+cancellable = roost.workflow("t-cancellable")
+
+
+@cancellable.task()
+def long_sync(input: dict, ctx: Context) -> dict:
+    marks = Path(input["marker_dir"])
+    (marks / "sync.started").touch()
+    try:
+        until = time.time() + 20
+        while time.time() < until:
+            time.sleep(0.05)
+    except TaskCancelledError:
+        (marks / "sync.interrupted").touch()
+        raise
+    (marks / "sync.finished").touch()
+    return {}
+
+
+@cancellable.task()
+async def long_async(input: dict, ctx: Context) -> dict:
+    marks = Path(input["marker_dir"])
+    (marks / "async.started").touch()
+    try:
+        await asyncio.sleep(20)
+    except asyncio.CancelledError:
+        (marks / "async.interrupted").touch()
+        raise
+    (marks / "async.finished").touch()
+    return {}
+
+
+@cancellable.task()
+def cooperative(input: dict, ctx: Context) -> dict:
+    marks = Path(input["marker_dir"])
+    (marks / "coop.started").touch()
+    until = time.time() + 20
+    while time.time() < until:
+        if ctx.is_cancelled:
+            (marks / "coop.noticed").touch()
+            return {"stopped": True}
+        time.sleep(0.05)
+    return {}
+
+
+@cancellable.task(parents=[long_sync])
+def after_long(input: dict, ctx: Context) -> dict:
+    Path(input["marker_dir"], "after.started").touch()
+    return {}
+
+
+# Replay: `shaky` fails until a file exists; `steady` succeeds once and must not rerun.
+replayable = roost.workflow("t-replayable")
+
+
+@replayable.task()
+def steady(input: dict, ctx: Context) -> dict:
+    runs = Path(input["marker_dir"], "steady.count")
+    runs.write_text(str(int(runs.read_text() or 0) + 1) if runs.exists() else "1")
+    return {"steady": True}
+
+
+@replayable.task(parents=[steady])
+def shaky(input: dict, ctx: Context) -> dict:
+    if not Path(input["marker_dir"], "fixed").exists():
+        raise RuntimeError("not fixed yet")
+    return {"attempt": ctx.attempt_number, "saw": ctx.task_output(steady)}
+
+
+@replayable.task(parents=[shaky])
+def after_shaky(input: dict, ctx: Context) -> dict:
+    return {"after": ctx.task_output(shaky)["attempt"]}
+
+
+@replayable.task(parents=[steady])
+def sibling(input: dict, ctx: Context) -> dict:
+    return {"sibling": True}
+
+
+# Served by `late_worker` only, which tests start after cancelling.
+queued_only = roost.workflow("t-queued-only")
+
+
+@queued_only.task()
+def should_never_start(input: dict, ctx: Context) -> dict:
+    Path(input["marker_dir"], "queued.started").touch()
+    return {}
+
+
+controlled = roost.worker("controlled", workflows=[cancellable, replayable], slots=8)
+late_worker = roost.worker("late", workflows=[queued_only], slots=2)

@@ -373,6 +373,50 @@ def create_app(settings: ApiSettings) -> Starlette:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)
 
+    async def cancel_run(request: Request, tenant: str) -> Response:
+        """
+        summary: Cancel a run (queued tasks never start, running ones are interrupted)
+        responses:
+          200: {description: "the run, CANCELLED (or as it was, if it had already ended)"}
+          404: {description: unknown run}
+        """
+        run_id = request.path_params["run_id"]
+        async with pool.connection() as conn:
+            async with conn.transaction():
+                _, rows = await store.cancel_run(conn, topology, tenant, run_id)
+            relay.submit(rows)
+            return JSONResponse(await store.get_run(conn, tenant, run_id))
+
+    async def replay_run(request: Request, tenant: str) -> Response:
+        """
+        summary: Re-run an ended run's failed and cancelled tasks and their descendants
+        responses:
+          200: {description: the run, running again}
+          404: {description: unknown run}
+          409: {description: the run has not ended, or it succeeded}
+        """
+        run_id = request.path_params["run_id"]
+        async with pool.connection() as conn:
+            async with conn.transaction():
+                rows = await store.replay_run(conn, topology, tenant, run_id)
+            relay.submit(rows)
+            return JSONResponse(await store.get_run(conn, tenant, run_id))
+
+    async def cancelled_attempts(request: Request, tenant: str) -> Response:
+        """
+        summary: Task runs whose queued or running attempt was cancelled since a time
+        description: Workers ask at start, so that they never start an attempt cancelled
+          before they were listening for cancellations.
+        parameters:
+          - {name: since, in: query, description: unix seconds}
+        responses:
+          200: {description: "{task_run_ids: [...]}"}
+        """
+        since = _float_param(request, "since", 0.0)
+        async with pool.connection() as conn:
+            ids = await store.cancelled_attempts(conn, tenant, since)
+        return JSONResponse({"task_run_ids": ids})
+
     async def list_runs(request: Request, tenant: str) -> Response:
         """
         summary: List runs, newest first (filter by workflow and status; keyset pagination)
@@ -405,7 +449,10 @@ def create_app(settings: ApiSettings) -> Starlette:
         Route("/api/v1/workflows/{name}/runs", authed(trigger_run), methods=["POST"]),
         Route("/api/v1/workflows/{name}/runs/bulk", authed(trigger_runs), methods=["POST"]),
         Route("/api/v1/runs", authed(list_runs), methods=["GET"]),
+        Route("/api/v1/cancelled-attempts", authed(cancelled_attempts), methods=["GET"]),
         Route("/api/v1/runs/{run_id}", authed(get_run), methods=["GET"]),
+        Route("/api/v1/runs/{run_id}/cancel", authed(cancel_run), methods=["POST"]),
+        Route("/api/v1/runs/{run_id}/replay", authed(replay_run), methods=["POST"]),
     ]
     schemas = SchemaGenerator(
         {

@@ -14,10 +14,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from roost_core import dag, dispatch, outbox
-from roost_core.errors import BadRequestError, UnknownRunError, UnknownWorkflowError
+from roost_core.errors import (
+    BadRequestError,
+    ConflictError,
+    UnknownRunError,
+    UnknownWorkflowError,
+)
 from roost_core.statuses import RunStatus, TaskStatus
-from roost_core.topology import Topology
-from roost_core.wire import WorkflowDefinition
+from roost_core.topology import TASK_CANCEL, Topology
+from roost_core.wire import CancelTasks, WorkflowDefinition
 
 Conn = AsyncConnection[Any]
 
@@ -433,3 +438,178 @@ async def list_workflows(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
         ),
         key=lambda w: w["name"],
     )
+
+
+async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        raise UnknownRunError(f"run {run_id!r} not found: not a run id") from None
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT r.id, r.status, r.input, r.workflow_name, v.definition FROM runs r"
+            " JOIN workflow_versions v ON v.id = r.workflow_version_id"
+            " WHERE r.id = %s AND r.tenant_id = %s FOR UPDATE OF r",
+            (run_id, tenant_id),
+        )
+        run = await cur.fetchone()
+    if run is None:
+        raise UnknownRunError(f"run {run_id!r} not found")
+    return run
+
+
+async def cancel_run(
+    conn: Conn, topology: Topology, tenant_id: str, run_id: str
+) -> tuple[bool, list[outbox.OutboxRow]]:
+    """Cancel a run in the caller's transaction: every task not yet final ends CANCELLED
+    (queued ones never start, running ones are told to stop), and so does the run.
+    Returns whether anything changed (a run already ended is left as it is) and the
+    outbox rows to publish after commit."""
+    run = await _lock_run(conn, tenant_id, run_id)
+    if RunStatus(run["status"]).is_final:
+        return False, []
+    error = Jsonb({"type": "Cancelled", "message": f"run {run_id} was cancelled"})
+    cur = await conn.execute(
+        "UPDATE task_runs SET status = %s, error = %s, finished_at = now(),"
+        " dispatch_at = NULL, deadline_at = NULL"
+        " WHERE run_id = %s AND status = ANY(%s)"
+        " RETURNING id, attempt, status, worker_id, queued_at, started_at",
+        (
+            TaskStatus.CANCELLED,
+            error,
+            run_id,
+            [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING],
+        ),
+    )
+    stopped = [r for r in await cur.fetchall() if r[1] > 0]
+    if stopped:
+        # The attempts that were on a queue or a worker end CANCELLED in the record too.
+        await conn.execute(
+            "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error,"
+            " queued_at, started_at, finished_at)"
+            " SELECT v.id, v.a, %s, v.w, %s, v.q, v.s, now()"
+            " FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::timestamptz[],"
+            "   %s::timestamptz[]) AS v(id, a, w, q, s) ON CONFLICT DO NOTHING",
+            (
+                TaskStatus.CANCELLED,
+                error,
+                [r[0] for r in stopped],
+                [r[1] for r in stopped],
+                [r[3] for r in stopped],
+                [r[4] for r in stopped],
+                [r[5] for r in stopped],
+            ),
+        )
+    await conn.execute(
+        "UPDATE runs SET status = %s, finished_at = now(), remaining_tasks = 0,"
+        " error = %s, output = (SELECT jsonb_object_agg(task_name, output) FROM task_runs"
+        "   WHERE run_id = %s AND status = %s)"
+        " WHERE id = %s",
+        (
+            RunStatus.CANCELLED,
+            Jsonb({"message": f"run {run_id} was cancelled"}),
+            run_id,
+            TaskStatus.SUCCEEDED,
+            run_id,
+        ),
+    )
+    await conn.execute("SELECT pg_notify('roost_run_final', %s)", (run_id,))
+    rows: list[outbox.OutboxRow] = []
+    if stopped:
+        message = CancelTasks(run_id=run_id, task_run_ids=[str(r[0]) for r in stopped])
+        async with conn.cursor() as c:
+            rows = await outbox.insert_async(
+                c,
+                [
+                    outbox.OutboxMessage(
+                        topology.control_exchange,
+                        TASK_CANCEL,
+                        message.model_dump_json().encode(),
+                        mandatory=False,
+                    )
+                ],
+            )
+    return True, rows
+
+
+async def replay_run(
+    conn: Conn, topology: Topology, tenant_id: str, run_id: str
+) -> list[outbox.OutboxRow]:
+    """Re-run a finished run's failed, timed-out and cancelled tasks and their
+    descendants, in the caller's transaction. Succeeded tasks keep their outputs and do
+    not run again; attempt numbers go on from where they were."""
+    run = await _lock_run(conn, tenant_id, run_id)
+    status = RunStatus(run["status"])
+    if not status.is_final:
+        raise ConflictError(f"run {run_id} is still {status}: only an ended run can be replayed")
+    definition = WorkflowDefinition.model_validate(run["definition"])
+    cur = await conn.execute(
+        "SELECT task_name, status, output FROM task_runs WHERE run_id = %s", (run_id,)
+    )
+    tasks = {name: (st, out) for name, st, out in await cur.fetchall()}
+    again = {n for n, (st, _) in tasks.items() if st != TaskStatus.SUCCEEDED}
+    again |= dag.descendants(definition, again)
+    if not again:
+        raise ConflictError(f"run {run_id} succeeded: nothing to replay")
+    succeeded = {n: out for n, (st, out) in tasks.items() if n not in again}
+    pending = {
+        t.name: sum(1 for p in t.parents if p not in succeeded)
+        for t in definition.tasks
+        if t.name in again
+    }
+    cur = await conn.execute(
+        "UPDATE task_runs t SET status = CASE WHEN v.pending = 0 THEN %s ELSE %s END,"
+        " pending_parents = v.pending, output = NULL, error = NULL, worker_id = NULL,"
+        " started_at = NULL, finished_at = NULL, dispatch_at = NULL, deadline_at = NULL,"
+        " attempt = CASE WHEN v.pending = 0 THEN t.attempt + 1 ELSE t.attempt END,"
+        " queued_at = CASE WHEN v.pending = 0 THEN now() END"
+        " FROM unnest(%s::text[], %s::int[]) AS v(name, pending)"
+        " WHERE t.run_id = %s AND t.task_name = v.name"
+        " RETURNING t.id, t.task_name, t.attempt, v.pending",
+        (TaskStatus.QUEUED, TaskStatus.PENDING, list(pending), list(pending.values()), run_id),
+    )
+    reset = await cur.fetchall()
+    messages: list[outbox.OutboxMessage] = []
+    deadlines: list[tuple[Any, float]] = []
+    for task_run_id, name, attempt, still_pending in reset:
+        if still_pending:
+            continue
+        task = definition.by_name[name]
+        message, deadline = dispatch.attempt(
+            topology,
+            task,
+            workflow=definition.name,
+            run_id=run_id,
+            task_run_id=str(task_run_id),
+            attempt=attempt,
+            run_input=run["input"],
+            parent_outputs={p: succeeded.get(p) for p in task.parents},
+        )
+        messages.append(message)
+        if deadline is not None:
+            deadlines.append((task_run_id, deadline))
+    if deadlines:
+        await conn.execute(
+            "UPDATE task_runs t SET deadline_at = to_timestamp(v.d)"
+            " FROM unnest(%s::uuid[], %s::float8[]) AS v(id, d) WHERE t.id = v.id",
+            ([d[0] for d in deadlines], [d[1] for d in deadlines]),
+        )
+    await conn.execute(
+        "UPDATE runs SET status = %s, remaining_tasks = %s, finished_at = NULL, error = NULL,"
+        " output = NULL WHERE id = %s",
+        (RunStatus.RUNNING, len(reset), run_id),
+    )
+    async with conn.cursor() as c:
+        return await outbox.insert_async(c, messages)
+
+
+async def cancelled_attempts(conn: Conn, tenant_id: str, since: float) -> list[str]:
+    """Task runs with an attempt cancelled since ``since`` (unix seconds), newest first."""
+    cur = await conn.execute(
+        "SELECT a.task_run_id FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id"
+        " JOIN runs r ON r.id = t.run_id"
+        " WHERE a.status = %s AND a.finished_at >= to_timestamp(%s) AND r.tenant_id = %s"
+        " ORDER BY a.finished_at DESC LIMIT 100000",
+        (TaskStatus.CANCELLED, since, tenant_id),
+    )
+    return [str(row[0]) for row in await cur.fetchall()]

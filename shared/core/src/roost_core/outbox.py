@@ -42,6 +42,7 @@ class OutboxMessage:
     routing_key: str
     body: bytes
     headers: dict[str, Any] | None = None
+    mandatory: bool = True  # False: a broadcast that may reach no queue at all
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,10 @@ class OutboxRow:
 # One statement for any number of rows. WITH ORDINALITY keeps the returned ids in the
 # order of the messages (RETURNING follows the insertion order of the SELECT).
 _INSERT = (
-    "INSERT INTO outbox (exchange, routing_key, body, headers)"
-    " SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb"
-    " FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[])"
-    "   WITH ORDINALITY AS m(exchange, routing_key, body, headers, n)"
+    "INSERT INTO outbox (exchange, routing_key, body, headers, mandatory)"
+    " SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb, m.mandatory"
+    " FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[], %s::bool[])"
+    "   WITH ORDINALITY AS m(exchange, routing_key, body, headers, mandatory, n)"
     " ORDER BY m.n RETURNING id"
 )
 
@@ -67,6 +68,7 @@ def _insert_params(messages: list[OutboxMessage]) -> tuple[list[Any], ...]:
         [m.routing_key for m in messages],
         [m.body for m in messages],
         [json.dumps(m.headers) if m.headers else None for m in messages],
+        [m.mandatory for m in messages],
     )
 
 
@@ -184,7 +186,7 @@ class Publisher:
                     message.routing_key,
                     message.body,
                     self._props(message),
-                    mandatory=True,
+                    mandatory=message.mandatory,
                 )
             channel.tx_commit()
             self._conn().process_data_events(0)  # dispatch any basic.return
@@ -308,16 +310,14 @@ def sweep(
     path) and delete them. Safe with several sweepers: rows are claimed SKIP LOCKED."""
     with conn.transaction():
         rows = conn.execute(
-            "SELECT id, exchange, routing_key, body, headers FROM outbox"
+            "SELECT id, exchange, routing_key, body, headers, mandatory FROM outbox"
             " WHERE created_at < now() - make_interval(secs => %s)"
             " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
             (older_than_s, limit),
         ).fetchall()
         if not rows:
             return 0
-        publisher.publish_batch(
-            [OutboxMessage(ex, key, bytes(body), hdrs) for _, ex, key, body, hdrs in rows]
-        )
+        publisher.publish_batch([OutboxMessage(r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows])
         conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in rows],))
     logger.info("outbox swept", extra={"action": "outbox_swept", "count": len(rows)})
     return len(rows)

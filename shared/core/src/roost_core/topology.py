@@ -13,6 +13,9 @@ TASK_SUCCEEDED = "task.succeeded"
 TASK_FAILED = "task.failed"
 SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED)
 
+# Routing key of control broadcasts to every worker process.
+TASK_CANCEL = "task.cancel"
+
 # Dramatiq's default TTL of its dead-letter queues (dramatiq_dead_message_ttl).
 DEAD_MESSAGE_TTL_MS = 86400000 * 7
 
@@ -27,6 +30,11 @@ class Topology:
     def events_exchange(self) -> str:
         """Topic exchange for task reports and lifecycle events."""
         return f"{self.namespace}.events"
+
+    @property
+    def control_exchange(self) -> str:
+        """Topic exchange for broadcasts to every worker process (cancellations)."""
+        return f"{self.namespace}.control"
 
     @property
     def scheduler_queue(self) -> str:
@@ -55,6 +63,7 @@ def task_queue_arguments(queue_name: str) -> dict[str, Any]:
 def declare_core(channel: BlockingChannel, topology: Topology) -> None:
     """Declare the events exchange and the scheduler's queue with its bindings."""
     channel.exchange_declare(topology.events_exchange, exchange_type="topic", durable=True)
+    channel.exchange_declare(topology.control_exchange, exchange_type="topic", durable=True)
     channel.queue_declare(topology.scheduler_queue, durable=True)
     for key in SCHEDULER_BINDINGS:
         channel.queue_bind(topology.scheduler_queue, topology.events_exchange, routing_key=key)

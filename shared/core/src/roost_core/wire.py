@@ -126,6 +126,13 @@ class TaskFailed(_TaskReport):
 TaskReport = TaskStarted | TaskSucceeded | TaskFailed
 
 
+class CancelTasks(_Frozen):
+    """Broadcast to every worker process: stop these attempts, and never start them."""
+
+    run_id: str
+    task_run_ids: list[str]
+
+
 class _ReportEnvelope(BaseModel):
     report: TaskReport = Field(discriminator="kind")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from roost_core.wire import TaskMessage
@@ -19,6 +20,15 @@ class Context:
     def __init__(self, message: TaskMessage, worker_id: str) -> None:
         self._message = message
         self.worker_id = worker_id
+        self._cancelled = threading.Event()
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once the run is cancelled: long-running code can check it and stop."""
+        return self._cancelled.is_set()
+
+    def _mark_cancelled(self) -> None:
+        self._cancelled.set()
 
     @property
     def run_id(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dramatiq.threading import Interrupt
+
 from roost_core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -48,11 +50,10 @@ class NonRetryableError(RoostError):
     code = "non_retryable"
 
 
-class TaskCancelledError(RoostError):
-    """Raised inside a running task when its run is cancelled (sync tasks are
-    interrupted with it; async tasks see asyncio.CancelledError)."""
-
-    code = "task_cancelled"
+class TaskCancelledError(Interrupt):
+    """Raised inside a running sync task when its run is cancelled (async tasks see
+    asyncio.CancelledError). Like asyncio.CancelledError it is not an Exception, so a
+    task's ``except Exception`` does not swallow it; catch it to clean up."""
 
 
 class ConfigurationError(RoostError):

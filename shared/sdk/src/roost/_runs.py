@@ -24,6 +24,16 @@ class Runs:
         """The run with each task's status, attempts, output, error and timings."""
         return Run.model_validate(self._api.request("GET", f"/api/v1/runs/{run_id}"))
 
+    def cancel(self, run_id: str) -> Run:
+        """Cancel a run: queued tasks never start, running ones are interrupted, and the
+        run ends CANCELLED. Cancelling a run that already ended changes nothing."""
+        return Run.model_validate(self._api.request("POST", f"/api/v1/runs/{run_id}/cancel"))
+
+    def replay(self, run_id: str) -> Run:
+        """Re-run an ended run's failed, timed-out and cancelled tasks and their
+        descendants; succeeded tasks keep their outputs and do not run again."""
+        return Run.model_validate(self._api.request("POST", f"/api/v1/runs/{run_id}/replay"))
+
     def list(
         self,
         *,

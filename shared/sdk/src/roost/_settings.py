@@ -22,6 +22,11 @@ class ClientSettings(BaseSettings):
     )
     tls_root_ca: str | None = Field(default=None, description="CA bundle to verify the api with")
     http_timeout_seconds: float = 30.0
+    cancel_grace_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="after a cancel, how long a task may stop by itself before it is interrupted",
+    )
     started_report_delay_seconds: float = Field(
         default=0.05,
         ge=0,

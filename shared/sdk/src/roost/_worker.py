@@ -10,6 +10,7 @@ attempt to another worker. Workers never touch PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -30,7 +31,8 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from pydantic import ValidationError
 
 from roost._context import Context
-from roost._errors import ConfigurationError, NonRetryableError
+from roost._control import ControlListener
+from roost._errors import ConfigurationError, NonRetryableError, TaskCancelledError
 from roost._reporter import Pending, Reporter
 from roost._workflow import Task, Workflow
 from roost_core import broker as core_broker
@@ -66,6 +68,7 @@ class Worker:
         self._local = threading.local()
         self.broker: RabbitmqBroker | None = None
         self._started_reporter: Reporter | None = None
+        self.control: ControlListener | None = None
 
     @property
     def worker_id(self) -> str:
@@ -90,12 +93,19 @@ class Worker:
         dramatiq.set_broker(rabbit)
         for wf in self.workflows.values():
             self._make_actor(rabbit, topology, wf)
+        self.control = ControlListener(
+            settings.broker_url, topology, settings.cancel_grace_seconds, self._recent_cancels
+        )
+        self.control.start()
         self.broker = rabbit
         return rabbit
 
     def _make_actor(self, rabbit: RabbitmqBroker, topology: topo.Topology, wf: Workflow) -> None:
         def run_task(message: dict[str, Any]) -> None:
-            self.execute(topology, message)
+            # A cancel interrupt may land just after the task returned: its run has
+            # ended CANCELLED, so there is nothing to report and nothing to retry.
+            with contextlib.suppress(TaskCancelledError):
+                self.execute(topology, message)
 
         run_task.__name__ = f"roost_{wf.name}"
         dramatiq.actor(
@@ -107,6 +117,13 @@ class Worker:
             max_backoff=10_000,
             time_limit=_DRAMATIQ_TIME_LIMIT_MS,
         )(run_task)
+
+    def _recent_cancels(self) -> list[str]:
+        """Attempts cancelled in the last day: their messages may still sit on a queue."""
+        body = self.roost.api.request(
+            "GET", "/api/v1/cancelled-attempts", params={"since": time.time() - 86400}
+        )
+        return list(body["task_run_ids"])
 
     # -- running one attempt ---------------------------------------------------------
 
@@ -170,8 +187,24 @@ class Worker:
             # Otherwise `started` goes out only if the task is still running after a
             # short delay (see roost._reporter).
             started = self._reporter().schedule(started_report)
+        ctx = Context(msg, worker_id)
+        if self.control is not None and not self.control.begin(msg.task_run_id, ctx):
+            self._cancel(started)
+            logger.info(
+                "task skipped: its run was cancelled",
+                extra={"action": "task_skipped_cancelled", "run_id": msg.run_id, "task": msg.task},
+            )
+            return
         try:
-            output = self._call(msg, worker_id)
+            try:
+                output = self._call(msg, ctx)
+            finally:
+                # No cancel interrupt may target this thread once the task is done.
+                if self.control is not None:
+                    self.control.end(msg.task_run_id)
+        except TaskCancelledError:
+            self._cancel(started)
+            return  # the run ended CANCELLED already: nothing to report
         except TimeLimitExceeded:
             # Dramatiq's TimeLimit middleware interrupted the task at its execution timeout.
             self._cancel(started)
@@ -245,9 +278,8 @@ class Worker:
         )
         self._report(topology, topo.TASK_FAILED, report)
 
-    def _call(self, msg: TaskMessage, worker_id: str) -> Any:
+    def _call(self, msg: TaskMessage, ctx: Context) -> Any:
         task = self._find_task(msg)
-        ctx = Context(msg, worker_id)
         try:
             task_input = task.workflow.parse_input(msg.input)
         except ValidationError as exc:

@@ -181,6 +181,26 @@ def runs_list(
     out.print(table)
 
 
+@runs_app.command("cancel")
+def runs_cancel(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Cancel a run: queued tasks never start, running ones are interrupted."""
+    try:
+        found = _client().runs.cancel(run_id)
+    except RoostError as exc:
+        _fail(str(exc))
+    _print_run(found)
+
+
+@runs_app.command("replay")
+def runs_replay(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Re-run an ended run's failed and cancelled tasks and their descendants."""
+    try:
+        found = _client().runs.replay(run_id)
+    except RoostError as exc:
+        _fail(str(exc))
+    _print_run(found)
+
+
 @runs_app.command("show")
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="run id")],
