@@ -32,8 +32,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def _rabbitmqctl(*args: str, node: str | None = None) -> None:
+    target = ["-n", node] if node else []
+    subprocess.run(
+        ["rabbitmqctl", "-q", *target, *args], check=True, capture_output=True, timeout=60
+    )
 
 
 @dataclass
@@ -72,6 +75,12 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     api_port: int = 0
     use_vhost: bool = True
+    # Another PostgreSQL / RabbitMQ (fault tests run private servers): the admin URL the
+    # test database is created from, the AMQP host:port, and the node `rabbitmqctl -n`
+    # manages vhosts on (None: the default node).
+    pg_admin_url: str = PG_ADMIN_URL
+    amqp_host: str = AMQP_HOST
+    rabbitmq_node: str | None = None
 
     @property
     def database(self) -> str:
@@ -91,20 +100,22 @@ class Stack:
 
     def start(self, schedulers: int = 1) -> Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.database}"')
-        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        base = self.pg_admin_url.rsplit("/", 1)[0]
         vhost = "/"
         if self.use_vhost and shutil.which("rabbitmqctl"):
             vhost = f"roost_test_{self.tag}"
-            _rabbitmqctl("add_vhost", vhost)
-            _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+            _rabbitmqctl("add_vhost", vhost, node=self.rabbitmq_node)
+            _rabbitmqctl(
+                "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*", node=self.rabbitmq_node
+            )
         self.vhost = vhost
         self.api_port = free_port()
         self.env = {
             **os.environ,
             "ROOST_DATABASE_URL": f"{base}/{self.database}",
-            "ROOST_BROKER_URL": f"amqp://guest:guest@{AMQP_HOST}/{quote(vhost, safe='')}",
+            "ROOST_BROKER_URL": f"amqp://guest:guest@{self.amqp_host}/{quote(vhost, safe='')}",
             "ROOST_NAMESPACE": f"t{self.tag}",
             "ROOST_API_PORT": str(self.api_port),
             "ROOST_API_URL": f"http://127.0.0.1:{self.api_port}",
@@ -149,7 +160,13 @@ class Stack:
         return proc
 
     def start_worker(
-        self, target: str, processes: int = 1, threads: int = 4, name: str | None = None
+        self,
+        target: str,
+        processes: int = 1,
+        threads: int = 4,
+        name: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> Process:
         """Start ``roost worker target`` and wait until its processes consume."""
         proc = self.spawn(
@@ -160,6 +177,8 @@ class Stack:
             str(processes),
             "--threads",
             str(threads),
+            *(extra_args or []),
+            extra_env=extra_env,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -193,13 +212,13 @@ class Stack:
             p.stop()
         self.processes.clear()
         try:
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         except psycopg.Error:
             pass
         if getattr(self, "vhost", "/") != "/":
             with contextlib.suppress(subprocess.SubprocessError, OSError):
-                _rabbitmqctl("delete_vhost", self.vhost)
+                _rabbitmqctl("delete_vhost", self.vhost, node=self.rabbitmq_node)
 
     def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -123,3 +124,114 @@ def test_a_worker_killed_mid_task_has_its_task_run_again_on_another_worker(
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_frozen_worker_loses_its_task_to_another_and_cannot_overwrite_it_on_waking(
+    stack: Stack, flows: ModuleType, tmp_path: Path
+) -> None:
+    fast = {"ROOST_HEARTBEAT_INTERVAL_SECONDS": "0.5"}
+    watcher = stack.spawn(
+        "scheduler-liveness", "scheduler", extra_env={"ROOST_WORKER_HEARTBEAT_TIMEOUT_SECONDS": "3"}
+    )
+    first = stack.start_worker(
+        "roost_testapps.flows:crasher", processes=1, threads=2, name="frozen-1", extra_env=fast
+    )
+    second = None
+    victim = 0
+    try:
+        ref = flows.crash.run({"marker_dir": str(tmp_path), "seconds": 6}, wait_for_result=False)
+        _wait_until(lambda: any(tmp_path.glob("*.started")), 30, "the task to start")
+        (marker,) = tmp_path.glob("*.started")
+        victim = int(marker.name.split(".")[0])
+        _wait_until(
+            lambda: flows.roost.runs.get(ref.id).task("slow").status == "RUNNING",
+            10,
+            "the task to be RUNNING",
+        )
+        second = stack.start_worker(
+            "roost_testapps.flows:crasher", processes=1, threads=2, name="frozen-2", extra_env=fast
+        )
+        os.kill(victim, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+
+        # Within the heartbeat timeout (3 s) plus a check (1 s), the attempt moves on.
+        _wait_until(
+            lambda: flows.roost.runs.get(ref.id).task("slow").attempt == 2,
+            15,
+            "a new attempt on another worker",
+        )
+        moved_after = time.monotonic() - frozen_at
+        # Still frozen: the run completes on the other worker. (Had RabbitMQ already
+        # pushed the new attempt into the frozen worker's prefetch, it takes it back once
+        # that connection misses its AMQP heartbeats, ~10 s.)
+        result = ref.result(timeout=40)
+        os.kill(victim, signal.SIGCONT)  # wakes up mid-task; its late result must not count
+
+        assert moved_after < 3 + 1 + 2, moved_after
+        assert result["slow"]["pid"] != victim
+        time.sleep(7)  # the woken worker finishes its stale attempt and reports it
+        run = flows.roost.runs.get(ref.id)
+        slow = run.task("slow")
+        assert run.status == roost.RunStatus.SUCCEEDED
+        assert slow.output == {"pid": result["slow"]["pid"]}
+        assert [(a.attempt, a.status) for a in slow.attempts] == [(1, "FAILED"), (2, "SUCCEEDED")]
+        assert slow.attempts[0].error is not None
+        assert slow.attempts[0].error["type"] == "WorkerLost"
+    finally:
+        if victim:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGCONT)
+        watcher.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_sigterm_lets_running_tasks_finish_within_the_grace_period_and_hands_back_the_rest(
+    stack: Stack, flows: ModuleType, tmp_path: Path
+) -> None:
+    # A short task finishes during the grace period, on the worker being stopped.
+    short_dir, long_dir = tmp_path / "short", tmp_path / "long"
+    short_dir.mkdir()
+    long_dir.mkdir()
+    first = stack.start_worker(
+        "roost_testapps.flows:crasher",
+        processes=1,
+        threads=2,
+        name="graceful-1",
+        extra_args=["--shutdown-grace", "4"],
+    )
+    short = flows.crash.run({"marker_dir": str(short_dir), "seconds": 1}, wait_for_result=False)
+    _wait_until(lambda: any(short_dir.glob("*.started")), 30, "the short task to start")
+    first.popen.send_signal(signal.SIGTERM)
+    assert short.result(timeout=30)["slow"]["pid"] == int(
+        next(short_dir.glob("*.started")).name.split(".")[0]
+    )
+    first.popen.wait(30)
+
+    # A long task outlives the grace period: it goes back and another worker runs it.
+    second = stack.start_worker(
+        "roost_testapps.flows:crasher",
+        processes=1,
+        threads=2,
+        name="graceful-2",
+        extra_args=["--shutdown-grace", "1"],
+    )
+    third = None
+    try:
+        long = flows.crash.run({"marker_dir": str(long_dir), "seconds": 4}, wait_for_result=False)
+        _wait_until(lambda: any(long_dir.glob("*.started")), 30, "the long task to start")
+        second.popen.send_signal(signal.SIGTERM)
+        second.popen.wait(30)
+        third = stack.start_worker(
+            "roost_testapps.flows:crasher", processes=1, threads=2, name="graceful-3"
+        )
+        result = long.result(timeout=60)
+        markers = sorted(long_dir.glob("*.started"), key=lambda p: p.stat().st_mtime)
+        abandoned, finished = (int(p.name.split(".")[0]) for p in markers)
+        assert result["slow"]["pid"] == finished != abandoned
+        assert flows.roost.runs.get(long.id).status == roost.RunStatus.SUCCEEDED
+    finally:
+        second.stop()
+        if third is not None:
+            third.stop()

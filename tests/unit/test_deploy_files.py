@@ -171,8 +171,7 @@ def _parse_cli(cli: Any, argv: list[str]) -> Any:
         name = rest.pop(0)
         sub = command.commands.get(name)
         assert sub is not None, (
-            f"`{' '.join(path)} {name}` is not a roost command; "
-            f"it has {sorted(command.commands)}"
+            f"`{' '.join(path)} {name}` is not a roost command; it has {sorted(command.commands)}"
         )
         command, path = sub, [*path, name]
     return command.make_context(" ".join(path), rest)
@@ -223,7 +222,12 @@ def test_every_roost_service_command_is_a_real_roost_cli_command(cli: Any) -> No
 def test_the_worker_runs_examples_beads_worker_as_2_processes_of_8_threads(cli: Any) -> None:
     ctx = _parse_cli(cli, _services()["worker"]["command"])
     assert ctx.info_name == "roost worker"
-    assert ctx.params == {"target": "examples.beads:worker", "processes": 2, "threads": 8}
+    assert ctx.params == {
+        "target": "examples.beads:worker",
+        "processes": 2,
+        "threads": 8,
+        "shutdown_grace": 30.0,
+    }
 
 
 def test_the_worker_target_is_a_module_on_disk_that_defines_a_roost_worker(cli: Any) -> None:
@@ -237,8 +241,11 @@ def test_the_worker_target_is_a_module_on_disk_that_defines_a_roost_worker(cli: 
     assert source.is_file(), f"{target}: no {source.relative_to(REPO)}"
     tree = ast.parse(source.read_text())
     made_by: list[ast.expr] = [
-        node.value for node in tree.body if isinstance(node, ast.Assign)
-        for t in node.targets if isinstance(t, ast.Name) and t.id == attr
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name) and t.id == attr
     ]
     assert made_by, f"{source.relative_to(REPO)} assigns no top-level {attr!r}"
     call = made_by[-1]
@@ -261,8 +268,9 @@ def test_every_roost_variable_is_a_settings_field_of_the_service_it_is_given_to(
         known = set().union(*(_settings_env_names(cls) for cls in SETTINGS_OF[name]))
         given = {key for key in _env(svc) if key.startswith("ROOST_")}
         assert given, f"{name} gets no ROOST_* variable"
-        assert given <= known, f"{name}: {sorted(given - known)} are read by none of " + \
-            ", ".join(cls.__name__ for cls in SETTINGS_OF[name])
+        assert given <= known, f"{name}: {sorted(given - known)} are read by none of " + ", ".join(
+            cls.__name__ for cls in SETTINGS_OF[name]
+        )
 
 
 def test_each_service_environment_is_accepted_by_its_settings_class(
@@ -357,7 +365,9 @@ def test_depends_on_names_existing_services_with_conditions_they_can_meet() -> N
             else:
                 assert condition == "service_started", condition
     assert _depends_on(services["api"]) == {
-        "migrate": "service_completed_successfully", "rabbitmq": "service_healthy"}
+        "migrate": "service_completed_successfully",
+        "rabbitmq": "service_healthy",
+    }
     assert _depends_on(services["scheduler"]) == _depends_on(services["api"])
     assert _depends_on(services["migrate"]) == {"postgres": "service_healthy"}
     assert _depends_on(services["worker"]) == {"api": "service_healthy"}
@@ -395,7 +405,7 @@ def test_the_dockerfile_installs_the_locked_workspace_with_uv_sync_frozen() -> N
     sync = steps[syncs[0]][1]
     for flag in ("--frozen", "--all-packages", "--no-dev"):
         assert flag in sync.split(), flag
-    assert any(kw == "RUN" and "pip install" in a and "uv" in a for kw, a in steps[:syncs[0]])
+    assert any(kw == "RUN" and "pip install" in a and "uv" in a for kw, a in steps[: syncs[0]])
     copied = {src.rstrip("/") for kw, args in steps if kw == "COPY" for src in args.split()[:-1]}
     assert {"pyproject.toml", "uv.lock", "shared", "services", "examples"} <= copied
 
@@ -420,7 +430,8 @@ def test_the_dockerfile_exposes_the_api_port() -> None:
 
 def test_the_dockerignore_drops_local_state_but_keeps_what_the_image_copies() -> None:
     patterns = {
-        line.strip() for line in DOCKERIGNORE.read_text().splitlines()
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     for needed in (".venv", ".git", ".roost", "**/__pycache__", "**/node_modules", "tests/"):

@@ -561,6 +561,7 @@ async def replay_run(
         "UPDATE task_runs t SET status = CASE WHEN v.pending = 0 THEN %s ELSE %s END,"
         " pending_parents = v.pending, output = NULL, error = NULL, worker_id = NULL,"
         " started_at = NULL, finished_at = NULL, dispatch_at = NULL, deadline_at = NULL,"
+        " retry_base = t.attempt,"  # a replayed task has its whole retry budget again
         " attempt = CASE WHEN v.pending = 0 THEN t.attempt + 1 ELSE t.attempt END,"
         " queued_at = CASE WHEN v.pending = 0 THEN now() END"
         " FROM unnest(%s::text[], %s::int[]) AS v(name, pending)"

@@ -21,11 +21,17 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
 
 from roost_core import broker, outbox
-from roost_core.topology import Topology, declare_core
-from roost_core.wire import TaskReport, decode_report
+from roost_core.topology import WORKER_HEARTBEAT, Topology, declare_core
+from roost_core.wire import TaskReport, WorkerHeartbeat, decode_report
 from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.settings import SchedulerSettings
-from roost_scheduler.store import Definitions, apply_reports, fire_timers
+from roost_scheduler.store import (
+    Definitions,
+    apply_reports,
+    fire_timers,
+    reclaim_lost_attempts,
+    record_heartbeats,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,8 @@ class Scheduler:
         self.sweep_publisher = outbox.Publisher(settings.broker_url)
         self.maintenance = Maintenance(settings.database_url, settings.maintenance_interval_seconds)
         self.stopping = threading.Event()
-        self._buffer: list[tuple[int, bytes]] = []
+        self._next_liveness = 0.0
+        self._buffer: list[tuple[int, str, bytes]] = []
 
     def run_forever(self) -> None:
         """Consume until stopped, reconnecting to whichever dependency went away."""
@@ -97,19 +104,23 @@ class Scheduler:
                     connection.close()
 
     def _on_message(self, channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
-        self._buffer.append((method.delivery_tag, body))
+        self._buffer.append((method.delivery_tag, method.routing_key, body))
 
     def _handle(
         self,
         conn: psycopg.Connection[Any],
         channel: BlockingChannel,
-        batch: list[tuple[int, bytes]],
+        batch: list[tuple[int, str, bytes]],
     ) -> None:
         reports: list[TaskReport] = []
+        beats: list[WorkerHeartbeat] = []
         good_tags: list[int] = []
-        for tag, body in batch:
+        for tag, key, body in batch:
             try:
-                reports.append(decode_report(body))
+                if key == WORKER_HEARTBEAT:
+                    beats.append(WorkerHeartbeat.model_validate_json(body))
+                else:
+                    reports.append(decode_report(body))
                 good_tags.append(tag)
             except ValidationError as exc:
                 # A malformed report can never apply: dead-letter it rather than loop.
@@ -118,10 +129,11 @@ class Scheduler:
                     extra={"action": "report_malformed", "body": body[:500], "error": str(exc)},
                 )
                 channel.basic_nack(tag, requeue=False)
-        if not reports:
+        if not good_tags:
             return
         started = time.perf_counter()
         with conn.transaction():
+            record_heartbeats(conn, beats)
             outcome = apply_reports(conn, self.topology, self.definitions, reports)
         # Committed: now, and only now, acknowledge the whole batch.
         channel.basic_ack(max(good_tags), multiple=True)
@@ -146,6 +158,22 @@ class Scheduler:
         timers are rows, so a restarted scheduler fires what its predecessor did not."""
         with conn.transaction():
             outcome = fire_timers(conn, self.topology, self.definitions)
+        now = time.monotonic()
+        if now >= self._next_liveness:
+            self._next_liveness = now + 1.0
+            with conn.transaction():
+                lost = reclaim_lost_attempts(
+                    conn,
+                    self.topology,
+                    self.definitions,
+                    self.settings.worker_heartbeat_timeout_seconds,
+                )
+            self.relay.submit(lost.outbox_rows)
+            if lost.applied:
+                logger.warning(
+                    "attempts of lost workers handed to others",
+                    extra={"action": "worker_lost", "count": lost.applied},
+                )
         self.relay.submit(outcome.outbox_rows)
         if outcome.applied:
             logger.info("timers fired", extra={"action": "timers_fired", "count": outcome.applied})

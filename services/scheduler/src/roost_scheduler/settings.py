@@ -26,3 +26,8 @@ class SchedulerSettings(CoreSettings):
         gt=0,
         description="how often due retries and deadlines are looked for (their precision)",
     )
+    worker_heartbeat_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="a worker not heard from for this long loses its running attempts",
+    )

@@ -27,6 +27,7 @@ from roost_core.wire import (
     TaskReport,
     TaskStarted,
     TaskSucceeded,
+    WorkerHeartbeat,
     WorkflowDefinition,
 )
 
@@ -39,6 +40,8 @@ ACTIVE = [TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]
 # limits once a second): the worker normally interrupts and reports first.
 EXECUTION_GRACE_SECONDS = 5.0
 FAILURES = (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+WORKER_LOST = "WorkerLost"
+MAX_LOST = 5
 
 
 @dataclass
@@ -333,10 +336,13 @@ def fail_attempt(
     finished_at: float | None,
     retryable: bool,
     timed_out: bool,
+    lost: bool = False,
 ) -> bool:
     """End a failed (or timed-out) attempt, once, and either schedule the next attempt
     (retries left, and the error allows it) or fail the task for good, cancelling its
-    descendants. Returns False when the attempt was not the current active one."""
+    descendants. An attempt ``lost`` with its worker is handed to another worker at once
+    without using a retry (up to MAX_LOST times, against tasks that kill workers).
+    Returns False when the attempt was not the current active one."""
     status = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
     row = conn.execute(
         "UPDATE task_runs SET status = %s, error = %s, worker_id = coalesce(%s, worker_id),"
@@ -355,8 +361,19 @@ def fail_attempt(
         (task_run_id, attempt, status, row[3], Jsonb(error), row[0], row[1], row[2]),
     )
     task_def = definitions.get(conn, run.version_id).by_name[task]
-    if retryable and attempt <= task_def.retries:
-        delay = task_def.retry_delay(attempt)
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE a.error->>'type' IS DISTINCT FROM %s),"
+        " count(*) FILTER (WHERE a.error->>'type' = %s)"
+        " FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id"
+        " WHERE a.task_run_id = %s AND a.attempt > t.retry_base",
+        (WORKER_LOST, WORKER_LOST, task_run_id),
+    ).fetchone()
+    failures, losses = (row[0], row[1]) if row else (1, 0)
+    again = (lost and losses <= MAX_LOST) or (
+        not lost and retryable and failures <= task_def.retries
+    )
+    if again:
+        delay = 0.0 if lost else task_def.retry_delay(failures)
         # The next attempt waits out its backoff as a durable timer (dispatch_at): a
         # scheduler restarted meanwhile still sends it on time. The last error stays
         # visible on the task until then.
@@ -537,3 +554,85 @@ def _settle(conn: Conn, runs: list[_Run]) -> list[tuple[str, str]]:
         "SELECT pg_notify(%s, id) FROM unnest(%s::text[]) AS id", (RUN_FINAL_CHANNEL, ended)
     )
     return [(run_id, final) for run_id, final, _, _ in finals]
+
+
+def record_heartbeats(conn: Conn, beats: list[WorkerHeartbeat]) -> None:
+    """Remember each worker process's latest heartbeat (one statement per batch)."""
+    if not beats:
+        return
+    latest = {b.worker_id: b for b in sorted(beats, key=lambda b: b.sent_at)}
+    conn.execute(
+        "INSERT INTO workers (id, name, workflows, slots, running, last_heartbeat_at)"
+        " SELECT v.id, v.name, string_to_array(v.workflows, ','), v.slots, v.running, now()"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[])"
+        "   AS v(id, name, workflows, slots, running)"
+        " ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), running = EXCLUDED.running,"
+        "   slots = EXCLUDED.slots, workflows = EXCLUDED.workflows",
+        (
+            list(latest),
+            [b.name for b in latest.values()],
+            [",".join(b.workflows) for b in latest.values()],
+            [b.slots for b in latest.values()],
+            [len(b.running) for b in latest.values()],
+        ),
+    )
+
+
+def reclaim_lost_attempts(
+    conn: Conn, topology: Topology, definitions: Definitions, timeout: float
+) -> BatchOutcome:
+    """RUNNING attempts whose worker has not been heard from for ``timeout`` seconds
+    (killed, frozen, cut off) end with a WorkerLost error and go to another worker at
+    once. If the lost worker comes back and reports, its result no longer matches the
+    current attempt and is discarded."""
+    candidates = conn.execute(
+        "SELECT t.run_id FROM task_runs t LEFT JOIN workers w ON w.id = t.worker_id"
+        " WHERE t.status = %s AND t.started_at < now() - make_interval(secs => %s)"
+        " AND (w.last_heartbeat_at IS NULL OR w.last_heartbeat_at < now()"
+        "      - make_interval(secs => %s)) LIMIT 500",
+        (TaskStatus.RUNNING, timeout, timeout),
+    ).fetchall()
+    if not candidates:
+        return BatchOutcome([], [], 0, 0)
+    runs = _lock_runs(conn, sorted({str(r[0]) for r in candidates}))
+    live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
+    if not live:
+        return BatchOutcome([], [], 0, 0)
+    # Re-read under the run locks: a report may have landed meanwhile.
+    lost = conn.execute(
+        "SELECT t.id, t.run_id, t.task_name, t.attempt, t.worker_id FROM task_runs t"
+        " LEFT JOIN workers w ON w.id = t.worker_id"
+        " WHERE t.run_id = ANY(%s::uuid[]) AND t.status = %s"
+        " AND t.started_at < now() - make_interval(secs => %s)"
+        " AND (w.last_heartbeat_at IS NULL OR w.last_heartbeat_at < now()"
+        "      - make_interval(secs => %s))",
+        (list(live), TaskStatus.RUNNING, timeout, timeout),
+    ).fetchall()
+    out: list[outbox.OutboxMessage] = []
+    reclaimed = 0
+    for task_run_id, run_id, name, attempt, worker_id in lost:
+        error = {
+            "type": WORKER_LOST,
+            "message": f"worker {worker_id} stopped sending heartbeats for {timeout} s"
+            " while running this attempt; it was handed to another worker",
+        }
+        if fail_attempt(
+            conn,
+            topology,
+            definitions,
+            live[str(run_id)],
+            out,
+            task_run_id=str(task_run_id),
+            task=name,
+            attempt=attempt,
+            error=error,
+            worker_id=None,
+            started_at=None,
+            finished_at=None,
+            retryable=True,
+            timed_out=False,
+            lost=True,
+        ):
+            reclaimed += 1
+    finished = _settle(conn, [r for r in live.values() if r.settled])
+    return BatchOutcome(outbox.insert(conn.cursor(), out), finished, reclaimed, 0)

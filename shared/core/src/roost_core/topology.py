@@ -11,7 +11,8 @@ from pika.adapters.blocking_connection import BlockingChannel
 TASK_STARTED = "task.started"
 TASK_SUCCEEDED = "task.succeeded"
 TASK_FAILED = "task.failed"
-SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED)
+WORKER_HEARTBEAT = "worker.heartbeat"
+SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED, WORKER_HEARTBEAT)
 
 # Routing key of control broadcasts to every worker process.
 TASK_CANCEL = "task.cancel"
@@ -41,6 +42,11 @@ class Topology:
         """Durable queue the scheduler replicas consume reports from."""
         return f"{self.namespace}.scheduler"
 
+    @property
+    def scheduler_dead_queue(self) -> str:
+        """Where the scheduler dead-letters reports it can never apply."""
+        return f"{self.namespace}.scheduler.dead"
+
     def task_queue(self, workflow: str) -> str:
         """Dramatiq queue that carries the task attempts of one workflow."""
         return f"{self.namespace}.tasks.{workflow}"
@@ -64,7 +70,16 @@ def declare_core(channel: BlockingChannel, topology: Topology) -> None:
     """Declare the events exchange and the scheduler's queue with its bindings."""
     channel.exchange_declare(topology.events_exchange, exchange_type="topic", durable=True)
     channel.exchange_declare(topology.control_exchange, exchange_type="topic", durable=True)
-    channel.queue_declare(topology.scheduler_queue, durable=True)
+    # Reports that can never apply (malformed) are dead-lettered here, for a human to see.
+    channel.queue_declare(topology.scheduler_dead_queue, durable=True)
+    channel.queue_declare(
+        topology.scheduler_queue,
+        durable=True,
+        arguments={
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": topology.scheduler_dead_queue,
+        },
+    )
     for key in SCHEDULER_BINDINGS:
         channel.queue_bind(topology.scheduler_queue, topology.events_exchange, routing_key=key)
 

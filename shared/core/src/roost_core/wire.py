@@ -126,6 +126,18 @@ class TaskFailed(_TaskReport):
 TaskReport = TaskStarted | TaskSucceeded | TaskFailed
 
 
+class WorkerHeartbeat(_Frozen):
+    """Sent by every worker process every few seconds: it is alive, and runs these
+    attempts (task run id -> attempt)."""
+
+    worker_id: str
+    name: str
+    workflows: list[str]
+    slots: int
+    running: dict[str, int] = Field(default_factory=dict)
+    sent_at: float
+
+
 class CancelTasks(_Frozen):
     """Broadcast to every worker process: stop these attempts, and never start them."""
 

@@ -67,6 +67,11 @@ class ControlListener:
             self._running[task_run_id] = (threading.get_ident(), ctx)
             return True
 
+    def running(self) -> dict[str, int]:
+        """Attempts running in this process: task run id -> attempt number."""
+        with self._lock:
+            return {k: ctx.attempt_number for k, (_, ctx) in self._running.items()}
+
     def end(self, task_run_id: str) -> None:
         with self._lock:
             self._running.pop(task_run_id, None)

@@ -1,10 +1,14 @@
 """A per-process background reporter for messages that may wait a little, or be lost
-without harm: today the ``started`` report.
+without harm: the ``started`` report and the worker's heartbeat.
 
 Why delay ``started``: most tasks finish in milliseconds, before anyone could see them
 RUNNING, and their result carries the start time anyway. Sending ``started`` only for
 tasks still running after ``delay`` seconds removes one broker message and one scheduler
 update from every short task, which is a third of the broker's messages per task.
+
+Heartbeats tell the scheduler this process is alive and which attempts it runs; a
+process that stops sending them (killed, frozen) loses its RUNNING attempts to other
+workers after the scheduler's heartbeat timeout.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from roost_core.outbox import OutboxMessage, Publisher
 
@@ -33,7 +38,13 @@ class Pending:
 
 
 class Reporter:
-    def __init__(self, broker_url: str, delay: float) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        delay: float,
+        heartbeat: Callable[[], OutboxMessage] | None = None,
+        heartbeat_interval: float = 5.0,
+    ) -> None:
         self.delay = delay
         self._publisher = Publisher(broker_url)
         self._heap: list[tuple[float, int, Pending, OutboxMessage]] = []
@@ -41,19 +52,25 @@ class Reporter:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._heartbeat = heartbeat
+        self._interval = heartbeat_interval
+        self._next_beat = 0.0
 
-    def schedule(self, message: OutboxMessage) -> Pending:
-        """Send ``message`` after ``delay`` seconds unless cancelled first."""
-        pending = Pending()
+    def start(self) -> None:
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="roost-reporter", daemon=True
                 )
                 self._thread.start()
-            heapq.heappush(
-                self._heap, (time.monotonic() + self.delay, next(self._seq), pending, message)
-            )
+
+    def schedule(self, message: OutboxMessage) -> Pending:
+        """Send ``message`` after ``delay`` seconds unless cancelled first."""
+        pending = Pending()
+        self.start()
+        with self._cond:
+            entry = (time.monotonic() + self.delay, next(self._seq), pending, message)
+            heapq.heappush(self._heap, entry)
             if len(self._heap) == 1:
                 self._cond.notify()
         return pending
@@ -63,12 +80,21 @@ class Reporter:
             self._stopped = True
             self._cond.notify()
 
+    def _next_wakeup(self) -> float | None:
+        times = [self._heap[0][0]] if self._heap else []
+        if self._heartbeat is not None:
+            times.append(self._next_beat)
+        return min(times) if times else None
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(timeout)
+                while not self._stopped:
+                    wakeup = self._next_wakeup()
+                    now = time.monotonic()
+                    if wakeup is not None and wakeup <= now:
+                        break
+                    self._cond.wait(None if wakeup is None else wakeup - now)
                 if self._stopped:
                     break
                 due = []
@@ -77,15 +103,18 @@ class Reporter:
                     _, _, pending, message = heapq.heappop(self._heap)
                     if not pending.cancelled:
                         due.append(message)
+                beat = self._heartbeat is not None and self._next_beat <= now
+                if beat:
+                    self._next_beat = now + self._interval
+            if beat and self._heartbeat is not None:
+                due.append(self._heartbeat())
             for message in due:
                 try:
                     self._publisher.publish_unconfirmed(message)
                 except Exception:
-                    # Harmless: the result report carries the start time.
+                    # Harmless: a result carries its start time, and heartbeats repeat.
                     logger.warning(
-                        "could not send a started report",
-                        exc_info=True,
-                        extra={"action": "started_report_failed"},
+                        "could not send a report", exc_info=True, extra={"action": "report_failed"}
                     )
                     self._publisher.close()
         self._publisher.close()

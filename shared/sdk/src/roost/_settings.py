@@ -27,6 +27,15 @@ class ClientSettings(BaseSettings):
         ge=0,
         description="after a cancel, how long a task may stop by itself before it is interrupted",
     )
+    heartbeat_interval_seconds: float = Field(
+        default=5.0, gt=0, description="how often a worker process tells the scheduler it lives"
+    )
+    amqp_heartbeat_seconds: int = Field(
+        default=5,
+        ge=1,
+        description="AMQP heartbeat of workers' consumers: a frozen worker's tasks return "
+        "to the queue after about twice this",
+    )
     started_report_delay_seconds: float = Field(
         default=0.05,
         ge=0,

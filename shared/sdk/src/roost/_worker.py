@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
@@ -38,7 +39,14 @@ from roost._workflow import Task, Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
 from roost_core.outbox import OutboxMessage, Publisher
-from roost_core.wire import TaskError, TaskFailed, TaskMessage, TaskStarted, TaskSucceeded
+from roost_core.wire import (
+    TaskError,
+    TaskFailed,
+    TaskMessage,
+    TaskStarted,
+    TaskSucceeded,
+    WorkerHeartbeat,
+)
 
 if TYPE_CHECKING:
     from roost._roost import Roost
@@ -88,11 +96,17 @@ class Worker:
             topo.declare_core(connection.channel(), topology)
         finally:
             connection.close()
-        rabbit = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
+        # A short AMQP heartbeat: if this process freezes, RabbitMQ closes its connection
+        # within ~2 heartbeats and hands its unacknowledged attempts to other workers.
+        rabbit = RabbitmqBroker(
+            url=_with_heartbeat(settings.broker_url, settings.amqp_heartbeat_seconds),
+            confirm_delivery=True,
+        )
         rabbit.add_middleware(AsyncIO())
         dramatiq.set_broker(rabbit)
         for wf in self.workflows.values():
             self._make_actor(rabbit, topology, wf)
+        self._reporter().start()  # heartbeats from now on
         self.control = ControlListener(
             settings.broker_url, topology, settings.cancel_grace_seconds, self._recent_cancels
         )
@@ -141,10 +155,29 @@ class Worker:
 
     def _reporter(self) -> Reporter:
         if self._started_reporter is None:
+            settings = self.roost.settings
+            topology = topo.Topology(settings.namespace)
             self._started_reporter = Reporter(
-                self.roost.settings.broker_url, self.roost.settings.started_report_delay_seconds
+                settings.broker_url,
+                settings.started_report_delay_seconds,
+                heartbeat=lambda: self._heartbeat(topology),
+                heartbeat_interval=settings.heartbeat_interval_seconds,
             )
         return self._started_reporter
+
+    def _heartbeat(self, topology: topo.Topology) -> OutboxMessage:
+        running = self.control.running() if self.control is not None else {}
+        beat = WorkerHeartbeat(
+            worker_id=self.worker_id,
+            name=self.name,
+            workflows=sorted(self.workflows),
+            slots=self.slots,
+            running=running,
+            sent_at=time.time(),
+        )
+        return OutboxMessage(
+            topology.events_exchange, topo.WORKER_HEARTBEAT, beat.model_dump_json().encode()
+        )
 
     def execute(self, topology: topo.Topology, raw: dict[str, Any]) -> None:
         """Run one task attempt and report its outcome. Raises only when a report could
@@ -359,3 +392,11 @@ def load_worker(target: str) -> Worker:
             f"module {module_name!r} defines {len(workers)} workers: name one as {module_name}:ATTR"
         )
     return workers[0]
+
+
+def _with_heartbeat(url: str, seconds: int) -> str:
+    """``url`` with its AMQP heartbeat set (pika reads it from the query string)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "heartbeat"]
+    query.append(("heartbeat", str(seconds)))
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -90,8 +90,18 @@ def worker(
     threads: Annotated[
         int | None, typer.Option(help="threads per process (default: slots)")
     ] = None,
+    shutdown_grace: Annotated[
+        float,
+        typer.Option(
+            help="on SIGTERM, seconds running tasks may take to finish; the rest go back "
+            "to the queue for other workers"
+        ),
+    ] = 30.0,
 ) -> None:
-    """Run Dramatiq worker processes serving a Worker's workflows."""
+    """Run Dramatiq worker processes serving a Worker's workflows.
+
+    SIGTERM stops taking work, lets running tasks finish for --shutdown-grace seconds,
+    then exits; RabbitMQ hands what was still running or prefetched to other workers."""
     import dramatiq.cli
 
     from roost._worker import load_worker
@@ -112,6 +122,8 @@ def worker(
             str(threads or w.slots),
             "--path",
             os.getcwd(),
+            "--worker-shutdown-timeout",
+            str(int(shutdown_grace * 1000)),
         ]
     )
     sys.exit(dramatiq.cli.main(args))  # type: ignore[no-untyped-call]
