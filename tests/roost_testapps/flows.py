@@ -347,3 +347,31 @@ def should_never_start(input: dict, ctx: Context) -> dict:
 
 controlled = roost.worker("controlled", workflows=[cancellable, replayable], slots=8)
 late_worker = roost.worker("late", workflows=[queued_only], slots=2)
+
+# -- on_failure ----------------------------------------------------------------------------
+handled = roost.workflow("t-handled")
+
+
+@handled.task()
+def might_fail(input: dict, ctx: Context) -> dict:
+    if input.get("fail"):
+        raise KeyError("missing credentials")
+    return {"ok": True}
+
+
+@handled.task()
+def independent_branch(input: dict, ctx: Context) -> dict:
+    return {"independent": True}
+
+
+@handled.on_failure()
+def cleanup(input: dict, ctx: Context) -> dict:
+    errors = ctx.task_errors()
+    return {
+        "failed": sorted(errors),
+        "types": [errors[k]["type"] for k in sorted(errors)],
+        "input": input,
+    }
+
+
+handler_worker = roost.worker("handler", workflows=[handled], slots=4)

@@ -543,6 +543,12 @@ async def replay_run(
     if not status.is_final:
         raise ConflictError(f"run {run_id} is still {status}: only an ended run can be replayed")
     definition = WorkflowDefinition.model_validate(run["definition"])
+    if definition.on_failure is not None:
+        # The failure handler runs again only if the replay fails too.
+        await conn.execute(
+            "DELETE FROM task_runs WHERE run_id = %s AND task_name = %s",
+            (run_id, definition.on_failure.name),
+        )
     cur = await conn.execute(
         "SELECT task_name, status, output FROM task_runs WHERE run_id = %s", (run_id,)
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from roost_core import dag, dispatch, outbox
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import (
+    TaskDefinition,
     TaskFailed,
     TaskReport,
     TaskStarted,
@@ -133,7 +135,9 @@ def apply_reports(
         ):
             applied += 1
 
-    finished = _settle(conn, [r for r in runs.values() if r.settled])
+    finished = _settle(
+        conn, topology, definitions, [r for r in runs.values() if r.settled], messages
+    )
     return BatchOutcome(
         outbox.insert(conn.cursor(), messages), finished, applied, len(reports) - applied
     )
@@ -504,12 +508,20 @@ def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> Bat
             timed_out=True,
         ):
             fired += 1
-    finished = _settle(conn, [r for r in live.values() if r.settled])
+    finished = _settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
     return BatchOutcome(outbox.insert(conn.cursor(), out), finished, fired, 0)
 
 
-def _settle(conn: Conn, runs: list[_Run]) -> list[tuple[str, str]]:
-    """Count the batch's settled tasks against their runs; end the runs with none left."""
+def _settle(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    runs: list[_Run],
+    out: list[outbox.OutboxMessage],
+) -> list[tuple[str, str]]:
+    """Count the batch's settled tasks against their runs; end the runs with none left.
+    A run that failed and has an on_failure handler not yet run gets it now instead, and
+    ends once the handler has."""
     if not runs:
         return []
     ended = [
@@ -532,9 +544,14 @@ def _settle(conn: Conn, runs: list[_Run]) -> list[tuple[str, str]]:
     ):
         tasks[str(row[0])].append((row[1], row[2], row[3], row[4]))
     finals: list[tuple[str, str, Jsonb, Jsonb | None]] = []
+    by_id = {r.id: r for r in runs}
     for run_id, rows in tasks.items():
         # A task that timed out has failed too (its status says how).
         failed = sorted((name, err) for name, status, _, err in rows if status in FAILURES)
+        handler = definitions.get(conn, by_id[run_id].version_id).on_failure
+        if failed and handler is not None and all(name != handler.name for name, *_ in rows):
+            _start_on_failure(conn, topology, by_id[run_id], handler, dict(failed), out)
+            continue
         output = {name: out for name, status, out, _ in rows if status == TaskStatus.SUCCEEDED}
         error: Any = None
         final = RunStatus.SUCCEEDED
@@ -545,15 +562,48 @@ def _settle(conn: Conn, runs: list[_Run]) -> list[tuple[str, str]]:
                 "failed_tasks": [{"task": n, **(e or {})} for n, e in failed],
             }
         finals.append((run_id, final.value, Jsonb(output), Jsonb(error) if error else None))
+    if not finals:
+        return []
     conn.cursor().executemany(
         "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = now() WHERE id = %s",
         [(f, o, e, run_id) for run_id, f, o, e in finals],
     )
     # Delivered at commit: wakes the api's long-polling readers of these runs.
     conn.execute(
-        "SELECT pg_notify(%s, id) FROM unnest(%s::text[]) AS id", (RUN_FINAL_CHANNEL, ended)
+        "SELECT pg_notify(%s, id) FROM unnest(%s::text[]) AS id",
+        (RUN_FINAL_CHANNEL, [f[0] for f in finals]),
     )
     return [(run_id, final) for run_id, final, _, _ in finals]
+
+
+def _start_on_failure(
+    conn: Conn,
+    topology: Topology,
+    run: _Run,
+    handler: TaskDefinition,
+    errors: dict[str, Any],
+    out: list[outbox.OutboxMessage],
+) -> None:
+    """Queue the run's on_failure handler, with the errors of the tasks that failed."""
+    task_run_id = str(uuid.uuid4())
+    message, deadline = dispatch.attempt(
+        topology,
+        handler,
+        workflow=run.workflow,
+        run_id=run.id,
+        task_run_id=task_run_id,
+        attempt=1,
+        run_input=run.input,
+        task_errors={n: e or {} for n, e in errors.items()},
+    )
+    conn.execute(
+        "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
+        " attempt, queued_at, deadline_at) VALUES (%s, %s, %s, '{}', 0, %s, 1, now(),"
+        " to_timestamp(%s))",
+        (task_run_id, run.id, handler.name, TaskStatus.QUEUED, deadline),
+    )
+    conn.execute("UPDATE runs SET remaining_tasks = 1 WHERE id = %s", (run.id,))
+    out.append(message)
 
 
 def record_heartbeats(conn: Conn, beats: list[WorkerHeartbeat]) -> None:
@@ -634,5 +684,5 @@ def reclaim_lost_attempts(
             lost=True,
         ):
             reclaimed += 1
-    finished = _settle(conn, [r for r in live.values() if r.settled])
+    finished = _settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
     return BatchOutcome(outbox.insert(conn.cursor(), out), finished, reclaimed, 0)

@@ -46,6 +46,19 @@ def validate(definition: WorkflowDefinition) -> None:
                 )
         if len(set(task.parents)) != len(task.parents):
             raise InvalidDefinitionError(f"task {task.name!r} lists a parent twice")
+    handler = definition.on_failure
+    if handler is not None:
+        check_name("task", handler.name)
+        if handler.name in seen:
+            raise InvalidDefinitionError(
+                f"the on_failure handler of workflow {definition.name!r} is named "
+                f"{handler.name!r}, like one of its tasks"
+            )
+        if handler.parents:
+            raise InvalidDefinitionError(
+                f"the on_failure handler {handler.name!r} cannot have parents: it runs "
+                "after the whole run has failed"
+            )
     cycle = find_cycle(definition)
     if cycle:
         raise InvalidDefinitionError(

@@ -29,6 +29,7 @@ def attempt(
     attempt: int,
     run_input: Any,
     parent_outputs: dict[str, Any] | None = None,
+    task_errors: dict[str, Any] | None = None,
     now: float | None = None,
 ) -> tuple[OutboxMessage, float | None]:
     """The outbox message for one attempt of ``task``, and its schedule deadline (unix
@@ -45,6 +46,7 @@ def attempt(
         attempt=attempt,
         input=run_input,
         parent_outputs=parent_outputs or {},
+        task_errors=task_errors or {},
         execution_timeout=task.execution_timeout_seconds,
         schedule_deadline=deadline,
     )

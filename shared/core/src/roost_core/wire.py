@@ -53,11 +53,15 @@ class WorkflowDefinition(_Frozen):
     name: str
     tasks: list[TaskDefinition]
     input_schema: dict[str, JSON] | None = None
+    on_failure: TaskDefinition | None = None  # runs once, after the run has failed
 
     @cached_property
     def by_name(self) -> dict[str, TaskDefinition]:
-        """Tasks by name."""
-        return {t.name: t for t in self.tasks}
+        """Tasks by name, the on_failure handler included."""
+        found = {t.name: t for t in self.tasks}
+        if self.on_failure is not None:
+            found[self.on_failure.name] = self.on_failure
+        return found
 
     def version_hash(self) -> str:
         """A stable hash of the definition: equal definitions share a version."""
@@ -85,6 +89,7 @@ class TaskMessage(_Frozen):
     parent_outputs: dict[str, JSON] = Field(default_factory=dict)
     execution_timeout: float | None = None  # seconds the attempt may run
     schedule_deadline: float | None = None  # unix seconds by which it must have started
+    task_errors: dict[str, JSON] = Field(default_factory=dict)  # for on_failure handlers
     trace: dict[str, str] = Field(default_factory=dict)  # W3C trace context carrier
 
 

@@ -70,6 +70,11 @@ class Context:
             )
         return self._message.parent_outputs[name]
 
+    def task_errors(self) -> dict[str, dict[str, Any]]:
+        """In an on_failure handler: each failed task's error (type, message,
+        traceback), by task name. Empty in ordinary tasks."""
+        return {k: dict(v) for k, v in self._message.task_errors.items()}
+
     def log(self, message: str) -> None:
         """Log a line from the task (to the worker's log for now)."""
         logger.info(message, extra={"run_id": self.run_id, "task": self.task_name})

@@ -329,7 +329,7 @@ class Worker:
 
     def _find_task(self, msg: TaskMessage) -> Task:
         wf = self.workflows.get(msg.workflow)
-        task = wf.tasks.get(msg.task) if wf else None
+        task = wf.find(msg.task) if wf else None
         if task is None:
             raise LookupError(
                 f"worker {self.name!r} has no task {msg.task!r} in workflow {msg.workflow!r}: "

@@ -67,6 +67,7 @@ class Workflow:
         self.name = name
         self.input_validator = input_validator
         self.tasks: dict[str, Task] = {}
+        self.on_failure_task: Task | None = None
         self._registered: str | None = None
         self._lock = threading.Lock()
 
@@ -139,12 +140,61 @@ class Workflow:
 
         return decorate
 
+    def on_failure(
+        self,
+        name: str | None = None,
+        *,
+        retries: int = 0,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: float | None = None,
+        backoff_initial_seconds: float = 1.0,
+        execution_timeout: Duration | None = None,
+        schedule_timeout: Duration | None = None,
+    ) -> Callable[[TaskFn], Task]:
+        """Declare the run's failure handler: it runs once, after a run has failed (not
+        when it is cancelled), and ``ctx.task_errors()`` says which tasks failed and
+        how. Its own options work as for ``task``."""
+        policy = _policy(
+            name,
+            retries,
+            backoff_factor,
+            backoff_max_seconds,
+            backoff_initial_seconds,
+            execution_timeout,
+            schedule_timeout,
+        )
+
+        def decorate(fn: TaskFn) -> Task:
+            handler_name = name or fn.__name__
+            dag.check_name("task", handler_name)
+            if self.on_failure_task is not None:
+                raise InvalidDefinitionError(
+                    f"workflow {self.name!r} already has an on_failure handler "
+                    f"({self.on_failure_task.name!r})"
+                )
+            if handler_name in self.tasks:
+                raise InvalidDefinitionError(
+                    f"workflow {self.name!r} already has a task named {handler_name!r}"
+                )
+            self.on_failure_task = Task(self, handler_name, fn, [], policy)
+            return self.on_failure_task
+
+        return decorate
+
+    def find(self, name: str) -> Task | None:
+        """The task (or failure handler) named ``name``."""
+        task = self.tasks.get(name)
+        if task is None and self.on_failure_task and self.on_failure_task.name == name:
+            return self.on_failure_task
+        return task
+
     def definition(self) -> WorkflowDefinition:
         """The definition registered with the api; checked for cycles and names."""
         definition = WorkflowDefinition(
             name=self.name,
             tasks=[t.definition() for t in self.tasks.values()],
             input_schema=self.input_validator.model_json_schema() if self.input_validator else None,
+            on_failure=self.on_failure_task.definition() if self.on_failure_task else None,
         )
         dag.validate(definition)
         return definition
