@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -235,3 +236,45 @@ def test_sigterm_lets_running_tasks_finish_within_the_grace_period_and_hands_bac
         second.stop()
         if third is not None:
             third.stop()
+
+
+def _unacked(stack: Stack, queue: str) -> int:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", stack.vhost, "name", "messages_unacknowledged"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == queue:
+            return int(parts[1])
+    raise AssertionError(f"queue {queue} not found in:\n{out}")
+
+
+def test_a_long_task_acknowledges_its_message_early_and_still_runs_exactly_once(
+    stack: Stack, flows: ModuleType, tmp_path: Path
+) -> None:
+    # RabbitMQ redelivers a message held unacknowledged past its consumer_timeout; a long
+    # task hands durability to the engine first (a confirmed `started`), then acks.
+    worker = stack.start_worker(
+        "roost_testapps.flows:crasher",
+        processes=1,
+        threads=2,
+        name="long-acker",
+        extra_env={"ROOST_LONG_TASK_ACK_SECONDS": "1.0"},
+    )
+    try:
+        ref = flows.crash.run({"marker_dir": str(tmp_path), "seconds": 5}, wait_for_result=False)
+        _wait_until(lambda: any(tmp_path.glob("*.started")), 30, "the task to start")
+        queue = f"{stack.env['ROOST_NAMESPACE']}.tasks.t-crash"
+        _wait_until(lambda: _unacked(stack, queue) == 0, 4, "the early acknowledgement")
+        assert flows.roost.runs.get(ref.id).task("slow").status == "RUNNING"
+
+        result = ref.result(timeout=30)
+        assert len(list(tmp_path.glob("*.started"))) == 1  # ran once
+        assert flows.roost.runs.get(ref.id).task("slow").output == result["slow"]
+        assert "long task acknowledged early" in worker.log.read_text()
+    finally:
+        worker.stop()

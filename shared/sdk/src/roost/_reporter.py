@@ -47,7 +47,7 @@ class Reporter:
     ) -> None:
         self.delay = delay
         self._publisher = Publisher(broker_url)
-        self._heap: list[tuple[float, int, Pending, OutboxMessage]] = []
+        self._heap: list[tuple[float, int, Pending, OutboxMessage | Callable[[], None]]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -64,16 +64,25 @@ class Reporter:
                 )
                 self._thread.start()
 
-    def schedule(self, message: OutboxMessage) -> Pending:
-        """Send ``message`` after ``delay`` seconds unless cancelled first."""
+    def schedule(
+        self, message: OutboxMessage | Callable[[], None], delay: float | None = None
+    ) -> Pending:
+        """Send ``message`` (or call it, on this reporter's thread) after ``delay``
+        seconds (default: the started-report delay) unless cancelled first."""
         pending = Pending()
         self.start()
+        wait = self.delay if delay is None else delay
         with self._cond:
-            entry = (time.monotonic() + self.delay, next(self._seq), pending, message)
+            entry = (time.monotonic() + wait, next(self._seq), pending, message)
             heapq.heappush(self._heap, entry)
-            if len(self._heap) == 1:
+            if self._heap[0] is entry:
                 self._cond.notify()
         return pending
+
+    def publish_confirmed(self, message: OutboxMessage) -> None:
+        """Publish and wait for RabbitMQ's confirm; only from a scheduled callable (this
+        reporter's own thread)."""
+        self._publisher.publish(message)
 
     def stop(self) -> None:
         with self._cond:
@@ -110,7 +119,10 @@ class Reporter:
                 due.append(self._heartbeat())
             for message in due:
                 try:
-                    self._publisher.publish_unconfirmed(message)
+                    if callable(message):
+                        message()
+                    else:
+                        self._publisher.publish_unconfirmed(message)
                 except Exception:
                     # Harmless: a result carries its start time, and heartbeats repeat.
                     logger.warning(

@@ -36,6 +36,13 @@ class ClientSettings(BaseSettings):
         description="AMQP heartbeat of workers' consumers: a frozen worker's tasks return "
         "to the queue after about twice this",
     )
+    long_task_ack_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="a task still running after this acknowledges its message early, so "
+        "RabbitMQ's consumer_timeout (30 min by default) never redelivers it; keep it below "
+        "that timeout",
+    )
     started_report_delay_seconds: float = Field(
         default=0.05,
         ge=0,

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from roost._context import Context
 from roost._control import ControlListener
+from roost._early_ack import EarlyAck
 from roost._errors import ConfigurationError, NonRetryableError, TaskCancelledError
 from roost._reporter import Pending, Reporter
 from roost._workflow import Task, Workflow
@@ -77,6 +78,7 @@ class Worker:
         self.broker: RabbitmqBroker | None = None
         self._started_reporter: Reporter | None = None
         self.control: ControlListener | None = None
+        self._early_ack = EarlyAck()
 
     @property
     def worker_id(self) -> str:
@@ -103,6 +105,7 @@ class Worker:
             confirm_delivery=True,
         )
         rabbit.add_middleware(AsyncIO())
+        rabbit.add_middleware(self._early_ack)
         dramatiq.set_broker(rabbit)
         for wf in self.workflows.values():
             self._make_actor(rabbit, topology, wf)
@@ -220,6 +223,41 @@ class Worker:
             # Otherwise `started` goes out only if the task is still running after a
             # short delay (see roost._reporter).
             started = self._reporter().schedule(started_report)
+        long_task = self._reporter().schedule(
+            self._go_long(
+                started_report, threading.get_ident(), f"{msg.task_run_id}:{msg.attempt}"
+            ),
+            delay=self.roost.settings.long_task_ack_seconds,
+        )
+        try:
+            self._run_attempt(topology, msg, common, started_at, started, worker_id)
+        finally:
+            long_task.cancel()
+
+    def _go_long(self, started_report: OutboxMessage, thread_id: int, message_id: str) -> Any:
+        """For a task still running after long_task_ack_seconds: report it started (with
+        a confirm), then acknowledge its message (see roost._early_ack)."""
+
+        def go() -> None:
+            assert self._started_reporter is not None
+            self._started_reporter.publish_confirmed(started_report)
+            if self._early_ack.ack_now(thread_id, message_id):
+                logger.info(
+                    "long task acknowledged early",
+                    extra={"action": "long_task_acked", "message_id": message_id},
+                )
+
+        return go
+
+    def _run_attempt(
+        self,
+        topology: topo.Topology,
+        msg: TaskMessage,
+        common: dict[str, Any],
+        started_at: float,
+        started: Pending | None,
+        worker_id: str,
+    ) -> None:
         ctx = Context(msg, worker_id)
         if self.control is not None and not self.control.begin(msg.task_run_id, ctx):
             self._cancel(started)
