@@ -21,6 +21,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
 
 from roost_core import broker, outbox
+from roost_core.errors import BrokerUnavailableError, DatabaseUnavailableError
 from roost_core.topology import WORKER_HEARTBEAT, Topology, declare_core
 from roost_core.wire import TaskReport, WorkerHeartbeat, decode_report
 from roost_scheduler.maintenance import Maintenance
@@ -59,7 +60,15 @@ class Scheduler:
             try:
                 self._consume()
                 backoff = 0.5
-            except (pika.exceptions.AMQPError, psycopg.OperationalError, OSError) as exc:
+            except (
+                pika.exceptions.AMQPError,
+                psycopg.OperationalError,
+                OSError,
+                BrokerUnavailableError,
+                DatabaseUnavailableError,
+            ) as exc:
+                # A dependency that is still down when we retry raises again here: keep
+                # retrying with backoff, never exit (the sweeper lives in this process).
                 logger.warning(
                     "scheduler lost a dependency; reconnecting",
                     extra={"action": "scheduler_reconnect", "error": repr(exc)},

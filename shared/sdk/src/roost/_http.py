@@ -60,11 +60,17 @@ class ApiClient:
             ) from exc
         except httpx.RemoteProtocolError as exc:
             raise ApiUnavailableError(
-                f"the api at {self.base_url} closed the connection ({exc}): if it serves "
-                "HTTPS, use an https:// ROOST_API_URL and ROOST_TLS_STRATEGY=tls"
+                f"the api at {self.base_url} closed the connection ({exc}): it may have "
+                "stopped or restarted (try again); if it always does this, it may serve "
+                "HTTPS: then use an https:// ROOST_API_URL and ROOST_TLS_STRATEGY=tls"
             ) from exc
         except httpx.TimeoutException as exc:
             raise ApiUnavailableError(f"the api at {self.base_url} did not answer in time") from exc
+        except httpx.TransportError as exc:  # reset, broken pipe, …: the api went away
+            raise ApiUnavailableError(
+                f"the connection to the api at {self.base_url} failed: {type(exc).__name__} "
+                f"{exc} (it may have stopped or restarted; try again)"
+            ) from exc
         try:
             body = resp.json()
         except ValueError:
