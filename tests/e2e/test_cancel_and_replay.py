@@ -127,3 +127,18 @@ def test_replaying_a_running_or_succeeded_run_is_refused(
     ref.result(timeout=30)
     with pytest.raises(roost.ConflictError, match="nothing to replay"):
         flows.roost.runs.replay(ref.id)
+
+
+def test_roost_runs_cancel_and_replay_from_the_cli(stack: Stack, flows: ModuleType,
+                                                   tmp_path: Path) -> None:
+    # No worker serves t-queued-only now: the run waits on its queue until cancelled.
+    ref = flows.queued_only.run({"marker_dir": str(tmp_path)}, wait_for_result=False)
+
+    out = stack.roost("runs", "cancel", ref.id)
+
+    assert "CANCELLED" in out and ref.id in out
+    assert flows.roost.runs.get(ref.id).status == roost.RunStatus.CANCELLED
+    again = stack.roost("runs", "replay", ref.id)
+    assert ref.id in again and "RUNNING" in again
+    assert flows.roost.runs.get(ref.id).task("should_never_start").status == "QUEUED"
+    flows.roost.runs.cancel(ref.id)  # leave nothing for a later worker

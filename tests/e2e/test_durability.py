@@ -263,7 +263,7 @@ def test_a_long_task_acknowledges_its_message_early_and_still_runs_exactly_once(
         processes=1,
         threads=2,
         name="long-acker",
-        extra_env={"ROOST_LONG_TASK_ACK_SECONDS": "1.0"},
+        extra_env={"ROOST_LONG_TASK_ACK_SECONDS": "1.0", "ROOST_HEARTBEAT_INTERVAL_SECONDS": "0.5"},
     )
     try:
         ref = flows.crash.run({"marker_dir": str(tmp_path), "seconds": 5}, wait_for_result=False)

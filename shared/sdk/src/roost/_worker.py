@@ -79,6 +79,8 @@ class Worker:
         self._started_reporter: Reporter | None = None
         self.control: ControlListener | None = None
         self._early_ack = EarlyAck()
+        self._long: dict[str, tuple[float, int, str, OutboxMessage]] = {}
+        self._long_lock = threading.Lock()
 
     @property
     def worker_id(self) -> str:
@@ -169,6 +171,7 @@ class Worker:
         return self._started_reporter
 
     def _heartbeat(self, topology: topo.Topology) -> OutboxMessage:
+        self._ack_long_tasks()
         running = self.control.running() if self.control is not None else {}
         beat = WorkerHeartbeat(
             worker_id=self.worker_id,
@@ -223,31 +226,46 @@ class Worker:
             # Otherwise `started` goes out only if the task is still running after a
             # short delay (see roost._reporter).
             started = self._reporter().schedule(started_report)
-        long_task = self._reporter().schedule(
-            self._go_long(
-                started_report, threading.get_ident(), f"{msg.task_run_id}:{msg.attempt}"
-            ),
-            delay=self.roost.settings.long_task_ack_seconds,
-        )
+        # Watched by the heartbeat tick: past long_task_ack_seconds it is acked early.
+        with self._long_lock:
+            self._long[msg.task_run_id] = (
+                time.monotonic(),
+                threading.get_ident(),
+                f"{msg.task_run_id}:{msg.attempt}",
+                started_report,
+            )
         try:
             self._run_attempt(topology, msg, common, started_at, started, worker_id)
         finally:
-            long_task.cancel()
+            with self._long_lock:
+                self._long.pop(msg.task_run_id, None)
 
-    def _go_long(self, started_report: OutboxMessage, thread_id: int, message_id: str) -> Any:
-        """For a task still running after long_task_ack_seconds: report it started (with
-        a confirm), then acknowledge its message (see roost._early_ack)."""
-
-        def go() -> None:
+    def _ack_long_tasks(self) -> None:
+        """On the reporter's thread, at each heartbeat tick: for every task running
+        longer than long_task_ack_seconds, report it started with a confirm, then
+        acknowledge its message (see roost._early_ack). Each task is handled once."""
+        limit = time.monotonic() - self.roost.settings.long_task_ack_seconds
+        with self._long_lock:
+            due = [(k, v) for k, v in self._long.items() if v[0] <= limit]
+            for key, _ in due:
+                del self._long[key]
+        for _, (_, thread_id, message_id, started_report) in due:
             assert self._started_reporter is not None
-            self._started_reporter.publish_confirmed(started_report)
+            try:
+                self._started_reporter.publish_confirmed(started_report)
+            except Exception:
+                # Not acked then: RabbitMQ still holds the message, nothing is lost.
+                logger.warning(
+                    "could not report a long task; not acking it early",
+                    exc_info=True,
+                    extra={"action": "long_task_ack_failed"},
+                )
+                continue
             if self._early_ack.ack_now(thread_id, message_id):
                 logger.info(
                     "long task acknowledged early",
                     extra={"action": "long_task_acked", "message_id": message_id},
                 )
-
-        return go
 
     def _run_attempt(
         self,
