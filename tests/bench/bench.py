@@ -553,13 +553,16 @@ def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput
                 + facts["loadavg"], caption_justify="left")
     cpu.add_column("process")
     cpu.add_column("Roost W1", justify="right")
+    cpu.add_column("Roost W1 bulk", justify="right")
     cpu.add_column("raw W1", justify="right")
     names = sorted(set(roost_w1.cpu.usage) | set(raw.cpu.usage if raw else {}),
                    key=lambda n: -roost_w1.cpu.usage.get(n, 0.0))
     for name in names:
         mine = roost_w1.cpu.usage.get(name)
+        bulk = roost_bulk.cpu.usage.get(name)
         theirs = raw.cpu.usage.get(name) if raw else None
         cpu.add_row(name, "-" if mine is None else f"{mine:.0f}",
+                    "-" if bulk is None else f"{bulk:.0f}",
                     "-" if theirs is None else f"{theirs:.0f}")
     console.print(cpu)
 
