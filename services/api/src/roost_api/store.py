@@ -283,12 +283,17 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
-    """A run with its tasks and their attempts, as the api returns it."""
+def _check_run_id(run_id: str) -> None:
+    """A run id that is not even a UUID names no run: 404, not a database error."""
     try:
         uuid.UUID(run_id)
     except ValueError:
         raise UnknownRunError(f"run {run_id!r} not found: not a run id") from None
+
+
+async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """A run with its tasks and their attempts, as the api returns it."""
+    _check_run_id(run_id)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT r.*, v.version, v.definition FROM runs r JOIN workflow_versions v"
@@ -441,10 +446,7 @@ async def list_workflows(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
 
 
 async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
-    try:
-        uuid.UUID(run_id)
-    except ValueError:
-        raise UnknownRunError(f"run {run_id!r} not found: not a run id") from None
+    _check_run_id(run_id)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT r.id, r.status, r.input, r.workflow_name, v.definition FROM runs r"
