@@ -190,3 +190,29 @@ def test_the_bulk_endpoint_rejects_a_bad_input_naming_its_index(
         json={"runs": []},
     )
     assert empty.status_code == 400 and "runs" in empty.json()["error"]["message"]
+
+
+def test_workers_are_listed_alive_with_their_workflows_and_slots(
+    stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    import json
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 15
+    mine: list[dict] = []
+    while time.monotonic() < deadline and not mine:
+        r = httpx.get(
+            f"{stack.api_url}/api/v1/workers", headers={"Authorization": f"Bearer {stack.token}"}
+        )
+        assert r.status_code == 200
+        mine = [w for w in r.json()["workers"] if w["name"] == "basic" and w["status"] == "alive"]
+        time.sleep(0.2)
+    assert mine, "the basic worker never appeared"
+    (worker,) = mine
+    assert worker["slots"] == 8 and worker["id"].startswith("basic@")
+    assert {"t-chain", "t-diamond", "t-failing", "t-validated"} <= set(worker["workflows"])
+
+    listed = json.loads(stack.roost("workers", "list", "--json"))
+    assert worker["id"] in {w["id"] for w in listed}

@@ -417,6 +417,16 @@ def create_app(settings: ApiSettings) -> Starlette:
             ids = await store.cancelled_attempts(conn, tenant, since)
         return JSONResponse({"task_run_ids": ids})
 
+    async def list_workers(request: Request, tenant: str) -> Response:
+        """
+        summary: Worker processes, alive or dead, from their heartbeats
+        responses:
+          200: {description: "{workers: [...]}"}
+        """
+        async with pool.connection() as conn:
+            workers = await store.list_workers(conn, settings.worker_heartbeat_timeout_seconds)
+        return JSONResponse({"workers": workers})
+
     async def list_runs(request: Request, tenant: str) -> Response:
         """
         summary: List runs, newest first (filter by workflow and status; keyset pagination)
@@ -449,6 +459,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         Route("/api/v1/workflows/{name}/runs", authed(trigger_run), methods=["POST"]),
         Route("/api/v1/workflows/{name}/runs/bulk", authed(trigger_runs), methods=["POST"]),
         Route("/api/v1/runs", authed(list_runs), methods=["GET"]),
+        Route("/api/v1/workers", authed(list_workers), methods=["GET"]),
         Route("/api/v1/cancelled-attempts", authed(cancelled_attempts), methods=["GET"]),
         Route("/api/v1/runs/{run_id}", authed(get_run), methods=["GET"]),
         Route("/api/v1/runs/{run_id}/cancel", authed(cancel_run), methods=["POST"]),

@@ -16,3 +16,6 @@ class ApiSettings(CoreSettings):
     token_cache_seconds: float = Field(
         default=10.0, description="how long a verified token is trusted before re-checking"
     )
+    worker_heartbeat_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="a worker silent this long is listed as dead"
+    )

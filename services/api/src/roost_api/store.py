@@ -622,3 +622,29 @@ async def cancelled_attempts(conn: Conn, tenant_id: str, since: float) -> list[s
         (TaskStatus.CANCELLED, since, tenant_id),
     )
     return [str(row[0]) for row in await cur.fetchall()]
+
+
+async def list_workers(conn: Conn, heartbeat_timeout: float) -> list[dict[str, Any]]:
+    """Worker processes by their latest heartbeat: alive, or dead when silent longer
+    than ``heartbeat_timeout`` seconds."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT id, name, workflows, slots, running, started_at, last_heartbeat_at,"
+            " last_heartbeat_at >= now() - make_interval(secs => %s) AS alive"
+            " FROM workers ORDER BY alive DESC, last_heartbeat_at DESC LIMIT 1000",
+            (heartbeat_timeout,),
+        )
+        rows = await cur.fetchall()
+    return [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "status": "alive" if r["alive"] else "dead",
+            "workflows": r["workflows"],
+            "slots": r["slots"],
+            "running": r["running"],
+            "started_at": _iso(r["started_at"]),
+            "last_heartbeat_at": _iso(r["last_heartbeat_at"]),
+        }
+        for r in rows
+    ]

@@ -262,6 +262,34 @@ def _print_run(run: Run) -> None:
         out.print(f"[red]{run.error.get('message')}[/]", highlight=False)
 
 
+workers_app = typer.Typer(help="Inspect worker processes.", no_args_is_help=True)
+app.add_typer(workers_app, name="workers")
+
+
+@workers_app.command("list")
+def workers_list(
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Worker processes from their heartbeats: alive or dead, slots busy, workflows."""
+    try:
+        body = _client().api.request("GET", "/api/v1/workers")
+    except RoostError as exc:
+        _fail(str(exc))
+    if json_out:
+        print(json.dumps(body["workers"], indent=2))
+        return
+    table = Table(Column("worker", no_wrap=True), "status", "busy", "workflows", "last heartbeat")
+    for w in body["workers"]:
+        table.add_row(
+            w["id"],
+            w["status"],
+            f"{w['running']}/{w['slots']}",
+            ", ".join(w["workflows"]),
+            w["last_heartbeat_at"],
+        )
+    out.print(table)
+
+
 @app.command()
 def doctor() -> None:
     """Check the api, the broker and the database, and say what to fix."""
