@@ -62,7 +62,9 @@ for svc in api scheduler; do
 done
 
 for _ in $(seq 1 100); do
-  if curl -fsS "$ROOST_API_URL/ready" >/dev/null 2>&1; then
+  # Python rather than curl: a fresh machine may have no curl.
+  if $PY -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+      "$ROOST_API_URL/ready" >/dev/null 2>&1; then
     echo "Roost is up: api at $ROOST_API_URL; settings in $ROOT/dev.env"
     exit 0
   fi
