@@ -43,6 +43,10 @@ if ! port_open 5432; then
   echo "starting PostgreSQL $version..."
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   wait_port 5432 PostgreSQL
+  if [ -n "$fresh" ]; then
+    # The package may have started the server before pg_hba.conf was edited.
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
+  fi
 fi
 
 # -- RabbitMQ -------------------------------------------------------------------------
