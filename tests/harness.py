@@ -105,11 +105,26 @@ class Stack:
         base = self.pg_admin_url.rsplit("/", 1)[0]
         vhost = "/"
         if self.use_vhost and shutil.which("rabbitmqctl"):
-            vhost = f"roost_test_{self.tag}"
-            _rabbitmqctl("add_vhost", vhost, node=self.rabbitmq_node)
-            _rabbitmqctl(
-                "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*", node=self.rabbitmq_node
-            )
+            try:
+                _rabbitmqctl("add_vhost", f"roost_test_{self.tag}", node=self.rabbitmq_node)
+                vhost = f"roost_test_{self.tag}"
+                _rabbitmqctl(
+                    "set_permissions",
+                    "-p",
+                    vhost,
+                    "guest",
+                    ".*",
+                    ".*",
+                    ".*",
+                    node=self.rabbitmq_node,
+                )
+            except subprocess.CalledProcessError:
+                # Not allowed to manage vhosts (not root): the fresh namespace alone
+                # keeps this run's queues apart.
+                if vhost != "/":
+                    with contextlib.suppress(subprocess.SubprocessError, OSError):
+                        _rabbitmqctl("delete_vhost", vhost, node=self.rabbitmq_node)
+                vhost = "/"
         self.vhost = vhost
         self.api_port = free_port()
         self.env = {
