@@ -442,6 +442,54 @@ def fire_dispatches(
     return len(ready)
 
 
+def _engine_fail(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    run: _Run,
+    out: list[outbox.OutboxMessage],
+    row: tuple[Any, Any, str, int],
+    error: dict[str, Any],
+    *,
+    retryable: bool,
+    timed_out: bool,
+    lost: bool = False,
+) -> bool:
+    """fail_attempt for an attempt the engine ends itself (no worker report): ``row`` is
+    (task run id, run id, task name, attempt)."""
+    task_run_id, _, name, attempt = row
+    return fail_attempt(
+        conn,
+        topology,
+        definitions,
+        run,
+        out,
+        task_run_id=str(task_run_id),
+        task=name,
+        attempt=attempt,
+        error=error,
+        worker_id=None,
+        started_at=None,
+        finished_at=None,
+        retryable=retryable,
+        timed_out=timed_out,
+        lost=lost,
+    )
+
+
+def _close(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    live: dict[str, _Run],
+    out: list[outbox.OutboxMessage],
+    applied: int,
+) -> BatchOutcome:
+    """Settle the runs an engine-side batch touched and write its messages."""
+    finished = _settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
+    return BatchOutcome(outbox.insert(conn.cursor(), out), finished, applied, 0)
+
+
 def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> BatchOutcome:
     """Fire every due timer, inside the caller's transaction: retries whose backoff is
     over are sent; QUEUED attempts past their schedule deadline end TIMED_OUT; RUNNING
@@ -493,25 +541,12 @@ def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> Bat
                 f" (on worker {worker_id})",
             }
             retryable = True
-        if fail_attempt(
-            conn,
-            topology,
-            definitions,
-            run,
-            out,
-            task_run_id=str(task_run_id),
-            task=name,
-            attempt=attempt,
-            error=error,
-            worker_id=None,
-            started_at=None,
-            finished_at=None,
-            retryable=retryable,
-            timed_out=True,
+        row = (task_run_id, run_id, name, attempt)
+        if _engine_fail(
+            conn, topology, definitions, run, out, row, error, retryable=retryable, timed_out=True
         ):
             fired += 1
-    finished = _settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
-    return BatchOutcome(outbox.insert(conn.cursor(), out), finished, fired, 0)
+    return _close(conn, topology, definitions, live, out, fired)
 
 
 def _settle(
@@ -630,6 +665,16 @@ def record_heartbeats(conn: Conn, beats: list[WorkerHeartbeat]) -> None:
     )
 
 
+# RUNNING attempts whose worker has been silent (or never heard of) for `timeout` s;
+# parameters: status, timeout, timeout.
+_SILENT_WORKER = (
+    " LEFT JOIN workers w ON w.id = t.worker_id"
+    " WHERE t.status = %s AND t.started_at < now() - make_interval(secs => %s)"
+    " AND (w.last_heartbeat_at IS NULL OR w.last_heartbeat_at < now()"
+    "      - make_interval(secs => %s))"
+)
+
+
 def reclaim_lost_attempts(
     conn: Conn, topology: Topology, definitions: Definitions, timeout: float
 ) -> BatchOutcome:
@@ -638,10 +683,7 @@ def reclaim_lost_attempts(
     once. If the lost worker comes back and reports, its result no longer matches the
     current attempt and is discarded."""
     candidates = conn.execute(
-        "SELECT t.run_id FROM task_runs t LEFT JOIN workers w ON w.id = t.worker_id"
-        " WHERE t.status = %s AND t.started_at < now() - make_interval(secs => %s)"
-        " AND (w.last_heartbeat_at IS NULL OR w.last_heartbeat_at < now()"
-        "      - make_interval(secs => %s)) LIMIT 500",
+        "SELECT t.run_id FROM task_runs t" + _SILENT_WORKER + " LIMIT 500",
         (TaskStatus.RUNNING, timeout, timeout),
     ).fetchall()
     if not candidates:
@@ -653,12 +695,9 @@ def reclaim_lost_attempts(
     # Re-read under the run locks: a report may have landed meanwhile.
     lost = conn.execute(
         "SELECT t.id, t.run_id, t.task_name, t.attempt, t.worker_id FROM task_runs t"
-        " LEFT JOIN workers w ON w.id = t.worker_id"
-        " WHERE t.run_id = ANY(%s::uuid[]) AND t.status = %s"
-        " AND t.started_at < now() - make_interval(secs => %s)"
-        " AND (w.last_heartbeat_at IS NULL OR w.last_heartbeat_at < now()"
-        "      - make_interval(secs => %s))",
-        (list(live), TaskStatus.RUNNING, timeout, timeout),
+        + _SILENT_WORKER
+        + " AND t.run_id = ANY(%s::uuid[])",
+        (TaskStatus.RUNNING, timeout, timeout, list(live)),
     ).fetchall()
     out: list[outbox.OutboxMessage] = []
     reclaimed = 0
@@ -668,23 +707,18 @@ def reclaim_lost_attempts(
             "message": f"worker {worker_id} stopped sending heartbeats for {timeout} s"
             " while running this attempt; it was handed to another worker",
         }
-        if fail_attempt(
+        row = (task_run_id, run_id, name, attempt)
+        if _engine_fail(
             conn,
             topology,
             definitions,
             live[str(run_id)],
             out,
-            task_run_id=str(task_run_id),
-            task=name,
-            attempt=attempt,
-            error=error,
-            worker_id=None,
-            started_at=None,
-            finished_at=None,
+            row,
+            error,
             retryable=True,
             timed_out=False,
             lost=True,
         ):
             reclaimed += 1
-    finished = _settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
-    return BatchOutcome(outbox.insert(conn.cursor(), out), finished, reclaimed, 0)
+    return _close(conn, topology, definitions, live, out, reclaimed)
