@@ -56,6 +56,7 @@ def flows(stack: Stack) -> ModuleType:
     """The test workflows module, bound to the session's stack through ROOST_* env."""
     for key in (
         "ROOST_API_URL",
+        "ROOST_GATEWAY_URL",
         "ROOST_TOKEN",
         "ROOST_BROKER_URL",
         "ROOST_NAMESPACE",

@@ -74,6 +74,7 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     api_port: int = 0
+    gateway_port: int = 0
     use_vhost: bool = True
     # Another PostgreSQL / RabbitMQ (fault tests run private servers): the admin URL the
     # test database is created from, the AMQP host:port, and the node `rabbitmqctl -n`
@@ -127,6 +128,7 @@ class Stack:
                 vhost = "/"
         self.vhost = vhost
         self.api_port = free_port()
+        self.gateway_port = free_port()
         self.env = {
             **os.environ,
             "ROOST_DATABASE_URL": f"{base}/{self.database}",
@@ -134,6 +136,8 @@ class Stack:
             "ROOST_NAMESPACE": f"t{self.tag}",
             "ROOST_API_PORT": str(self.api_port),
             "ROOST_API_URL": f"http://127.0.0.1:{self.api_port}",
+            "ROOST_GATEWAY_PORT": str(self.gateway_port),
+            "ROOST_GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
             "ROOST_TLS_STRATEGY": "none",
             "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]),
             "PYTHONUNBUFFERED": "1",
@@ -143,6 +147,7 @@ class Stack:
         self.spawn("api", "api")
         for i in range(schedulers):
             self.spawn(f"scheduler-{i}", "scheduler")
+        self.spawn("gateway", "gateway")
         self.wait_ready()
         return self
 
@@ -205,22 +210,28 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"worker {target} did not start:\n{proc.tail()}")
 
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         last = ""
-        while time.monotonic() < deadline:
-            for p in self.processes:
-                if p.popen.poll() is not None:
-                    raise RuntimeError(f"{p.name} exited early:\n{p.tail()}")
-            try:
-                r = httpx.get(f"{self.api_url}/ready", timeout=2)
-                if r.status_code == 200:
-                    return
-                last = r.text
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.1)
-        raise RuntimeError(f"api not ready: {last}")
+        for url in (self.api_url, self.gateway_url):
+            while time.monotonic() < deadline:
+                for p in self.processes:
+                    if p.popen.poll() is not None:
+                        raise RuntimeError(f"{p.name} exited early:\n{p.tail()}")
+                try:
+                    r = httpx.get(f"{url}/ready", timeout=2)
+                    if r.status_code == 200:
+                        break
+                    last = r.text
+                except httpx.HTTPError as exc:
+                    last = repr(exc)
+                time.sleep(0.1)
+            else:
+                raise RuntimeError(f"{url} not ready: {last}")
 
     def stop(self) -> None:
         for p in reversed(self.processes):

@@ -388,6 +388,7 @@ class Cluster:
         self.rabbit = PrivateRabbit()
         self.stack: Stack | None = None
         self.api: Process | None = None
+        self.gateway: Process | None = None
         self.scheduler: Process | None = None
         self.worker: Process | None = None
         self._count = 0
@@ -405,7 +406,7 @@ class Cluster:
         )
         # The harness starts the api; the scheduler is started here, with its settings.
         self.stack.start(schedulers=0)
-        (self.api,) = self.stack.processes
+        self.api, self.gateway = self.stack.processes
         self.start_scheduler()
         self.start_worker()
 

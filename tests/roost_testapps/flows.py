@@ -111,7 +111,28 @@ def echo(input: BeadInput, ctx: Context) -> dict:
     return {"task_id": input.task_id, "priority": input.priority, "model": type(input).__name__}
 
 
-basic = roost.worker("basic", workflows=[chain, diamond, failing, validated], slots=8)
+# -- a task that talks while it works: logs, progress, stream chunks ----------------------
+chatty = roost.workflow("t-chatty")
+
+
+@chatty.task()
+def fetch(input: dict, ctx: Context) -> dict:
+    ctx.log("cloning repository")
+    for i in range(input.get("chunks", 3)):
+        ctx.put_stream({"tokens": 100 * (i + 1)})
+        time.sleep(input.get("pause", 0.0))
+    ctx.progress(0.5, "running tests")
+    return {"fetched": True}
+
+
+@chatty.task(parents=[fetch])
+async def report(input: dict, ctx: Context) -> dict:
+    ctx.log("writing report")
+    ctx.progress(1.0, "done")
+    return {"reported": True}
+
+
+basic = roost.worker("basic", workflows=[chain, diamond, failing, validated, chatty], slots=8)
 
 # -- a load test workflow on its own queue ---------------------------------------------------
 load = roost.workflow("t-load")

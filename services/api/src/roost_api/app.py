@@ -25,10 +25,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.schemas import SchemaGenerator
 
 from roost_api import store
-from roost_api.auth import TokenVerifier
 from roost_api.settings import ApiSettings
 from roost_api.waiters import RunWaiters
 from roost_core import broker, dag
+from roost_core.auth import MAX_STREAM_TOKEN_SECONDS, TokenVerifier, mint_stream_token
 from roost_core.db import translate_errors
 from roost_core.errors import (
     BadRequestError,
@@ -287,7 +287,7 @@ def create_app(settings: ApiSettings) -> Starlette:
             wv = await versions.get(conn, tenant, name, trigger.version)
             check_input(wv.definition, trigger.input)
             async with conn.transaction():
-                (created,) = await store.create_runs(
+                result = await store.create_runs(
                     conn,
                     topology,
                     tenant,
@@ -296,7 +296,8 @@ def create_app(settings: ApiSettings) -> Starlette:
                 )
             # Committed: the run is durable. Publishing is the fast path; the
             # scheduler's sweeper sends anything this process fails to.
-            relay.submit(created.outbox_rows)
+            relay.submit(result.outbox_rows)
+            (created,) = result.runs
             if created.summary is None:  # an earlier run with this idempotency key
                 run = await store.get_run(conn, tenant, created.run_id)
                 return JSONResponse(run, status_code=200)
@@ -330,16 +331,16 @@ def create_app(settings: ApiSettings) -> Starlette:
                 except InvalidInputError as exc:
                     raise InvalidInputError(f"runs[{index}]: {exc}") from None
             async with conn.transaction():
-                created = await store.create_runs(
+                result = await store.create_runs(
                     conn,
                     topology,
                     tenant,
                     wv,
                     [store.RunRequest(i.input, i.idempotency_key) for i in bulk.runs],
                 )
-        relay.submit([row for c in created for row in c.outbox_rows])
+        relay.submit(result.outbox_rows)
         return JSONResponse(
-            {"runs": [{"id": c.run_id, "created": c.summary is not None} for c in created]},
+            {"runs": [{"id": c.run_id, "created": c.summary is not None} for c in result.runs]},
             status_code=201,
         )
 
@@ -427,6 +428,51 @@ def create_app(settings: ApiSettings) -> Starlette:
             workers = await store.list_workers(conn, settings.worker_heartbeat_timeout_seconds)
         return JSONResponse({"workers": workers})
 
+    async def stream_token(request: Request) -> Response:
+        """
+        summary: A short-lived stream token, for EventSource URLs on the gateway
+        description: >-
+          Browsers' EventSource cannot send an Authorization header. Send the API token
+          here, then pass the returned token as ?token= to the gateway. Body (optional):
+          {"ttl_seconds": 1..3600}, default 300.
+        responses:
+          201: {description: "{token, expires_at}"}
+          401: {description: missing, invalid or revoked API token}
+        """
+        with translate_errors():
+            principal = await verifier.principal(request.headers.get("authorization"))
+        body = await _json_body(request) if await request.body() else {}
+        ttl = body.get("ttl_seconds", 300) if isinstance(body, dict) else None
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+            raise BadRequestError(f"ttl_seconds must be a number of seconds, not {ttl!r}")
+        if not 1 <= ttl <= MAX_STREAM_TOKEN_SECONDS:
+            raise BadRequestError(
+                f"ttl_seconds must be from 1 to {MAX_STREAM_TOKEN_SECONDS}, not {ttl!r}"
+            )
+        token, expires = mint_stream_token(principal, float(ttl))
+        return JSONResponse({"token": token, "expires_at": expires}, status_code=201)
+
+    async def task_logs(request: Request, tenant: str) -> Response:
+        """
+        summary: A run's log lines, oldest first (paginated by event id)
+        parameters:
+          - {name: task, in: query, description: only this task's lines}
+          - {name: after, in: query, description: next_after of the previous page}
+          - {name: limit, in: query}
+        responses:
+          200: {description: "{logs: [{id, task, attempt, message, at}], next_after}"}
+          404: {description: unknown run}
+        """
+        run_id = request.path_params["run_id"]
+        limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
+        after = _int_param(request, "after", 0, 0, 2**62)
+        async with pool.connection() as conn:
+            logs = await store.task_logs(
+                conn, tenant, run_id, request.query_params.get("task"), after, limit
+            )
+        next_after = logs[-1]["id"] if len(logs) == limit else None
+        return JSONResponse({"logs": logs, "next_after": next_after})
+
     async def list_runs(request: Request, tenant: str) -> Response:
         """
         summary: List runs, newest first (filter by workflow and status; keyset pagination)
@@ -464,6 +510,8 @@ def create_app(settings: ApiSettings) -> Starlette:
         Route("/api/v1/runs/{run_id}", authed(get_run), methods=["GET"]),
         Route("/api/v1/runs/{run_id}/cancel", authed(cancel_run), methods=["POST"]),
         Route("/api/v1/runs/{run_id}/replay", authed(replay_run), methods=["POST"]),
+        Route("/api/v1/runs/{run_id}/logs", authed(task_logs), methods=["GET"]),
+        Route("/api/v1/stream-tokens", stream_token, methods=["POST"]),
     ]
     schemas = SchemaGenerator(
         {

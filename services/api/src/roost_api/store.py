@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from roost_core import dag, dispatch, outbox
+from roost_core import dag, dispatch, events, outbox
 from roost_core.errors import (
     BadRequestError,
     ConflictError,
@@ -125,7 +125,12 @@ class VersionCache:
 class CreatedRun:
     run_id: str
     summary: dict[str, Any] | None  # None: an existing run had this idempotency key
-    outbox_rows: list[outbox.OutboxRow]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    runs: list[CreatedRun]  # one per request, in order
+    outbox_rows: list[outbox.OutboxRow]  # to publish after commit
 
 
 @dataclass(frozen=True)
@@ -140,11 +145,10 @@ async def create_runs(
     tenant_id: str,
     wv: WorkflowVersion,
     requests: list[RunRequest],
-) -> list[CreatedRun]:
-    """Insert runs, their task runs and their root tasks' messages, in the caller's
-    transaction, with a fixed number of statements however many runs there are; return
-    one CreatedRun per request, in order, each with the outbox rows to publish after
-    commit. A request whose idempotency key was already used for this workflow (or
+) -> Trigger:
+    """Insert runs, their task runs, their first events and their root tasks' messages,
+    in the caller's transaction, with a fixed number of statements however many runs
+    there are. A request whose idempotency key was already used for this workflow (or
     earlier in the same list) gets the existing run and creates nothing."""
     definition = wv.definition
     run_ids = [uuid.uuid4() for _ in requests]
@@ -189,10 +193,12 @@ async def create_runs(
     task_rows: list[tuple[uuid.UUID, uuid.UUID, str, list[str], bool]] = []
     deadlines: list[float | None] = []
     messages: list[outbox.OutboxMessage] = []
-    per_run: list[tuple[int, int]] = []  # slice of messages per request
+    new_events: list[events.RunEvents] = []
     for request, run_id in zip(requests, run_ids, strict=True):
-        start = len(messages)
         if run_id in inserted:
+            at = inserted[run_id].timestamp()
+            run_events = [events.NewEvent(events.RUN_QUEUED, at=at)]
+            new_events.append(events.RunEvents(tenant_id, str(run_id), definition.name, run_events))
             for task in definition.tasks:
                 task_run_id = uuid.uuid4()
                 is_root = task.name in roots
@@ -209,8 +215,8 @@ async def create_runs(
                         run_input=request.input,
                     )
                     messages.append(message)
+                    run_events.append(events.NewEvent(events.TASK_QUEUED, task.name, 1, at=at))
                 deadlines.append(deadline)
-        per_run.append((start, len(messages)))
     if task_rows:
         # Task names cannot contain ',' (roost_core.dag.NAME_RE), so parents travel as CSV.
         await conn.execute(
@@ -234,7 +240,9 @@ async def create_runs(
             ),
         )
     async with conn.cursor() as c:
-        rows = await outbox.insert_async(c, messages)
+        appended = await events.append_async(c, new_events)
+        # The events' broadcast first: gateways hear of a run before a worker starts it.
+        rows = await outbox.insert_async(c, [*events.broadcast(topology, appended), *messages])
 
     created: list[CreatedRun] = []
     tasks_of: dict[uuid.UUID, list[dict[str, Any]]] = {}
@@ -255,10 +263,10 @@ async def create_runs(
                 "attempts": [],
             }
         )
-    for request, run_id, (start, end) in zip(requests, run_ids, per_run, strict=True):
+    for request, run_id in zip(requests, run_ids, strict=True):
         if run_id not in inserted:
             assert request.idempotency_key is not None
-            created.append(CreatedRun(existing[request.idempotency_key], None, []))
+            created.append(CreatedRun(existing[request.idempotency_key], None))
             continue
         # The same shape GET /runs/{id} returns, built from what was just written.
         summary = {
@@ -275,8 +283,8 @@ async def create_runs(
             "error": None,
             "tasks": tasks_of[run_id],
         }
-        created.append(CreatedRun(str(run_id), summary, rows[start:end]))
-    return created
+        created.append(CreatedRun(str(run_id), summary))
+    return Trigger(created, rows)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -449,7 +457,7 @@ async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     _check_run_id(run_id)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT r.id, r.status, r.input, r.workflow_name, v.definition FROM runs r"
+            "SELECT r.id, r.status, r.input, r.workflow_name, r.tenant_id, v.definition FROM runs r"
             " JOIN workflow_versions v ON v.id = r.workflow_version_id"
             " WHERE r.id = %s AND r.tenant_id = %s FOR UPDATE OF r",
             (run_id, tenant_id),
@@ -475,7 +483,7 @@ async def cancel_run(
         "UPDATE task_runs SET status = %s, error = %s, finished_at = now(),"
         " dispatch_at = NULL, deadline_at = NULL"
         " WHERE run_id = %s AND status = ANY(%s)"
-        " RETURNING id, attempt, status, worker_id, queued_at, started_at",
+        " RETURNING id, attempt, status, worker_id, queued_at, started_at, task_name",
         (
             TaskStatus.CANCELLED,
             error,
@@ -483,7 +491,8 @@ async def cancel_run(
             [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING],
         ),
     )
-    stopped = [r for r in await cur.fetchall() if r[1] > 0]
+    ended = await cur.fetchall()
+    stopped = [r for r in ended if r[1] > 0]
     if stopped:
         # The attempts that were on a queue or a worker end CANCELLED in the record too.
         await conn.execute(
@@ -516,22 +525,43 @@ async def cancel_run(
         ),
     )
     await conn.execute("SELECT pg_notify('roost_run_final', %s)", (run_id,))
-    rows: list[outbox.OutboxRow] = []
+    run_events = [
+        events.NewEvent(events.TASK_CANCELLED, r[6], r[1] or None, {"error": error.obj})
+        for r in sorted(ended, key=lambda r: r[6])
+    ]
+    run_events.append(events.NewEvent(events.RUN_CANCELLED, data={"error": error.obj}))
+    messages: list[outbox.OutboxMessage] = []
     if stopped:
         message = CancelTasks(run_id=run_id, task_run_ids=[str(r[0]) for r in stopped])
-        async with conn.cursor() as c:
-            rows = await outbox.insert_async(
-                c,
-                [
-                    outbox.OutboxMessage(
-                        topology.control_exchange,
-                        TASK_CANCEL,
-                        message.model_dump_json().encode(),
-                        mandatory=False,
-                    )
-                ],
+        messages.append(
+            outbox.OutboxMessage(
+                topology.control_exchange,
+                TASK_CANCEL,
+                message.model_dump_json().encode(),
+                mandatory=False,
             )
-    return True, rows
+        )
+    return True, await _write(conn, topology, run, run_events, messages)
+
+
+async def _write(
+    conn: Conn,
+    topology: Topology,
+    run: dict[str, Any],
+    run_events: list[events.NewEvent],
+    messages: list[outbox.OutboxMessage],
+) -> list[outbox.OutboxRow]:
+    """Append a locked run's events, then write the outbox (their broadcast first)."""
+    async with conn.cursor() as c:
+        appended = await events.append_async(
+            c,
+            [
+                events.RunEvents(
+                    str(run["tenant_id"]), str(run["id"]), run["workflow_name"], run_events
+                )
+            ],
+        )
+        return await outbox.insert_async(c, [*events.broadcast(topology, appended), *messages])
 
 
 async def replay_run(
@@ -580,9 +610,11 @@ async def replay_run(
     reset = await cur.fetchall()
     messages: list[outbox.OutboxMessage] = []
     deadlines: list[tuple[Any, float]] = []
-    for task_run_id, name, attempt, still_pending in reset:
+    run_events = [events.NewEvent(events.RUN_QUEUED, data={"replay": True})]
+    for task_run_id, name, attempt, still_pending in sorted(reset, key=lambda r: r[1]):
         if still_pending:
             continue
+        run_events.append(events.NewEvent(events.TASK_QUEUED, name, attempt))
         task = definition.by_name[name]
         message, deadline = dispatch.attempt(
             topology,
@@ -608,8 +640,29 @@ async def replay_run(
         " output = NULL WHERE id = %s",
         (RunStatus.RUNNING, len(reset), run_id),
     )
-    async with conn.cursor() as c:
-        return await outbox.insert_async(c, messages)
+    return await _write(conn, topology, run, run_events, messages)
+
+
+async def task_logs(
+    conn: Conn, tenant_id: str, run_id: str, task: str | None, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """A run's log lines (optionally one task's) with event ids above ``after``."""
+    _check_run_id(run_id)
+    cur = await conn.execute(
+        "SELECT 1 FROM runs WHERE id = %s AND tenant_id = %s", (run_id, tenant_id)
+    )
+    if await cur.fetchone() is None:
+        raise UnknownRunError(f"run {run_id!r} not found")
+    cur = await conn.execute(
+        "SELECT id, task, attempt, data->>'message', extract(epoch FROM created_at) FROM events"
+        " WHERE run_id = %s AND type = %s AND (%s::text IS NULL OR task = %s) AND id > %s"
+        " ORDER BY seq LIMIT %s",
+        (run_id, events.TASK_LOG, task, task, after, limit),
+    )
+    return [
+        {"id": r[0], "task": r[1], "attempt": r[2], "message": r[3], "at": float(r[4])}
+        for r in await cur.fetchall()
+    ]
 
 
 async def cancelled_attempts(conn: Conn, tenant_id: str, since: float) -> list[str]:

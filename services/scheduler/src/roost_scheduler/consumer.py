@@ -22,8 +22,8 @@ from pydantic import ValidationError
 
 from roost_core import broker, outbox
 from roost_core.errors import BrokerUnavailableError, DatabaseUnavailableError
-from roost_core.topology import WORKER_HEARTBEAT, Topology, declare_core
-from roost_core.wire import TaskReport, WorkerHeartbeat, decode_report
+from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology, declare_core
+from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_report
 from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.settings import SchedulerSettings
 from roost_scheduler.store import (
@@ -123,11 +123,14 @@ class Scheduler:
     ) -> None:
         reports: list[TaskReport] = []
         beats: list[WorkerHeartbeat] = []
+        emitted: list[TaskEmitted] = []
         good_tags: list[int] = []
         for tag, key, body in batch:
             try:
                 if key == WORKER_HEARTBEAT:
                     beats.append(WorkerHeartbeat.model_validate_json(body))
+                elif key == TASK_EMITTED:
+                    emitted.append(TaskEmitted.model_validate_json(body))
                 else:
                     reports.append(decode_report(body))
                 good_tags.append(tag)
@@ -143,7 +146,7 @@ class Scheduler:
         started = time.perf_counter()
         with conn.transaction():
             record_heartbeats(conn, beats)
-            outcome = apply_reports(conn, self.topology, self.definitions, reports)
+            outcome = apply_reports(conn, self.topology, self.definitions, reports, emitted)
         # Committed: now, and only now, acknowledge the whole batch.
         channel.basic_ack(max(good_tags), multiple=True)
         self.relay.submit(outcome.outbox_rows)

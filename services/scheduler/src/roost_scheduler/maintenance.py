@@ -72,6 +72,7 @@ class Maintenance:
                 conn.execute("VACUUM (ANALYZE) outbox")
                 conn.execute("ANALYZE runs")
                 conn.execute("ANALYZE task_runs")
+                conn.execute("ANALYZE events")
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
         logger.info(

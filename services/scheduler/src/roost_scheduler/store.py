@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from roost_core import dag, dispatch, outbox
+from roost_core import dag, dispatch, events, outbox
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import (
     TaskDefinition,
+    TaskEmitted,
     TaskFailed,
     TaskReport,
     TaskStarted,
@@ -53,8 +55,22 @@ class _Run:
     input: Any
     workflow: str
     version_id: str
+    tenant_id: str
     first_report_at: float | None = None
     settled: int = 0  # tasks this batch moved to a final state
+    events: list[events.NewEvent] = field(default_factory=list)  # to append at the end
+
+    def event(
+        self,
+        type: str,
+        task: str | None = None,
+        attempt: int | None = None,
+        data: Any = None,
+        at: float | None = None,
+    ) -> None:
+        self.events.append(
+            events.NewEvent(type, task, attempt, data, time.time() if at is None else at)
+        )
 
 
 @dataclass
@@ -83,16 +99,35 @@ class Definitions:
 
 
 def apply_reports(
-    conn: Conn, topology: Topology, definitions: Definitions, reports: list[TaskReport]
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    reports: list[TaskReport],
+    emitted: Sequence[TaskEmitted] = (),
 ) -> BatchOutcome:
-    """Apply ``reports`` inside the caller's transaction."""
-    runs = _lock_runs(conn, sorted({r.run_id for r in reports}))
+    """Apply ``reports`` and append what tasks ``emitted`` (log lines, progress, stream
+    chunks) to the event log, inside the caller's transaction."""
+    runs = _lock_runs(conn, sorted({r.run_id for r in (*reports, *emitted)}))
+    # A task that says something has started: the first thing it emits starts it, if
+    # its delayed `started` report has not.
+    first_words = {
+        e.task_run_id: TaskStarted(
+            run_id=e.run_id,
+            task_run_id=e.task_run_id,
+            task=e.task,
+            attempt=e.attempt,
+            worker_id=e.worker_id,
+            started_at=e.started_at,
+        )
+        for e in reversed(emitted)
+    }
     live: list[TaskReport] = []
-    for report in reports:
+    for report in (*reports, *first_words.values()):
         run = runs.get(report.run_id)
         if run is None or RunStatus(run.status).is_final:
             continue  # unknown or already ended: nothing may change it
-        live.append(report)
+        if report.task_run_id not in first_words or first_words[report.task_run_id] is not report:
+            live.append(report)
         if run.first_report_at is None or report.started_at < run.first_report_at:
             run.first_report_at = report.started_at
     _mark_runs_running(
@@ -105,8 +140,24 @@ def apply_reports(
     )
 
     applied = _apply_started(
-        conn, definitions, runs, [r for r in live if isinstance(r, TaskStarted)]
+        conn, definitions, runs, [r for r in live if isinstance(r, TaskStarted)], ACTIVE
     )
+    _apply_started(
+        conn,
+        definitions,
+        runs,
+        [
+            r
+            for r in first_words.values()
+            if r.run_id in runs and not RunStatus(runs[r.run_id].status).is_final
+        ],
+        [TaskStatus.QUEUED.value],
+    )
+    for item in emitted:
+        run = runs.get(item.run_id)
+        # A run's stream ends with its final event: what a task says later is dropped.
+        if run is not None and not RunStatus(run.status).is_final:
+            run.event(f"task.{item.type}", item.task, item.attempt, item.data, item.at)
     messages: list[outbox.OutboxMessage] = []
     applied += _apply_succeeded(
         conn,
@@ -139,8 +190,24 @@ def apply_reports(
         conn, topology, definitions, [r for r in runs.values() if r.settled], messages
     )
     return BatchOutcome(
-        outbox.insert(conn.cursor(), messages), finished, applied, len(reports) - applied
+        _write(conn, topology, runs, messages), finished, applied, len(reports) - applied
     )
+
+
+def _write(
+    conn: Conn, topology: Topology, runs: dict[str, _Run], messages: list[outbox.OutboxMessage]
+) -> list[outbox.OutboxRow]:
+    """Append the batch's events to the log, then write its outbox: the events'
+    broadcast first, so gateways hear of a task queued before a worker can start it."""
+    appended = events.append(
+        conn.cursor(),
+        [
+            events.RunEvents(r.tenant_id, r.id, r.workflow, r.events)
+            for r in runs.values()
+            if r.events
+        ],
+    )
+    return outbox.insert(conn.cursor(), [*events.broadcast(topology, appended), *messages])
 
 
 def _lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, _Run]:
@@ -148,11 +215,11 @@ def _lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, _Run]:
     deadlock and each sees the other's committed work on the same run."""
     runs: dict[str, _Run] = {}
     for row in conn.execute(
-        "SELECT id, status, input, workflow_name, workflow_version_id FROM runs"
+        "SELECT id, status, input, workflow_name, workflow_version_id, tenant_id FROM runs"
         " WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
         (run_ids,),
     ):
-        runs[str(row[0])] = _Run(str(row[0]), row[1], row[2], row[3], str(row[4]))
+        runs[str(row[0])] = _Run(str(row[0]), row[1], row[2], row[3], str(row[4]), str(row[5]))
     return runs
 
 
@@ -172,14 +239,20 @@ def _mark_runs_running(conn: Conn, runs: Sequence[_Run]) -> None:
     )
     for run in runs:
         run.status = RunStatus.RUNNING
+        run.event(events.RUN_STARTED, at=run.first_report_at)
 
 
 def _apply_started(
-    conn: Conn, definitions: Definitions, runs: dict[str, _Run], reports: list[TaskStarted]
+    conn: Conn,
+    definitions: Definitions,
+    runs: dict[str, _Run],
+    reports: list[TaskStarted],
+    statuses: list[str],
 ) -> int:
     """QUEUED -> RUNNING. A start of the same attempt on another worker (RabbitMQ
-    redelivered it after its first worker died) takes the task over. A task with an
-    execution timeout gets its engine-side deadline: start + timeout + grace."""
+    redelivered it after its first worker died) takes the task over, when ``statuses``
+    allow RUNNING. A task with an execution timeout gets its engine-side deadline:
+    start + timeout + grace."""
     if not reports:
         return 0
     timeouts = [
@@ -191,7 +264,9 @@ def _apply_started(
         " deadline_at = to_timestamp(v.at + v.timeout + %s)"
         " FROM unnest(%s::uuid[], %s::int[], %s::float8[], %s::text[], %s::float8[])"
         "   AS v(id, a, at, w, timeout)"
-        " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)",
+        " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
+        " RETURNING t.run_id, t.task_name, t.attempt, t.worker_id,"
+        "   extract(epoch FROM t.started_at)",
         (
             TaskStatus.RUNNING,
             EXECUTION_GRACE_SECONDS,
@@ -200,10 +275,15 @@ def _apply_started(
             [r.started_at for r in reports],
             [r.worker_id for r in reports],
             timeouts,
-            ACTIVE,
+            statuses,
         ),
     )
-    return cur.rowcount
+    rows = cur.fetchall()
+    for run_id, name, attempt, worker_id, at in rows:
+        runs[str(run_id)].event(
+            events.TASK_STARTED, name, attempt, {"worker_id": worker_id}, float(at)
+        )
+    return len(rows)
 
 
 def _apply_succeeded(
@@ -231,7 +311,10 @@ def _apply_succeeded(
         " FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::text[], %s::float8[],"
         "   %s::float8[]) AS v(id, a, o, w, s, f)"
         " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
-        " RETURNING t.run_id, t.task_name, t.output",
+        # The sub-select sees the row as it was before this statement: was it started?
+        " RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id,"
+        "   extract(epoch FROM t.started_at), extract(epoch FROM t.finished_at),"
+        "   (SELECT o.status FROM task_runs o WHERE o.id = t.id)",
         (
             TaskStatus.SUCCEEDED,
             [r.task_run_id for r in reports],
@@ -246,9 +329,19 @@ def _apply_succeeded(
     if not done:
         return 0
     outputs: dict[tuple[str, str], Any] = {}
-    for run_id, task, output in done:
+    for run_id, task, output, attempt, worker_id, started, finished, was in done:
         outputs[(str(run_id), task)] = output
-        runs[str(run_id)].settled += 1
+        run = runs[str(run_id)]
+        run.settled += 1
+        if was == TaskStatus.QUEUED:  # too quick for a `started` report of its own
+            run.event(events.TASK_STARTED, task, attempt, {"worker_id": worker_id}, float(started))
+        run.event(
+            events.TASK_SUCCEEDED,
+            task,
+            attempt,
+            {"output": output, "worker_id": worker_id, "duration": float(finished - started)},
+            float(finished),
+        )
 
     # Children of the finished tasks: one less pending parent each; at zero, queued.
     children = conn.execute(
@@ -316,6 +409,7 @@ def _dispatch(
             parent_outputs={p: outputs.get((run.id, p)) for p in task.parents},
         )
         out.append(message)
+        run.event(events.TASK_QUEUED, name, attempt)
         if deadline is not None:
             deadlines.append((task_run_id, deadline))
     if deadlines:
@@ -355,11 +449,14 @@ def fail_attempt(
         " started_at = coalesce(to_timestamp(%s), started_at),"
         " finished_at = coalesce(to_timestamp(%s), now()), deadline_at = NULL"
         " WHERE id = %s AND attempt = %s AND status = ANY(%s) AND dispatch_at IS NULL"
-        " RETURNING queued_at, started_at, finished_at, worker_id",
+        " RETURNING queued_at, started_at, finished_at, worker_id,"
+        "   (SELECT o.status FROM task_runs o WHERE o.id = task_runs.id)",
         (status, Jsonb(error), worker_id, started_at, finished_at, task_run_id, attempt, ACTIVE),
     ).fetchone()
     if row is None:
         return False
+    if row[4] == TaskStatus.QUEUED and started_at is not None:
+        run.event(events.TASK_STARTED, task, attempt, {"worker_id": worker_id}, started_at)
     conn.execute(
         "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error, queued_at,"
         " started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -380,6 +477,12 @@ def fail_attempt(
     )
     if again:
         delay = 0.0 if lost else task_def.retry_delay(failures)
+        run.event(
+            events.TASK_RETRYING,
+            task,
+            attempt,
+            {"error": error, "next_attempt": attempt + 1, "delay": delay},
+        )
         # The next attempt waits out its backoff as a durable timer (dispatch_at): a
         # scheduler restarted meanwhile still sends it on time. The last error stays
         # visible on the task until then.
@@ -393,23 +496,21 @@ def fail_attempt(
             fire_dispatches(conn, topology, definitions, {run.id: run}, out, [task_run_id])
         return True
     run.settled += 1
+    run.event(
+        events.TASK_TIMED_OUT if timed_out else events.TASK_FAILED, task, attempt, {"error": error}
+    )
     # Descendants of a failed task never start; independent branches go on.
     doomed = dag.descendants(definitions.get(conn, run.version_id), [task])
     if doomed:
-        cur = conn.execute(
+        upstream = {"type": "UpstreamFailed", "message": f"not run: upstream task {task!r} failed"}
+        cancelled = conn.execute(
             "UPDATE task_runs SET status = %s, error = %s, finished_at = now()"
-            " WHERE run_id = %s AND task_name = ANY(%s) AND status = %s",
-            (
-                TaskStatus.CANCELLED,
-                Jsonb(
-                    {"type": "UpstreamFailed", "message": f"not run: upstream task {task!r} failed"}
-                ),
-                run.id,
-                sorted(doomed),
-                TaskStatus.PENDING,
-            ),
-        )
-        run.settled += cur.rowcount
+            " WHERE run_id = %s AND task_name = ANY(%s) AND status = %s RETURNING task_name",
+            (TaskStatus.CANCELLED, Jsonb(upstream), run.id, sorted(doomed), TaskStatus.PENDING),
+        ).fetchall()
+        run.settled += len(cancelled)
+        for (name,) in sorted(cancelled):
+            run.event(events.TASK_CANCELLED, name, None, {"error": upstream})
     return True
 
 
@@ -487,7 +588,7 @@ def _close(
 ) -> BatchOutcome:
     """Settle the runs an engine-side batch touched and write its messages."""
     finished = _settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
-    return BatchOutcome(outbox.insert(conn.cursor(), out), finished, applied, 0)
+    return BatchOutcome(_write(conn, topology, live, out), finished, applied, 0)
 
 
 def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> BatchOutcome:
@@ -599,6 +700,9 @@ def _settle(
                 "failed_tasks": [{"task": n, **(e or {})} for n, e in failed],
             }
         finals.append((run_id, final.value, Jsonb(output), Jsonb(error) if error else None))
+        by_id[run_id].status = final.value
+        data = {"error": error} if failed else {"output": output}
+        by_id[run_id].event(events.run_final_type(final), data=data)
     if not finals:
         return []
     conn.cursor().executemany(
@@ -641,6 +745,7 @@ def _start_on_failure(
     )
     conn.execute("UPDATE runs SET remaining_tasks = 1 WHERE id = %s", (run.id,))
     out.append(message)
+    run.event(events.TASK_QUEUED, handler.name, 1)
 
 
 def record_heartbeats(conn: Conn, beats: list[WorkerHeartbeat]) -> None:

@@ -34,6 +34,14 @@ from roost_core.topology import declare_task_queue
 logger = logging.getLogger(__name__)
 
 
+_CONNECTION_LOST = (
+    pika.exceptions.StreamLostError,
+    pika.exceptions.ConnectionClosed,
+    pika.exceptions.ConnectionWrongStateError,
+    pika.exceptions.ChannelWrongStateError,
+)
+
+
 @dataclass(frozen=True)
 class OutboxMessage:
     """One message to publish: to ``exchange`` ("" is the default exchange) by key."""
@@ -158,7 +166,18 @@ class Publisher:
         )
 
     def publish(self, message: OutboxMessage) -> None:
-        """Publish one message and wait for the broker's confirm."""
+        """Publish one message and wait for the broker's confirm. A connection found
+        dead (a thread that sat idle past the AMQP heartbeat timeout: a blocking pika
+        connection answers heartbeats only while it is used) is replaced once. If the
+        first try did reach the broker, the message goes twice; consumers are
+        idempotent."""
+        try:
+            self._publish_confirmed(message)
+        except _CONNECTION_LOST:
+            self.close()
+            self._publish_confirmed(message)
+
+    def _publish_confirmed(self, message: OutboxMessage) -> None:
         channel = self._confirm_channel()
         self._ensure_queue(channel, message)
         props = self._props(message)

@@ -12,7 +12,15 @@ TASK_STARTED = "task.started"
 TASK_SUCCEEDED = "task.succeeded"
 TASK_FAILED = "task.failed"
 WORKER_HEARTBEAT = "worker.heartbeat"
-SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED, WORKER_HEARTBEAT)
+
+# Routing keys of what a task emits while it runs (log lines, progress, stream chunks),
+# written to the event log by the scheduler.
+TASK_EMITTED = "task.emitted"
+SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED, WORKER_HEARTBEAT, TASK_EMITTED)
+
+# Routing key of the broadcasts that tell every gateway replica which events were just
+# appended to the durable event log.
+EVENTS_APPENDED = "events.appended"
 
 # Routing key of control broadcasts to every worker process.
 TASK_CANCEL = "task.cancel"
@@ -46,6 +54,10 @@ class Topology:
     def scheduler_dead_queue(self) -> str:
         """Where the scheduler dead-letters reports it can never apply."""
         return f"{self.namespace}.scheduler.dead"
+
+    def gateway_queue(self, replica: str) -> str:
+        """A gateway replica's own transient queue of appended events."""
+        return f"{self.namespace}.gateway.{replica}"
 
     def task_queue(self, workflow: str) -> str:
         """Dramatiq queue that carries the task attempts of one workflow."""

@@ -131,6 +131,18 @@ class TaskFailed(_TaskReport):
 TaskReport = TaskStarted | TaskSucceeded | TaskFailed
 
 
+class TaskEmitted(_TaskReport):
+    """Something a running task said: a log line (``{"message": str}``), its progress
+    (``{"fraction": 0..1, "message": str}``) or a chunk for its run's listeners (any
+    JSON). Appended to the run's event log and streamed; never changes a task's state."""
+
+    kind: Literal["emitted"] = "emitted"
+    type: Literal["log", "progress", "stream"]
+    started_at: float  # when the attempt started: what a task emits shows it has
+    at: float
+    data: JSON = None
+
+
 class WorkerHeartbeat(_Frozen):
     """Sent by every worker process every few seconds: it is alive, and runs these
     attempts (task run id -> attempt)."""

@@ -34,6 +34,7 @@ from roost._errors import (
 from roost._models import Attempt, Run, RunSummary, TaskRun
 from roost._roost import Roost
 from roost._runs import RunRef, Runs
+from roost._stream import EventStream, RunEvent
 from roost._worker import Worker
 from roost._workflow import Task, Workflow
 from roost_core.statuses import RunStatus, TaskStatus
@@ -48,6 +49,7 @@ __all__ = [
     "ConflictError",
     "Context",
     "DatabaseUnavailableError",
+    "EventStream",
     "InvalidDefinitionError",
     "InvalidInputError",
     "NonRetryableError",
@@ -56,6 +58,7 @@ __all__ = [
     "RoostError",
     "Run",
     "RunCancelledError",
+    "RunEvent",
     "RunFailedError",
     "RunRef",
     "RunStatus",

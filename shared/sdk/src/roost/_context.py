@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost_core.wire import TaskMessage
@@ -13,14 +16,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("roost.task")
 
+# Sends what a task emits (type, JSON data) to its run's event log; a no-op when the
+# task is called outside a worker.
+Emit = Callable[[str, Any], None]
+
+
+def _no_emit(type: str, data: Any) -> None:
+    return None
+
 
 class Context:
     """Passed to every task as its second argument."""
 
-    def __init__(self, message: TaskMessage, worker_id: str) -> None:
+    def __init__(self, message: TaskMessage, worker_id: str, emit: Emit = _no_emit) -> None:
         self._message = message
         self.worker_id = worker_id
         self._cancelled = threading.Event()
+        self._emit = emit
 
     @property
     def is_cancelled(self) -> bool:
@@ -76,5 +88,24 @@ class Context:
         return {k: dict(v) for k, v in self._message.task_errors.items()}
 
     def log(self, message: str) -> None:
-        """Log a line from the task (to the worker's log for now)."""
+        """Log a line: stored in the run's event log, streamed to its listeners, and
+        written to the worker's own log."""
+        message = str(message)
         logger.info(message, extra={"run_id": self.run_id, "task": self.task_name})
+        self._emit("log", {"message": message})
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report how far the task is, from 0.0 to 1.0, with an optional message."""
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise TypeError(f"progress fraction must be a number from 0 to 1, not {fraction!r}")
+        if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
+            raise ValueError(f"progress fraction must be from 0 to 1, not {fraction!r}")
+        self._emit("progress", {"fraction": float(fraction), "message": message})
+
+    def put_stream(self, chunk: Any) -> None:
+        """Send any JSON value to the run's listeners (stored in its event log too)."""
+        try:
+            json.dumps(chunk, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"put_stream takes a JSON value; {chunk!r} is not one: {exc}") from None
+        self._emit("stream", chunk)

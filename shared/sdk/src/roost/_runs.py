@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from typing import Any
 
 from roost._errors import RunCancelledError, RunFailedError, RunTimeoutError
 from roost._http import ApiClient
 from roost._models import Run, RunSummary
+from roost._stream import EventStream
 from roost_core.statuses import RunStatus
 
 # One long-poll request waits at most this long; the api caps it at 60 s.
@@ -56,6 +58,32 @@ class Runs:
         body = self._api.request("GET", "/api/v1/runs", params=params)
         return [RunSummary.model_validate(r) for r in body["runs"]], body["next_cursor"]
 
+    def subscribe(
+        self, run_id: str, *, after: int | None = None, types: builtins.list[str] | None = None
+    ) -> EventStream:
+        """The run's events from the gateway: its whole history (or what follows event
+        id ``after``), then live ones, ending with the run's final event. Iterate with
+        ``for`` or ``async for``; ``types`` keeps only those (``"task.*"`` works)."""
+        params = {"types": ",".join(types)} if types else {}
+        return EventStream(
+            self._api.settings,
+            f"/api/v1/runs/{run_id}/events",
+            params=params,
+            after=after,
+            ends_with_run=True,
+        )
+
+    def logs(
+        self, run_id: str, *, task: str | None = None, after: int = 0, limit: int = 100
+    ) -> tuple[builtins.list[dict[str, Any]], int | None]:
+        """A page of the run's log lines (optionally one task's), oldest first, and the
+        ``after`` of the next page (or None)."""
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if task:
+            params["task"] = task
+        body = self._api.request("GET", f"/api/v1/runs/{run_id}/logs", params=params)
+        return builtins.list(body["logs"]), body["next_after"]
+
     def wait(self, run_id: str, timeout: float | None = None) -> Run:
         """Block until the run ends (long-polling the api) and return it."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -90,6 +118,10 @@ class RunRef:
 
     def get(self) -> Run:
         return self._runs.get(self.id)
+
+    def stream(self, *, after: int | None = None, types: list[str] | None = None) -> EventStream:
+        """This run's events, live, ending when the run ends (``for`` or ``async for``)."""
+        return self._runs.subscribe(self.id, after=after, types=types)
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the run; return each task's output by task name, or raise

@@ -14,6 +14,9 @@ class ClientSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROOST_", extra="ignore")
 
     api_url: str = Field(default="http://127.0.0.1:7077", description="where the api listens")
+    gateway_url: str = Field(
+        default="http://127.0.0.1:7078", description="where the event gateway listens (SSE)"
+    )
     token: str = Field(default="", description="API token (roost token create)")
     broker_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/%2F")
     namespace: str = Field(default="roost")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
+import pika.exceptions
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AsyncIO
@@ -39,8 +40,10 @@ from roost._reporter import Pending, Reporter
 from roost._workflow import Task, Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
+from roost_core.errors import BrokerUnavailableError
 from roost_core.outbox import OutboxMessage, Publisher
 from roost_core.wire import (
+    TaskEmitted,
     TaskError,
     TaskFailed,
     TaskMessage,
@@ -157,6 +160,37 @@ class Worker:
         self._publisher().publish(
             OutboxMessage(topology.events_exchange, key, report.model_dump_json().encode())
         )
+
+    def _emit(
+        self, topology: topo.Topology, msg: TaskMessage, started_at: float, type: str, data: Any
+    ) -> None:
+        """Publish what a task emitted, with a confirm, from the task's own thread: its
+        channel also carries the task's result, so the log keeps the task's order."""
+        emitted = TaskEmitted(
+            run_id=msg.run_id,
+            task_run_id=msg.task_run_id,
+            task=msg.task,
+            attempt=msg.attempt,
+            worker_id=self.worker_id,
+            type=type,  # type: ignore[arg-type]
+            started_at=started_at,
+            at=time.time(),
+            data=data,
+        )
+        try:
+            self._publisher().publish(
+                OutboxMessage(
+                    topology.events_exchange, topo.TASK_EMITTED, emitted.model_dump_json().encode()
+                )
+            )
+        except (pika.exceptions.AMQPError, BrokerUnavailableError) as exc:
+            # A log line must not fail the task that wrote it: the worker's own log keeps
+            # it, and the task's result (which is retried) still reaches the engine.
+            logger.warning(
+                "could not send what a task emitted",
+                extra={"action": "emit_failed", "run_id": msg.run_id, "error": repr(exc)},
+            )
+            self._local.publisher = None
 
     def _reporter(self) -> Reporter:
         if self._started_reporter is None:
@@ -276,7 +310,9 @@ class Worker:
         started: Pending | None,
         worker_id: str,
     ) -> None:
-        ctx = Context(msg, worker_id)
+        ctx = Context(
+            msg, worker_id, lambda type, data: self._emit(topology, msg, started_at, type, data)
+        )
         if self.control is not None and not self.control.begin(msg.task_run_id, ctx):
             self._cancel(started)
             logger.info(

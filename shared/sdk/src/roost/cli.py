@@ -84,6 +84,12 @@ def scheduler() -> None:
 
 
 @app.command()
+def gateway() -> None:
+    """Run the event gateway: live events over SSE (ROOST_GATEWAY_HOST, ROOST_GATEWAY_PORT)."""
+    _exec_service("roost_gateway", "roost-gateway")
+
+
+@app.command()
 def worker(
     target: Annotated[str, typer.Argument(help="module:attr of a roost Worker")],
     processes: Annotated[int, typer.Option(help="worker processes")] = 1,

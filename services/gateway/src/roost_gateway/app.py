@@ -1,0 +1,172 @@
+"""The gateway's HTTP side: Server-Sent Events for a run, a workflow, or the tenant.
+
+Every stream sends ``id:`` (the durable event id), ``event:`` (its type) and JSON
+``data:``, heartbeat comments while idle, and resumes after ``Last-Event-ID`` (or
+``?after=``). Auth: the api's tokens, in an ``Authorization: Bearer`` header or, for
+browsers' EventSource, a short-lived stream token in ``?token=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from roost_core.auth import TokenVerifier
+from roost_core.db import translate_errors
+from roost_core.errors import BadRequestError, RoostError, UnknownRunError, UnknownWorkflowError
+from roost_core.topology import Topology
+from roost_gateway.consumer import EventConsumer
+from roost_gateway.hub import Hub, Scope
+from roost_gateway.log import EventLog
+from roost_gateway.settings import GatewaySettings
+from roost_gateway.streams import TypeFilter, run_stream, scope_stream
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    topology = Topology(settings.namespace)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        settings.database_url,
+        min_size=2,
+        max_size=settings.db_pool_size,
+        open=False,
+        kwargs={"autocommit": True},
+    )
+    verifier = TokenVerifier(pool, settings.token_cache_seconds)
+    hub = Hub(settings.subscriber_buffer)
+    log = EventLog(pool)
+    consumer = EventConsumer(settings.broker_url, topology, hub)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        consumer.start(asyncio.get_running_loop())
+        logger.info(
+            "gateway ready", extra={"action": "gateway_started", "port": settings.gateway_port}
+        )
+        yield
+        consumer.stop()
+        await pool.close()
+
+    async def tenant_of(request: Request) -> str:
+        with translate_errors():
+            header = request.headers.get("authorization")
+            token = request.query_params.get("token")
+            if token and not header:
+                return (await verifier.stream_principal(token)).tenant_id
+            return await verifier.tenant_for(header)
+
+    def sse(content: AsyncIterator[Any]) -> EventSourceResponse:
+        return EventSourceResponse(
+            content,
+            ping=settings.ping_seconds,
+            send_timeout=settings.send_timeout_seconds,
+            # Proxies such as nginx must not buffer a stream.
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def run_events(request: Request) -> Response:
+        tenant = await tenant_of(request)
+        run_id = request.path_params["run_id"]
+        after = _after(request)
+        wanted = _types(request)
+        with translate_errors():
+            if await log.run_workflow(tenant, run_id) is None:
+                raise UnknownRunError(f"run {run_id!r} not found")
+            sub = hub.subscribe(Scope(tenant, run_id=run_id))
+            try:
+                last = await log.last_run_event(run_id)
+            except BaseException:
+                hub.unsubscribe(sub)
+                raise
+        if after is not None and last is not None and last.ends_run and last.id <= after:
+            # The client has everything up to the run's end: 204 tells an EventSource
+            # to stop reconnecting.
+            hub.unsubscribe(sub)
+            return Response(status_code=204)
+        return sse(run_stream(hub, log, sub, run_id, after, wanted))
+
+    async def workflow_events(request: Request) -> Response:
+        tenant = await tenant_of(request)
+        name = request.path_params["name"]
+        scope = Scope(tenant, workflow=name)
+        after, wanted = _after(request), _types(request)
+        with translate_errors():
+            if not await log.workflow_exists(tenant, name):
+                raise UnknownWorkflowError(f"workflow {name!r} not found: no worker registered it")
+        return sse(scope_stream(hub, log, hub.subscribe(scope), scope, after, wanted))
+
+    async def tenant_events(request: Request) -> Response:
+        tenant = await tenant_of(request)
+        scope = Scope(tenant)
+        after, wanted = _after(request), _types(request)
+        return sse(scope_stream(hub, log, hub.subscribe(scope), scope, after, wanted))
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        problems = []
+        if not consumer.connected.is_set():
+            problems.append("not connected to RabbitMQ")
+        try:
+            async with pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            problems.append(f"PostgreSQL unavailable: {type(exc).__name__}")
+        body = {"status": "ready" if not problems else "unavailable", "problems": problems}
+        body["subscribers"] = hub.subscribers  # type: ignore[assignment]
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    async def roost_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RoostError)
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": str(exc)}}, status_code=exc.http_status
+        )
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/api/v1/runs/{run_id}/events", run_events, methods=["GET"]),
+        Route("/api/v1/workflows/{name}/events", workflow_events, methods=["GET"]),
+        Route("/api/v1/events", tenant_events, methods=["GET"]),
+    ]
+    # EventSource from a dashboard on another origin: allowed, but only with a stream
+    # token in the URL (no cookies, no credentials mode).
+    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={RoostError: roost_error},
+    )
+
+
+def _after(request: Request) -> int | None:
+    """Where to resume: the Last-Event-ID header, or ?after= (an event id)."""
+    raw = request.headers.get("last-event-id") or request.query_params.get("after")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise BadRequestError(f"Last-Event-ID / after={raw!r} is not an event id (a whole number)")
+    return int(raw)
+
+
+def _types(request: Request) -> TypeFilter:
+    try:
+        return TypeFilter(request.query_params.get("types"))
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None

@@ -1,0 +1,131 @@
+"""Fan-out of live events to subscribers, on the gateway's event loop.
+
+The broker consumer hands each appended batch to :meth:`Hub.dispatch`, which never
+blocks and never awaits: it appends the event to the buffer of every matching
+subscriber and wakes it. A subscriber whose buffer is full (a client that reads slower
+than events arrive) is cut off instead of slowing anyone else or growing memory without
+bound; it reconnects with its last event id and the event log fills the gap.
+
+Each event is encoded to JSON once, however many subscribers receive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from dataclasses import dataclass, field
+
+from roost_core.events import Event, EventBatch, public
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An event and its SSE data, encoded once for every subscriber."""
+
+    event: Event
+    data: str
+
+    @staticmethod
+    def of(event: Event) -> Encoded:
+        return Encoded(event, json.dumps(public(event), separators=(",", ":")))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a subscriber listens to: one run, one workflow, or the whole tenant."""
+
+    tenant_id: str
+    run_id: str | None = None
+    workflow: str | None = None
+
+
+@dataclass(eq=False)
+class Subscriber:
+    scope: Scope
+    limit: int
+    buffer: deque[Encoded] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    overflowed: bool = False
+    stale: bool = False  # events may have been missed (broker reconnect): re-read the log
+
+    def offer(self, item: Encoded) -> None:
+        if self.overflowed:
+            return
+        if len(self.buffer) >= self.limit:
+            # Too slow: stop buffering; the stream ends and the client resumes from the log.
+            self.overflowed = True
+            self.buffer.clear()
+        else:
+            self.buffer.append(item)
+        self.wakeup.set()
+
+    async def next_batch(self, timeout: float | None = None) -> list[Encoded]:
+        """Everything buffered, waiting up to ``timeout`` seconds for something."""
+        if not self.buffer and not self.overflowed and not self.stale:
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout)
+            except TimeoutError:
+                return []
+        items = list(self.buffer)
+        self.buffer.clear()
+        return items
+
+
+class Hub:
+    """Subscribers by what they listen to: a run, a (tenant, workflow), a tenant."""
+
+    def __init__(self, buffer_limit: int) -> None:
+        self.buffer_limit = buffer_limit
+        self._subs: dict[tuple[str, ...], set[Subscriber]] = {}
+        self.dispatched = 0
+
+    def subscribe(self, scope: Scope) -> Subscriber:
+        sub = Subscriber(scope, self.buffer_limit)
+        self._subs.setdefault(_key(scope), set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        key = _key(sub.scope)
+        subs = self._subs.get(key)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[key]
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    def resync(self) -> None:
+        """After the broker connection was lost, whatever was broadcast meanwhile never
+        arrived: every subscriber re-reads the log from where it is."""
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.stale = True
+                sub.wakeup.set()
+
+    def dispatch(self, batch: EventBatch) -> None:
+        """Offer every event of ``batch`` to its subscribers; never blocks."""
+        tenant_subs = self._subs.get(("tenant", batch.tenant_id), set())
+        for event in batch.events:
+            targets = [
+                *self._subs.get(("run", event.run_id), ()),
+                *self._subs.get(("workflow", batch.tenant_id, event.workflow), ()),
+                *tenant_subs,
+            ]
+            if not targets:
+                continue
+            item = Encoded.of(event)
+            for sub in targets:
+                sub.offer(item)
+            self.dispatched += 1
+
+
+def _key(scope: Scope) -> tuple[str, ...]:
+    if scope.run_id is not None:
+        return ("run", scope.run_id)
+    if scope.workflow is not None:
+        return ("workflow", scope.tenant_id, scope.workflow)
+    return ("tenant", scope.tenant_id)

@@ -1,0 +1,213 @@
+"""The durable event log: what happened to a run and its tasks, in order.
+
+Every process that changes a run (the api on trigger, cancel and replay; the scheduler
+for everything else) appends the matching events in the same transaction, while it
+holds the run's row lock, and writes one outbox message that broadcasts them to the
+gateways. So an event is in PostgreSQL before anyone can see it (the architecture's
+first invariant), and a run's events get gapless, increasing ``seq`` numbers in the
+order they commit: a gateway that receives seq 7 before seq 6 knows 6 exists and reads
+it from the log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from pydantic import BaseModel, ConfigDict
+
+from roost_core.outbox import OutboxMessage
+from roost_core.statuses import RunStatus
+from roost_core.topology import EVENTS_APPENDED, Topology
+
+# Event types: one vocabulary for SSE, the SDK, the CLI and the dashboard.
+RUN_QUEUED = "run.queued"
+RUN_STARTED = "run.started"
+RUN_SUCCEEDED = "run.succeeded"
+RUN_FAILED = "run.failed"
+RUN_CANCELLED = "run.cancelled"
+TASK_QUEUED = "task.queued"
+TASK_STARTED = "task.started"
+TASK_LOG = "task.log"
+TASK_PROGRESS = "task.progress"
+TASK_STREAM = "task.stream"
+TASK_RETRYING = "task.retrying"
+TASK_SUCCEEDED = "task.succeeded"
+TASK_FAILED = "task.failed"
+TASK_TIMED_OUT = "task.timed_out"
+TASK_CANCELLED = "task.cancelled"
+
+RUN_FINAL_TYPES = frozenset({RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELLED})
+ALL_TYPES = frozenset(
+    {
+        RUN_QUEUED,
+        RUN_STARTED,
+        *RUN_FINAL_TYPES,
+        TASK_QUEUED,
+        TASK_STARTED,
+        TASK_LOG,
+        TASK_PROGRESS,
+        TASK_STREAM,
+        TASK_RETRYING,
+        TASK_SUCCEEDED,
+        TASK_FAILED,
+        TASK_TIMED_OUT,
+        TASK_CANCELLED,
+    }
+)
+
+
+def run_final_type(status: str) -> str:
+    """The event type of a run ending in ``status``."""
+    return f"run.{RunStatus(status).value.lower()}"
+
+
+@dataclass
+class NewEvent:
+    """An event to append; the log gives it its id and seq."""
+
+    type: str
+    task: str | None = None
+    attempt: int | None = None
+    data: Any = None
+    at: float = field(default_factory=time.time)
+
+
+class Event(BaseModel):
+    """An event as stored and streamed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    seq: int
+    tenant_id: str
+    run_id: str
+    workflow: str
+    type: str
+    task: str | None = None
+    attempt: int | None = None
+    data: Any = None
+    at: float
+
+    @property
+    def ends_run(self) -> bool:
+        return self.type in RUN_FINAL_TYPES
+
+
+class EventBatch(BaseModel):
+    """The body of the broadcast that tells gateways what one transaction appended."""
+
+    tenant_id: str
+    events: list[Event]
+
+
+def public(event: Event) -> dict[str, Any]:
+    """An event as clients see it (SSE data, the SDK, the api)."""
+    return event.model_dump(exclude={"tenant_id"})
+
+
+@dataclass(frozen=True)
+class RunEvents:
+    """The events one transaction appends to one run."""
+
+    tenant_id: str
+    run_id: str
+    workflow: str
+    events: list[NewEvent]
+
+
+# One statement for any number of events and runs. Each run's next seq continues from
+# its last event (one index probe per run, under the run lock the caller holds). A run
+# created in this same transaction has none, so it starts at 1.
+_APPEND = (
+    "WITH v AS (SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[],"
+    "   %s::text[], %s::int[], %s::text[], %s::float8[])"
+    "   WITH ORDINALITY AS v(tenant_id, run_id, workflow, type, task, attempt, data, at, n)),"
+    " base AS (SELECT r.run_id, coalesce((SELECT max(e.seq) FROM events e"
+    "   WHERE e.run_id = r.run_id), 0) AS seq FROM (SELECT DISTINCT run_id FROM v) r)"
+    " INSERT INTO events (tenant_id, run_id, workflow, seq, type, task, attempt, data,"
+    "   created_at)"
+    " SELECT v.tenant_id, v.run_id, v.workflow,"
+    "   base.seq + row_number() OVER (PARTITION BY v.run_id ORDER BY v.n),"
+    "   v.type, v.task, v.attempt, v.data::jsonb, to_timestamp(v.at)"
+    " FROM v JOIN base ON base.run_id = v.run_id ORDER BY v.n"
+    " RETURNING id, seq"
+)
+
+
+def _flatten(batches: list[RunEvents]) -> list[tuple[RunEvents, NewEvent]]:
+    return [(b, e) for b in batches for e in b.events]
+
+
+def _params(flat: list[tuple[RunEvents, NewEvent]]) -> tuple[list[Any], ...]:
+    return (
+        [b.tenant_id for b, _ in flat],
+        [b.run_id for b, _ in flat],
+        [b.workflow for b, _ in flat],
+        [e.type for _, e in flat],
+        [e.task for _, e in flat],
+        [e.attempt for _, e in flat],
+        [None if e.data is None else json.dumps(e.data) for _, e in flat],
+        [e.at for _, e in flat],
+    )
+
+
+def _stored(flat: list[tuple[RunEvents, NewEvent]], ids: list[tuple[int, int]]) -> list[Event]:
+    return [
+        Event(
+            id=i,
+            seq=s,
+            tenant_id=b.tenant_id,
+            run_id=b.run_id,
+            workflow=b.workflow,
+            type=e.type,
+            task=e.task,
+            attempt=e.attempt,
+            data=e.data,
+            at=e.at,
+        )
+        for (b, e), (i, s) in zip(flat, ids, strict=True)
+    ]
+
+
+def append(cur: psycopg.Cursor[Any], batches: list[RunEvents]) -> list[Event]:
+    """Append events inside the caller's transaction, which must hold each run's lock."""
+    flat = _flatten(batches)
+    if not flat:
+        return []
+    rows = cur.execute(_APPEND, _params(flat)).fetchall()
+    return _stored(flat, [(r[0], r[1]) for r in rows])
+
+
+async def append_async(cur: psycopg.AsyncCursor[Any], batches: list[RunEvents]) -> list[Event]:
+    """:func:`append` for an async cursor."""
+    flat = _flatten(batches)
+    if not flat:
+        return []
+    await cur.execute(_APPEND, _params(flat))
+    rows = await cur.fetchall()
+    return _stored(flat, [(r[0], r[1]) for r in rows])
+
+
+def broadcast(topology: Topology, events: list[Event]) -> list[OutboxMessage]:
+    """The outbox message that streams ``events`` to every gateway replica (none, if
+    there are no events). Not mandatory: with no gateway running, nobody listens, and
+    the log still has everything."""
+    if not events:
+        return []
+    by_tenant: dict[str, list[Event]] = {}
+    for event in events:
+        by_tenant.setdefault(event.tenant_id, []).append(event)
+    return [
+        OutboxMessage(
+            topology.events_exchange,
+            EVENTS_APPENDED,
+            EventBatch(tenant_id=tenant, events=batch).model_dump_json().encode(),
+            mandatory=False,
+        )
+        for tenant, batch in by_tenant.items()
+    ]
+
