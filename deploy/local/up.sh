@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Start Roost on this machine: migrate, start the api and a scheduler in the background,
-# write .roost/dev.env, and return once the api is ready. `just down` stops exactly the
-# processes recorded in .roost/pids/.
+# Start Roost on this machine: migrate, start the api, a scheduler and the event gateway in
+# the background, write .roost/dev.env, and return once the api and the gateway are ready.
+# `just down` stops exactly the processes recorded in .roost/pids/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,6 +13,8 @@ export ROOST_BROKER_URL=${ROOST_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/%2
 export ROOST_NAMESPACE=${ROOST_NAMESPACE:-roost}
 export ROOST_API_PORT=${ROOST_API_PORT:-7077}
 export ROOST_API_URL=${ROOST_API_URL:-http://127.0.0.1:$ROOST_API_PORT}
+export ROOST_GATEWAY_PORT=${ROOST_GATEWAY_PORT:-7078}
+export ROOST_GATEWAY_URL=${ROOST_GATEWAY_URL:-http://127.0.0.1:$ROOST_GATEWAY_PORT}
 export ROOST_TLS_STRATEGY=${ROOST_TLS_STRATEGY:-none}
 PY=.venv/bin/python
 ROOST=.venv/bin/roost
@@ -44,6 +46,7 @@ export ROOST_TOKEN=$TOKEN
 
 cat > "$ROOT/dev.env" <<ENVEOF
 ROOST_API_URL=$ROOST_API_URL
+ROOST_GATEWAY_URL=$ROOST_GATEWAY_URL
 ROOST_TOKEN=$ROOST_TOKEN
 ROOST_BROKER_URL=$ROOST_BROKER_URL
 ROOST_DATABASE_URL=$ROOST_DATABASE_URL
@@ -51,7 +54,7 @@ ROOST_NAMESPACE=$ROOST_NAMESPACE
 ROOST_TLS_STRATEGY=$ROOST_TLS_STRATEGY
 ENVEOF
 
-for svc in api scheduler; do
+for svc in api scheduler gateway; do
   if running "$ROOT/pids/$svc.pid"; then
     echo "$svc already running (pid $(cat "$ROOT/pids/$svc.pid"))"
     continue
@@ -63,12 +66,13 @@ done
 
 for _ in $(seq 1 100); do
   # Python rather than curl: a fresh machine may have no curl.
-  if $PY -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-      "$ROOST_API_URL/ready" >/dev/null 2>&1; then
-    echo "Roost is up: api at $ROOST_API_URL; settings in $ROOT/dev.env"
+  if $PY -c "import sys, urllib.request; [urllib.request.urlopen(u, timeout=2) for u in sys.argv[1:]]" \
+      "$ROOST_API_URL/ready" "$ROOST_GATEWAY_URL/ready" >/dev/null 2>&1; then
+    echo "Roost is up: api at $ROOST_API_URL, live events at $ROOST_GATEWAY_URL;" \
+      "settings in $ROOT/dev.env"
     exit 0
   fi
-  for svc in api scheduler; do
+  for svc in api scheduler gateway; do
     if ! running "$ROOT/pids/$svc.pid"; then
       echo "error: $svc exited; its log:" >&2; tail -n 30 "$ROOT/logs/$svc.log" >&2; exit 1
     fi

@@ -195,3 +195,48 @@ def test_an_ended_runs_stream_resumed_after_its_last_event_says_204(
         timeout=10,
     )
     assert resp.status_code == 204  # EventSource stops reconnecting
+
+
+def test_cli_watch_shows_every_task_and_the_outcome(
+    stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    shown = stack.roost("run", "t-chatty", "--input", '{"chunks": 2, "pause": 0.05}', "--watch")
+
+    assert "fetch" in shown and "report" in shown
+    assert "run SUCCEEDED" in shown
+    assert shown.count("SUCCEEDED") >= 3  # both tasks and the run
+
+
+def test_cli_logs_prints_a_runs_lines_and_follow_ends_with_the_run(
+    stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    ref = flows.chatty.run({"chunks": 8, "pause": 0.1}, wait_for_result=False)
+
+    followed = stack.roost("runs", "logs", ref.id, "--follow", timeout=60)
+    printed = stack.roost("runs", "logs", ref.id)
+    only_report = stack.roost("runs", "logs", ref.id, "--task", "report")
+
+    for text in (followed, printed):
+        assert "fetch#1 cloning repository" in text
+        assert "report#1 writing report" in text
+        assert text.index("cloning repository") < text.index("writing report")
+    assert "writing report" in only_report and "cloning" not in only_report
+    assert flows.roost.runs.get(ref.id).status == "SUCCEEDED"  # --follow returned at the end
+
+
+def test_logs_are_paginated_over_http(
+    stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    ref = flows.chatty.run({"chunks": 1}, wait_for_result=False)
+    ref.result(timeout=60)
+
+    first, after = flows.roost.runs.logs(ref.id, limit=1)
+    second, end = flows.roost.runs.logs(ref.id, after=after, limit=1)
+
+    assert [line["message"] for line in first + second] == [
+        "cloning repository",
+        "writing report",
+    ]
+    assert after is not None
+    with pytest.raises(roost.UnknownRunError):
+        flows.roost.runs.logs("00000000-0000-0000-0000-000000000000")

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings
 from roost._settings import ClientSettings
 from roost_api.settings import ApiSettings
 from roost_core.settings import CoreSettings
+from roost_gateway.settings import GatewaySettings
 from roost_scheduler.settings import SchedulerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,10 +37,12 @@ DOCKERIGNORE = REPO / ".dockerignore"
 SETTINGS_OF: dict[str, tuple[type[BaseSettings], ...]] = {
     "api": (ApiSettings,),
     "scheduler": (SchedulerSettings,),
+    "gateway": (GatewaySettings,),
     "migrate": (CoreSettings, ClientSettings),
     "worker": (CoreSettings, ClientSettings),
 }
 API_PORT_DEFAULT = ApiSettings.model_fields["api_port"].default
+GATEWAY_PORT_DEFAULT = GatewaySettings.model_fields["gateway_port"].default
 
 
 # -- reading the files ----------------------------------------------------------------
@@ -309,6 +312,18 @@ def test_the_api_healthcheck_asks_python_for_readiness_on_the_api_port() -> None
     assert urlsplit(urls[0]).path == "/ready"  # ready means PostgreSQL answers too
 
 
+def test_the_gateway_publishes_its_port_and_checks_readiness_on_it() -> None:
+    gateway = _services()["gateway"]
+    env = _env(gateway)
+    assert int(env["ROOST_GATEWAY_PORT"]) == GATEWAY_PORT_DEFAULT == 7078
+    assert env["ROOST_GATEWAY_HOST"] == "0.0.0.0"
+    assert (GATEWAY_PORT_DEFAULT, GATEWAY_PORT_DEFAULT) in _published(gateway)
+    urls = re.findall(r"https?://[^'\"\s]+", " ".join(gateway["healthcheck"]["test"]))
+    assert [(urlsplit(u).port, urlsplit(u).path) for u in urls] == [
+        (GATEWAY_PORT_DEFAULT, "/ready")
+    ]
+
+
 def test_the_worker_reaches_the_api_by_its_service_name_and_port() -> None:
     url = urlsplit(_env(_services()["worker"])["ROOST_API_URL"])
     assert (url.scheme, url.hostname, url.port) == ("http", "api", API_PORT_DEFAULT)
@@ -330,7 +345,7 @@ def test_the_broker_and_database_urls_point_at_the_compose_services() -> None:
             assert (db.hostname, db.port) == ("postgres", 5432), name
             assert db.path.lstrip("/") == pg_env["POSTGRES_DB"], name
             assert db.password == pg_env["POSTGRES_PASSWORD"], name
-    for name in ("migrate", "api", "scheduler"):
+    for name in ("migrate", "api", "scheduler", "gateway"):
         assert "ROOST_DATABASE_URL" in _env(services[name]), name
 
 
@@ -369,6 +384,7 @@ def test_depends_on_names_existing_services_with_conditions_they_can_meet() -> N
         "rabbitmq": "service_healthy",
     }
     assert _depends_on(services["scheduler"]) == _depends_on(services["api"])
+    assert _depends_on(services["gateway"]) == _depends_on(services["api"])
     assert _depends_on(services["migrate"]) == {"postgres": "service_healthy"}
     assert _depends_on(services["worker"]) == {"api": "service_healthy"}
 
@@ -425,7 +441,7 @@ def test_the_image_runs_as_a_non_root_user() -> None:
 
 def test_the_dockerfile_exposes_the_api_port() -> None:
     exposed = {int(p.split("/")[0]) for args in _args_of("EXPOSE") for p in args.split()}
-    assert API_PORT_DEFAULT in exposed
+    assert {API_PORT_DEFAULT, GATEWAY_PORT_DEFAULT} <= exposed
 
 
 def test_the_dockerignore_drops_local_state_but_keeps_what_the_image_copies() -> None:

@@ -147,6 +147,9 @@ def run(
     workflow: Annotated[str, typer.Argument(help="workflow name")],
     input: Annotated[str, typer.Option("--input", help="run input as JSON")] = "{}",
     wait: Annotated[bool, typer.Option("--wait", help="wait for the run to end")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="watch the run live (its tasks, progress, logs)")
+    ] = False,
     idempotency_key: Annotated[str | None, typer.Option(help="same key, same run")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds to wait with --wait")] = None,
 ) -> None:
@@ -163,7 +166,9 @@ def run(
             json={"input": payload, "idempotency_key": idempotency_key},
         )
         out.print(f"run {body['id']} {body['status']}", highlight=False)
-        if wait:
+        if watch:
+            _watch(roost, Run.model_validate(body))
+        elif wait:
             final = roost.runs.wait(body["id"], timeout)
             _print_run(final)
             if final.status != "SUCCEEDED":
@@ -217,6 +222,52 @@ def runs_replay(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
     except RoostError as exc:
         _fail(str(exc))
     _print_run(found)
+
+
+def _watch(roost: Roost, run: Run) -> None:
+    """Follow ``run`` live until it ends; exit 1 unless it succeeded."""
+    from rich.live import Live
+
+    from roost._watch import RunView
+
+    view = RunView(run)
+    with Live(view.render(), console=out, refresh_per_second=8) as live:
+        for event in roost.runs.subscribe(run.id):
+            view.apply(event)
+            live.update(view.render())
+    if view.status != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+@runs_app.command("logs")
+def runs_logs(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    task: Annotated[str | None, typer.Option(help="only this task's lines")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new lines until the run ends")
+    ] = False,
+) -> None:
+    """Print a run's log lines (every task's, oldest first)."""
+    from datetime import datetime
+
+    def show(at: float, name: str | None, attempt: int | None, message: str) -> None:
+        stamp = datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
+        out.print(f"[dim]{stamp}[/] [bold]{name}[/]#{attempt} {message}", highlight=False)
+
+    roost = _client()
+    try:
+        if not follow:
+            after: int | None = 0
+            while after is not None:
+                lines, after = roost.runs.logs(run_id, task=task, after=after, limit=500)
+                for line in lines:
+                    show(line["at"], line["task"], line["attempt"], line["message"])
+            return
+        for event in roost.runs.subscribe(run_id, types=["task.log", "run.*"]):
+            if event.type == "task.log" and (task is None or event.task == task):
+                show(event.at, event.task, event.attempt, str(event.data.get("message", "")))
+    except RoostError as exc:
+        _fail(str(exc))
 
 
 @runs_app.command("show")

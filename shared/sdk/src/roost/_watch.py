@@ -1,0 +1,136 @@
+"""A live terminal view of one run (``roost run WF --watch``), built from its events:
+each task's state, progress bar, duration and latest word, updated as events arrive."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Column, Table
+from rich.text import Text
+
+from roost._models import Run
+from roost._stream import RunEvent
+
+_STYLE = {
+    "PENDING": "dim",
+    "QUEUED": "cyan",
+    "RETRYING": "yellow",
+    "RUNNING": "bold blue",
+    "SUCCEEDED": "green",
+    "FAILED": "bold red",
+    "TIMED_OUT": "bold red",
+    "CANCELLED": "magenta",
+}
+
+_TASK_STATUS = {
+    "task.queued": "QUEUED",
+    "task.started": "RUNNING",
+    "task.retrying": "RETRYING",
+    "task.succeeded": "SUCCEEDED",
+    "task.failed": "FAILED",
+    "task.timed_out": "TIMED_OUT",
+    "task.cancelled": "CANCELLED",
+}
+
+
+@dataclass
+class TaskView:
+    name: str
+    status: str
+    attempt: int = 0
+    progress: float | None = None
+    detail: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def duration(self, now: float) -> str:
+        if self.started_at is None:
+            return ""
+        seconds = (self.finished_at or now) - self.started_at
+        return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+
+
+class RunView:
+    """A run's state as its events tell it; ``apply`` each event, ``render`` any time."""
+
+    def __init__(self, run: Run) -> None:
+        self.run_id = run.id
+        self.workflow = run.workflow
+        self.status: str = run.status.value
+        self.tasks: dict[str, TaskView] = {
+            t.name: TaskView(t.name, t.status.value, t.attempt) for t in run.tasks
+        }
+        self.error: str | None = None
+
+    def apply(self, event: RunEvent) -> None:
+        data = event.data if isinstance(event.data, dict) else {}
+        if event.task is None:
+            if event.type.startswith("run."):
+                self.status = event.type.removeprefix("run.").upper()
+                if event.type == "run.queued" and data.get("replay"):
+                    self.error = None
+                if "error" in data and data["error"]:
+                    self.error = str(data["error"].get("message", data["error"]))
+            return
+        task = self.tasks.setdefault(event.task, TaskView(event.task, "PENDING"))
+        if event.attempt is not None:
+            task.attempt = event.attempt
+        status = _TASK_STATUS.get(event.type)
+        if status is not None:
+            task.status = status
+        if event.type == "task.queued":
+            task.started_at = task.finished_at = None
+            task.progress = None
+        elif event.type == "task.started":
+            task.started_at = event.at
+        elif event.type == "task.succeeded":
+            task.finished_at = event.at
+            task.progress = 1.0
+            if task.started_at is None and isinstance(data.get("duration"), int | float):
+                task.started_at = event.at - data["duration"]
+        elif event.type in ("task.failed", "task.timed_out", "task.cancelled", "task.retrying"):
+            task.finished_at = event.at if task.started_at is not None else None
+            error = data.get("error") or {}
+            task.detail = f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
+            if event.type == "task.retrying":
+                task.detail = f"retrying (attempt {data.get('next_attempt')}): {task.detail}"
+        elif event.type == "task.progress":
+            task.progress = float(data.get("fraction", 0.0))
+            if data.get("message"):
+                task.detail = str(data["message"])
+        elif event.type == "task.log":
+            task.detail = str(data.get("message", ""))
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("SUCCEEDED", "FAILED", "CANCELLED")
+
+    def render(self, now: float | None = None) -> RenderableType:
+        now = time.time() if now is None else now
+        table = Table(
+            Column("task", no_wrap=True),
+            Column("status", no_wrap=True),
+            Column("progress", width=22),
+            Column("time", justify="right", no_wrap=True),
+            Column("latest", overflow="ellipsis", no_wrap=True, max_width=60),
+            title=f"run {self.run_id} of {self.workflow}",
+            title_justify="left",
+        )
+        for task in self.tasks.values():
+            style = _STYLE.get(task.status, "")
+            done = 1.0 if task.status == "SUCCEEDED" else (task.progress or 0.0)
+            pulse = task.status == "RUNNING" and task.progress is None
+            table.add_row(
+                task.name,
+                Text(task.status + (f" #{task.attempt}" if task.attempt > 1 else ""), style),
+                ProgressBar(total=1.0, completed=done, width=20, pulse=pulse),
+                task.duration(now),
+                task.detail,
+            )
+        status = Text(f"run {self.status}", _STYLE.get(self.status, "bold"))
+        if self.error:
+            status.append(f"  {self.error}", "red")
+        return Group(table, status)
