@@ -22,16 +22,21 @@ down:
 demo: up
     bash deploy/local/demo.sh
 
+# Make sure headless Chromium is installed (installs it from apt if absent).
+browser:
+    bash deploy/local/ensure-browser.sh
+
 # The whole test suite against real PostgreSQL and RabbitMQ.
-test *ARGS: setup servers
+test *ARGS: setup servers browser
     .venv/bin/python -m pytest {{ARGS}}
 
 # Lint, type-check, and hold the service boundaries.
 lint: setup
     .venv/bin/ruff check .
-    .venv/bin/mypy shared/core/src shared/sdk/src services/api/src services/scheduler/src services/gateway/src
+    .venv/bin/mypy shared/core/src shared/sdk/src services/api/src services/scheduler/src services/gateway/src services/ratelimiter/src
     .venv/bin/lint-imports
 
 # Benchmarks against raw Dramatiq on the same broker (not part of the test suite).
 bench *ARGS: setup servers
     .venv/bin/python tests/bench/bench.py {{ARGS}}
+    .venv/bin/python tests/bench/ratelimiter_bench.py

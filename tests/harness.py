@@ -148,6 +148,7 @@ class Stack:
         for i in range(schedulers):
             self.spawn(f"scheduler-{i}", "scheduler")
         self.spawn("gateway", "gateway")
+        self.spawn("ratelimiter", "ratelimiter")
         self.wait_ready()
         return self
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Start Roost on this machine: migrate, start the api, a scheduler and the event gateway in
-# the background, write .roost/dev.env, and return once the api and the gateway are ready.
-# `just down` stops exactly the processes recorded in .roost/pids/.
+# Start Roost on this machine: migrate, start the api, a scheduler, the ratelimiter and the
+# event gateway in the background, write .roost/dev.env, and return once the api and the
+# gateway are ready. `just down` stops exactly the processes recorded in .roost/pids/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -54,7 +54,7 @@ ROOST_NAMESPACE=$ROOST_NAMESPACE
 ROOST_TLS_STRATEGY=$ROOST_TLS_STRATEGY
 ENVEOF
 
-for svc in api scheduler gateway; do
+for svc in api scheduler ratelimiter gateway; do
   if running "$ROOT/pids/$svc.pid"; then
     echo "$svc already running (pid $(cat "$ROOT/pids/$svc.pid"))"
     continue
@@ -72,7 +72,7 @@ for _ in $(seq 1 100); do
       "settings in $ROOT/dev.env"
     exit 0
   fi
-  for svc in api scheduler gateway; do
+  for svc in api scheduler ratelimiter gateway; do
     if ! running "$ROOT/pids/$svc.pid"; then
       echo "error: $svc exited; its log:" >&2; tail -n 30 "$ROOT/logs/$svc.log" >&2; exit 1
     fi

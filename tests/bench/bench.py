@@ -8,11 +8,17 @@
 - W2  runs one after another: trigger -> done (client wall time), and the hand-off from a
       task's end to its child's start (timestamps taken inside the tasks).
 - W3  one run of 1 -> N parallel children -> 1 join: trigger -> done.
+- W4  event fan-out through the gateway: 1, 100 and 1,000 subscribers to one workflow's
+      event stream while a task streams chunks stamped with ``time.time()``; latency from
+      the task's stamp to each subscriber's receipt (p50/p99), and the gateway's RSS with
+      every subscriber attached. Clients run in several processes (``--per-client-process``)
+      so that they are not the bottleneck; their CPU is reported beside the numbers.
 
 It starts its own stack (tests/harness.py: a fresh database and vhost, the api and one
 scheduler) and stops everything it started, by PID, when it ends.
 
     .venv/bin/python tests/bench/bench.py [--quick] [--runs N] [--sequential N] ...
+    .venv/bin/python tests/bench/bench.py --workloads W4 [--subscribers 1,100,1000]
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from harness import Process, Stack  # noqa: E402
 console = Console(width=None if sys.stdout.isatty() else 130)
 STALL_SECONDS = 120.0  # give up when nothing finishes for this long
 SLOW_WORKLOAD_SECONDS = 300.0
+WORKLOADS = ("W1", "W2", "W3", "W4")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -413,6 +420,210 @@ def w3_fanout(flows: ModuleType, width: int) -> float:
     return wall
 
 
+# -- W4: event fan-out through the gateway ------------------------------------------------------
+
+# The emitting workflow: roost_testapps.flows:fan_worker serves "t-fan-bulk", whose task puts
+# {"i": i, "at": time.time(), "pad": "x" * size} in each stream chunk.
+W4_WORKER = "roost_testapps.flows:fan_worker"
+W4_WORKFLOW = "t-fan-bulk"
+W4_PAUSE = 0.1  # seconds between chunks: 10 events/s to every subscriber
+W4_SIZE = 64    # bytes of padding per chunk
+W4_TERMINAL = ("run.succeeded", "run.failed", "run.cancelled")
+
+
+@dataclass
+class FanoutLevel:
+    subscribers: int
+    client_processes: int
+    latency: list[float]      # seconds, task emits (time.time() in the chunk) -> received
+    attach_seconds: float     # from starting the client processes to all attached
+    stream_seconds: float     # trigger -> every subscriber saw the run end
+    gateway_cpu: float        # % of one core, over stream_seconds
+    client_cpu: list[float]   # % of one core, each client process, same window
+    rss_attached_kib: int     # gateway VmRSS, every subscriber attached, before the run
+    rss_after_kib: int        # ... and once the run streamed to all of them (still attached)
+
+
+@dataclass
+class Fanout:
+    levels: list[FanoutLevel]
+    rss_idle_kib: int         # gateway VmRSS before the first subscriber
+    chunks: int
+    per_process: int
+    loadavg: str = ""         # before W4 (other work on the machine skews latency)
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+def _cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _w4_client(url: str, token: str, count: int, out: Any, release: Any) -> None:
+    """One client process (multiprocessing target): ``count`` subscribers to ``url``.
+    Puts ("attached", count) once all have their response headers (the gateway subscribes
+    a client before it answers), ("done", latencies) once each has seen a run end, or
+    ("error", text); keeps every connection open until ``release`` is set."""
+    import asyncio
+
+    try:
+        asyncio.run(_w4_subscribe(url, token, count, out, release))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        out.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+async def _w4_subscribe(url: str, token: str, count: int, out: Any, release: Any) -> None:
+    import asyncio
+    import json
+
+    import httpx
+
+    attached = finished = 0
+    latencies: list[float] = []
+    all_read, released = asyncio.Event(), asyncio.Event()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+
+    async def one(client: httpx.AsyncClient) -> None:
+        nonlocal attached, finished
+        async with client.stream("GET", url, headers=headers) as resp:
+            resp.raise_for_status()
+            attached += 1
+            if attached == count:
+                out.put(("attached", count))
+            kind = ""
+            mine: list[float] = []
+            async for line in resp.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    if kind == "task.stream":
+                        received = time.time()
+                        mine.append(received - json.loads(line[5:])["data"]["at"])
+                    elif kind in W4_TERMINAL:
+                        break
+            latencies.extend(mine)
+            finished += 1
+            if finished == count:
+                all_read.set()
+            await released.wait()  # stay attached while the gateway's memory is read
+
+    limits = httpx.Limits(max_connections=count + 5, max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120, read=None)) as client:
+        tasks = [asyncio.create_task(one(client)) for _ in range(count)]
+        waiter = asyncio.create_task(all_read.wait())
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            if t.done():
+                t.result()  # a subscriber ended early: raise its error
+        out.put(("done", latencies))
+        await asyncio.to_thread(release.wait)
+        released.set()
+        await asyncio.gather(*tasks)
+
+
+def _w4_collect(out: Any, kind: str, processes: int, timeout: float) -> list[Any]:
+    """One ``kind`` message from each client process."""
+    import queue
+
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < processes:
+        try:
+            what, value = out.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            raise RuntimeError(
+                f"W4: {len(got)}/{processes} client processes reported {kind!r} "
+                f"within {timeout:.0f} s") from None
+        if what == "error":
+            raise RuntimeError(f"W4 client process failed: {value}")
+        if what != kind:
+            raise RuntimeError(f"W4: expected {kind!r} from a client process, got {what!r}")
+        got.append(value)
+    return got
+
+
+def _wait_no_subscribers(stack: Stack, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{stack.gateway_url}/ready", timeout=10).json()["subscribers"] == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("W4: the gateway still has subscribers after the clients left")
+
+
+def w4_event_fanout(stack: Stack, levels: list[int], chunks: int,
+                    per_process: int) -> Fanout:
+    """For each number of subscribers: attach them all (in client processes of at most
+    ``per_process`` connections each) to the workflow's stream, run one task that emits
+    ``chunks`` stream chunks ``W4_PAUSE`` s apart, and time each chunk from the task's
+    clock to each subscriber's (one machine, one clock)."""
+    import multiprocessing
+
+    fan = importlib.import_module("roost_testapps.flows").fan_bulk
+    gateway = next(p.pid for p in stack.processes if p.name == "gateway")
+    url = f"{stack.gateway_url}/api/v1/workflows/{W4_WORKFLOW}/events"
+    ctx = multiprocessing.get_context("spawn")
+    _wait_no_subscribers(stack)
+    loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    result = Fanout([], _rss_kib(gateway), chunks, per_process, loadavg)
+    for n in levels:
+        count = -(-n // per_process)
+        shares = [n // count + (1 if i < n % count else 0) for i in range(count)]
+        out, release = ctx.Queue(), ctx.Event()
+        procs = [ctx.Process(target=_w4_client, args=(url, stack.token, k, out, release),
+                             name=f"w4-client-{i}", daemon=True)
+                 for i, k in enumerate(shares)]
+        log(f"W4: {n} subscriber(s) in {count} client process(es)")
+        t0 = time.monotonic()
+        for p in procs:
+            p.start()
+        try:
+            _w4_collect(out, "attached", count, timeout=120)
+            attach = time.monotonic() - t0
+            rss_attached = _rss_kib(gateway)
+            gw0 = _cpu_ticks(gateway)
+            cl0 = [_cpu_ticks(p.pid or 0) for p in procs]
+            w0 = time.monotonic()
+            ref = fan.run({"chunks": chunks, "size": W4_SIZE, "pause": W4_PAUSE},
+                          wait_for_result=False)
+            ref.result(timeout=STALL_SECONDS)
+            lists = _w4_collect(out, "done", count, timeout=STALL_SECONDS)
+            wall = time.monotonic() - w0
+            gw1, cl1 = _cpu_ticks(gateway), [_cpu_ticks(p.pid or 0) for p in procs]
+            rss_after = _rss_kib(gateway)
+        finally:
+            release.set()
+            for p in procs:
+                p.join(30)
+                if p.is_alive():
+                    p.terminate()
+                    p.join(5)
+        latency = [x for lst in lists for x in lst]
+        if len(latency) != n * chunks:
+            raise RuntimeError(f"W4: {len(latency)} chunks received, expected {n * chunks}")
+        result.levels.append(FanoutLevel(
+            n, count, latency, attach, wall,
+            100.0 * (gw1 - gw0) / CLK_TCK / wall,
+            [100.0 * (b - a) / CLK_TCK / wall for a, b in zip(cl0, cl1, strict=True)],
+            rss_attached, rss_after))
+        level = result.levels[-1]
+        log(f"W4: {n} subscriber(s): p50 {1000 * percentile(latency, 50):.1f} ms, "
+            f"p99 {1000 * percentile(latency, 99):.1f} ms; gateway RSS "
+            f"{level.rss_after_kib / 1024:.1f} MiB")
+        _wait_no_subscribers(stack)
+    return result
+
+
 # -- the raw Dramatiq worker -----------------------------------------------------------------
 
 
@@ -485,25 +696,45 @@ def fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput,
-           roost_bulk: Throughput, raw_w1: Throughput | None, w2: Latency, w3: float,
-           elapsed: dict[str, float]) -> None:
-    caption = "\n".join([
+def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput | None,
+           roost_bulk: Throughput | None, raw_w1: Throughput | None, w2: Latency | None,
+           w3: float | None, elapsed: dict[str, float], w4: Fanout | None = None) -> None:
+    """The results of the workloads that ran (``--workloads``); None: not run."""
+    lines = [
         f"machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['platform']}; "
         f"Python {facts['python']}; dramatiq {dramatiq.__version__}; "
         f"PostgreSQL {facts['postgres']}; RabbitMQ {facts['rabbitmq']}",
-        f"W1: {args.runs} runs x 4 no-op tasks (linear), {args.clients} client threads each "
-        f"with its own Roost client (wf.run(wait_for_result=False)); worker {args.processes} "
-        f"processes x {args.threads} threads; raw: {args.runs} dramatiq.pipeline of 4 no-op "
-        f"actors, RabbitmqBroker(confirm_delivery=True), default middleware, `dramatiq` CLI "
-        f"{args.processes} x {args.threads}, same {args.clients} enqueuing threads",
-        f"W2: {args.sequential} runs one after another (trigger, wait, next), 4-task line; "
-        f"hand-off = child start - parent end, 3 per run ({3 * args.sequential} samples)",
-        f"W3: one run of 1 -> {args.fanout} parallel no-op children -> 1 join "
-        f"({args.fanout + 2} tasks)",
-        w2.slowest,
-        "elapsed per workload: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()),
-    ])
+    ]
+    if roost_w1 is not None:
+        lines.append(
+            f"W1: {args.runs} runs x 4 no-op tasks (linear), {args.clients} client threads each "
+            f"with its own Roost client (wf.run(wait_for_result=False)); worker {args.processes} "
+            f"processes x {args.threads} threads; raw: {args.runs} dramatiq.pipeline of 4 no-op "
+            f"actors, RabbitmqBroker(confirm_delivery=True), default middleware, `dramatiq` CLI "
+            f"{args.processes} x {args.threads}, same {args.clients} enqueuing threads")
+    if w2 is not None:
+        lines.append(
+            f"W2: {args.sequential} runs one after another (trigger, wait, next), 4-task line; "
+            f"hand-off = child start - parent end, 3 per run ({3 * args.sequential} samples)")
+    if w3 is not None:
+        lines.append(f"W3: one run of 1 -> {args.fanout} parallel no-op children -> 1 join "
+                     f"({args.fanout + 2} tasks)")
+    if w2 is not None:
+        lines.append(w2.slowest)
+    lines.append(
+        "elapsed per workload: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()))
+    caption = "\n".join(lines)
+    if roost_w1 is not None or w2 is not None or w3 is not None:
+        _report_w1_w3(args, facts, caption, roost_w1, roost_bulk, raw_w1, w2, w3)
+    else:
+        console.print(caption, highlight=False)
+    if w4 is not None:
+        report_w4(w4)
+
+
+def _report_w1_w3(args: argparse.Namespace, facts: dict[str, str], caption: str,
+                  roost_w1: Throughput | None, roost_bulk: Throughput | None,
+                  raw_w1: Throughput | None, w2: Latency | None, w3: float | None) -> None:
     table = Table(title="Roost benchmark", caption=caption, caption_justify="left")
     for name, justify in (("workload", "left"), ("metric", "left"), ("Roost", "right"),
                           ("raw Dramatiq", "right"), ("Roost/raw", "right")):
@@ -516,35 +747,43 @@ def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput
                       "-" if theirs is None else fmt(theirs, digits), ratio)
 
     raw = raw_w1
-    row("W1 linear x4", "runs/s", roost_w1.per_second, raw and raw.per_second)
-    row("", "tasks/s", roost_w1.tasks_per_second, raw and raw.tasks_per_second)
-    row("", "wall: first trigger -> last done (s)", roost_w1.wall, raw and raw.wall, 2)
-    row("", "trigger rate, client side (/s)", roost_w1.trigger_rate, raw and raw.trigger_rate)
-    row("", "CPU ms per run, our processes", roost_w1.cpu_ms_per_run, raw and raw.cpu_ms_per_run)
-    table.add_row("", "runs not SUCCEEDED", str(roost_w1.failed), "-" if raw is None else "0", "")
-    table.add_section()
-    row(f"W1 bulk ({args.bulk}/request)", "runs/s", roost_bulk.per_second,
-        raw and raw.per_second)
-    row("", "tasks/s", roost_bulk.tasks_per_second, raw and raw.tasks_per_second)
-    row("", "CPU ms per run, our processes", roost_bulk.cpu_ms_per_run,
-        raw and raw.cpu_ms_per_run)
-    table.add_row("", "runs not SUCCEEDED", str(roost_bulk.failed), "-", "")
-    table.add_section()
-    ms = [1000 * t for t in w2.total]
-    hand = [1000 * t for t in w2.handoff]
-    row("W2 sequential", "trigger -> done p50 (ms)", percentile(ms, 50), None)
-    row("", "trigger -> done p99 (ms)", percentile(ms, 99), None)
-    engine = [1000 * t for t in w2.engine]
-    row("", "trigger -> runs.finished_at p50 (ms)", percentile(engine, 50), None)
-    row("", "trigger -> runs.finished_at p99 (ms)", percentile(engine, 99), None)
-    table.add_row("", "runs the client saw > 1 s after they ended",
-                  str(sum(1 for t in w2.late if t > 1.0)), "-", "")
-    row("", "hand-off p50 (ms)", percentile(hand, 50), None)
-    row("", "hand-off p99 (ms)", percentile(hand, 99), None)
-    table.add_section()
-    row(f"W3 1->{args.fanout}->1", "trigger -> done (s)", w3, None, 2)
-    row("", "tasks/s", (args.fanout + 2) / w3, None)
+    if roost_w1 is not None and roost_bulk is not None:
+        row("W1 linear x4", "runs/s", roost_w1.per_second, raw and raw.per_second)
+        row("", "tasks/s", roost_w1.tasks_per_second, raw and raw.tasks_per_second)
+        row("", "wall: first trigger -> last done (s)", roost_w1.wall, raw and raw.wall, 2)
+        row("", "trigger rate, client side (/s)", roost_w1.trigger_rate,
+            raw and raw.trigger_rate)
+        row("", "CPU ms per run, our processes", roost_w1.cpu_ms_per_run,
+            raw and raw.cpu_ms_per_run)
+        table.add_row("", "runs not SUCCEEDED", str(roost_w1.failed),
+                      "-" if raw is None else "0", "")
+        table.add_section()
+        row(f"W1 bulk ({args.bulk}/request)", "runs/s", roost_bulk.per_second,
+            raw and raw.per_second)
+        row("", "tasks/s", roost_bulk.tasks_per_second, raw and raw.tasks_per_second)
+        row("", "CPU ms per run, our processes", roost_bulk.cpu_ms_per_run,
+            raw and raw.cpu_ms_per_run)
+        table.add_row("", "runs not SUCCEEDED", str(roost_bulk.failed), "-", "")
+        table.add_section()
+    if w2 is not None:
+        ms = [1000 * t for t in w2.total]
+        hand = [1000 * t for t in w2.handoff]
+        row("W2 sequential", "trigger -> done p50 (ms)", percentile(ms, 50), None)
+        row("", "trigger -> done p99 (ms)", percentile(ms, 99), None)
+        engine = [1000 * t for t in w2.engine]
+        row("", "trigger -> runs.finished_at p50 (ms)", percentile(engine, 50), None)
+        row("", "trigger -> runs.finished_at p99 (ms)", percentile(engine, 99), None)
+        table.add_row("", "runs the client saw > 1 s after they ended",
+                      str(sum(1 for t in w2.late if t > 1.0)), "-", "")
+        row("", "hand-off p50 (ms)", percentile(hand, 50), None)
+        row("", "hand-off p99 (ms)", percentile(hand, 99), None)
+        table.add_section()
+    if w3 is not None:
+        row(f"W3 1->{args.fanout}->1", "trigger -> done (s)", w3, None, 2)
+        row("", "tasks/s", (args.fanout + 2) / w3, None)
     console.print(table)
+    if roost_w1 is None or roost_bulk is None:
+        return
 
     cpu = Table(title="CPU during W1 (% of one core, averaged over the workload)",
                 caption=f"machine busy: Roost {roost_w1.cpu.machine:.0f}%"
@@ -567,6 +806,38 @@ def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput
     console.print(cpu)
 
 
+def report_w4(w4: Fanout) -> None:
+    caption = "\n".join([
+        f"W4: subscribers attach to GET /api/v1/workflows/{W4_WORKFLOW}/events, then one run "
+        f"streams {w4.chunks} chunks ({W4_SIZE} B of padding, {W4_PAUSE:g} s apart), each "
+        "stamped with time.time() by the task; latency = subscriber's time.time() on "
+        "receipt - that stamp (one machine, one clock): task -> worker -> RabbitMQ -> "
+        "scheduler -> PostgreSQL -> RabbitMQ -> gateway -> subscriber",
+        f"clients: asyncio + httpx, at most {w4.per_process} connections per client process "
+        "(multiprocessing, spawn); client CPU is each process's % of one core while the run "
+        "streamed (near 100% would mean the client, not the gateway, is the bottleneck)",
+        f"load average before W4: {w4.loadavg}; "
+        f"gateway RSS before any subscriber: {w4.rss_idle_kib / 1024:.1f} MiB "
+        "(VmRSS, /proc/<pid>/status); attached: every subscriber attached, before the run; "
+        "after: once the run streamed to all of them, still attached",
+    ])
+    table = Table(title="W4 event fan-out (task emits -> subscriber receives)",
+                  caption=caption, caption_justify="left")
+    for name in ("subscribers", "client procs", "samples", "p50 ms", "p99 ms", "max ms",
+                 "attach s", "gateway CPU %", "client CPU % max", "gateway RSS attached",
+                 "gateway RSS after"):
+        table.add_column(name, justify="right")
+    for level in w4.levels:
+        ms = [1000 * t for t in level.latency]
+        table.add_row(
+            f"{level.subscribers:,}", str(level.client_processes), f"{len(ms):,}",
+            fmt(percentile(ms, 50)), fmt(percentile(ms, 99)), fmt(max(ms)),
+            fmt(level.attach_seconds, 2), f"{level.gateway_cpu:.0f}",
+            f"{max(level.client_cpu):.0f}", f"{level.rss_attached_kib / 1024:.1f} MiB",
+            f"{level.rss_after_kib / 1024:.1f} MiB")
+    console.print(table)
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -580,16 +851,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="W1 client threads (8)")
     parser.add_argument("--bulk", type=int, default=50,
                         help="runs per wf.run_many request in W1 bulk (50)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help=f"which to run, comma-separated (default {','.join(WORKLOADS)})")
+    parser.add_argument("--subscribers",
+                        help="W4 subscriber counts (default 1,100,1000; --quick 1,10,100)")
+    parser.add_argument("--stream-chunks", type=int,
+                        help="W4 stream chunks per run (default 50; --quick 20)")
+    parser.add_argument("--per-client-process", type=int, default=250,
+                        help="W4 subscribers per client process (250)")
     parser.add_argument("--quick", action="store_true", help="small numbers, a smoke check")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
-    defaults = {"runs": (2000, 100), "sequential": (200, 20), "fanout": (500, 50)}
+    defaults = {"runs": (2000, 100), "sequential": (200, 20), "fanout": (500, 50),
+                "subscribers": ("1,100,1000", "1,10,100"), "stream_chunks": (50, 20)}
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    for name in ("runs", "sequential", "fanout", "processes", "threads", "clients"):
+    for name in ("runs", "sequential", "fanout", "processes", "threads", "clients",
+                 "stream_chunks", "per_client_process"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    args.workloads = {w.strip().upper() for w in args.workloads.split(",") if w.strip()}
+    if not args.workloads or args.workloads - set(WORKLOADS):
+        parser.error(f"--workloads: choose from {', '.join(WORKLOADS)}")
+    try:
+        args.subscribers = [int(n) for n in args.subscribers.split(",")]
+    except ValueError:
+        parser.error("--subscribers: comma-separated whole numbers, such as 1,100,1000")
+    if not args.subscribers or min(args.subscribers) < 1:
+        parser.error("--subscribers must each be at least 1")
     return args
 
 
@@ -628,54 +918,79 @@ def main(argv: list[str] | None = None) -> int:
         services = {p.name: p.pid for p in stack.processes}
         roots = {"api": services["api"], "scheduler": services["scheduler-0"]}
 
-        log(f"starting the Roost worker ({args.processes} x {args.threads})")
-        worker = stack.start_worker("bench.bench_flows:worker", processes=args.processes,
-                                    threads=args.threads, name="roost-worker")
+        wanted = args.workloads
+        roost_w1 = roost_bulk = raw_w1 = None
+        w2: Latency | None = None
+        w3: float | None = None
+        w4: Fanout | None = None
+        worker: Process | None = None
+        if wanted & {"W1", "W2", "W3"}:
+            log(f"starting the Roost worker ({args.processes} x {args.threads})")
+            worker = stack.start_worker("bench.bench_flows:worker", processes=args.processes,
+                                        threads=args.threads, name="roost-worker")
 
-        t = time.monotonic()
-        log(f"W1 Roost: {args.runs} runs from {args.clients} threads")
-        roost_w1 = w1_roost(stack, flows, args.runs, args.clients,
-                            {**roots, "roost worker": worker.pid})
-        elapsed["W1 Roost"] = time.monotonic() - t
-        log(f"W1 Roost: {roost_w1.per_second:.1f} runs/s")
+        if worker is not None and "W1" in wanted:
+            t = time.monotonic()
+            log(f"W1 Roost: {args.runs} runs from {args.clients} threads")
+            roost_w1 = w1_roost(stack, flows, args.runs, args.clients,
+                                {**roots, "roost worker": worker.pid})
+            elapsed["W1 Roost"] = time.monotonic() - t
+            log(f"W1 Roost: {roost_w1.per_second:.1f} runs/s")
 
-        t = time.monotonic()
-        log(f"W1 Roost, bulk: {args.runs} runs in requests of {args.bulk} (wf.run_many)")
-        roost_bulk = w1_roost(stack, flows, args.runs, args.clients,
-                              {**roots, "roost worker": worker.pid}, bulk=args.bulk)
-        elapsed["W1 Roost bulk"] = time.monotonic() - t
-        log(f"W1 Roost, bulk: {roost_bulk.per_second:.1f} runs/s")
+            t = time.monotonic()
+            log(f"W1 Roost, bulk: {args.runs} runs in requests of {args.bulk} (wf.run_many)")
+            roost_bulk = w1_roost(stack, flows, args.runs, args.clients,
+                                  {**roots, "roost worker": worker.pid}, bulk=args.bulk)
+            elapsed["W1 Roost bulk"] = time.monotonic() - t
+            log(f"W1 Roost, bulk: {roost_bulk.per_second:.1f} runs/s")
 
-        t = time.monotonic()
-        log(f"W2: {args.sequential} sequential runs")
-        w2 = w2_sequential(stack, flows, args.sequential)
-        log(w2.slowest)
-        elapsed["W2"] = time.monotonic() - t
+        if "W2" in wanted:
+            t = time.monotonic()
+            log(f"W2: {args.sequential} sequential runs")
+            w2 = w2_sequential(stack, flows, args.sequential)
+            log(w2.slowest)
+            elapsed["W2"] = time.monotonic() - t
 
-        t = time.monotonic()
-        log(f"W3: 1 -> {args.fanout} -> 1")
-        w3 = w3_fanout(flows, args.fanout)
-        elapsed["W3"] = time.monotonic() - t
+        if "W3" in wanted:
+            t = time.monotonic()
+            log(f"W3: 1 -> {args.fanout} -> 1")
+            w3 = w3_fanout(flows, args.fanout)
+            elapsed["W3"] = time.monotonic() - t
 
-        # The raw side gets the machine to itself: no Roost worker polling alongside.
-        worker.stop()
-        stack.processes.remove(worker)
+        if worker is not None:
+            # The raw side gets the machine to itself: no Roost worker polling alongside.
+            worker.stop()
+            stack.processes.remove(worker)
 
-        log(f"starting the raw dramatiq worker ({args.processes} x {args.threads})")
-        raw_proc = start_raw_worker({**stack.env, **raw_env}, workdir, args.processes,
-                                    args.threads)
-        raw = importlib.import_module("bench.raw_dramatiq")
-        t = time.monotonic()
-        log(f"W1 raw Dramatiq: {args.runs} pipelines from {args.clients} threads")
-        raw_w1 = w1_raw(raw, args.runs, args.clients, {**roots, "raw worker": raw_proc.pid})
-        elapsed["W1 raw"] = time.monotonic() - t
-        log(f"W1 raw: {raw_w1.per_second:.1f} pipelines/s")
-        raw.broker.close()
+        if "W4" in wanted:
+            t = time.monotonic()
+            log(f"W4: event fan-out to {', '.join(map(str, args.subscribers))} subscribers")
+            fan_worker = stack.start_worker(W4_WORKER, processes=1, threads=4,
+                                            name="fan-worker")
+            try:
+                w4 = w4_event_fanout(stack, args.subscribers, args.stream_chunks,
+                                     args.per_client_process)
+            finally:
+                fan_worker.stop()
+                stack.processes.remove(fan_worker)
+            elapsed["W4"] = time.monotonic() - t
+
+        if "W1" in wanted:
+            log(f"starting the raw dramatiq worker ({args.processes} x {args.threads})")
+            raw_proc = start_raw_worker({**stack.env, **raw_env}, workdir, args.processes,
+                                        args.threads)
+            raw = importlib.import_module("bench.raw_dramatiq")
+            t = time.monotonic()
+            log(f"W1 raw Dramatiq: {args.runs} pipelines from {args.clients} threads")
+            raw_w1 = w1_raw(raw, args.runs, args.clients, {**roots, "raw worker": raw_proc.pid})
+            elapsed["W1 raw"] = time.monotonic() - t
+            log(f"W1 raw: {raw_w1.per_second:.1f} pipelines/s")
+            raw.broker.close()
 
         for name, seconds in elapsed.items():
             if seconds > SLOW_WORKLOAD_SECONDS:
                 log(f"[yellow]{name} took {seconds:.0f} s (over {SLOW_WORKLOAD_SECONDS:.0f} s)")
-        report(args, facts, roost_w1, roost_bulk, raw_w1, w2, w3, elapsed)
+        report(args, facts, roost_w1, roost_bulk, raw_w1, w2, w3, elapsed, w4)
         ok = True
         return 0
     finally:

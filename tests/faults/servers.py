@@ -389,6 +389,7 @@ class Cluster:
         self.stack: Stack | None = None
         self.api: Process | None = None
         self.gateway: Process | None = None
+        self.ratelimiter: Process | None = None
         self.scheduler: Process | None = None
         self.worker: Process | None = None
         self._count = 0
@@ -406,7 +407,7 @@ class Cluster:
         )
         # The harness starts the api; the scheduler is started here, with its settings.
         self.stack.start(schedulers=0)
-        self.api, self.gateway = self.stack.processes
+        self.api, self.gateway, self.ratelimiter = self.stack.processes
         self.start_scheduler()
         self.start_worker()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from roost import Context, Roost
+from roost import Concurrency, Context, RateLimit, Roost
 
 roost = Roost()
 
@@ -396,3 +396,167 @@ def cleanup(input: dict, ctx: Context) -> dict:
 
 
 handler_worker = roost.worker("handler", workflows=[handled], slots=4)
+
+
+# -- event triggers: runs started by pushed events ------------------------------------------
+class TriggerInput(BaseModel):
+    task_id: str
+    priority: int = 1
+
+
+trig_exact = roost.workflow("t-trig-exact", on_events=["task:ready"])
+
+
+@trig_exact.task()
+def exact_echo(input: dict, ctx: Context) -> dict:
+    return input
+
+
+trig_prefix = roost.workflow("t-trig-prefix", input_validator=TriggerInput, on_events=["task:*"])
+
+
+@trig_prefix.task()
+def prefix_echo(input: TriggerInput, ctx: Context) -> dict:
+    return input.model_dump()
+
+
+trig_other = roost.workflow("t-trig-other", on_events=["other:*"])
+
+
+@trig_other.task()
+def other_echo(input: dict, ctx: Context) -> dict:
+    return input
+
+
+triggered = roost.worker("triggered", workflows=[trig_exact, trig_prefix, trig_other], slots=4)
+
+# -- event fan-out under volume: many large stream chunks ---------------------------------
+fan_bulk = roost.workflow("t-fan-bulk")
+
+
+@fan_bulk.task()
+def blast(input: dict, ctx: Context) -> dict:
+    """Streams ``chunks`` chunks of about ``size`` bytes each, ``pause`` s apart; each
+    chunk carries its index and the time it was emitted."""
+    pad = "x" * input.get("size", 1024)
+    for i in range(input.get("chunks", 10)):
+        ctx.put_stream({"i": i, "at": time.time(), "pad": pad})
+        time.sleep(input.get("pause", 0.0))
+    return {"sent": input.get("chunks", 10)}
+
+
+fan_worker = roost.worker("fan", workflows=[fan_bulk], slots=8)
+
+# -- rate limits: a concurrency key and a window key (roost_ratelimiter) ----------------
+rl_sessions = roost.workflow("t-rl-sessions")
+
+
+@rl_sessions.task(rate_limits=[RateLimit("rl-sessions")])
+def session(input: dict, ctx: Context) -> dict:
+    """Holds one unit of rl-sessions while it runs; records when, by its own clock."""
+    began = time.time()
+    time.sleep(input.get("seconds", 0.2))
+    if input.get("fail"):
+        raise RuntimeError("session failed on purpose")
+    return {"began": began, "ended": time.time()}
+
+
+rl_window = roost.workflow("t-rl-window")
+
+
+@rl_window.task(rate_limits=[RateLimit("rl-window")])
+def call_api(input: dict, ctx: Context) -> dict:
+    return {"at": time.time()}
+
+
+rl_greedy = roost.workflow("t-rl-greedy")
+
+
+@rl_greedy.task(rate_limits=[RateLimit("rl-sessions", units=5)])
+def greedy(input: dict, ctx: Context) -> dict:
+    return {}
+
+
+rl_unknown = roost.workflow("t-rl-unknown")
+
+
+@rl_unknown.task(rate_limits=[RateLimit("rl-never-created")])
+def orphan(input: dict, ctx: Context) -> dict:
+    return {}
+
+
+limited = roost.worker(
+    "limited", workflows=[rl_sessions, rl_window, rl_greedy, rl_unknown], slots=8
+)
+
+rl_hold = roost.workflow("t-rl-hold")
+
+
+@rl_hold.task(rate_limits=[RateLimit("rl-hold")])
+def hold(input: dict, ctx: Context) -> dict:
+    """The first process to run a run asked to linger (it leaves a marker file) holds
+    its unit for a long time; any later execution is quick."""
+    began = time.time()
+    marker = Path(input["marker"]) if input.get("marker") else None
+    if marker is not None and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        time.sleep(input.get("first", 60))
+    else:
+        time.sleep(0.1)
+    return {"began": began, "ended": time.time(), "pid": os.getpid()}
+
+
+holder = roost.worker("holder", workflows=[rl_hold], slots=2)
+
+# -- dynamic keys and workflow concurrency -------------------------------------------------
+rl_peruser = roost.workflow("t-rl-peruser")
+
+
+@rl_peruser.task(rate_limits=[RateLimit(dynamic_key="input.user_id", limit=1)])
+def per_user(input: dict, ctx: Context) -> dict:
+    began = time.time()
+    time.sleep(input.get("seconds", 0.2))
+    return {"began": began, "ended": time.time(), "user": input["user_id"]}
+
+
+def _step(input: dict, ctx: Context) -> dict:
+    began = time.time()
+    deadline = began + input.get("seconds", 0.2)
+    while time.time() < deadline and not ctx.is_cancelled:
+        time.sleep(0.02)
+    return {"began": began, "ended": time.time(), "repo": input["repo"], "n": input.get("n")}
+
+
+cc_rr = roost.workflow("t-cc-rr", concurrency=Concurrency("input.repo", max_runs=1))
+cc_rr.task(name="rr_step")(_step)
+cc_cip = roost.workflow(
+    "t-cc-cip", concurrency=Concurrency("input.repo", max_runs=1, strategy="cancel_in_progress")
+)
+cc_cip.task(name="cip_step")(_step)
+cc_newest = roost.workflow(
+    "t-cc-newest", concurrency=Concurrency("input.repo", max_runs=1, strategy="cancel_newest")
+)
+cc_newest.task(name="newest_step")(_step)
+
+concurrent = roost.worker(
+    "concurrent", workflows=[rl_peruser, cc_rr, cc_cip, cc_newest], slots=16
+)
+
+# -- the ratelimiter's benchmark (tests/bench/ratelimiter_bench.py) ------------------------
+rl_bench = roost.workflow("t-rl-bench")
+
+
+@rl_bench.task(rate_limits=[RateLimit("rl-bench")])
+def limited_noop(input: dict, ctx: Context) -> dict:
+    return {}
+
+
+rl_bench_free = roost.workflow("t-rl-bench-free")
+
+
+@rl_bench_free.task()
+def free_noop(input: dict, ctx: Context) -> dict:
+    return {}
+
+
+rl_bencher = roost.worker("rl-bencher", workflows=[rl_bench, rl_bench_free], slots=8)

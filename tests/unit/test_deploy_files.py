@@ -26,6 +26,7 @@ from roost._settings import ClientSettings
 from roost_api.settings import ApiSettings
 from roost_core.settings import CoreSettings
 from roost_gateway.settings import GatewaySettings
+from roost_ratelimiter.settings import RatelimiterSettings
 from roost_scheduler.settings import SchedulerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +39,7 @@ SETTINGS_OF: dict[str, tuple[type[BaseSettings], ...]] = {
     "api": (ApiSettings,),
     "scheduler": (SchedulerSettings,),
     "gateway": (GatewaySettings,),
+    "ratelimiter": (RatelimiterSettings,),
     "migrate": (CoreSettings, ClientSettings),
     "worker": (CoreSettings, ClientSettings),
 }
@@ -345,7 +347,7 @@ def test_the_broker_and_database_urls_point_at_the_compose_services() -> None:
             assert (db.hostname, db.port) == ("postgres", 5432), name
             assert db.path.lstrip("/") == pg_env["POSTGRES_DB"], name
             assert db.password == pg_env["POSTGRES_PASSWORD"], name
-    for name in ("migrate", "api", "scheduler", "gateway"):
+    for name in ("migrate", "api", "scheduler", "gateway", "ratelimiter"):
         assert "ROOST_DATABASE_URL" in _env(services[name]), name
 
 
@@ -385,6 +387,7 @@ def test_depends_on_names_existing_services_with_conditions_they_can_meet() -> N
     }
     assert _depends_on(services["scheduler"]) == _depends_on(services["api"])
     assert _depends_on(services["gateway"]) == _depends_on(services["api"])
+    assert _depends_on(services["ratelimiter"]) == _depends_on(services["api"])
     assert _depends_on(services["migrate"]) == {"postgres": "service_healthy"}
     assert _depends_on(services["worker"]) == {"api": "service_healthy"}
 

@@ -13,10 +13,12 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from roost_core import dag, dispatch, events, outbox
+from roost_api import concurrency, ratelimits
+from roost_core import admission, dag, dispatch, events, outbox
 from roost_core.errors import (
     BadRequestError,
     ConflictError,
+    NotFoundError,
     UnknownRunError,
     UnknownWorkflowError,
 )
@@ -100,6 +102,7 @@ class VersionCache:
     def __init__(self) -> None:
         self._exact: dict[tuple[str, str, str], WorkflowVersion] = {}
         self._latest: dict[tuple[str, str], tuple[WorkflowVersion, float]] = {}
+        self._triggered: dict[str, tuple[list[WorkflowVersion], float]] = {}
 
     async def get(
         self, conn: Conn, tenant_id: str, name: str, version: str | None
@@ -117,8 +120,38 @@ class VersionCache:
                 self._latest[(tenant_id, name)] = (found, now + self.LATEST_TTL)
         return found
 
+    async def triggered(self, conn: Conn, tenant_id: str) -> list[WorkflowVersion]:
+        """The newest version of each of the tenant's workflows that has ``on_events``
+        patterns, cached like "the newest version" above."""
+        now = time.monotonic()
+        hit = self._triggered.get(tenant_id)
+        if hit is None or hit[1] <= now:
+            hit = (await triggered_versions(conn, tenant_id), now + self.LATEST_TTL)
+            self._triggered[tenant_id] = hit
+        return hit[0]
+
     def forget_latest(self, tenant_id: str, name: str) -> None:
         self._latest.pop((tenant_id, name), None)
+        self._triggered.pop(tenant_id, None)
+
+
+async def triggered_versions(conn: Conn, tenant_id: str) -> list[WorkflowVersion]:
+    """The newest version of every workflow of the tenant whose definition subscribes
+    to events (non-empty ``on_events``), by workflow name. An older version's patterns
+    do not count: only what the workflow's newest version says."""
+    cur = await conn.execute(
+        "SELECT w.id, v.id, v.version, v.definition FROM workflows w"
+        " CROSS JOIN LATERAL (SELECT x.id, x.version, x.definition FROM workflow_versions x"
+        "   WHERE x.workflow_id = w.id ORDER BY x.registered_at DESC LIMIT 1) v"
+        " WHERE w.tenant_id = %s"
+        "   AND jsonb_array_length(coalesce(v.definition->'on_events', '[]'::jsonb)) > 0"
+        " ORDER BY w.name",
+        (tenant_id,),
+    )
+    return [
+        WorkflowVersion(str(r[0]), str(r[1]), r[2], WorkflowDefinition.model_validate(r[3]))
+        for r in await cur.fetchall()
+    ]
 
 
 @dataclass(frozen=True)
@@ -151,13 +184,17 @@ async def create_runs(
     there are. A request whose idempotency key was already used for this workflow (or
     earlier in the same list) gets the existing run and creates nothing."""
     definition = wv.definition
+    inputs = [r.input for r in requests]
+    await ratelimits.check_admissible(conn, tenant_id, definition, inputs)
+    groups = concurrency.group_keys(definition, inputs)
     run_ids = [uuid.uuid4() for _ in requests]
     inserted: dict[uuid.UUID, Any] = {}
     cur = await conn.execute(
         "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
-        " status, input, idempotency_key, remaining_tasks)"
-        " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s"
-        " FROM unnest(%s::uuid[], %s::text[], %s::text[]) WITH ORDINALITY AS v(id, input, key, n)"
+        " status, input, idempotency_key, remaining_tasks, concurrency_key)"
+        " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s, v.concurrency_key"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])"
+        "   WITH ORDINALITY AS v(id, input, key, concurrency_key, n)"
         " ORDER BY v.n"
         " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
         "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at",
@@ -171,10 +208,21 @@ async def create_runs(
             run_ids,
             [json.dumps(r.input) for r in requests],
             [r.idempotency_key for r in requests],
+            groups,
         ),
     )
     for row in await cur.fetchall():
         inserted[row[0]] = row[1]
+    # Runs the workflow's concurrency strategy cancels (the new runs are already counted
+    # as active in their group: the plan leaves them out).
+    limits = await concurrency.plan(
+        conn,
+        wv.workflow_id,
+        definition,
+        groups,
+        [rid in inserted for rid in run_ids],
+        exclude=[rid for rid in run_ids if rid in inserted],
+    )
     existing: dict[str, str] = {}
     keys = [
         r.idempotency_key
@@ -194,8 +242,9 @@ async def create_runs(
     deadlines: list[float | None] = []
     messages: list[outbox.OutboxMessage] = []
     new_events: list[events.RunEvents] = []
-    for request, run_id in zip(requests, run_ids, strict=True):
+    for request, run_id, group in zip(requests, run_ids, groups, strict=True):
         if run_id in inserted:
+            root_messages: list[outbox.OutboxMessage] = []
             at = inserted[run_id].timestamp()
             run_events = [events.NewEvent(events.RUN_QUEUED, at=at)]
             new_events.append(events.RunEvents(tenant_id, str(run_id), definition.name, run_events))
@@ -208,15 +257,28 @@ async def create_runs(
                     message, deadline = dispatch.attempt(
                         topology,
                         task,
+                        tenant_id=tenant_id,
                         workflow=definition.name,
                         run_id=str(run_id),
                         task_run_id=str(task_run_id),
                         attempt=1,
                         run_input=request.input,
                     )
-                    messages.append(message)
+                    root_messages.append(message)
                     run_events.append(events.NewEvent(events.TASK_QUEUED, task.name, 1, at=at))
                 deadlines.append(deadline)
+            if group is not None and definition.concurrency is not None:
+                # The run waits for a place in its group; then its roots go on.
+                root_messages = [
+                    admission.run_waiter(
+                        tenant_id,
+                        str(run_id),
+                        group,
+                        definition.concurrency.max_runs,
+                        root_messages,
+                    )
+                ]
+            messages += root_messages
     if task_rows:
         # Task names cannot contain ',' (roost_core.dag.NAME_RE), so parents travel as CSV.
         await conn.execute(
@@ -241,8 +303,15 @@ async def create_runs(
         )
     async with conn.cursor() as c:
         appended = await events.append_async(c, new_events)
+        messages = await admission.enqueue_async(c, topology, messages)
         # The events' broadcast first: gateways hear of a run before a worker starts it.
         rows = await outbox.insert_async(c, [*events.broadcast(topology, appended), *messages])
+    to_cancel = [(rid, limits.reasons[rid]) for rid in limits.cancel_existing]
+    to_cancel += [(str(run_ids[i]), limits.reasons[str(i)]) for i in sorted(limits.cancel_new)]
+    cancelled = {cancel_id for cancel_id, _ in to_cancel}
+    for cancel_id, why in to_cancel:
+        _, cancel_rows = await cancel_run(conn, topology, tenant_id, cancel_id, reason=why)
+        rows += cancel_rows
 
     created: list[CreatedRun] = []
     tasks_of: dict[uuid.UUID, list[dict[str, Any]]] = {}
@@ -283,6 +352,8 @@ async def create_runs(
             "error": None,
             "tasks": tasks_of[run_id],
         }
+        if str(run_id) in cancelled:  # by the workflow's concurrency: say so now
+            summary = await get_run(conn, tenant_id, str(run_id))
         created.append(CreatedRun(str(run_id), summary))
     return Trigger(created, rows)
 
@@ -457,7 +528,8 @@ async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     _check_run_id(run_id)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT r.id, r.status, r.input, r.workflow_name, r.tenant_id, v.definition FROM runs r"
+            "SELECT r.id, r.status, r.input, r.workflow_name, r.tenant_id, r.concurrency_key,"
+            " v.definition FROM runs r"
             " JOIN workflow_versions v ON v.id = r.workflow_version_id"
             " WHERE r.id = %s AND r.tenant_id = %s FOR UPDATE OF r",
             (run_id, tenant_id),
@@ -469,7 +541,7 @@ async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
 
 
 async def cancel_run(
-    conn: Conn, topology: Topology, tenant_id: str, run_id: str
+    conn: Conn, topology: Topology, tenant_id: str, run_id: str, reason: str | None = None
 ) -> tuple[bool, list[outbox.OutboxRow]]:
     """Cancel a run in the caller's transaction: every task not yet final ends CANCELLED
     (queued ones never start, running ones are told to stop), and so does the run.
@@ -478,7 +550,7 @@ async def cancel_run(
     run = await _lock_run(conn, tenant_id, run_id)
     if RunStatus(run["status"]).is_final:
         return False, []
-    error = Jsonb({"type": "Cancelled", "message": f"run {run_id} was cancelled"})
+    error = Jsonb({"type": "Cancelled", "message": reason or f"run {run_id} was cancelled"})
     cur = await conn.execute(
         "UPDATE task_runs SET status = %s, error = %s, finished_at = now(),"
         " dispatch_at = NULL, deadline_at = NULL"
@@ -518,7 +590,7 @@ async def cancel_run(
         " WHERE id = %s",
         (
             RunStatus.CANCELLED,
-            Jsonb({"message": f"run {run_id} was cancelled"}),
+            Jsonb({"message": reason or f"run {run_id} was cancelled"}),
             run_id,
             TaskStatus.SUCCEEDED,
             run_id,
@@ -531,6 +603,14 @@ async def cancel_run(
     ]
     run_events.append(events.NewEvent(events.RUN_CANCELLED, data={"error": error.obj}))
     messages: list[outbox.OutboxMessage] = []
+    definition = WorkflowDefinition.model_validate(run["definition"])
+    held = [(str(r[0]), r[1]) for r in stopped if definition.by_name[r[6]].rate_limits]
+    if definition.concurrency is not None:
+        held.append((run_id, admission.RUN_ATTEMPT))  # its place in its group, or its wait
+    if held:
+        # Attempts waiting for admission leave the queue; running ones free their units.
+        async with conn.cursor() as c:
+            messages += await admission.release_async(c, topology, held)
     if stopped:
         message = CancelTasks(run_id=run_id, task_run_ids=[str(r[0]) for r in stopped])
         messages.append(
@@ -551,8 +631,10 @@ async def _write(
     run_events: list[events.NewEvent],
     messages: list[outbox.OutboxMessage],
 ) -> list[outbox.OutboxRow]:
-    """Append a locked run's events, then write the outbox (their broadcast first)."""
+    """Append a locked run's events, then write the outbox (their broadcast first);
+    rate-limited task messages wait for admission instead."""
     async with conn.cursor() as c:
+        messages = await admission.enqueue_async(c, topology, messages)
         appended = await events.append_async(
             c,
             [
@@ -619,6 +701,7 @@ async def replay_run(
         message, deadline = dispatch.attempt(
             topology,
             task,
+            tenant_id=str(run["tenant_id"]),
             workflow=definition.name,
             run_id=run_id,
             task_run_id=str(task_run_id),
@@ -640,6 +723,17 @@ async def replay_run(
         " output = NULL WHERE id = %s",
         (RunStatus.RUNNING, len(reset), run_id),
     )
+    if definition.concurrency is not None and run["concurrency_key"]:
+        # A replayed run takes a place in its group again, like a new one.
+        messages = [
+            admission.run_waiter(
+                str(run["tenant_id"]),
+                run_id,
+                run["concurrency_key"],
+                definition.concurrency.max_runs,
+                messages,
+            )
+        ]
     return await _write(conn, topology, run, run_events, messages)
 
 
@@ -701,3 +795,150 @@ async def list_workers(conn: Conn, heartbeat_timeout: float) -> list[dict[str, A
         }
         for r in rows
     ]
+
+
+# -- pushed events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    key: str
+    data: Any
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Pushed:
+    events: list[dict[str, Any]]  # one per request, in order, as the api returns them
+    outbox_rows: list[outbox.OutboxRow]  # to publish after commit
+
+
+async def push_events(
+    conn: Conn,
+    topology: Topology,
+    tenant_id: str,
+    plans: list[tuple[EventRequest, list[WorkflowVersion]]],
+) -> Pushed | None:
+    """Store pushed events, each with a run of every workflow version it matched, in the
+    caller's transaction: one ``create_runs`` per workflow (all its events at once) and
+    one insert for the events. Returns None, having stored events the caller must roll
+    back, when a concurrent request stored an event with one of these idempotency keys
+    first."""
+    runs_of: list[list[dict[str, str]]] = [[] for _ in plans]
+    by_version: dict[str, tuple[WorkflowVersion, list[int]]] = {}
+    for index, (_, matched) in enumerate(plans):
+        for wv in matched:
+            by_version.setdefault(wv.version_id, (wv, []))[1].append(index)
+    rows: list[outbox.OutboxRow] = []
+    for wv, indexes in sorted(by_version.values(), key=lambda v: v[0].definition.name):
+        trigger = await create_runs(
+            conn, topology, tenant_id, wv, [RunRequest(plans[i][0].data) for i in indexes]
+        )
+        rows.extend(trigger.outbox_rows)
+        for index, run in zip(indexes, trigger.runs, strict=True):
+            runs_of[index].append({"id": run.run_id, "workflow": wv.definition.name})
+    ids = [uuid.uuid4() for _ in plans]
+    cur = await conn.execute(
+        "INSERT INTO pushed_events (id, tenant_id, key, data, idempotency_key, run_ids,"
+        " created_at)"
+        " SELECT v.id, %s, v.key, v.data::jsonb, v.ikey, string_to_array(v.runs, ',')::uuid[],"
+        "   clock_timestamp()"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[])"
+        "   WITH ORDINALITY AS v(id, key, data, ikey, runs, n)"
+        " ORDER BY v.n"
+        " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+        " DO NOTHING RETURNING id, created_at",
+        (
+            tenant_id,
+            ids,
+            [r.key for r, _ in plans],
+            [json.dumps(r.data) for r, _ in plans],
+            [r.idempotency_key for r, _ in plans],
+            [",".join(run["id"] for run in runs) for runs in runs_of],
+        ),
+    )
+    created = {row[0]: row[1] for row in await cur.fetchall()}
+    if len(created) != len(plans):
+        return None
+    return Pushed(
+        [
+            {
+                "id": str(event_id),
+                "key": request.key,
+                "data": request.data,
+                "idempotency_key": request.idempotency_key,
+                "created_at": _iso(created[event_id]),
+                "runs": runs,
+            }
+            for event_id, (request, _), runs in zip(ids, plans, runs_of, strict=True)
+        ],
+        rows,
+    )
+
+
+_PUSHED_EVENT = (
+    "SELECT e.id, e.key, e.data, e.idempotency_key, e.created_at,"
+    " (SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'workflow', r.workflow_name)"
+    "   ORDER BY u.n), '[]'::jsonb)"
+    "  FROM unnest(e.run_ids) WITH ORDINALITY AS u(id, n) JOIN runs r ON r.id = u.id) AS runs"
+    " FROM pushed_events e WHERE e.tenant_id = %s"
+)
+
+
+def _pushed_event(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "key": row["key"],
+        "data": row["data"],
+        "idempotency_key": row["idempotency_key"],
+        "created_at": _iso(row["created_at"]),
+        "runs": row["runs"],
+    }
+
+
+async def pushed_events_by_idempotency_key(
+    conn: Conn, tenant_id: str, keys: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The tenant's pushed events with these idempotency keys, by key."""
+    if not keys:
+        return {}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_PUSHED_EVENT + " AND e.idempotency_key = ANY(%s)", (tenant_id, keys))
+        return {r["idempotency_key"]: _pushed_event(r) for r in await cur.fetchall()}
+
+
+async def get_pushed_event(conn: Conn, tenant_id: str, event_id: str) -> dict[str, Any]:
+    """A pushed event with the runs it started; NotFoundError if the tenant has none."""
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        raise NotFoundError(f"pushed event {event_id!r} not found: not an event id") from None
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_PUSHED_EVENT + " AND e.id = %s", (tenant_id, event_id))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"pushed event {event_id!r} not found")
+    return _pushed_event(row)
+
+
+async def list_pushed_events(
+    conn: Conn,
+    tenant_id: str,
+    key: str | None,
+    limit: int,
+    cursor: tuple[datetime, str] | None,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated on (created_at, id); only ``key``'s if given."""
+    query = _PUSHED_EVENT
+    params: list[Any] = [tenant_id]
+    if key:
+        query += " AND e.key = %s"
+        params.append(key)
+    if cursor:
+        query += " AND (e.created_at, e.id) < (%s, %s)"
+        params.extend(cursor)
+    query += " ORDER BY e.created_at DESC, e.id DESC LIMIT %s"
+    params.append(limit)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return [_pushed_event(r) for r in await cur.fetchall()]

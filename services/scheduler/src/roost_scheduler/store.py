@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from roost_core import dag, dispatch, events, outbox
+from roost_core import admission, dag, dispatch, events, outbox
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import (
@@ -59,6 +59,7 @@ class _Run:
     first_report_at: float | None = None
     settled: int = 0  # tasks this batch moved to a final state
     events: list[events.NewEvent] = field(default_factory=list)  # to append at the end
+    released: list[tuple[str, int]] = field(default_factory=list)  # attempts that ended
 
     def event(
         self,
@@ -199,15 +200,19 @@ def _write(
 ) -> list[outbox.OutboxRow]:
     """Append the batch's events to the log, then write its outbox: the events'
     broadcast first, so gateways hear of a task queued before a worker can start it."""
+    cur = conn.cursor()
     appended = events.append(
-        conn.cursor(),
+        cur,
         [
             events.RunEvents(r.tenant_id, r.id, r.workflow, r.events)
             for r in runs.values()
             if r.events
         ],
     )
-    return outbox.insert(conn.cursor(), [*events.broadcast(topology, appended), *messages])
+    # Rate-limited attempts that ended free their units; new ones wait for admission.
+    freed = admission.release(cur, topology, [a for r in runs.values() for a in r.released])
+    messages = admission.enqueue(cur, topology, [*messages, *freed])
+    return outbox.insert(cur, [*events.broadcast(topology, appended), *messages])
 
 
 def _lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, _Run]:
@@ -312,7 +317,7 @@ def _apply_succeeded(
         "   %s::float8[]) AS v(id, a, o, w, s, f)"
         " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
         # The sub-select sees the row as it was before this statement: was it started?
-        " RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id,"
+        " RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id, t.id,"
         "   extract(epoch FROM t.started_at), extract(epoch FROM t.finished_at),"
         "   (SELECT o.status FROM task_runs o WHERE o.id = t.id)",
         (
@@ -329,10 +334,12 @@ def _apply_succeeded(
     if not done:
         return 0
     outputs: dict[tuple[str, str], Any] = {}
-    for run_id, task, output, attempt, worker_id, started, finished, was in done:
+    for run_id, task, output, attempt, worker_id, task_run_id, started, finished, was in done:
         outputs[(str(run_id), task)] = output
         run = runs[str(run_id)]
         run.settled += 1
+        if definitions.get(conn, run.version_id).by_name[task].rate_limits:
+            run.released.append((str(task_run_id), attempt))
         if was == TaskStatus.QUEUED:  # too quick for a `started` report of its own
             run.event(events.TASK_STARTED, task, attempt, {"worker_id": worker_id}, float(started))
         run.event(
@@ -401,6 +408,7 @@ def _dispatch(
         message, deadline = dispatch.attempt(
             topology,
             task,
+            tenant_id=run.tenant_id,
             workflow=run.workflow,
             run_id=run.id,
             task_run_id=task_run_id,
@@ -455,6 +463,9 @@ def fail_attempt(
     ).fetchone()
     if row is None:
         return False
+    task_def = definitions.get(conn, run.version_id).by_name[task]
+    if task_def.rate_limits:
+        run.released.append((task_run_id, attempt))  # this attempt is over: units come back
     if row[4] == TaskStatus.QUEUED and started_at is not None:
         run.event(events.TASK_STARTED, task, attempt, {"worker_id": worker_id}, started_at)
     conn.execute(
@@ -463,7 +474,6 @@ def fail_attempt(
         " ON CONFLICT DO NOTHING",
         (task_run_id, attempt, status, row[3], Jsonb(error), row[0], row[1], row[2]),
     )
-    task_def = definitions.get(conn, run.version_id).by_name[task]
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE a.error->>'type' IS DISTINCT FROM %s),"
         " count(*) FILTER (WHERE a.error->>'type' = %s)"
@@ -703,6 +713,8 @@ def _settle(
         by_id[run_id].status = final.value
         data = {"error": error} if failed else {"output": output}
         by_id[run_id].event(events.run_final_type(final), data=data)
+        if definitions.get(conn, by_id[run_id].version_id).concurrency is not None:
+            by_id[run_id].released.append((run_id, admission.RUN_ATTEMPT))  # its group place
     if not finals:
         return []
     conn.cursor().executemany(
@@ -730,6 +742,7 @@ def _start_on_failure(
     message, deadline = dispatch.attempt(
         topology,
         handler,
+        tenant_id=run.tenant_id,
         workflow=run.workflow,
         run_id=run.id,
         task_run_id=task_run_id,

@@ -7,22 +7,27 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from roost_core.outbox import OutboxMessage
+from roost_core.expressions import evaluate_key
+from roost_core.outbox import Admission, OutboxMessage
 from roost_core.topology import Topology
 from roost_core.wire import TaskDefinition, TaskMessage, dramatiq_envelope
 
 
-def task_attempt_message(topology: Topology, message: TaskMessage) -> OutboxMessage:
-    """The outbox message that hands ``message`` to a worker."""
+def task_attempt_message(
+    topology: Topology, message: TaskMessage, admission: Admission | None = None
+) -> OutboxMessage:
+    """The outbox message that hands ``message`` to a worker (after the ratelimiter's
+    ``admission``, if it needs one)."""
     queue = topology.task_queue(message.workflow)
     body = dramatiq_envelope(queue, topology.actor_name(message.workflow), message)
-    return OutboxMessage(exchange="", routing_key=queue, body=body)
+    return OutboxMessage(exchange="", routing_key=queue, body=body, admission=admission)
 
 
 def attempt(
     topology: Topology,
     task: TaskDefinition,
     *,
+    tenant_id: str,
     workflow: str,
     run_id: str,
     task_run_id: str,
@@ -50,4 +55,27 @@ def attempt(
         execution_timeout=task.execution_timeout_seconds,
         schedule_deadline=deadline,
     )
-    return task_attempt_message(topology, message), deadline
+    admission = None
+    if task.rate_limits:
+        keys: list[str] = []
+        dynamic: list[tuple[str, int, int | None]] = []
+        for use in task.rate_limits:
+            if use.key is not None:
+                keys.append(use.key)
+            else:
+                # Checked on this input when the run was triggered, so it cannot fail here.
+                assert use.dynamic_key is not None and use.limit is not None
+                key = evaluate_key(use.dynamic_key, run_input)
+                keys.append(key)
+                dynamic.append((key, use.limit, use.window_seconds))
+        admission = Admission(
+            tenant_id=tenant_id,
+            run_id=run_id,
+            task_run_id=task_run_id,
+            attempt=attempt,
+            task=task.name,
+            keys=tuple(keys),
+            units=tuple(r.units for r in task.rate_limits),
+            dynamic=tuple(dynamic),
+        )
+    return task_attempt_message(topology, message, admission), deadline

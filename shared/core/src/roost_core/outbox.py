@@ -51,6 +51,24 @@ class OutboxMessage:
     body: bytes
     headers: dict[str, Any] | None = None
     mandatory: bool = True  # False: a broadcast that may reach no queue at all
+    # A task message that needs the ratelimiter's admission first: it waits in
+    # rate_limit_waiters instead of the outbox (see roost_core.admission).
+    admission: Admission | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a task attempt asks the ratelimiter for before it may reach a worker."""
+
+    tenant_id: str
+    run_id: str
+    task_run_id: str
+    attempt: int
+    task: str
+    keys: tuple[str, ...]
+    units: tuple[int, ...]
+    # Keys computed from the run's input, created on first use: (key, limit, window).
+    dynamic: tuple[tuple[str, int, int | None], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED, WORKER_HEARTBEA
 # appended to the durable event log.
 EVENTS_APPENDED = "events.appended"
 
+# Routing key of the hints that wake the ratelimiter: tasks wait, or units were freed.
+RATELIMITER_WAKE = "ratelimiter.wake"
+
 # Routing key of control broadcasts to every worker process.
 TASK_CANCEL = "task.cancel"
 
@@ -59,6 +62,11 @@ class Topology:
         """A gateway replica's own transient queue of appended events."""
         return f"{self.namespace}.gateway.{replica}"
 
+    @property
+    def ratelimiter_queue(self) -> str:
+        """Durable queue of wake-up hints for the ratelimiter replicas."""
+        return f"{self.namespace}.ratelimiter"
+
     def task_queue(self, workflow: str) -> str:
         """Dramatiq queue that carries the task attempts of one workflow."""
         return f"{self.namespace}.tasks.{workflow}"
@@ -94,6 +102,16 @@ def declare_core(channel: BlockingChannel, topology: Topology) -> None:
     )
     for key in SCHEDULER_BINDINGS:
         channel.queue_bind(topology.scheduler_queue, topology.events_exchange, routing_key=key)
+    # Wake-ups are hints (the ratelimiter also looks by itself): a short queue is enough,
+    # and one left without a ratelimiter does not grow.
+    channel.queue_declare(
+        topology.ratelimiter_queue,
+        durable=True,
+        arguments={"x-max-length": 1000, "x-overflow": "drop-head"},
+    )
+    channel.queue_bind(
+        topology.ratelimiter_queue, topology.events_exchange, routing_key=RATELIMITER_WAKE
+    )
 
 
 def declare_task_queue(channel: BlockingChannel, queue_name: str) -> None:

@@ -14,13 +14,72 @@ import time
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from roost_core.expressions import compile_expression
+from roost_core.triggers import check_pattern
 
 JSON = Any  # a JSON value: dict, list, str, int, float, bool or None
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+RATE_LIMIT_KEY_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.:/@-]{0,199}$"
+
+
+class RateLimitUse(_Frozen):
+    """Units of a rate-limit key a task takes: held while it runs (a concurrency key)
+    or counted when it is admitted (a window key). The key is named (``key``, created
+    with ``roost.rate_limits.put``) or computed from the run's input by a CEL expression
+    (``dynamic_key``), in which case the key is created on first use with ``limit`` and
+    ``window_seconds`` (None: a concurrency limit)."""
+
+    key: str | None = Field(default=None, pattern=RATE_LIMIT_KEY_RE)
+    dynamic_key: str | None = None
+    units: int = Field(default=1, ge=1, le=1_000_000)
+    limit: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    window_seconds: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> RateLimitUse:
+        if (self.key is None) == (self.dynamic_key is None):
+            raise ValueError("a rate limit takes either a key or a dynamic_key expression")
+        if self.dynamic_key is not None:
+            compile_expression(self.dynamic_key)  # ValueError naming it
+            if self.limit is None:
+                raise ValueError(f"dynamic_key {self.dynamic_key!r} needs a limit")
+            if self.units > self.limit:
+                raise ValueError(
+                    f"dynamic_key {self.dynamic_key!r} takes {self.units} units but its limit"
+                    f" is {self.limit}: it could never run"
+                )
+        elif self.limit is not None or self.window_seconds is not None:
+            raise ValueError(
+                f"rate limit {self.key!r}: a named key's limit and window are set with"
+                " roost.rate_limits.put, not on the task"
+            )
+        return self
+
+
+class ConcurrencyDefinition(_Frozen):
+    """At most ``max_runs`` runs at once per group, the group being the value of a CEL
+    ``expression`` over the run's input. What happens to a run beyond that: it waits its
+    turn, groups taking turns (``group_round_robin``); the oldest running run of its group
+    is cancelled (``cancel_in_progress``); or it is cancelled itself (``cancel_newest``)."""
+
+    expression: str
+    max_runs: int = Field(default=1, ge=1, le=1_000_000)
+    strategy: Literal["group_round_robin", "cancel_in_progress", "cancel_newest"] = (
+        "group_round_robin"
+    )
+
+    @field_validator("expression")
+    @classmethod
+    def _compile(cls, expression: str) -> str:
+        compile_expression(expression)
+        return expression
 
 
 class TaskDefinition(_Frozen):
@@ -35,6 +94,8 @@ class TaskDefinition(_Frozen):
     backoff_max_seconds: float | None = Field(default=None, ge=0)
     execution_timeout_seconds: float | None = Field(default=None, gt=0)
     schedule_timeout_seconds: float | None = Field(default=None, gt=0)
+    # Admission control (roost_ratelimiter): a task with none never waits for it.
+    rate_limits: list[RateLimitUse] = Field(default_factory=list)
 
     def retry_delay(self, failed_attempt: int) -> float:
         """Seconds to wait before the attempt after ``failed_attempt`` (1-based):
@@ -54,6 +115,17 @@ class WorkflowDefinition(_Frozen):
     tasks: list[TaskDefinition]
     input_schema: dict[str, JSON] | None = None
     on_failure: TaskDefinition | None = None  # runs once, after the run has failed
+    concurrency: ConcurrencyDefinition | None = None
+    # Event-key patterns (roost_core.triggers): a pushed event whose key matches one
+    # starts a run of the workflow's newest version, with the event's data as input.
+    on_events: list[str] = Field(default_factory=list)
+
+    @field_validator("on_events")
+    @classmethod
+    def _check_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            check_pattern(pattern)  # ValueError naming the bad pattern
+        return patterns
 
     @cached_property
     def by_name(self) -> dict[str, TaskDefinition]:
@@ -65,7 +137,16 @@ class WorkflowDefinition(_Frozen):
 
     def version_hash(self) -> str:
         """A stable hash of the definition: equal definitions share a version."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if not data["on_events"]:
+            # Definitions from before event triggers keep the version they had.
+            del data["on_events"]
+        for task in [*data["tasks"], data["on_failure"] or {}]:
+            if not task.get("rate_limits", True):
+                del task["rate_limits"]  # likewise for rate limits and concurrency
+        if data["concurrency"] is None:
+            del data["concurrency"]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

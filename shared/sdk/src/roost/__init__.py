@@ -31,7 +31,9 @@ from roost._errors import (
     UnknownRunError,
     UnknownWorkflowError,
 )
-from roost._models import Attempt, Run, RunSummary, TaskRun
+from roost._events import Events
+from roost._models import Attempt, PushedEvent, Run, RunSummary, TaskRun
+from roost._ratelimits import Concurrency, RateLimit, RateLimitInfo, RateLimits
 from roost._roost import Roost
 from roost._runs import RunRef, Runs
 from roost._stream import EventStream, RunEvent
@@ -46,14 +48,20 @@ __all__ = [
     "BadRequestError",
     "BrokerUnavailableError",
     "ConfigurationError",
+    "Concurrency",
     "ConflictError",
     "Context",
     "DatabaseUnavailableError",
     "EventStream",
+    "Events",
     "InvalidDefinitionError",
     "InvalidInputError",
     "NonRetryableError",
     "NotFoundError",
+    "PushedEvent",
+    "RateLimit",
+    "RateLimitInfo",
+    "RateLimits",
     "Roost",
     "RoostError",
     "Run",

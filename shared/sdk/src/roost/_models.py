@@ -68,3 +68,22 @@ class Run(RunSummary):
             if t.name == name:
                 return t
         raise KeyError(f"run {self.id} has no task {name!r}")
+
+
+class TriggeredRun(_Model):
+    """A run a pushed event started."""
+
+    id: str
+    workflow: str
+
+
+class PushedEvent(_Model):
+    """An event pushed to Roost, with the runs it started (one per workflow whose
+    ``on_events`` matched its key; none if no workflow did)."""
+
+    id: str
+    key: str
+    data: Any = None
+    idempotency_key: str | None = None
+    created_at: datetime
+    runs: list[TriggeredRun] = []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
+from roost._events import Events
 from roost._http import ApiClient
+from roost._ratelimits import Concurrency, RateLimits
 from roost._runs import Runs
 from roost._settings import ClientSettings
 from roost._worker import Worker
@@ -21,6 +24,7 @@ class Roost:
         self.settings = ClientSettings(**settings)
         self._api: ApiClient | None = None
         self._runs: Runs | None = None
+        self._events: Events | None = None
 
     @property
     def api(self) -> ApiClient:
@@ -29,15 +33,47 @@ class Roost:
         return self._api
 
     @property
+    def rate_limits(self) -> RateLimits:
+        """Create, change and inspect fleet-wide rate-limit keys."""
+        return RateLimits(self.api)
+
+    @property
     def runs(self) -> Runs:
         """Read, list and wait for runs."""
         if self._runs is None:
             self._runs = Runs(self.api)
         return self._runs
 
-    def workflow(self, name: str, *, input_validator: type[BaseModel] | None = None) -> Workflow:
-        """Define a workflow; add tasks with ``@wf.task(parents=[...])``."""
-        return Workflow(self, name, input_validator=input_validator)
+    @property
+    def events(self) -> Events:
+        """Push events (which start the workflows whose ``on_events`` match), list them."""
+        if self._events is None:
+            self._events = Events(self.api)
+        return self._events
+
+    def workflow(
+        self,
+        name: str,
+        *,
+        input_validator: type[BaseModel] | None = None,
+        on_events: Sequence[str] | None = None,
+        concurrency: Concurrency | None = None,
+    ) -> Workflow:
+        """Define a workflow; add tasks with ``@wf.task(parents=[...])``.
+
+        ``on_events``: event-key patterns (``*`` matches any run of characters); every
+        event pushed with a matching key (``roost.events.push(key, data)``) starts a run
+        of this workflow, with the event's data as input.
+
+        ``concurrency``: at most ``max_runs`` runs at once per group of runs, the group
+        being a CEL expression over the input (``Concurrency("input.repo", max_runs=1)``)."""
+        return Workflow(
+            self,
+            name,
+            input_validator=input_validator,
+            on_events=on_events,
+            concurrency=concurrency,
+        )
 
     def worker(self, name: str, workflows: list[Workflow], slots: int = 8) -> Worker:
         """A worker serving ``workflows`` with ``slots`` concurrent tasks per process."""
@@ -48,3 +84,4 @@ class Roost:
             self._api.close()
             self._api = None
             self._runs = None
+            self._events = None

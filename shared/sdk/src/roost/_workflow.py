@@ -11,8 +11,9 @@ from pydantic import BaseModel, ValidationError
 
 from roost._durations import Duration, seconds
 from roost._errors import InvalidDefinitionError, InvalidInputError
+from roost._ratelimits import Concurrency, RateLimit
 from roost._runs import RunRef, outcome
-from roost_core import dag
+from roost_core import dag, triggers
 from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 if TYPE_CHECKING:
@@ -53,9 +54,28 @@ class Workflow:
     """A named DAG of tasks. Make one with ``roost.workflow(name)``."""
 
     def __init__(
-        self, roost: Roost | None, name: str, input_validator: type[BaseModel] | None = None
+        self,
+        roost: Roost | None,
+        name: str,
+        input_validator: type[BaseModel] | None = None,
+        on_events: Sequence[str] | None = None,
+        concurrency: Concurrency | None = None,
     ) -> None:
         dag.check_name("workflow", name)
+        if concurrency is not None and not isinstance(concurrency, Concurrency):
+            raise InvalidDefinitionError(
+                f"concurrency of workflow {name!r} takes a Concurrency(...), not {concurrency!r}"
+            )
+        if isinstance(on_events, str):
+            raise InvalidDefinitionError(
+                f"on_events of workflow {name!r} must be a list of patterns, "
+                f"not the string {on_events!r}: write on_events=[{on_events!r}]"
+            )
+        for pattern in on_events or ():
+            try:
+                triggers.check_pattern(pattern)
+            except ValueError as exc:
+                raise InvalidDefinitionError(f"workflow {name!r}: {exc}") from None
         if input_validator is not None and not (
             isinstance(input_validator, type) and issubclass(input_validator, BaseModel)
         ):
@@ -66,6 +86,8 @@ class Workflow:
         self._roost = roost
         self.name = name
         self.input_validator = input_validator
+        self.on_events: list[str] = list(on_events or ())
+        self.concurrency = concurrency
         self.tasks: dict[str, Task] = {}
         self.on_failure_task: Task | None = None
         self._registered: str | None = None
@@ -85,6 +107,7 @@ class Workflow:
         backoff_initial_seconds: float = 1.0,
         execution_timeout: Duration | None = None,
         schedule_timeout: Duration | None = None,
+        rate_limits: Sequence[RateLimit] = (),
     ) -> Callable[[TaskFn], Task]:
         """Declare a task. ``parents`` are tasks of this workflow that must succeed first;
         their outputs reach this task through ``ctx.task_output(parent)``.
@@ -94,7 +117,10 @@ class Workflow:
         seconds (no factor: a fixed ``backoff_initial_seconds``). ``execution_timeout``:
         longest an attempt may run (interrupted, and retried like a failure);
         ``schedule_timeout``: longest it may wait for a worker (then TIMED_OUT). Durations
-        are seconds, a timedelta or a string like "10m"."""
+        are seconds, a timedelta or a string like "10m".
+
+        ``rate_limits``: units of fleet-wide keys (``roost.rate_limits.put``) the task
+        takes; it waits, durably and in FIFO order, until they are free."""
         policy = _policy(
             name,
             retries,
@@ -104,6 +130,8 @@ class Workflow:
             execution_timeout,
             schedule_timeout,
         )
+        if rate_limits:
+            policy["rate_limits"] = _rate_limit_uses(name, rate_limits)
 
         def decorate(fn: TaskFn) -> Task:
             task_name = name or fn.__name__
@@ -195,6 +223,8 @@ class Workflow:
             tasks=[t.definition() for t in self.tasks.values()],
             input_schema=self.input_validator.model_json_schema() if self.input_validator else None,
             on_failure=self.on_failure_task.definition() if self.on_failure_task else None,
+            on_events=self.on_events,
+            concurrency=self.concurrency.definition() if self.concurrency else None,
         )
         dag.validate(definition)
         return definition
@@ -316,6 +346,23 @@ class Workflow:
             )
             refs.extend(RunRef(roost.runs, r["id"], self.name) for r in body["runs"])
         return refs
+
+
+def _rate_limit_uses(name: str | None, limits: Sequence[RateLimit]) -> list[dict[str, Any]]:
+    label = f"task {name!r}" if name else "task"
+    uses: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for limit in limits:
+        if not isinstance(limit, RateLimit):
+            raise InvalidDefinitionError(
+                f"{label}: rate_limits takes RateLimit(...) objects, not {limit!r}"
+            )
+        ident = limit.key or f"dynamic:{limit.dynamic_key}"
+        if ident in seen:
+            raise InvalidDefinitionError(f"{label}: rate limit {ident!r} is listed twice")
+        seen.add(ident)
+        uses.append(limit.use().model_dump(exclude_none=True))
+    return uses
 
 
 def _policy(

@@ -90,6 +90,12 @@ def gateway() -> None:
 
 
 @app.command()
+def ratelimiter() -> None:
+    """Run a ratelimiter replica: admits rate-limited tasks to their worker queues."""
+    _exec_service("roost_ratelimiter", "roost-ratelimiter")
+
+
+@app.command()
 def worker(
     target: Annotated[str, typer.Argument(help="module:attr of a roost Worker")],
     processes: Annotated[int, typer.Option(help="worker processes")] = 1,
@@ -347,6 +353,64 @@ def workers_list(
     out.print(table)
 
 
+events_app = typer.Typer(help="Push events and list them.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("push")
+def events_push(
+    key: Annotated[str, typer.Argument(help="event key, e.g. task:ready")],
+    data: Annotated[str, typer.Option("--data", help="event data as JSON")] = "{}",
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="same key, same event: pushing again starts nothing")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Push an event: every workflow whose on_events matches KEY starts a run."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        _fail(f"--data is not valid JSON ({exc}): {data!r}")
+    try:
+        event = _client().events.push(key, payload, idempotency_key=idempotency_key)
+    except RoostError as exc:
+        _fail(str(exc))
+    if json_out:
+        print(event.model_dump_json(indent=2))
+        return
+    out.print(f"event {event.id} ({event.key}) started {len(event.runs)} run(s)", highlight=False)
+    for r in event.runs:
+        out.print(f"  run {r.id} of {r.workflow}", highlight=False)
+
+
+@events_app.command("list")
+def events_list(
+    key: Annotated[str | None, typer.Option(help="only events with exactly this key")] = None,
+    limit: Annotated[int, typer.Option(help="page size")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List pushed events, newest first, with the runs each started."""
+    try:
+        found, _ = _client().events.list(key=key, limit=limit)
+    except RoostError as exc:
+        _fail(str(exc))
+    if json_out:
+        print(json.dumps([e.model_dump(mode="json") for e in found], indent=2))
+        return
+    # Ids and keys are never cut: the other columns give way.
+    table = Table(
+        Column("id", no_wrap=True), Column("key", overflow="fold"), "created", "runs started"
+    )
+    for e in found:
+        table.add_row(
+            e.id,
+            e.key,
+            e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ", ".join(r.workflow for r in e.runs) or "-",
+        )
+    out.print(table)
+
+
 @app.command()
 def doctor() -> None:
     """Check the api, the broker and the database, and say what to fix."""
@@ -390,6 +454,53 @@ def doctor() -> None:
             out.print(f"[red]FAIL[/] {name}: {exc}\n     fix: {hints[name]}", highlight=False)
     if problems:
         raise typer.Exit(1)
+
+
+rate_limits_app = typer.Typer(help="Fleet-wide rate limits.", no_args_is_help=True)
+app.add_typer(rate_limits_app, name="rate-limits")
+
+
+@rate_limits_app.command("put")
+def rate_limits_put(
+    key: Annotated[str, typer.Argument(help="the key, e.g. opencode-sessions")],
+    limit: Annotated[int, typer.Argument(help="units allowed")],
+    duration: Annotated[
+        str | None,
+        typer.Option(help="second|minute|hour|day; omit for a concurrency limit"),
+    ] = None,
+) -> None:
+    """Create or change a rate-limit key (takes effect at once)."""
+    try:
+        found = _client().rate_limits.put(key, limit, duration)  # type: ignore[arg-type]
+    except RoostError as exc:
+        _fail(str(exc))
+    window = f"per {found.window}" if found.window else "at once (concurrency)"
+    out.print(f"{found.key}: {found.limit} {window}", highlight=False)
+
+
+@rate_limits_app.command("list")
+def rate_limits_list(
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Every key: limit, window, units in use and left, tasks waiting."""
+    try:
+        found = _client().rate_limits.list()
+    except RoostError as exc:
+        _fail(str(exc))
+    if json_out:
+        print(json.dumps([r.model_dump() for r in found], indent=2))
+        return
+    table = Table(Column("key", no_wrap=True), "limit", "window", "in use", "left", "waiting")
+    for r in found:
+        table.add_row(
+            r.key,
+            str(r.limit),
+            r.window or "concurrency",
+            str(r.units_in_use),
+            str(r.units_left),
+            str(r.waiting),
+        )
+    out.print(table)
 
 
 def main() -> None:

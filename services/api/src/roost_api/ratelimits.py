@@ -1,0 +1,205 @@
+"""Rate-limit keys over HTTP: ``PUT /api/v1/rate-limits/{key}``, list and read them with
+their usage, and the trigger-time check that a task can ever be admitted."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from roost_core import admission, outbox
+from roost_core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
+from roost_core.expressions import evaluate_key
+from roost_core.topology import Topology
+from roost_core.wire import RATE_LIMIT_KEY_RE, WorkflowDefinition
+
+Conn = AsyncConnection[Any]
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+DURATIONS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_KEY = re.compile(RATE_LIMIT_KEY_RE)
+
+
+class PutRateLimit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(ge=1, le=1_000_000_000)
+    duration: str | None = None  # None: a concurrency limit
+
+
+def window_seconds(duration: str | None) -> int | None:
+    """Seconds of a named window, None for a concurrency limit; BadRequestError if bad."""
+    if duration is None:
+        return None
+    if duration not in DURATIONS:
+        raise BadRequestError(
+            f"duration {duration!r} is not one of {', '.join(DURATIONS)} (or omit it for a"
+            " concurrency limit: units held while a task runs)"
+        )
+    return DURATIONS[duration]
+
+
+def _window_name(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    return next((n for n, s in DURATIONS.items() if s == seconds), f"{seconds}s")
+
+
+_USAGE = (
+    "SELECT l.key, l.limit_value, l.window_seconds, l.created_at, l.updated_at,"
+    " CASE WHEN l.window_seconds IS NULL THEN"
+    "   (SELECT coalesce(sum(h.units), 0) FROM rate_limit_holds h"
+    "    WHERE h.tenant_id = l.tenant_id AND h.key = l.key)"
+    " ELSE (SELECT coalesce(sum(a.units), 0) FROM rate_limit_admissions a"
+    "   WHERE a.tenant_id = l.tenant_id AND a.key = l.key"
+    "   AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))"
+    " END AS in_use,"
+    " (SELECT count(*) FROM rate_limit_waiters w"
+    "  WHERE w.tenant_id = l.tenant_id AND l.key = ANY(w.keys)) AS waiting"
+    " FROM rate_limits l WHERE l.tenant_id = %s"
+)
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    in_use = int(row["in_use"])
+    return {
+        "key": row["key"],
+        "limit": row["limit_value"],
+        "window": _window_name(row["window_seconds"]),
+        "kind": "concurrency" if row["window_seconds"] is None else "window",
+        "units_in_use": in_use,
+        "units_left": max(0, row["limit_value"] - in_use),
+        "waiting": int(row["waiting"]),
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+async def list_limits(conn: Conn, tenant_id: str, key: str | None = None) -> list[dict[str, Any]]:
+    query = _USAGE + (" AND l.key = %s" if key is not None else "") + " ORDER BY l.key"
+    params: tuple[Any, ...] = (tenant_id, key) if key is not None else (tenant_id,)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return [_public(r) for r in await cur.fetchall()]
+
+
+async def check_admissible(
+    conn: Conn, tenant_id: str, definition: WorkflowDefinition, inputs: Sequence[Any]
+) -> None:
+    """Refuse a trigger whose tasks could never be admitted: a named key that does not
+    exist or is smaller than what a task takes, or a dynamic key whose expression gives
+    no valid key for an input (422 naming the expression and the run's index). Costs
+    nothing for workflows without limits."""
+    wanted: set[tuple[str, str, int]] = set()
+    for task in definition.by_name.values():
+        for use in task.rate_limits:
+            if use.key is not None:
+                wanted.add((task.name, use.key, use.units))
+            elif use.dynamic_key is not None:
+                for index, run_input in enumerate(inputs):
+                    try:
+                        evaluate_key(use.dynamic_key, run_input)
+                    except ValueError as exc:
+                        where = f"runs[{index}]: " if len(inputs) > 1 else ""
+                        raise InvalidInputError(f"{where}task {task.name!r}: {exc}") from None
+    if not wanted:
+        return
+    cur = await conn.execute(
+        "SELECT key, limit_value FROM rate_limits WHERE tenant_id = %s AND key = ANY(%s)",
+        (tenant_id, sorted({k for _, k, _ in wanted})),
+    )
+    limits = {key: limit for key, limit in await cur.fetchall()}
+    for task_name, key, units in sorted(wanted):
+        if key not in limits:
+            raise ConflictError(
+                f"task {task_name!r} of workflow {definition.name!r} uses rate limit {key!r},"
+                f" which does not exist: create it first (roost.rate_limits.put({key!r},"
+                " limit=N) or PUT /api/v1/rate-limits/{key})"
+            )
+        if units > limits[key]:
+            raise ConflictError(
+                f"task {task_name!r} of workflow {definition.name!r} needs {units} units of rate"
+                f" limit {key!r}, whose limit is {limits[key]}: it could never run"
+            )
+
+
+def routes(
+    pool: AsyncConnectionPool[Any],
+    topology: Topology,
+    relay: outbox.OutboxRelay,
+    authed: Callable[[Handler], Callable[[Request], Awaitable[Response]]],
+    json_body: Callable[[Request], Awaitable[Any]],
+) -> list[Route]:
+    async def put_limit(request: Request, tenant: str) -> Response:
+        """
+        summary: Create or change a rate-limit key
+        description: >-
+          Body {"limit": N, "duration": "second"|"minute"|"hour"|"day"}; without a
+          duration the key is a concurrency limit (units held while a task runs). A change
+          takes effect at once: lowering a limit admits nothing new until usage is below it.
+        responses:
+          200: {description: the key with its usage}
+          400: {description: a bad key, limit or duration}
+        """
+        key = request.path_params["key"]
+        if not _KEY.match(key):
+            raise BadRequestError(
+                f"rate limit key {key!r} must be 1-200 characters: letters, digits and _.:/@-"
+            )
+        try:
+            body = PutRateLimit.model_validate(await json_body(request))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise BadRequestError(f"invalid rate limit: {where}: {first['msg']}") from None
+        seconds = window_seconds(body.duration)
+        async with pool.connection() as conn:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, key) DO UPDATE SET"
+                    " limit_value = EXCLUDED.limit_value,"
+                    " window_seconds = EXCLUDED.window_seconds, updated_at = now()",
+                    (tenant, key, body.limit, seconds),
+                )
+                async with conn.cursor() as c:
+                    rows = await outbox.insert_async(c, [admission.wake(topology)])
+            relay.submit(rows)  # a raised limit may admit waiting tasks at once
+            (found,) = await list_limits(conn, tenant, key)
+        return JSONResponse(found)
+
+    async def get_limit(request: Request, tenant: str) -> Response:
+        """
+        summary: One rate-limit key with its usage
+        responses:
+          200: {description: "key, limit, window, units_in_use, units_left, waiting"}
+          404: {description: no such key}
+        """
+        key = request.path_params["key"]
+        async with pool.connection() as conn:
+            found = await list_limits(conn, tenant, key)
+        if not found:
+            raise NotFoundError(f"rate limit {key!r} not found")
+        return JSONResponse(found[0])
+
+    async def list_all(request: Request, tenant: str) -> Response:
+        """
+        summary: Every rate-limit key with its usage and the tasks waiting on it
+        responses:
+          200: {description: "{rate_limits: [...]}"}
+        """
+        async with pool.connection() as conn:
+            return JSONResponse({"rate_limits": await list_limits(conn, tenant)})
+
+    return [
+        Route("/api/v1/rate-limits", authed(list_all), methods=["GET"]),
+        Route("/api/v1/rate-limits/{key:path}", authed(put_limit), methods=["PUT"]),
+        Route("/api/v1/rate-limits/{key:path}", authed(get_limit), methods=["GET"]),
+    ]

@@ -1,0 +1,1 @@
+"""Roost ratelimiter: admits rate-limited task attempts to their worker queues."""

@@ -1,0 +1,128 @@
+"""The ratelimiter's loop: an admission pass whenever something may have changed (a
+wake-up from RabbitMQ: tasks started waiting, units were freed, a limit changed), when a
+window gives units back, and every few hundred milliseconds while anything waits, as a
+safety net for a lost wake-up. Waiting attempts live in PostgreSQL, so a ratelimiter
+that is killed and restarted loses nothing and admits nothing twice."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+import pika
+import pika.exceptions
+import psycopg
+from pika.adapters.blocking_connection import BlockingChannel
+
+from roost_core import broker, outbox
+from roost_core.errors import BrokerUnavailableError, DatabaseUnavailableError
+from roost_core.topology import Topology, declare_core
+from roost_ratelimiter.settings import RatelimiterSettings
+from roost_ratelimiter.store import admission_pass, prune
+
+logger = logging.getLogger(__name__)
+
+PRUNE_EVERY_SECONDS = 60.0
+
+
+class Ratelimiter:
+    def __init__(self, settings: RatelimiterSettings) -> None:
+        self.settings = settings
+        self.topology = Topology(settings.namespace)
+        self.relay = outbox.OutboxRelay(
+            settings.broker_url, settings.database_url, name="ratelimiter-relay"
+        )
+        self.stopping = threading.Event()
+        self._woken = False
+        self._rotation = 0
+
+    def run_forever(self) -> None:
+        self.relay.start()
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                self._consume()
+                backoff = 0.5
+            except (
+                pika.exceptions.AMQPError,
+                psycopg.OperationalError,
+                OSError,
+                BrokerUnavailableError,
+                DatabaseUnavailableError,
+            ) as exc:
+                logger.warning(
+                    "ratelimiter lost a dependency; reconnecting",
+                    extra={"action": "ratelimiter_reconnect", "error": repr(exc)},
+                )
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.relay.stop()
+
+    def _consume(self) -> None:
+        with psycopg.connect(self.settings.database_url) as conn:
+            connection = broker.connect(self.settings.broker_url)
+            try:
+                channel = connection.channel()
+                declare_core(channel, self.topology)
+                channel.basic_qos(prefetch_count=500)
+                channel.basic_consume(self.topology.ratelimiter_queue, self._on_wake)
+                logger.info("ratelimiter consuming", extra={"action": "ratelimiter_consuming"})
+                next_pass = 0.0  # at once: whatever waited while no ratelimiter ran
+                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                while not self.stopping.is_set():
+                    wait = max(0.0, next_pass - time.monotonic())
+                    connection.process_data_events(time_limit=min(wait, 0.5))
+                    if self._woken or time.monotonic() >= next_pass:
+                        self._woken = False
+                        next_pass = time.monotonic() + self._pass(conn)
+                    if time.monotonic() >= next_prune:
+                        with conn.transaction():
+                            prune(conn)
+                        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            finally:
+                if connection.is_open:
+                    connection.close()
+
+    def _on_wake(self, channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
+        # A hint only: ack at once; the pass reads the truth from PostgreSQL.
+        channel.basic_ack(method.delivery_tag)
+        self._woken = True
+
+    def _pass(self, conn: psycopg.Connection[Any]) -> float:
+        """Run one pass; return the seconds until the next one is due."""
+        started = time.perf_counter()
+        self._rotation += 1
+        with conn.transaction():
+            outcome = admission_pass(
+                conn, self.topology, self.settings.admission_batch, self._rotation
+            )
+        self.relay.submit(outcome.outbox_rows)
+        if outcome.admitted or outcome.failed:
+            logger.info(
+                "admitted",
+                extra={
+                    "action": "admission_pass",
+                    "admitted": outcome.admitted,
+                    "failed": outcome.failed,
+                    "waiting": outcome.waiting,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+        interval = self.settings.admission_interval_seconds
+        if not outcome.waiting:
+            return interval
+        if outcome.next_refill is not None:
+            # Be there the moment a window gives units back.
+            return max(0.0, min(interval, outcome.next_refill - time.time() + 0.001))
+        return interval
+
+    def stop(self, *_: Any) -> None:
+        self.stopping.set()
+
+
+def install_signal_handlers(ratelimiter: Ratelimiter) -> None:
+    signal.signal(signal.SIGTERM, ratelimiter.stop)
+    signal.signal(signal.SIGINT, ratelimiter.stop)

@@ -1,0 +1,201 @@
+"""One admission pass, in one PostgreSQL transaction.
+
+Passes are serialized across replicas by a transaction-scoped advisory lock: usage is
+read and units are taken under it, so two replicas can never both hand out the last
+unit. Releases (by the scheduler and the api) only ever delete holds; one that commits
+during a pass makes that pass count a unit still in use, which can delay an admission to
+the next pass (the release wakes one) but never over-admit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from roost_core import outbox
+from roost_core.admission import RUN_ATTEMPT, enqueue, unpack_run
+from roost_core.topology import TASK_FAILED, Topology
+from roost_core.wire import TaskError, TaskFailed
+from roost_ratelimiter.choose import Key, KeyState, Waiter, choose
+
+Conn = psycopg.Connection[Any]
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('roost.ratelimiter.admission'))"
+
+# The first `batch` waiters of every key that has any, oldest first.
+_WAITERS = (
+    "SELECT DISTINCT w.id, w.tenant_id, w.run_id, w.task_run_id, w.attempt, w.task, w.keys,"
+    "   w.units, w.queue, w.message"
+    " FROM (SELECT DISTINCT tenant_id, unnest(keys) AS key FROM rate_limit_waiters) k"
+    " CROSS JOIN LATERAL (SELECT * FROM rate_limit_waiters w"
+    "   WHERE w.tenant_id = k.tenant_id AND k.key = ANY(w.keys) ORDER BY w.id LIMIT %s) w"
+    " ORDER BY w.id"
+)
+
+_KEYS = (
+    "SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds,"
+    " CASE WHEN l.window_seconds IS NULL THEN"
+    "   (SELECT coalesce(sum(h.units), 0) FROM rate_limit_holds h"
+    "    WHERE h.tenant_id = l.tenant_id AND h.key = l.key)"
+    " ELSE (SELECT coalesce(sum(a.units), 0) FROM rate_limit_admissions a"
+    "   WHERE a.tenant_id = l.tenant_id AND a.key = l.key"
+    "   AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))"
+    " END,"
+    # When the oldest admission still in the window leaves it: units come back then.
+    " CASE WHEN l.window_seconds IS NOT NULL THEN"
+    "   (SELECT extract(epoch FROM min(a.admitted_at)) + l.window_seconds"
+    "    FROM rate_limit_admissions a WHERE a.tenant_id = l.tenant_id AND a.key = l.key"
+    "    AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))"
+    " END"
+    " FROM rate_limits l JOIN unnest(%s::uuid[], %s::text[]) AS v(tenant_id, key)"
+    "   ON l.tenant_id = v.tenant_id AND l.key = v.key"
+)
+
+
+@dataclass
+class PassOutcome:
+    outbox_rows: list[outbox.OutboxRow]
+    admitted: int
+    failed: int
+    waiting: int
+    next_refill: float | None  # unix time a window key blocking a waiter frees units
+
+
+def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) -> PassOutcome:
+    """Admit what fits now, inside the caller's transaction."""
+    conn.execute(_LOCK)
+    waiters = [
+        Waiter(
+            r[0],
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            r[4],
+            r[5],
+            list(r[6]),
+            list(r[7]),
+            r[8],
+            bytes(r[9]),
+        )
+        for r in conn.execute(_WAITERS, (batch,)).fetchall()
+    ]
+    if not waiters:
+        return PassOutcome([], 0, 0, 0, None)
+    wanted = sorted({key for w in waiters for key, _ in w.needs()})
+    keys: dict[Key, KeyState] = {}
+    refill: dict[Key, float] = {}
+    for tenant, key, limit, window, in_use, frees_at in conn.execute(
+        _KEYS, ([t for t, _ in wanted], [k for _, k in wanted])
+    ):
+        keys[(str(tenant), key)] = KeyState(limit, window, int(in_use))
+        if frees_at is not None:
+            refill[(str(tenant), key)] = float(frees_at)
+    decision = choose(waiters, keys, rotation)
+
+    messages: list[outbox.OutboxMessage] = []
+    admitted = _take(conn, decision.admitted, keys) if decision.admitted else []
+    for w in admitted:
+        if w.attempt == RUN_ATTEMPT and not w.queue:
+            # A run admitted into its concurrency group: its root tasks go on (those with
+            # rate limits of their own wait again, for those).
+            messages += enqueue(conn.cursor(), topology, unpack_run(w.message))
+        else:
+            messages.append(outbox.OutboxMessage("", w.queue, w.message))
+    failed = _fail(conn, topology, decision.impossible, messages)
+    rows = outbox.insert(conn.cursor(), messages)
+
+    gone = {w.id for w in admitted} | {w.id for w, _ in decision.impossible}
+    still = [w for w in waiters if w.id not in gone]
+    blocking = [refill[k] for w in still for k, _ in w.needs() if k in refill and keys[k].free <= 0]
+    return PassOutcome(rows, len(admitted), failed, len(still), min(blocking, default=None))
+
+
+def _take(conn: Conn, chosen: list[Waiter], keys: dict[Key, KeyState]) -> list[Waiter]:
+    """Remove the chosen waiters and record what they take. A waiter deleted meanwhile
+    (its run was cancelled) is not admitted."""
+    deleted = {
+        r[0]
+        for r in conn.execute(
+            "DELETE FROM rate_limit_waiters WHERE id = ANY(%s) RETURNING id",
+            ([w.id for w in chosen],),
+        )
+    }
+    taken = [w for w in chosen if w.id in deleted]
+    holds: list[tuple[str, str, str, int, int]] = []
+    windows: list[tuple[str, str, int]] = []
+    for w in taken:
+        for (tenant, key), units in w.needs():
+            if keys[(tenant, key)].window_seconds is None:
+                holds.append((tenant, key, w.task_run_id, w.attempt, units))
+            else:
+                windows.append((tenant, key, units))
+    if holds:
+        conn.execute(
+            "INSERT INTO rate_limit_holds (tenant_id, key, task_run_id, attempt, units)"
+            " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::int[], %s::int[])"
+            " ON CONFLICT (task_run_id, key) DO UPDATE SET attempt = EXCLUDED.attempt,"
+            "   units = EXCLUDED.units, acquired_at = now()",
+            tuple(list(col) for col in zip(*holds, strict=True)),
+        )
+    if windows:
+        conn.execute(
+            "INSERT INTO rate_limit_admissions (tenant_id, key, units)"
+            " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int[])",
+            tuple(list(col) for col in zip(*windows, strict=True)),
+        )
+    return taken
+
+
+def _fail(
+    conn: Conn,
+    topology: Topology,
+    impossible: list[tuple[Waiter, str]],
+    out: list[outbox.OutboxMessage],
+) -> int:
+    """Attempts that can never be admitted (their key was deleted, or lowered below what
+    they need) fail for good, reported to the scheduler like any failure."""
+    if not impossible:
+        return 0
+    deleted = {
+        r[0]
+        for r in conn.execute(
+            "DELETE FROM rate_limit_waiters WHERE id = ANY(%s) RETURNING id",
+            ([w.id for w, _ in impossible],),
+        )
+    }
+    now = time.time()
+    for waiter, reason in impossible:
+        if waiter.id not in deleted:
+            continue
+        report = TaskFailed(
+            run_id=waiter.run_id,
+            task_run_id=waiter.task_run_id,
+            task=waiter.task,
+            attempt=waiter.attempt,
+            worker_id="ratelimiter",
+            started_at=now,
+            finished_at=now,
+            error=TaskError(
+                type="RateLimitUnsatisfiable", message=f"task {waiter.task!r} {reason}"
+            ),
+            retryable=False,
+        )
+        out.append(
+            outbox.OutboxMessage(
+                topology.events_exchange, TASK_FAILED, report.model_dump_json().encode()
+            )
+        )
+    return len(deleted)
+
+
+def prune(conn: Conn) -> int:
+    """Drop window admissions no window can count any more (kept 10 minutes at least,
+    for whoever wants to look at recent admissions)."""
+    return conn.execute(
+        "DELETE FROM rate_limit_admissions a USING rate_limits l"
+        " WHERE l.tenant_id = a.tenant_id AND l.key = a.key"
+        " AND a.admitted_at < now() - make_interval(secs => greatest(l.window_seconds, 600))"
+    ).rowcount

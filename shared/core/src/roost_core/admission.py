@@ -1,0 +1,236 @@
+"""The handoff between the processes that make tasks ready (api, scheduler) and the
+ratelimiter that admits those with rate limits.
+
+A ready task with rate limits is not published to its worker queue: its message is
+written to ``rate_limit_waiters`` in the same transaction, and a wake-up goes to the
+ratelimiter through the outbox. When an attempt that holds concurrency units ends in any
+way (success, failure, timeout, cancellation, lost worker), the process that records the
+end deletes its holds (and any waiter of it) in the same transaction and wakes the
+ratelimiter, so units are never leaked and never freed twice.
+
+A workflow with a concurrency limit makes its runs wait the same way, as a whole: one
+*run waiter* (attempt 0, keyed by the run's group) stands for the run's root task
+messages, and releases them when admitted; the run holds its group's unit until it ends.
+
+Tasks without rate limits touch none of this.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import psycopg
+
+from roost_core.outbox import Admission, OutboxMessage
+from roost_core.topology import RATELIMITER_WAKE, Topology
+
+_INSERT_WAITERS = (
+    "INSERT INTO rate_limit_waiters (tenant_id, run_id, task_run_id, attempt, task, keys,"
+    " units, queue, message)"
+    " SELECT v.tenant_id, v.run_id, v.task_run_id, v.attempt, v.task,"
+    "   string_to_array(v.keys, ' '), string_to_array(v.units, ' ')::int[], v.queue, v.message"
+    " FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::int[], %s::text[], %s::text[],"
+    "   %s::text[], %s::text[], %s::bytea[])"
+    "   WITH ORDINALITY AS v(tenant_id, run_id, task_run_id, attempt, task, keys, units, queue,"
+    "   message, n)"
+    " ORDER BY v.n ON CONFLICT (task_run_id, attempt) DO NOTHING"
+)
+
+# Release what the given attempts (task run id, attempt) hold or wait for.
+_RELEASE_HOLDS = (
+    "DELETE FROM rate_limit_holds h USING unnest(%s::uuid[], %s::int[]) AS v(id, a)"
+    " WHERE h.task_run_id = v.id AND h.attempt = v.a"
+)
+_RELEASE_WAITERS = (
+    "DELETE FROM rate_limit_waiters w USING unnest(%s::uuid[], %s::int[]) AS v(id, a)"
+    " WHERE w.task_run_id = v.id AND w.attempt = v.a"
+)
+
+Attempts = Sequence[tuple[str, int]]
+
+
+# Dynamic keys are created on first use with the limit their task declares; a changed
+# declaration updates them (rows that already match are not rewritten).
+_UPSERT_DYNAMIC = (
+    "INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)"
+    " SELECT DISTINCT ON (v.tenant_id, v.key) v.tenant_id, v.key, v.limit_value, v.seconds"
+    " FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::int[])"
+    "   AS v(tenant_id, key, limit_value, seconds)"
+    " ORDER BY v.tenant_id, v.key"
+    " ON CONFLICT (tenant_id, key) DO UPDATE SET limit_value = EXCLUDED.limit_value,"
+    "   window_seconds = EXCLUDED.window_seconds, updated_at = now()"
+    " WHERE rate_limits.limit_value IS DISTINCT FROM EXCLUDED.limit_value"
+    "   OR rate_limits.window_seconds IS DISTINCT FROM EXCLUDED.window_seconds"
+)
+
+
+def _dynamic_params(held: Sequence[OutboxMessage]) -> tuple[list[Any], ...] | None:
+    rows = [
+        (m.admission.tenant_id, key, limit, window)
+        for m in held
+        if m.admission is not None
+        for key, limit, window in m.admission.dynamic
+    ]
+    if not rows:
+        return None
+    return tuple(list(col) for col in zip(*rows, strict=True))
+
+
+def split(messages: Sequence[OutboxMessage]) -> tuple[list[OutboxMessage], list[OutboxMessage]]:
+    """(messages to publish now, task messages that must wait for admission)."""
+    now = [m for m in messages if m.admission is None]
+    held = [m for m in messages if m.admission is not None]
+    return now, held
+
+
+def wake(topology: Topology) -> OutboxMessage:
+    """The hint that tells the ratelimiter to run an admission pass now."""
+    return OutboxMessage(topology.events_exchange, RATELIMITER_WAKE, b"{}", mandatory=False)
+
+
+def _params(held: Sequence[OutboxMessage]) -> tuple[list[Any], ...]:
+    adm = [m.admission for m in held]
+    assert all(a is not None for a in adm)
+    return (
+        [a.tenant_id for a in adm if a],
+        [a.run_id for a in adm if a],
+        [a.task_run_id for a in adm if a],
+        [a.attempt for a in adm if a],
+        [a.task for a in adm if a],
+        [" ".join(a.keys) for a in adm if a],
+        [" ".join(str(u) for u in a.units) for a in adm if a],
+        [m.routing_key for m in held],
+        [m.body for m in held],
+    )
+
+
+def enqueue(
+    cur: psycopg.Cursor[Any], topology: Topology, messages: Sequence[OutboxMessage]
+) -> list[OutboxMessage]:
+    """Write the task messages that need admission to the waiters table; return the rest
+    (plus a wake-up for the ratelimiter when any waits) for the outbox."""
+    now, held = split(messages)
+    if not held:
+        return now
+    dynamic = _dynamic_params(held)
+    if dynamic is not None:
+        cur.execute(_UPSERT_DYNAMIC, dynamic)
+    cur.execute(_INSERT_WAITERS, _params(held))
+    return [*now, wake(topology)]
+
+
+async def enqueue_async(
+    cur: psycopg.AsyncCursor[Any], topology: Topology, messages: Sequence[OutboxMessage]
+) -> list[OutboxMessage]:
+    """:func:`enqueue` for an async cursor."""
+    now, held = split(messages)
+    if not held:
+        return now
+    dynamic = _dynamic_params(held)
+    if dynamic is not None:
+        await cur.execute(_UPSERT_DYNAMIC, dynamic)
+    await cur.execute(_INSERT_WAITERS, _params(held))
+    return [*now, wake(topology)]
+
+
+def release(
+    cur: psycopg.Cursor[Any], topology: Topology, attempts: Attempts
+) -> list[OutboxMessage]:
+    """Free what these attempts hold or wait for, inside the caller's transaction;
+    returns the wake-up to write to the outbox when anything was freed."""
+    if not attempts:
+        return []
+    params = ([a[0] for a in attempts], [a[1] for a in attempts])
+    freed = cur.execute(_RELEASE_HOLDS, params).rowcount
+    freed += cur.execute(_RELEASE_WAITERS, params).rowcount
+    return [wake(topology)] if freed else []
+
+
+async def release_async(
+    cur: psycopg.AsyncCursor[Any], topology: Topology, attempts: Attempts
+) -> list[OutboxMessage]:
+    """:func:`release` for an async cursor."""
+    if not attempts:
+        return []
+    params = ([a[0] for a in attempts], [a[1] for a in attempts])
+    freed = (await cur.execute(_RELEASE_HOLDS, params)).rowcount
+    freed += (await cur.execute(_RELEASE_WAITERS, params)).rowcount
+    return [wake(topology)] if freed else []
+
+
+# -- runs waiting for their concurrency group --------------------------------------------
+
+RUN_ATTEMPT = 0  # the "attempt" of a run waiter and of a run's hold on its group
+
+
+def group_key(workflow: str, group: str) -> str:
+    """The rate-limit key of a workflow's concurrency group (listed with the others)."""
+    key = f"concurrency:{workflow}:{group}"
+    if len(key) > 200:  # still unique, still a valid key
+        digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+        key = f"concurrency:{workflow[:100]}:{digest}"
+    return key
+
+
+def run_waiter(
+    tenant_id: str,
+    run_id: str,
+    key: str,
+    max_runs: int,
+    messages: Sequence[OutboxMessage],
+) -> OutboxMessage:
+    """The one message that stands for a run waiting for its concurrency group."""
+    packed = [
+        {
+            "exchange": m.exchange,
+            "routing_key": m.routing_key,
+            "body": base64.b64encode(m.body).decode(),
+            "admission": asdict(m.admission) if m.admission else None,
+        }
+        for m in messages
+    ]
+    return OutboxMessage(
+        "",
+        "",  # no queue: admitting it releases the messages it carries
+        json.dumps(packed).encode(),
+        admission=Admission(
+            tenant_id=tenant_id,
+            run_id=run_id,
+            task_run_id=run_id,
+            attempt=RUN_ATTEMPT,
+            task="",
+            keys=(key,),
+            units=(1,),
+            dynamic=((key, max_runs, None),),
+        ),
+    )
+
+
+def unpack_run(body: bytes) -> list[OutboxMessage]:
+    """The task messages a run waiter carries."""
+    out = []
+    for item in json.loads(body):
+        adm = item["admission"]
+        out.append(
+            OutboxMessage(
+                item["exchange"],
+                item["routing_key"],
+                base64.b64decode(item["body"]),
+                admission=Admission(
+                    **{
+                        **adm,
+                        "keys": tuple(adm["keys"]),
+                        "units": tuple(adm["units"]),
+                        "dynamic": tuple(tuple(d) for d in adm["dynamic"]),
+                    }
+                )
+                if adm
+                else None,
+            )
+        )
+    return out

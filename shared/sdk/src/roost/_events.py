@@ -1,0 +1,97 @@
+"""Pushing events: each starts a run of every workflow whose ``on_events`` matches."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from roost._errors import BadRequestError
+from roost._http import ApiClient
+from roost._models import PushedEvent
+
+# The api takes at most this many events a request (one transaction each).
+MAX_BULK = 1000
+_FIELDS = {"key", "data", "idempotency_key"}
+
+
+class Events:
+    """``roost.events``: push events, read them back."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+
+    def push(
+        self, key: str, data: Any = None, *, idempotency_key: str | None = None
+    ) -> PushedEvent:
+        """Push an event. Every workflow whose ``on_events`` has a pattern matching
+        ``key`` starts a run of its newest version, with ``data`` as input (checked
+        against each one's input model first: one rejection stores nothing). Pushing
+        again with the same ``idempotency_key`` returns the first event and starts
+        nothing."""
+        body = self._api.request(
+            "POST",
+            "/api/v1/events",
+            json={
+                "key": key,
+                "data": {} if data is None else data,
+                "idempotency_key": idempotency_key,
+            },
+        )
+        return PushedEvent.model_validate(body)
+
+    def push_many(
+        self, events: Sequence[Mapping[str, Any]], *, chunk_size: int = MAX_BULK
+    ) -> builtins.list[PushedEvent]:
+        """Push many events, each a dict ``{"key": ..., "data": ..., "idempotency_key":
+        ...}`` (only ``key`` is required), in as few requests as possible: one
+        transaction per chunk of ``chunk_size`` (at most 1000), all of a chunk's events
+        stored or none. Returns the events in the order given."""
+        if not 1 <= chunk_size <= MAX_BULK:
+            raise BadRequestError(f"chunk_size must be between 1 and {MAX_BULK}, not {chunk_size}")
+        items: builtins.list[dict[str, Any]] = []
+        for index, event in enumerate(events):
+            if not isinstance(event, Mapping) or "key" not in event:
+                raise BadRequestError(
+                    f"events[{index}] must be a dict with a 'key' (and optionally 'data' and "
+                    f"'idempotency_key'), not {event!r}"
+                )
+            unknown = set(event) - _FIELDS
+            if unknown:
+                raise BadRequestError(
+                    f"events[{index}] has unknown field(s) {', '.join(sorted(unknown))}: "
+                    "use key, data and idempotency_key"
+                )
+            data = event.get("data")
+            items.append(
+                {
+                    "key": event["key"],
+                    "data": {} if data is None else data,
+                    "idempotency_key": event.get("idempotency_key"),
+                }
+            )
+        pushed: builtins.list[PushedEvent] = []
+        for start in range(0, len(items), chunk_size):
+            body = self._api.request(
+                "POST", "/api/v1/events/bulk", json={"events": items[start : start + chunk_size]}
+            )
+            pushed.extend(PushedEvent.model_validate(e) for e in body["events"])
+        return pushed
+
+    def list(
+        self, key: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[builtins.list[PushedEvent], str | None]:
+        """A page of pushed events, newest first (only those with exactly ``key`` if
+        given), and the cursor of the next page (or None)."""
+        params: dict[str, Any] = {"limit": limit}
+        if key is not None:
+            params["key"] = key
+        if cursor is not None:
+            params["cursor"] = cursor
+        body = self._api.request("GET", "/api/v1/pushed-events", params=params)
+        return [PushedEvent.model_validate(e) for e in body["events"]], body["next_cursor"]
+
+    def get(self, event_id: str) -> PushedEvent:
+        """The pushed event with the runs it started; NotFoundError if there is none."""
+        body = self._api.request("GET", f"/api/v1/pushed-events/{event_id}")
+        return PushedEvent.model_validate(body)
