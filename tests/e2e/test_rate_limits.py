@@ -246,3 +246,105 @@ def test_a_killed_worker_gives_its_units_back(
     assert _max_overlap(spans) == 1
     info = _wait_idle(flows, "rl-hold")
     assert (info.units_in_use, info.waiting) == (0, 0)
+
+
+@pytest.fixture(scope="module")
+def concurrent_worker(stack: Stack, flows: ModuleType) -> Iterator[Process]:
+    proc = stack.start_worker("roost_testapps.flows:concurrent", processes=2, threads=16)
+    yield proc
+    proc.stop()
+
+
+def test_dynamic_keys_limit_each_user_independently(
+    stack: Stack, flows: ModuleType, concurrent_worker: Process
+) -> None:
+    inputs = [{"user_id": user, "seconds": 0.3} for _ in range(4) for user in ("ann", "bob")]
+    results = [ref.result(timeout=60)["per_user"] for ref in flows.rl_peruser.run_many(inputs)]
+
+    spans = {
+        u: [(r["began"], r["ended"]) for r in results if r["user"] == u] for u in ("ann", "bob")
+    }
+    assert _max_overlap(spans["ann"]) == 1 and _max_overlap(spans["bob"]) == 1
+    assert _max_overlap(spans["ann"] + spans["bob"]) == 2  # but the two users ran side by side
+    rows = stack.sql("SELECT key, limit_value FROM rate_limits WHERE key IN ('ann', 'bob')")
+    assert sorted(rows) == [("ann", 1), ("bob", 1)]  # created on first use
+
+
+def test_a_dynamic_key_that_gives_no_key_is_refused_at_trigger(
+    flows: ModuleType, concurrent_worker: Process
+) -> None:
+    with pytest.raises(roost.InvalidInputError, match="input.user_id"):
+        flows.rl_peruser.run({"name": "no user id"}, wait_for_result=False)
+
+
+def test_group_round_robin_runs_one_per_repo_and_interleaves_repos(
+    flows: ModuleType, concurrent_worker: Process
+) -> None:
+    inputs = [{"repo": "alpha", "n": i, "seconds": 0.3} for i in range(4)]
+    inputs += [{"repo": "beta", "n": i, "seconds": 0.3} for i in range(4)]
+    results = [ref.result(timeout=60)["rr_step"] for ref in flows.cc_rr.run_many(inputs)]
+
+    by_repo = {
+        repo: sorted((r["began"], r["ended"]) for r in results if r["repo"] == repo)
+        for repo in ("alpha", "beta")
+    }
+    assert _max_overlap(by_repo["alpha"]) == 1 and _max_overlap(by_repo["beta"]) == 1
+    # beta did not wait for alpha's queue to drain: its runs went turn about with alpha's.
+    assert by_repo["beta"][0][0] < by_repo["alpha"][1][0]
+    assert by_repo["alpha"][0][0] < by_repo["beta"][1][0]
+    assert _max_overlap(by_repo["alpha"] + by_repo["beta"]) == 2
+
+
+def test_cancel_in_progress_cancels_the_older_run_of_the_group(
+    flows: ModuleType, concurrent_worker: Process
+) -> None:
+    older = flows.cc_cip.run({"repo": "gamma", "seconds": 30}, wait_for_result=False)
+    _wait_until(lambda: flows.roost.runs.get(older.id).status == "RUNNING", 30, "older to run")
+    other = flows.cc_cip.run({"repo": "delta", "seconds": 0.2}, wait_for_result=False)
+
+    newer = flows.cc_cip.run({"repo": "gamma", "seconds": 0.2}, wait_for_result=False)
+
+    assert newer.result(timeout=30)["cip_step"]["repo"] == "gamma"
+    ended = flows.roost.runs.wait(older.id, timeout=30)
+    assert ended.status == "CANCELLED"
+    assert ended.error is not None and "cancel_in_progress" in ended.error["message"]
+    assert other.result(timeout=30)["cip_step"]["repo"] == "delta"  # another group: untouched
+
+
+def test_cancel_newest_cancels_the_new_run_while_the_group_is_full(
+    flows: ModuleType, concurrent_worker: Process
+) -> None:
+    first = flows.cc_newest.run({"repo": "eps", "seconds": 1.0}, wait_for_result=False)
+    second = flows.cc_newest.run({"repo": "eps", "seconds": 0.1}, wait_for_result=False)
+    elsewhere = flows.cc_newest.run({"repo": "zeta", "seconds": 0.1}, wait_for_result=False)
+
+    assert first.result(timeout=30)["newest_step"]["repo"] == "eps"
+    refused = flows.roost.runs.wait(second.id, timeout=10)
+    assert refused.status == "CANCELLED"
+    assert refused.error is not None and "cancel_newest" in refused.error["message"]
+    assert elsewhere.result(timeout=30)["newest_step"]["repo"] == "zeta"
+    later = flows.cc_newest.run({"repo": "eps", "seconds": 0.1}, timeout=30)  # room again
+    assert later["newest_step"]["repo"] == "eps"
+    info = flows.roost.rate_limits.get("concurrency:t-cc-newest:eps")
+    assert (info.units_in_use, info.waiting, info.limit) == (0, 0, 1)
+
+
+def test_a_bad_key_expression_is_refused_when_the_workflow_is_registered(stack: Stack) -> None:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    bad_key = {
+        "name": "t-bad-cel",
+        "tasks": [{"name": "a", "rate_limits": [{"dynamic_key": "input.", "limit": 1}]}],
+    }
+    bad_group = {
+        "name": "t-bad-cel",
+        "tasks": [{"name": "a"}],
+        "concurrency": {"expression": "user.repo", "max_runs": 1},
+    }
+    for definition, needle in ((bad_key, "input."), (bad_group, "user.repo")):
+        resp = httpx.post(
+            f"{stack.api_url}/api/v1/workflows", json=definition, headers=headers, timeout=10
+        )
+        assert resp.status_code in (400, 422), resp.text
+        assert needle in resp.json()["error"]["message"]
+    with pytest.raises(roost.InvalidDefinitionError, match="not valid CEL"):
+        roost.RateLimit(dynamic_key="input.", limit=1)

@@ -54,14 +54,9 @@ def _window_name(seconds: int | None) -> str | None:
 
 
 _USAGE = (
-    "SELECT l.key, l.limit_value, l.window_seconds, l.created_at, l.updated_at,"
-    " CASE WHEN l.window_seconds IS NULL THEN"
-    "   (SELECT coalesce(sum(h.units), 0) FROM rate_limit_holds h"
-    "    WHERE h.tenant_id = l.tenant_id AND h.key = l.key)"
-    " ELSE (SELECT coalesce(sum(a.units), 0) FROM rate_limit_admissions a"
-    "   WHERE a.tenant_id = l.tenant_id AND a.key = l.key"
-    "   AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))"
-    " END AS in_use,"
+    "SELECT l.key, l.limit_value, l.window_seconds, l.created_at, l.updated_at, "
+    + admission.IN_USE
+    + " AS in_use,"
     " (SELECT count(*) FROM rate_limit_waiters w"
     "  WHERE w.tenant_id = l.tenant_id AND l.key = ANY(w.keys)) AS waiting"
     " FROM rate_limits l WHERE l.tenant_id = %s"

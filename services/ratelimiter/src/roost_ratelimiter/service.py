@@ -12,13 +12,11 @@ import threading
 import time
 from typing import Any
 
-import pika
-import pika.exceptions
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 
 from roost_core import broker, outbox
-from roost_core.errors import BrokerUnavailableError, DatabaseUnavailableError
+from roost_core.service import keep_running
 from roost_core.topology import Topology, declare_core
 from roost_ratelimiter.settings import RatelimiterSettings
 from roost_ratelimiter.store import admission_pass, prune
@@ -41,24 +39,7 @@ class Ratelimiter:
 
     def run_forever(self) -> None:
         self.relay.start()
-        backoff = 0.5
-        while not self.stopping.is_set():
-            try:
-                self._consume()
-                backoff = 0.5
-            except (
-                pika.exceptions.AMQPError,
-                psycopg.OperationalError,
-                OSError,
-                BrokerUnavailableError,
-                DatabaseUnavailableError,
-            ) as exc:
-                logger.warning(
-                    "ratelimiter lost a dependency; reconnecting",
-                    extra={"action": "ratelimiter_reconnect", "error": repr(exc)},
-                )
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+        keep_running(self._consume, self.stopping, name="ratelimiter")
         self.relay.stop()
 
     def _consume(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from roost_core import outbox
-from roost_core.admission import RUN_ATTEMPT, enqueue, unpack_run
+from roost_core.admission import IN_USE, RUN_ATTEMPT, enqueue, unpack_run
 from roost_core.topology import TASK_FAILED, Topology
 from roost_core.wire import TaskError, TaskFailed
 from roost_ratelimiter.choose import Key, KeyState, Waiter, choose
@@ -36,14 +36,7 @@ _WAITERS = (
 )
 
 _KEYS = (
-    "SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds,"
-    " CASE WHEN l.window_seconds IS NULL THEN"
-    "   (SELECT coalesce(sum(h.units), 0) FROM rate_limit_holds h"
-    "    WHERE h.tenant_id = l.tenant_id AND h.key = l.key)"
-    " ELSE (SELECT coalesce(sum(a.units), 0) FROM rate_limit_admissions a"
-    "   WHERE a.tenant_id = l.tenant_id AND a.key = l.key"
-    "   AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))"
-    " END,"
+    "SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds, " + IN_USE + ","
     # When the oldest admission still in the window leaves it: units come back then.
     " CASE WHEN l.window_seconds IS NOT NULL THEN"
     "   (SELECT extract(epoch FROM min(a.admitted_at)) + l.window_seconds"

@@ -14,14 +14,12 @@ import threading
 import time
 from typing import Any
 
-import pika
-import pika.exceptions
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
 
 from roost_core import broker, outbox
-from roost_core.errors import BrokerUnavailableError, DatabaseUnavailableError
+from roost_core.service import keep_running
 from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology, declare_core
 from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_report
 from roost_scheduler.maintenance import Maintenance
@@ -55,27 +53,11 @@ class Scheduler:
         """Consume until stopped, reconnecting to whichever dependency went away."""
         self.relay.start()
         self.maintenance.start()
-        backoff = 0.5
-        while not self.stopping.is_set():
-            try:
-                self._consume()
-                backoff = 0.5
-            except (
-                pika.exceptions.AMQPError,
-                psycopg.OperationalError,
-                OSError,
-                BrokerUnavailableError,
-                DatabaseUnavailableError,
-            ) as exc:
-                # A dependency that is still down when we retry raises again here: keep
-                # retrying with backoff, never exit (the sweeper lives in this process).
-                logger.warning(
-                    "scheduler lost a dependency; reconnecting",
-                    extra={"action": "scheduler_reconnect", "error": repr(exc)},
-                )
-                self._buffer.clear()  # unacked: the broker redelivers them
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+        # Never exits on a lost dependency: the sweeper lives in this process. Reports
+        # buffered but unacknowledged are redelivered by the broker.
+        keep_running(
+            self._consume, self.stopping, name="scheduler", on_lost=self._buffer.clear
+        )
         self.relay.stop()
         self.maintenance.stop()
         self.sweep_publisher.close()
