@@ -65,6 +65,8 @@ async def _follow(
         sub.connections += 1
         connected.put_nowait(None)
         async for sse in source.aiter_sse():
+            if not sse.data:
+                continue  # a heartbeat comment (httpx-sse reports it with the last id)
             sub.arrived[int(sse.id)] = time.monotonic()
             data = json.loads(sse.data)
             run_id = data["run_id"]
@@ -170,7 +172,8 @@ def fan_worker(stack: Stack, flows: ModuleType) -> Iterator[Process]:
 
 @pytest.fixture
 def small_gateway(stack: Stack) -> Iterator[str]:
-    """A second gateway with a 50-event buffer per subscriber and a 2 s send timeout."""
+    """A second gateway with a 50-event buffer per subscriber, a 2 s send timeout and a
+    heartbeat every 0.5 s."""
     port = free_port()
     proc = stack.spawn(
         "gateway-small",
@@ -179,6 +182,7 @@ def small_gateway(stack: Stack) -> Iterator[str]:
             "ROOST_GATEWAY_PORT": str(port),
             "ROOST_SUBSCRIBER_BUFFER": str(SMALL_BUFFER),
             "ROOST_SEND_TIMEOUT_SECONDS": str(SEND_TIMEOUT),
+            "ROOST_PING_SECONDS": "0.5",
         },
     )
     url = f"http://127.0.0.1:{port}"
@@ -325,3 +329,26 @@ def test_a_stalled_subscriber_is_cut_off_and_the_others_get_everything_on_time(
     got = [int(i) for i in re.findall(rb"^id: (\d+)\r?$", drained, flags=re.M)]
     every = {i for ids in log.values() for i in ids}
     assert len(set(got)) == len(got) and set(got) <= every and len(got) < total
+
+
+def test_an_idle_stream_gets_heartbeat_comments_that_keep_proxies_from_closing_it(
+    stack: Stack, flows: ModuleType, small_gateway: str
+) -> None:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    received = b""
+    url = f"{small_gateway}/api/v1/workflows/t-chatty/events"
+    with (
+        httpx.Client(timeout=httpx.Timeout(10, read=5)) as client,
+        client.stream("GET", url, headers=headers) as resp,
+    ):
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        assert resp.headers["x-accel-buffering"] == "no"
+        started = time.monotonic()
+        for chunk in resp.iter_raw():
+            received += chunk
+            if received.count(b": ping") >= 2 or time.monotonic() - started > 5:
+                break
+    # Comments (lines starting with ':') that EventSource ignores, about every 0.5 s.
+    assert received.count(b": ping") >= 2, received
+    assert b"event:" not in received  # nothing happened: only heartbeats
