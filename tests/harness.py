@@ -75,6 +75,7 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     api_port: int = 0
     gateway_port: int = 0
+    scheduler_metrics_port: int = 0
     use_vhost: bool = True
     # Another PostgreSQL / RabbitMQ (fault tests run private servers): the admin URL the
     # test database is created from, the AMQP host:port, and the node `rabbitmqctl -n`
@@ -129,6 +130,7 @@ class Stack:
         self.vhost = vhost
         self.api_port = free_port()
         self.gateway_port = free_port()
+        self.scheduler_metrics_port = free_port()
         self.env = {
             **os.environ,
             "ROOST_DATABASE_URL": f"{base}/{self.database}",
@@ -138,6 +140,8 @@ class Stack:
             "ROOST_API_URL": f"http://127.0.0.1:{self.api_port}",
             "ROOST_GATEWAY_PORT": str(self.gateway_port),
             "ROOST_GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
+            "ROOST_SCHEDULER_METRICS_PORT": str(self.scheduler_metrics_port),
+            "ROOST_RATELIMITER_METRICS_PORT": str(free_port()),
             "ROOST_TLS_STRATEGY": "none",
             "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]),
             "PYTHONUNBUFFERED": "1",

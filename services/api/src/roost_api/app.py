@@ -26,10 +26,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.schemas import SchemaGenerator
 
+from roost_api import metrics as api_metrics
 from roost_api import ratelimits, store
 from roost_api.settings import ApiSettings
 from roost_api.waiters import RunWaiters
-from roost_core import broker, dag, triggers
+from roost_core import broker, dag, metrics, triggers
 from roost_core.auth import MAX_STREAM_TOKEN_SECONDS, TokenVerifier, mint_stream_token
 from roost_core.db import translate_errors
 from roost_core.errors import (
@@ -183,13 +184,24 @@ def create_app(settings: ApiSettings) -> Starlette:
         relay.start()
         await waiters.start()
         logger.info("api ready", extra={"action": "api_started", "port": settings.api_port})
-        yield
+        async with api_metrics.refreshing(
+            pool, settings.metrics_refresh_seconds, settings.worker_heartbeat_timeout_seconds
+        ):
+            yield
         await waiters.stop()
         relay.stop()
         declarer.close()
         await pool.close()
 
     Handler = Callable[[Request, str], Awaitable[Response]]
+
+    def counted(definition: WorkflowDefinition, result: store.Trigger) -> None:
+        """Count what a committed trigger created (and, under a cancelling concurrency
+        strategy, ended)."""
+        created = sum(1 for c in result.runs if c.summary is not None)
+        api_metrics.RUNS_TRIGGERED.labels(definition.name).inc(created)
+        if definition.concurrency is not None:
+            metrics.count_rows(result.outbox_rows)
 
     def authed(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -312,6 +324,7 @@ def create_app(settings: ApiSettings) -> Starlette:
             # Committed: the run is durable. Publishing is the fast path; the
             # scheduler's sweeper sends anything this process fails to.
             relay.submit(result.outbox_rows)
+            counted(wv.definition, result)
             (created,) = result.runs
             if created.summary is None:  # an earlier run with this idempotency key
                 run = await store.get_run(conn, tenant, created.run_id)
@@ -354,6 +367,7 @@ def create_app(settings: ApiSettings) -> Starlette:
                     [store.RunRequest(i.input, i.idempotency_key) for i in bulk.runs],
                 )
         relay.submit(result.outbox_rows)
+        counted(wv.definition, result)
         return JSONResponse(
             {"runs": [{"id": c.run_id, "created": c.summary is not None} for c in result.runs]},
             status_code=201,
@@ -410,6 +424,10 @@ def create_app(settings: ApiSettings) -> Starlette:
                     # Committed: publishing is the fast path; the scheduler's sweeper
                     # sends anything this process fails to.
                     relay.submit(pushed.outbox_rows)
+                    metrics.count_rows(pushed.outbox_rows)  # concurrency may cancel runs
+                    for event in pushed.events:
+                        for started in event["runs"]:
+                            api_metrics.RUNS_TRIGGERED.labels(started["workflow"]).inc()
                 results: list[dict[str, Any]] = []
                 made: dict[str, dict[str, Any]] = {}  # by idempotency key
                 fresh = iter(pushed.events if pushed else [])
@@ -566,6 +584,7 @@ def create_app(settings: ApiSettings) -> Starlette:
             async with conn.transaction():
                 _, rows = await store.cancel_run(conn, topology, tenant, run_id)
             relay.submit(rows)
+            metrics.count_rows(rows)  # the runs and attempts it ended
             return JSONResponse(await store.get_run(conn, tenant, run_id))
 
     async def replay_run(request: Request, tenant: str) -> Response:
@@ -679,6 +698,7 @@ def create_app(settings: ApiSettings) -> Starlette:
     routes: list[BaseRoute] = [
         *ratelimits.routes(pool, topology, relay, authed, _json_body),
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", api_metrics.metrics_endpoint, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/api/v1/workflows", authed(register_workflow), methods=["POST"]),
         Route("/api/v1/workflows", authed(list_workflows), methods=["GET"]),

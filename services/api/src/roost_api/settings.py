@@ -19,3 +19,6 @@ class ApiSettings(CoreSettings):
     worker_heartbeat_timeout_seconds: float = Field(
         default=15.0, gt=0, description="a worker silent this long is listed as dead"
     )
+    metrics_refresh_seconds: float = Field(
+        default=5.0, gt=0, description="how often /metrics' fleet-wide gauges are re-read"
+    )

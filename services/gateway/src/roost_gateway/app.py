@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
@@ -35,6 +36,8 @@ from roost_gateway.streams import TypeFilter, run_stream, scope_stream
 
 logger = logging.getLogger(__name__)
 
+SUBSCRIBERS = Gauge("roost_gateway_subscribers", "Streams attached to this gateway.")
+
 
 def create_app(settings: GatewaySettings) -> Starlette:
     topology = Topology(settings.namespace)
@@ -47,6 +50,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
     )
     verifier = TokenVerifier(pool, settings.token_cache_seconds)
     hub = Hub(settings.subscriber_buffer)
+    SUBSCRIBERS.set_function(lambda: hub.subscribers)
     log = EventLog(pool)
     consumer = EventConsumer(settings.broker_url, topology, hub)
 
@@ -118,6 +122,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     async def ready(request: Request) -> Response:
         problems = []
         if not consumer.connected.is_set():
@@ -140,6 +147,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/api/v1/runs/{run_id}/events", run_events, methods=["GET"]),
         Route("/api/v1/workflows/{name}/events", workflow_events, methods=["GET"]),
         Route("/api/v1/events", tenant_events, methods=["GET"]),

@@ -16,7 +16,16 @@ import json
 from collections import deque
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 from roost_core.events import Event, EventBatch, public
+
+EVENTS_OFFERED = Counter(
+    "roost_gateway_events_offered", "Events handed to subscribers (one per subscriber)."
+)
+SUBSCRIBERS_CUT = Counter(
+    "roost_gateway_subscribers_cut", "Subscribers cut off for reading slower than events came."
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Subscriber:
             # Too slow: stop buffering; the stream ends and the client resumes from the log.
             self.overflowed = True
             self.buffer.clear()
+            SUBSCRIBERS_CUT.inc()
         else:
             self.buffer.append(item)
         self.wakeup.set()
@@ -121,6 +131,7 @@ class Hub:
             for sub in targets:
                 sub.offer(item)
             self.dispatched += 1
+            EVENTS_OFFERED.inc(len(targets))
 
 
 def _key(scope: Scope) -> tuple[str, ...]:

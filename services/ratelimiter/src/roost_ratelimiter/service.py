@@ -14,14 +14,26 @@ from typing import Any
 
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
+from prometheus_client import Counter, Gauge, Histogram
 
-from roost_core import broker, outbox
+from roost_core import broker, metrics, outbox
 from roost_core.service import keep_running
 from roost_core.topology import Topology, declare_core
 from roost_ratelimiter.settings import RatelimiterSettings
 from roost_ratelimiter.store import admission_pass, prune
 
 logger = logging.getLogger(__name__)
+
+ADMITTED = Counter("roost_ratelimiter_admitted", "Task attempts and runs admitted.")
+WAITING = Gauge(
+    "roost_ratelimiter_waiting",
+    "Attempts and runs the last pass left waiting (it looks at admission_batch per key).",
+)
+PASS_SECONDS = Histogram(
+    "roost_ratelimiter_pass_seconds",
+    "Time of one admission pass, commit included.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 
 PRUNE_EVERY_SECONDS = 60.0
 
@@ -38,6 +50,7 @@ class Ratelimiter:
         self._rotation = 0
 
     def run_forever(self) -> None:
+        metrics.serve(self.settings.ratelimiter_metrics_port, "ratelimiter")
         self.relay.start()
         keep_running(self._consume, self.stopping, name="ratelimiter")
         self.relay.stop()
@@ -81,6 +94,9 @@ class Ratelimiter:
                 conn, self.topology, self.settings.admission_batch, self._rotation
             )
         self.relay.submit(outcome.outbox_rows)
+        ADMITTED.inc(outcome.admitted)
+        PASS_SECONDS.observe(time.perf_counter() - started)
+        WAITING.set(outcome.waiting)
         if outcome.admitted or outcome.failed:
             logger.info(
                 "admitted",

@@ -17,3 +17,6 @@ class RatelimiterSettings(CoreSettings):
     admission_batch: int = Field(
         default=200, ge=1, description="waiting attempts looked at per key and pass"
     )
+    ratelimiter_metrics_port: int = Field(
+        default=9465, ge=0, description="serve Prometheus /metrics on this port (0: off)"
+    )

@@ -16,9 +16,10 @@ from typing import Any
 
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
+from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from roost_core import broker, outbox
+from roost_core import broker, metrics, outbox
 from roost_core.service import keep_running
 from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology, declare_core
 from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_report
@@ -33,6 +34,17 @@ from roost_scheduler.store import (
 )
 
 logger = logging.getLogger(__name__)
+
+BATCH_SIZE = Histogram(
+    "roost_scheduler_batch_size",
+    "Worker reports applied per transaction (natural batches: what had arrived).",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+BATCH_SECONDS = Histogram(
+    "roost_scheduler_batch_seconds",
+    "Time to apply and commit one batch of reports.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 
 class Scheduler:
@@ -51,6 +63,7 @@ class Scheduler:
 
     def run_forever(self) -> None:
         """Consume until stopped, reconnecting to whichever dependency went away."""
+        metrics.serve(self.settings.scheduler_metrics_port, "scheduler")
         self.relay.start()
         self.maintenance.start()
         # Never exits on a lost dependency: the sweeper lives in this process. Reports
@@ -132,6 +145,9 @@ class Scheduler:
         # Committed: now, and only now, acknowledge the whole batch.
         channel.basic_ack(max(good_tags), multiple=True)
         self.relay.submit(outcome.outbox_rows)
+        BATCH_SIZE.observe(len(batch))
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.count(outcome.events)
         logger.debug(
             "batch applied",
             extra={
@@ -163,12 +179,14 @@ class Scheduler:
                     self.settings.worker_heartbeat_timeout_seconds,
                 )
             self.relay.submit(lost.outbox_rows)
+            metrics.count(lost.events)
             if lost.applied:
                 logger.warning(
                     "attempts of lost workers handed to others",
                     extra={"action": "worker_lost", "count": lost.applied},
                 )
         self.relay.submit(outcome.outbox_rows)
+        metrics.count(outcome.events)
         if outcome.applied:
             logger.info("timers fired", extra={"action": "timers_fired", "count": outcome.applied})
         for run_id, status in outcome.finished_runs:

@@ -31,3 +31,6 @@ class SchedulerSettings(CoreSettings):
         gt=0,
         description="a worker not heard from for this long loses its running attempts",
     )
+    scheduler_metrics_port: int = Field(
+        default=9464, ge=0, description="serve Prometheus /metrics on this port (0: off)"
+    )

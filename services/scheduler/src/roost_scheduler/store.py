@@ -80,6 +80,7 @@ class BatchOutcome:
     finished_runs: list[tuple[str, str]]  # (run id, final status)
     applied: int
     ignored: int
+    events: list[events.Event] = field(default_factory=list)  # appended to the log
 
 
 class Definitions:
@@ -190,14 +191,13 @@ def apply_reports(
     finished = _settle(
         conn, topology, definitions, [r for r in runs.values() if r.settled], messages
     )
-    return BatchOutcome(
-        _write(conn, topology, runs, messages), finished, applied, len(reports) - applied
-    )
+    rows, appended = _write(conn, topology, runs, messages)
+    return BatchOutcome(rows, finished, applied, len(reports) - applied, appended)
 
 
 def _write(
     conn: Conn, topology: Topology, runs: dict[str, _Run], messages: list[outbox.OutboxMessage]
-) -> list[outbox.OutboxRow]:
+) -> tuple[list[outbox.OutboxRow], list[events.Event]]:
     """Append the batch's events to the log, then write its outbox: the events'
     broadcast first, so gateways hear of a task queued before a worker can start it."""
     cur = conn.cursor()
@@ -212,7 +212,7 @@ def _write(
     # Rate-limited attempts that ended free their units; new ones wait for admission.
     freed = admission.release(cur, topology, [a for r in runs.values() for a in r.released])
     messages = admission.enqueue(cur, topology, [*messages, *freed])
-    return outbox.insert(cur, [*events.broadcast(topology, appended), *messages])
+    return outbox.insert(cur, [*events.broadcast(topology, appended), *messages]), appended
 
 
 def _lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, _Run]:
@@ -598,7 +598,8 @@ def _close(
 ) -> BatchOutcome:
     """Settle the runs an engine-side batch touched and write its messages."""
     finished = _settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
-    return BatchOutcome(_write(conn, topology, live, out), finished, applied, 0)
+    rows, appended = _write(conn, topology, live, out)
+    return BatchOutcome(rows, finished, applied, 0, appended)
 
 
 def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> BatchOutcome:

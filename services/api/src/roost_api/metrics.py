@@ -1,0 +1,88 @@
+"""The api's Prometheus metrics: ``GET /metrics`` (no token: counts only, no run data).
+
+Besides the counters every process keeps (roost_core.metrics; the api counts the runs
+and attempts it cancels), the api reports fleet-wide gauges read from PostgreSQL every
+few seconds: worker processes alive and their slots, tasks waiting on each rate-limit
+key, and outbox rows not yet confirmed by RabbitMQ. Every api replica reports the same
+values; take the max, not the sum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import Response
+
+logger = logging.getLogger(__name__)
+
+RUNS_TRIGGERED = Counter(
+    "roost_runs_triggered", "Runs created by triggers, by workflow.", ["workflow"]
+)
+WORKERS_ALIVE = Gauge("roost_workers_alive", "Worker processes heard from recently.")
+WORKER_SLOTS = Gauge(
+    "roost_worker_slots", "Task slots of the live worker processes, by state.", ["state"]
+)
+RATE_LIMIT_WAITING = Gauge(
+    "roost_rate_limit_waiting", "Task attempts waiting for units of a rate-limit key.", ["key"]
+)
+OUTBOX_DEPTH = Gauge("roost_outbox_depth", "Committed messages not yet confirmed by RabbitMQ.")
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _refresh(conn: psycopg.AsyncConnection[Any], heartbeat_timeout: float) -> None:
+    cur = await conn.execute(
+        "SELECT count(*), coalesce(sum(slots), 0), coalesce(sum(running), 0) FROM workers"
+        " WHERE last_heartbeat_at > now() - make_interval(secs => %s)",
+        (heartbeat_timeout,),
+    )
+    row = await cur.fetchone()
+    alive, slots, busy = row if row else (0, 0, 0)
+    WORKERS_ALIVE.set(alive)
+    WORKER_SLOTS.labels("busy").set(busy)
+    WORKER_SLOTS.labels("free").set(max(0, slots - busy))
+    cur = await conn.execute(
+        "SELECT k.key, count(*) FROM rate_limit_waiters w, unnest(w.keys) AS k(key)"
+        " GROUP BY k.key"
+    )
+    waiting = dict(await cur.fetchall())
+    RATE_LIMIT_WAITING.clear()
+    for key, count in waiting.items():
+        RATE_LIMIT_WAITING.labels(key).set(count)
+    cur = await conn.execute("SELECT count(*) FROM outbox")
+    row = await cur.fetchone()
+    OUTBOX_DEPTH.set(row[0] if row else 0)
+
+
+@contextlib.asynccontextmanager
+async def refreshing(
+    pool: AsyncConnectionPool[Any], every: float, heartbeat_timeout: float
+) -> AsyncIterator[None]:
+    """Keep the gauges fresh in the background while the api runs."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                async with pool.connection() as conn:
+                    await _refresh(conn, heartbeat_timeout)
+            except (psycopg.Error, OSError) as exc:  # the database is away: keep last values
+                logger.warning("metrics refresh failed", extra={"error": repr(exc)})
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
