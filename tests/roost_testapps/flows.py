@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from roost import Concurrency, Context, RateLimit, Roost
+from roost import Concurrency, Context, NonRetryableError, RateLimit, Roost
 
 roost = Roost()
 
@@ -181,7 +181,6 @@ def after_slow(input: dict, ctx: Context) -> dict:
 crasher = roost.worker("crasher", workflows=[crash], slots=2)
 
 # -- retries, backoff, timeouts ---------------------------------------------------------------
-from roost import NonRetryableError  # noqa: E402
 
 flaky = roost.workflow("t-flaky")
 
@@ -560,3 +559,15 @@ def free_noop(input: dict, ctx: Context) -> dict:
 
 
 rl_bencher = roost.worker("rl-bencher", workflows=[rl_bench, rl_bench_free], slots=8)
+
+# -- structured logs (tests/e2e/test_logs.py) -------------------------------------------
+json_logged = roost.workflow("t-json-logged")
+
+
+@json_logged.task()
+def refuse_loudly(input: dict, ctx: Context) -> dict:
+    ctx.log("about to refuse")
+    raise NonRetryableError("refused on purpose")
+
+
+json_logger = roost.worker("json-logger", workflows=[json_logged], slots=2)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from roost_api.app import create_app
 from roost_api.settings import ApiSettings
+from roost_core import logs
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    logs.configure("api")
     settings = ApiSettings()
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SystemExit("ROOST_TLS_CERT and ROOST_TLS_KEY must be set together")
@@ -23,6 +21,7 @@ def main() -> None:
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers go through ours (roost_core.logs)
         access_log=False,
     )
 

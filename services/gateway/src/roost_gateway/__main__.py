@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
+from roost_core import logs
 from roost_gateway.app import create_app
 from roost_gateway.settings import GatewaySettings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    logs.configure("gateway")
     settings = GatewaySettings()
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers go through ours (roost_core.logs)
         access_log=False,
     )
 

@@ -8,7 +8,10 @@ import logging
 import os
 
 from roost._worker import load_worker
+from roost_core import logs
 
 logging.getLogger("pika").setLevel(logging.WARNING)
+if os.environ.get("ROOST_LOG_FORMAT", "").strip().lower() == "json":
+    logs.configure("worker")  # else Dramatiq's own format, which names process and thread
 worker = load_worker(os.environ["ROOST_WORKER_TARGET"])
 broker = worker.setup_broker()

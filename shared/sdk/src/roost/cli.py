@@ -125,19 +125,25 @@ def worker(
         _fail(str(exc))
     w.roost.close()  # no sockets shared across the fork
     os.environ["ROOST_WORKER_TARGET"] = target
-    args = dramatiq.cli.make_argument_parser().parse_args(  # type: ignore[no-untyped-call]
-        [
-            "roost._boot:broker",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads or w.slots),
-            "--path",
-            os.getcwd(),
-            "--worker-shutdown-timeout",
-            str(int(shutdown_grace * 1000)),
-        ]
-    )
+    options = [
+        "roost._boot:broker",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads or w.slots),
+        "--path",
+        os.getcwd(),
+        "--worker-shutdown-timeout",
+        str(int(shutdown_grace * 1000)),
+    ]
+    if os.environ.get("ROOST_LOG_FORMAT", "").strip().lower() == "json":
+        # JSON lines from the supervisor too; each worker process sets up its own in
+        # roost._boot (through Dramatiq's pipe, so lines never interleave).
+        from roost_core import logs
+
+        logs.configure("worker")
+        options.append("--skip-logging")
+    args = dramatiq.cli.make_argument_parser().parse_args(options)  # type: ignore[no-untyped-call]
     sys.exit(dramatiq.cli.main(args))  # type: ignore[no-untyped-call]
 
 
