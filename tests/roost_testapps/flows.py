@@ -571,3 +571,29 @@ def refuse_loudly(input: dict, ctx: Context) -> dict:
 
 
 json_logger = roost.worker("json-logger", workflows=[json_logged], slots=2)
+
+# -- tracing (tests/e2e/test_tracing.py) -------------------------------------------------
+traced = roost.workflow("t-traced")
+
+
+@traced.task()
+def clone(input: dict, ctx: Context) -> dict:
+    from opentelemetry import trace
+
+    with trace.get_tracer(__name__).start_as_current_span("user.clone"):
+        pass
+    return {}
+
+
+@traced.task(parents=[clone], retries=1, backoff_initial_seconds=0.1)
+async def think(input: dict, ctx: Context) -> dict:
+    from opentelemetry import trace
+
+    with trace.get_tracer(__name__).start_as_current_span("user.think"):
+        await asyncio.sleep(0)
+    if ctx.attempt_number == 1:
+        raise RuntimeError("the first attempt fails")
+    return {}
+
+
+tracer_worker = roost.worker("traced", workflows=[traced], slots=4)

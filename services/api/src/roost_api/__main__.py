@@ -6,11 +6,12 @@ import uvicorn
 
 from roost_api.app import create_app
 from roost_api.settings import ApiSettings
-from roost_core import logs
+from roost_core import logs, tracing
 
 
 def main() -> None:
     logs.configure("api")
+    tracing.setup("api")
     settings = ApiSettings()
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SystemExit("ROOST_TLS_CERT and ROOST_TLS_KEY must be set together")

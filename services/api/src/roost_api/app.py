@@ -18,6 +18,7 @@ import anyio.to_thread
 import jsonschema
 import pika.exceptions
 import psycopg
+from opentelemetry.trace import SpanKind
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
@@ -30,7 +31,7 @@ from roost_api import metrics as api_metrics
 from roost_api import ratelimits, store
 from roost_api.settings import ApiSettings
 from roost_api.waiters import RunWaiters
-from roost_core import broker, dag, metrics, triggers
+from roost_core import broker, dag, metrics, tracing, triggers
 from roost_core.auth import MAX_STREAM_TOKEN_SECONDS, TokenVerifier, mint_stream_token
 from roost_core.db import translate_errors
 from roost_core.errors import (
@@ -46,6 +47,7 @@ from roost_core.topology import Topology, declare_core, declare_task_queue
 from roost_core.wire import WorkflowDefinition
 
 logger = logging.getLogger(__name__)
+_tracer = tracing.tracer("roost.api")
 
 MAX_WAIT_SECONDS = 60.0
 MAX_PAGE = 500
@@ -195,6 +197,18 @@ def create_app(settings: ApiSettings) -> Starlette:
 
     Handler = Callable[[Request, str], Awaitable[Response]]
 
+    @contextlib.asynccontextmanager
+    async def traced_trigger(request: Request, workflow: str) -> AsyncIterator[None]:
+        """The trigger's span, child of the caller's ``traceparent`` if it sent a valid
+        one (a malformed one is ignored: the run gets a fresh trace, never an error)."""
+        with _tracer.start_as_current_span(
+            f"trigger {workflow}",
+            context=tracing.extract(request.headers),
+            kind=SpanKind.SERVER,
+            attributes={"roost.workflow": workflow},
+        ):
+            yield
+
     def counted(definition: WorkflowDefinition, result: store.Trigger) -> None:
         """Count what a committed trigger created (and, under a cancelling concurrency
         strategy, ended)."""
@@ -313,7 +327,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         async with pool.connection() as conn:
             wv = await versions.get(conn, tenant, name, trigger.version)
             check_input(wv.definition, trigger.input)
-            async with conn.transaction():
+            async with traced_trigger(request, wv.definition.name), conn.transaction():
                 result = await store.create_runs(
                     conn,
                     topology,
@@ -358,7 +372,7 @@ def create_app(settings: ApiSettings) -> Starlette:
                     check_input(wv.definition, item.input)
                 except InvalidInputError as exc:
                     raise InvalidInputError(f"runs[{index}]: {exc}") from None
-            async with conn.transaction():
+            async with traced_trigger(request, wv.definition.name), conn.transaction():
                 result = await store.create_runs(
                     conn,
                     topology,

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from roost_api import concurrency, ratelimits
-from roost_core import admission, dag, dispatch, events, outbox
+from roost_core import admission, dag, dispatch, events, outbox, tracing
 from roost_core.errors import (
     BadRequestError,
     ConflictError,
@@ -27,6 +27,7 @@ from roost_core.topology import TASK_CANCEL, Topology
 from roost_core.wire import CancelTasks, WorkflowDefinition
 
 Conn = AsyncConnection[Any]
+_tracer = tracing.tracer("roost.api")
 
 
 @dataclass(frozen=True)
@@ -188,13 +189,24 @@ async def create_runs(
     await ratelimits.check_admissible(conn, tenant_id, definition, inputs)
     groups = concurrency.group_keys(definition, inputs)
     run_ids = [uuid.uuid4() for _ in requests]
+    # One trace per run: a span for the run, child of the trigger's (and of the caller's
+    # traceparent, if it sent one); its context travels in every task message. Free
+    # (and empty) when tracing is off.
+    traces: list[dict[str, str] | None] = []
+    for run_id in run_ids:
+        with _tracer.start_as_current_span(
+            f"run {definition.name}",
+            attributes={"roost.run_id": str(run_id), "roost.workflow": definition.name},
+        ):
+            traces.append(tracing.carrier() or None)
     inserted: dict[uuid.UUID, Any] = {}
     cur = await conn.execute(
         "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
-        " status, input, idempotency_key, remaining_tasks, concurrency_key)"
-        " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s, v.concurrency_key"
-        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])"
-        "   WITH ORDINALITY AS v(id, input, key, concurrency_key, n)"
+        " status, input, idempotency_key, remaining_tasks, concurrency_key, trace)"
+        " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s, v.concurrency_key,"
+        "   v.trace::jsonb"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[])"
+        "   WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, n)"
         " ORDER BY v.n"
         " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
         "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at",
@@ -209,6 +221,7 @@ async def create_runs(
             [json.dumps(r.input) for r in requests],
             [r.idempotency_key for r in requests],
             groups,
+            [json.dumps(t) if t else None for t in traces],
         ),
     )
     for row in await cur.fetchall():
@@ -242,7 +255,7 @@ async def create_runs(
     deadlines: list[float | None] = []
     messages: list[outbox.OutboxMessage] = []
     new_events: list[events.RunEvents] = []
-    for request, run_id, group in zip(requests, run_ids, groups, strict=True):
+    for request, run_id, group, run_trace in zip(requests, run_ids, groups, traces, strict=True):
         if run_id in inserted:
             root_messages: list[outbox.OutboxMessage] = []
             at = inserted[run_id].timestamp()
@@ -263,6 +276,7 @@ async def create_runs(
                         task_run_id=str(task_run_id),
                         attempt=1,
                         run_input=request.input,
+                        trace=run_trace,
                     )
                     root_messages.append(message)
                     run_events.append(events.NewEvent(events.TASK_QUEUED, task.name, 1, at=at))
@@ -529,6 +543,7 @@ async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT r.id, r.status, r.input, r.workflow_name, r.tenant_id, r.concurrency_key,"
+            " r.trace,"
             " v.definition FROM runs r"
             " JOIN workflow_versions v ON v.id = r.workflow_version_id"
             " WHERE r.id = %s AND r.tenant_id = %s FOR UPDATE OF r",
@@ -708,6 +723,7 @@ async def replay_run(
             attempt=attempt,
             run_input=run["input"],
             parent_outputs={p: succeeded.get(p) for p in task.parents},
+            trace=run["trace"],
         )
         messages.append(message)
         if deadline is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uvicorn
 
-from roost_core import logs
+from roost_core import logs, tracing
 from roost_gateway.app import create_app
 from roost_gateway.settings import GatewaySettings
 
 
 def main() -> None:
     logs.configure("gateway")
+    tracing.setup("gateway")
     settings = GatewaySettings()
     uvicorn.run(
         create_app(settings),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from roost_core import logs
+from roost_core import logs, tracing
 from roost_ratelimiter.service import Ratelimiter, install_signal_handlers
 from roost_ratelimiter.settings import RatelimiterSettings
 
 
 def main() -> None:
     logs.configure("ratelimiter")
+    tracing.setup("ratelimiter")
     ratelimiter = Ratelimiter(RatelimiterSettings())
     install_signal_handlers(ratelimiter)
     ratelimiter.run_forever()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from roost_core import logs
+from roost_core import logs, tracing
 from roost_scheduler.consumer import Scheduler, install_signal_handlers
 from roost_scheduler.settings import SchedulerSettings
 
 
 def main() -> None:
     logs.configure("scheduler")
+    tracing.setup("scheduler")
     scheduler = Scheduler(SchedulerSettings())
     install_signal_handlers(scheduler)
     scheduler.run_forever()

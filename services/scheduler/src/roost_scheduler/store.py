@@ -56,6 +56,7 @@ class _Run:
     workflow: str
     version_id: str
     tenant_id: str
+    trace: dict[str, str] | None = None  # the run's trace context, for its task messages
     first_report_at: float | None = None
     settled: int = 0  # tasks this batch moved to a final state
     events: list[events.NewEvent] = field(default_factory=list)  # to append at the end
@@ -220,11 +221,13 @@ def _lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, _Run]:
     deadlock and each sees the other's committed work on the same run."""
     runs: dict[str, _Run] = {}
     for row in conn.execute(
-        "SELECT id, status, input, workflow_name, workflow_version_id, tenant_id FROM runs"
-        " WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
+        "SELECT id, status, input, workflow_name, workflow_version_id, tenant_id, trace"
+        " FROM runs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
         (run_ids,),
     ):
-        runs[str(row[0])] = _Run(str(row[0]), row[1], row[2], row[3], str(row[4]), str(row[5]))
+        runs[str(row[0])] = _Run(
+            str(row[0]), row[1], row[2], row[3], str(row[4]), str(row[5]), row[6]
+        )
     return runs
 
 
@@ -415,6 +418,7 @@ def _dispatch(
             attempt=attempt,
             run_input=run.input,
             parent_outputs={p: outputs.get((run.id, p)) for p in task.parents},
+            trace=run.trace,
         )
         out.append(message)
         run.event(events.TASK_QUEUED, name, attempt)
@@ -750,6 +754,7 @@ def _start_on_failure(
         attempt=1,
         run_input=run.input,
         task_errors={n: e or {} for n, e in errors.items()},
+        trace=run.trace,
     )
     conn.execute(
         "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"

@@ -35,6 +35,7 @@ def attempt(
     run_input: Any,
     parent_outputs: dict[str, Any] | None = None,
     task_errors: dict[str, Any] | None = None,
+    trace: dict[str, str] | None = None,
     now: float | None = None,
 ) -> tuple[OutboxMessage, float | None]:
     """The outbox message for one attempt of ``task``, and its schedule deadline (unix
@@ -54,6 +55,7 @@ def attempt(
         task_errors=task_errors or {},
         execution_timeout=task.execution_timeout_seconds,
         schedule_deadline=deadline,
+        trace=trace or {},
     )
     admission = None
     if task.rate_limits:

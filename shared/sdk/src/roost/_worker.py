@@ -30,6 +30,9 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AsyncIO
 from dramatiq.middleware.time_limit import TimeLimitExceeded
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
 from roost._context import Context
@@ -40,6 +43,7 @@ from roost._reporter import Pending, Reporter
 from roost._workflow import Task, Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
+from roost_core import tracing
 from roost_core.errors import BrokerUnavailableError
 from roost_core.outbox import OutboxMessage, Publisher
 from roost_core.wire import (
@@ -56,6 +60,7 @@ if TYPE_CHECKING:
     from roost._roost import Roost
 
 logger = logging.getLogger("roost.worker")
+_tracer = tracing.tracer("roost.worker")
 
 # Dramatiq's own time limit (10 minutes by default) must not cut Roost tasks short.
 _DRAMATIQ_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
@@ -269,7 +274,22 @@ class Worker:
                 started_report,
             )
         try:
-            self._run_attempt(topology, msg, common, started_at, started, worker_id)
+            # The attempt's span, child of its run's (the carrier in the message): user
+            # spans inside the task nest under it. A no-op when tracing is off.
+            with _tracer.start_as_current_span(
+                f"task {msg.workflow}.{msg.task}",
+                context=tracing.extract(msg.trace),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "roost.run_id": msg.run_id,
+                    "roost.task_run_id": msg.task_run_id,
+                    "roost.workflow": msg.workflow,
+                    "roost.task": msg.task,
+                    "roost.attempt": msg.attempt,
+                    "roost.worker_id": worker_id,
+                },
+            ):
+                self._run_attempt(topology, msg, common, started_at, started, worker_id)
         finally:
             with self._long_lock:
                 self._long.pop(msg.task_run_id, None)
@@ -330,8 +350,9 @@ class Worker:
         except TaskCancelledError:
             self._cancel(started)
             return  # the run ended CANCELLED already: nothing to report
-        except TimeLimitExceeded:
+        except TimeLimitExceeded as exc:
             # Dramatiq's TimeLimit middleware interrupted the task at its execution timeout.
+            _span_failed(exc, "timed_out")
             self._cancel(started)
             self._fail(
                 topology,
@@ -348,6 +369,7 @@ class Worker:
             )
             return
         except Exception as exc:
+            _span_failed(exc, "failed")
             self._cancel(started)
             self._fail(
                 topology,
@@ -414,7 +436,9 @@ class Worker:
         if task.is_async:
             loop_thread = get_event_loop_thread()
             assert loop_thread is not None, "AsyncIO middleware is not installed"
-            result = loop_thread.run_coroutine(task.fn(task_input, ctx))
+            result = loop_thread.run_coroutine(
+                _in_context(otel_context.get_current(), task.fn(task_input, ctx))
+            )
         else:
             result = task.fn(task_input, ctx)
         return _jsonable(task, result)
@@ -450,6 +474,24 @@ class Worker:
             rabbit.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _span_failed(exc: BaseException, outcome: str) -> None:
+    """Record a failed attempt on its span: the exception as an event, and the status."""
+    span = trace.get_current_span()
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.set_attribute("roost.outcome", outcome)
+
+
+async def _in_context(ctx: otel_context.Context, coro: Any) -> Any:
+    """Run ``coro`` on Dramatiq's event loop thread inside the attempt's trace context,
+    so a span the task starts is a child of the attempt's span, as in sync tasks."""
+    token = otel_context.attach(ctx)
+    try:
+        return await coro
+    finally:
+        otel_context.detach(token)
 
 
 def _jsonable(task: Task, value: Any) -> Any:
