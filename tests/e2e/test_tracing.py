@@ -50,6 +50,14 @@ class Receiver:
             time.sleep(0.1)
 
 
+def _value(value: Any) -> Any:
+    """An OTLP AnyValue as Python: strings, numbers, booleans and arrays of them."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(v) for v in value.array_value.values]
+    return getattr(value, kind) if kind else None
+
+
 def _serve(receiver: Receiver) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server API
@@ -68,12 +76,7 @@ def _serve(receiver: Receiver) -> ThreadingHTTPServer:
                 )
                 for ss in rs.scope_spans:
                     for s in ss.spans:
-                        attrs = {}
-                        for a in s.attributes:
-                            v = a.value
-                            attrs[a.key] = (
-                                v.string_value if v.HasField("string_value") else v.int_value
-                            )
+                        attrs = {a.key: _value(a.value) for a in s.attributes}
                         found.append(
                             Span(
                                 s.trace_id.hex(),
@@ -117,6 +120,13 @@ def traced_stack(
     traced = Stack(Path(tmp_path_factory.mktemp("traced")))
     try:
         traced.start()
+        put = httpx.put(
+            f"{traced.api_url}/api/v1/rate-limits/traced-sessions",
+            json={"limit": 2},
+            headers={"Authorization": f"Bearer {traced.token}"},
+            timeout=10,
+        )
+        assert put.status_code == 200, put.text
         traced.start_worker("roost_testapps.flows:tracer_worker", threads=4, name="traced")
         yield traced, receiver
     finally:
@@ -159,7 +169,11 @@ def test_a_run_is_one_trace_from_the_callers_span_to_user_spans_in_its_tasks(
 
     def complete(spans: list[Span]) -> bool:
         mine = [s for s in spans if s.trace_id == TRACE_ID]
-        return sum(1 for s in mine if s.name.startswith("user.")) >= 3
+        done = any(
+            s.name.startswith("schedule ") and "run.succeeded" in s.attributes["roost.events"]
+            for s in mine
+        )
+        return done and sum(1 for s in mine if s.name.startswith("user.")) >= 3
 
     spans = [s for s in receiver.wait(complete) if s.trace_id == TRACE_ID]
     by_name: dict[str, list[Span]] = {}
@@ -184,6 +198,15 @@ def test_a_run_is_one_trace_from_the_callers_span_to_user_spans_in_its_tasks(
     assert user_clone.parent == clone.span_id  # a user span in a sync task: its child
     user_thinks = by_name["user.think"]
     assert sorted(s.parent for s in user_thinks) == sorted(s.span_id for s in thinks)  # async
+    # The ratelimiter's admission of the rate-limited task, with the time it waited.
+    (admit,) = by_name["admit clone"]
+    assert admit.parent == run.span_id and admit.service == "roost-ratelimiter"
+    assert float(admit.attributes["roost.waited_seconds"]) >= 0
+    # The scheduler's decisions, each in the run's trace.
+    decisions = by_name["schedule t-traced"]
+    assert all(d.parent == run.span_id and d.service == "roost-scheduler" for d in decisions)
+    decided = [t for d in decisions for t in d.attributes["roost.events"]]
+    assert "task.retrying" in decided and "run.succeeded" in decided
 
 
 def test_a_malformed_traceparent_is_ignored_and_the_run_gets_a_fresh_trace(

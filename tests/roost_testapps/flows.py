@@ -576,7 +576,7 @@ json_logger = roost.worker("json-logger", workflows=[json_logged], slots=2)
 traced = roost.workflow("t-traced")
 
 
-@traced.task()
+@traced.task(rate_limits=[RateLimit("traced-sessions")])
 def clone(input: dict, ctx: Context) -> dict:
     from opentelemetry import trace
 

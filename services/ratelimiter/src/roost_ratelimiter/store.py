@@ -10,25 +10,27 @@ the next pass (the release wakes one) but never over-admit.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from roost_core import outbox
+from roost_core import outbox, tracing
 from roost_core.admission import IN_USE, RUN_ATTEMPT, enqueue, unpack_run
 from roost_core.topology import TASK_FAILED, Topology
 from roost_core.wire import TaskError, TaskFailed
 from roost_ratelimiter.choose import Key, KeyState, Waiter, choose
 
 Conn = psycopg.Connection[Any]
+_tracer = tracing.tracer("roost.ratelimiter")
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('roost.ratelimiter.admission'))"
 
 # The first `batch` waiters of every key that has any, oldest first.
 _WAITERS = (
     "SELECT DISTINCT w.id, w.tenant_id, w.run_id, w.task_run_id, w.attempt, w.task, w.keys,"
-    "   w.units, w.queue, w.message"
+    "   w.units, w.queue, w.message, extract(epoch FROM w.enqueued_at)"
     " FROM (SELECT DISTINCT tenant_id, unnest(keys) AS key FROM rate_limit_waiters) k"
     " CROSS JOIN LATERAL (SELECT * FROM rate_limit_waiters w"
     "   WHERE w.tenant_id = k.tenant_id AND k.key = ANY(w.keys) ORDER BY w.id LIMIT %s) w"
@@ -60,6 +62,8 @@ class PassOutcome:
 def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) -> PassOutcome:
     """Admit what fits now, inside the caller's transaction."""
     conn.execute(_LOCK)
+    rows = conn.execute(_WAITERS, (batch,)).fetchall()
+    enqueued = {r[0]: float(r[10]) for r in rows}
     waiters = [
         Waiter(
             r[0],
@@ -73,7 +77,7 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
             r[8],
             bytes(r[9]),
         )
-        for r in conn.execute(_WAITERS, (batch,)).fetchall()
+        for r in rows
     ]
     if not waiters:
         return PassOutcome([], 0, 0, 0, None)
@@ -90,6 +94,8 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
 
     messages: list[outbox.OutboxMessage] = []
     admitted = _take(conn, decision.admitted, keys) if decision.admitted else []
+    if admitted and tracing.enabled():
+        _trace_admissions(conn, admitted, enqueued)
     for w in admitted:
         if w.attempt == RUN_ATTEMPT and not w.queue:
             # A run admitted into its concurrency group: its root tasks go on (those with
@@ -104,6 +110,36 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
     still = [w for w in waiters if w.id not in gone]
     blocking = [refill[k] for w in still for k, _ in w.needs() if k in refill and keys[k].free <= 0]
     return PassOutcome(rows, len(admitted), failed, len(still), min(blocking, default=None))
+
+
+def _trace_admissions(conn: Conn, admitted: list[Waiter], enqueued: dict[int, float]) -> None:
+    """A span per admission in its run's trace, from when the attempt began to wait to
+    now, with the time waited and the keys."""
+    traces = dict(
+        conn.execute(
+            "SELECT id, trace FROM runs WHERE id = ANY(%s::uuid[]) AND trace IS NOT NULL",
+            ([w.run_id for w in admitted],),
+        ).fetchall()
+    )
+    now = time.time()
+    for w in admitted:
+        carrier = traces.get(uuid.UUID(w.run_id))
+        if not carrier:
+            continue
+        began = enqueued.get(w.id, now)
+        span = _tracer.start_span(
+            f"admit {w.task or 'run'}",
+            context=tracing.extract(carrier),
+            start_time=int(began * 1e9),
+            attributes={
+                "roost.run_id": w.run_id,
+                "roost.task": w.task,
+                "roost.attempt": w.attempt,
+                "roost.rate_limit.keys": w.keys,
+                "roost.waited_seconds": max(0.0, now - began),
+            },
+        )
+        span.end(end_time=int(now * 1e9))
 
 
 def _take(conn: Conn, chosen: list[Waiter], keys: dict[Key, KeyState]) -> list[Waiter]:

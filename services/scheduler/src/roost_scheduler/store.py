@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from roost_core import admission, dag, dispatch, events, outbox
+from roost_core import admission, dag, dispatch, events, outbox, tracing
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import (
@@ -36,6 +36,7 @@ from roost_core.wire import (
 )
 
 logger = logging.getLogger(__name__)
+_tracer = tracing.tracer("roost.scheduler")
 
 Conn = psycopg.Connection[Any]
 RUN_FINAL_CHANNEL = "roost_run_final"
@@ -201,6 +202,8 @@ def _write(
 ) -> tuple[list[outbox.OutboxRow], list[events.Event]]:
     """Append the batch's events to the log, then write its outbox: the events'
     broadcast first, so gateways hear of a task queued before a worker can start it."""
+    if tracing.enabled():
+        _trace_decisions(runs)
     cur = conn.cursor()
     appended = events.append(
         cur,
@@ -214,6 +217,26 @@ def _write(
     freed = admission.release(cur, topology, [a for r in runs.values() for a in r.released])
     messages = admission.enqueue(cur, topology, [*messages, *freed])
     return outbox.insert(cur, [*events.broadcast(topology, appended), *messages]), appended
+
+
+def _trace_decisions(runs: dict[str, _Run]) -> None:
+    """A span per run for what this batch decided about it (the events it appends),
+    in the run's trace."""
+    for run in runs.values():
+        if not run.events or not run.trace:
+            continue
+        types = [e.type for e in run.events]
+        span = _tracer.start_span(
+            f"schedule {run.workflow}",
+            context=tracing.extract(run.trace),
+            attributes={
+                "roost.run_id": run.id,
+                "roost.workflow": run.workflow,
+                "roost.events": types,
+                "roost.tasks": sorted({e.task for e in run.events if e.task}),
+            },
+        )
+        span.end()
 
 
 def _lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, _Run]:

@@ -69,6 +69,11 @@ def setup(service: str) -> bool:
     return True
 
 
+def enabled() -> bool:
+    """Whether this process exports spans (else skip building spans nobody records)."""
+    return _configured
+
+
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
 
