@@ -4,6 +4,7 @@ to a receiver this test runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -127,7 +128,12 @@ def traced_stack(
             timeout=10,
         )
         assert put.status_code == 200, put.text
-        traced.start_worker("roost_testapps.flows:tracer_worker", threads=4, name="traced")
+        traced.start_worker(
+            "roost_testapps.flows:tracer_worker",
+            threads=4,
+            name="traced",
+            extra_env={"ROOST_LOG_FORMAT": "json"},
+        )
         yield traced, receiver
     finally:
         traced.stop()
@@ -207,6 +213,15 @@ def test_a_run_is_one_trace_from_the_callers_span_to_user_spans_in_its_tasks(
     assert all(d.parent == run.span_id and d.service == "roost-scheduler" for d in decisions)
     decided = [t for d in decisions for t in d.attributes["roost.events"]]
     assert "task.retrying" in decided and "run.succeeded" in decided
+    # The worker's log line about the failed attempt leads to that attempt's span.
+    (worker,) = [p for p in stack.processes if p.name == "traced"]
+    lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.strip()]
+    (failed,) = [
+        line
+        for line in lines
+        if line.get("run_id") == run_id and line.get("action") == "task_failed"
+    ]
+    assert failed["trace_id"] == TRACE_ID and failed["span_id"] == thinks[0].span_id
 
 
 def test_a_malformed_traceparent_is_ignored_and_the_run_gets_a_fresh_trace(
