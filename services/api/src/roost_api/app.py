@@ -19,7 +19,6 @@ import jsonschema
 import pika.exceptions
 import psycopg
 from opentelemetry.trace import SpanKind
-from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,7 +32,7 @@ from roost_api.settings import ApiSettings
 from roost_api.waiters import RunWaiters
 from roost_core import broker, dag, metrics, tracing, triggers
 from roost_core.auth import MAX_STREAM_TOKEN_SECONDS, TokenVerifier, mint_stream_token
-from roost_core.db import translate_errors
+from roost_core.db import async_pool, translate_errors
 from roost_core.errors import (
     BadRequestError,
     ConflictError,
@@ -167,13 +166,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 def create_app(settings: ApiSettings) -> Starlette:
     topology = Topology(settings.namespace)
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        settings.database_url,
-        min_size=2,
-        max_size=settings.db_pool_size,
-        open=False,
-        kwargs={"autocommit": True},
-    )
+    pool = async_pool(settings.database_url, settings.db_pool_size)
     verifier = TokenVerifier(pool, settings.token_cache_seconds)
     relay = OutboxRelay(settings.broker_url, settings.database_url, name="api-outbox-relay")
     declarer = Declarer(settings.broker_url, topology)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import trace
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -192,13 +193,14 @@ async def create_runs(
     # One trace per run: a span for the run, child of the trigger's (and of the caller's
     # traceparent, if it sent one); its context travels in every task message. Free
     # (and empty) when tracing is off.
-    traces: list[dict[str, str] | None] = []
-    for run_id in run_ids:
-        with _tracer.start_as_current_span(
-            f"run {definition.name}",
-            attributes={"roost.run_id": str(run_id), "roost.workflow": definition.name},
-        ):
-            traces.append(tracing.carrier() or None)
+    traces: list[dict[str, str] | None] = [None] * len(run_ids)
+    if tracing.enabled() or trace.get_current_span().get_span_context().is_valid:
+        for index, run_id in enumerate(run_ids):
+            with _tracer.start_as_current_span(
+                f"run {definition.name}",
+                attributes={"roost.run_id": str(run_id), "roost.workflow": definition.name},
+            ):
+                traces[index] = tracing.carrier() or None
     inserted: dict[uuid.UUID, Any] = {}
     cur = await conn.execute(
         "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"

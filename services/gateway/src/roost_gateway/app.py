@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
-from psycopg_pool import AsyncConnectionPool
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from roost_core.auth import TokenVerifier
-from roost_core.db import translate_errors
+from roost_core.db import async_pool, translate_errors
 from roost_core.errors import BadRequestError, RoostError, UnknownRunError, UnknownWorkflowError
 from roost_core.topology import Topology
 from roost_gateway.consumer import EventConsumer
@@ -41,13 +40,7 @@ SUBSCRIBERS = Gauge("roost_gateway_subscribers", "Streams attached to this gatew
 
 def create_app(settings: GatewaySettings) -> Starlette:
     topology = Topology(settings.namespace)
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        settings.database_url,
-        min_size=2,
-        max_size=settings.db_pool_size,
-        open=False,
-        kwargs={"autocommit": True},
-    )
+    pool = async_pool(settings.database_url, settings.db_pool_size)
     verifier = TokenVerifier(pool, settings.token_cache_seconds)
     hub = Hub(settings.subscriber_buffer)
     SUBSCRIBERS.set_function(lambda: hub.subscribers)

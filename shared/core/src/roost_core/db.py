@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
 
 from roost_core.errors import ConflictError, DatabaseUnavailableError
 
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000001"
+
+
+def async_pool(conninfo: str, max_size: int) -> AsyncConnectionPool[Any]:
+    """The connection pool of an HTTP service (api, gateway): autocommit connections,
+    opened in the app's lifespan (``await pool.open(wait=False)``)."""
+    return AsyncConnectionPool(
+        conninfo, min_size=2, max_size=max_size, open=False, kwargs={"autocommit": True}
+    )
 
 
 @contextmanager
