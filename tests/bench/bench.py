@@ -85,8 +85,13 @@ def log(message: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
 
 
-def fire(threads: int, count: int, prepare: Callable[[int], Any],
-         trigger: Callable[[Any, int], None], settle: Callable[[], None]) -> tuple[float, float]:
+def fire(
+    threads: int,
+    count: int,
+    prepare: Callable[[int], Any],
+    trigger: Callable[[Any, int], None],
+    settle: Callable[[], None],
+) -> tuple[float, float]:
     """Run ``count`` triggers from ``threads`` threads as fast as they go.
 
     Each thread first calls ``prepare(i)`` (its own client, warmed up); once all are
@@ -169,8 +174,8 @@ def _proc_table() -> dict[int, tuple[int, str, int]]:
         except OSError:
             continue
         lp, rp = data.find("("), data.rfind(")")
-        fields = data[rp + 2:].split()
-        table[int(entry)] = (int(fields[1]), data[lp + 1:rp], int(fields[11]) + int(fields[12]))
+        fields = data[rp + 2 :].split()
+        table[int(entry)] = (int(fields[1]), data[lp + 1 : rp], int(fields[11]) + int(fields[12]))
     return table
 
 
@@ -247,7 +252,7 @@ class CpuMeter:
 class Throughput:
     count: int
     tasks: int
-    wall: float          # first trigger -> last finished
+    wall: float  # first trigger -> last finished
     trigger_wall: float  # first trigger -> last trigger returned
     failed: int
     cpu: CpuMeter
@@ -272,19 +277,23 @@ class Throughput:
         return ours / 100.0 * self.cpu.wall * 1000.0 / self.count
 
 
-def w1_roost(stack: Stack, flows: ModuleType, runs: int, clients: int,
-             roots: dict[str, int], bulk: int = 0) -> Throughput:
+def w1_roost(
+    stack: Stack, flows: ModuleType, runs: int, clients: int, roots: dict[str, int], bulk: int = 0
+) -> Throughput:
     """W1 with one `wf.run` per run, or with ``bulk`` runs per `wf.run_many` request."""
     from roost import Roost
 
     poll = psycopg.connect(stack.database_url, autocommit=True)
-    (baseline,) = poll.execute("SELECT count(*) FROM runs WHERE workflow_name = %s",
-                               (flows.LINEAR,)).fetchone() or (0,)
+    (baseline,) = poll.execute(
+        "SELECT count(*) FROM runs WHERE workflow_name = %s", (flows.LINEAR,)
+    ).fetchone() or (0,)
 
     def done_runs() -> int:
-        row = poll.execute("SELECT count(*) FROM runs WHERE workflow_name = %s "
-                           "AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')",
-                           (flows.LINEAR,)).fetchone()
+        row = poll.execute(
+            "SELECT count(*) FROM runs WHERE workflow_name = %s "
+            "AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')",
+            (flows.LINEAR,),
+        ).fetchone()
         return int(row[0]) - baseline if row else 0
 
     def prepare(i: int) -> Any:
@@ -345,11 +354,11 @@ def w1_raw(raw: ModuleType, runs: int, clients: int, roots: dict[str, int]) -> T
 
 @dataclass
 class Latency:
-    total: list[float]    # trigger -> done, seconds
+    total: list[float]  # trigger -> done, seconds
     handoff: list[float]  # child start - parent end, seconds
-    slowest: str = ""     # where the slowest run spent its time
+    slowest: str = ""  # where the slowest run spent its time
     engine: list[float] = field(default_factory=list)  # trigger -> runs.finished_at
-    late: list[float] = field(default_factory=list)    # runs.finished_at -> client has it
+    late: list[float] = field(default_factory=list)  # runs.finished_at -> client has it
 
 
 def w2_sequential(stack: Stack, flows: ModuleType, runs: int) -> Latency:
@@ -373,24 +382,28 @@ def w2_sequential(stack: Stack, flows: ModuleType, runs: int) -> Latency:
             handoff.append(result[child]["start"] - result[parent]["end"])
         if worst is None or took > worst[0]:
             worst = (took, ref.id, w0, time.time(), result)
-    finished = dict(stack.sql(  # type: ignore[arg-type]
-        "SELECT id::text, extract(epoch FROM finished_at)::float8 FROM runs WHERE id = ANY(%s)",
-        list(times),
-    ))
+    finished = dict(
+        stack.sql(  # type: ignore[arg-type]
+            "SELECT id::text, extract(epoch FROM finished_at)::float8 FROM runs WHERE id = ANY(%s)",
+            list(times),
+        )
+    )
     engine = [float(finished[r]) - w0 for r, (w0, _) in times.items()]  # type: ignore[arg-type]
     late = [done - float(finished[r]) for r, (_, done) in times.items()]  # type: ignore[arg-type]
     return Latency(total, handoff, _breakdown(stack, *worst) if worst else "", engine, late)
 
 
-def _breakdown(stack: Stack, took: float, run_id: str, triggered: float, done: float,
-               result: dict[str, Any]) -> str:
+def _breakdown(
+    stack: Stack, took: float, run_id: str, triggered: float, done: float, result: dict[str, Any]
+) -> str:
     """Where one W2 run spent its time, from the client's, the tasks' and the database's
     clocks (all on this machine)."""
     row = stack.sql(
         "SELECT extract(epoch FROM r.created_at)::float8, "
         "extract(epoch FROM t.queued_at)::float8, extract(epoch FROM r.finished_at)::float8 "
         "FROM runs r JOIN task_runs t ON t.run_id = r.id AND t.task_name = 't1' "
-        "WHERE r.id = %s", run_id,
+        "WHERE r.id = %s",
+        run_id,
     )[0]
     created, queued, finished = (float(v) for v in row)  # type: ignore[arg-type]
     marks = [
@@ -402,7 +415,8 @@ def _breakdown(stack: Stack, took: float, run_id: str, triggered: float, done: f
         ("run finished -> client has it", done - finished),
     ]
     return f"slowest W2 run {took * 1000:.0f} ms: " + ", ".join(
-        f"{name} {ms * 1000:.0f} ms" for name, ms in marks)
+        f"{name} {ms * 1000:.0f} ms" for name, ms in marks
+    )
 
 
 def w3_fanout(flows: ModuleType, width: int) -> float:
@@ -427,7 +441,7 @@ def w3_fanout(flows: ModuleType, width: int) -> float:
 W4_WORKER = "roost_testapps.flows:fan_worker"
 W4_WORKFLOW = "t-fan-bulk"
 W4_PAUSE = 0.1  # seconds between chunks: 10 events/s to every subscriber
-W4_SIZE = 64    # bytes of padding per chunk
+W4_SIZE = 64  # bytes of padding per chunk
 W4_TERMINAL = ("run.succeeded", "run.failed", "run.cancelled")
 
 
@@ -435,22 +449,22 @@ W4_TERMINAL = ("run.succeeded", "run.failed", "run.cancelled")
 class FanoutLevel:
     subscribers: int
     client_processes: int
-    latency: list[float]      # seconds, task emits (time.time() in the chunk) -> received
-    attach_seconds: float     # from starting the client processes to all attached
-    stream_seconds: float     # trigger -> every subscriber saw the run end
-    gateway_cpu: float        # % of one core, over stream_seconds
-    client_cpu: list[float]   # % of one core, each client process, same window
-    rss_attached_kib: int     # gateway VmRSS, every subscriber attached, before the run
-    rss_after_kib: int        # ... and once the run streamed to all of them (still attached)
+    latency: list[float]  # seconds, task emits (time.time() in the chunk) -> received
+    attach_seconds: float  # from starting the client processes to all attached
+    stream_seconds: float  # trigger -> every subscriber saw the run end
+    gateway_cpu: float  # % of one core, over stream_seconds
+    client_cpu: list[float]  # % of one core, each client process, same window
+    rss_attached_kib: int  # gateway VmRSS, every subscriber attached, before the run
+    rss_after_kib: int  # ... and once the run streamed to all of them (still attached)
 
 
 @dataclass
 class Fanout:
     levels: list[FanoutLevel]
-    rss_idle_kib: int         # gateway VmRSS before the first subscriber
+    rss_idle_kib: int  # gateway VmRSS before the first subscriber
     chunks: int
     per_process: int
-    loadavg: str = ""         # before W4 (other work on the machine skews latency)
+    loadavg: str = ""  # before W4 (other work on the machine skews latency)
 
 
 def _rss_kib(pid: int) -> int:
@@ -541,7 +555,8 @@ def _w4_collect(out: Any, kind: str, processes: int, timeout: float) -> list[Any
         except queue.Empty:
             raise RuntimeError(
                 f"W4: {len(got)}/{processes} client processes reported {kind!r} "
-                f"within {timeout:.0f} s") from None
+                f"within {timeout:.0f} s"
+            ) from None
         if what == "error":
             raise RuntimeError(f"W4 client process failed: {value}")
         if what != kind:
@@ -561,8 +576,7 @@ def _wait_no_subscribers(stack: Stack, timeout: float = 60.0) -> None:
     raise RuntimeError("W4: the gateway still has subscribers after the clients left")
 
 
-def w4_event_fanout(stack: Stack, levels: list[int], chunks: int,
-                    per_process: int) -> Fanout:
+def w4_event_fanout(stack: Stack, levels: list[int], chunks: int, per_process: int) -> Fanout:
     """For each number of subscribers: attach them all (in client processes of at most
     ``per_process`` connections each) to the workflow's stream, run one task that emits
     ``chunks`` stream chunks ``W4_PAUSE`` s apart, and time each chunk from the task's
@@ -580,9 +594,15 @@ def w4_event_fanout(stack: Stack, levels: list[int], chunks: int,
         count = -(-n // per_process)
         shares = [n // count + (1 if i < n % count else 0) for i in range(count)]
         out, release = ctx.Queue(), ctx.Event()
-        procs = [ctx.Process(target=_w4_client, args=(url, stack.token, k, out, release),
-                             name=f"w4-client-{i}", daemon=True)
-                 for i, k in enumerate(shares)]
+        procs = [
+            ctx.Process(
+                target=_w4_client,
+                args=(url, stack.token, k, out, release),
+                name=f"w4-client-{i}",
+                daemon=True,
+            )
+            for i, k in enumerate(shares)
+        ]
         log(f"W4: {n} subscriber(s) in {count} client process(es)")
         t0 = time.monotonic()
         for p in procs:
@@ -594,8 +614,9 @@ def w4_event_fanout(stack: Stack, levels: list[int], chunks: int,
             gw0 = _cpu_ticks(gateway)
             cl0 = [_cpu_ticks(p.pid or 0) for p in procs]
             w0 = time.monotonic()
-            ref = fan.run({"chunks": chunks, "size": W4_SIZE, "pause": W4_PAUSE},
-                          wait_for_result=False)
+            ref = fan.run(
+                {"chunks": chunks, "size": W4_SIZE, "pause": W4_PAUSE}, wait_for_result=False
+            )
             ref.result(timeout=STALL_SECONDS)
             lists = _w4_collect(out, "done", count, timeout=STALL_SECONDS)
             wall = time.monotonic() - w0
@@ -611,15 +632,25 @@ def w4_event_fanout(stack: Stack, levels: list[int], chunks: int,
         latency = [x for lst in lists for x in lst]
         if len(latency) != n * chunks:
             raise RuntimeError(f"W4: {len(latency)} chunks received, expected {n * chunks}")
-        result.levels.append(FanoutLevel(
-            n, count, latency, attach, wall,
-            100.0 * (gw1 - gw0) / CLK_TCK / wall,
-            [100.0 * (b - a) / CLK_TCK / wall for a, b in zip(cl0, cl1, strict=True)],
-            rss_attached, rss_after))
+        result.levels.append(
+            FanoutLevel(
+                n,
+                count,
+                latency,
+                attach,
+                wall,
+                100.0 * (gw1 - gw0) / CLK_TCK / wall,
+                [100.0 * (b - a) / CLK_TCK / wall for a, b in zip(cl0, cl1, strict=True)],
+                rss_attached,
+                rss_after,
+            )
+        )
         level = result.levels[-1]
-        log(f"W4: {n} subscriber(s): p50 {1000 * percentile(latency, 50):.1f} ms, "
+        log(
+            f"W4: {n} subscriber(s): p50 {1000 * percentile(latency, 50):.1f} ms, "
             f"p99 {1000 * percentile(latency, 99):.1f} ms; gateway RSS "
-            f"{level.rss_after_kib / 1024:.1f} MiB")
+            f"{level.rss_after_kib / 1024:.1f} MiB"
+        )
         _wait_no_subscribers(stack)
     return result
 
@@ -630,9 +661,20 @@ def w4_event_fanout(stack: Stack, levels: list[int], chunks: int,
 def start_raw_worker(env: dict[str, str], workdir: Path, processes: int, threads: int) -> Process:
     log_path = workdir / "raw-worker.log"
     popen = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "bench.raw_dramatiq:broker",
-         "--processes", str(processes), "--threads", str(threads)],
-        env=env, cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "bench.raw_dramatiq:broker",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     proc = Process("raw-worker", popen, log_path)
@@ -696,9 +738,17 @@ def fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput | None,
-           roost_bulk: Throughput | None, raw_w1: Throughput | None, w2: Latency | None,
-           w3: float | None, elapsed: dict[str, float], w4: Fanout | None = None) -> None:
+def report(
+    args: argparse.Namespace,
+    facts: dict[str, str],
+    roost_w1: Throughput | None,
+    roost_bulk: Throughput | None,
+    raw_w1: Throughput | None,
+    w2: Latency | None,
+    w3: float | None,
+    elapsed: dict[str, float],
+    w4: Fanout | None = None,
+) -> None:
     """The results of the workloads that ran (``--workloads``); None: not run."""
     lines = [
         f"machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['platform']}; "
@@ -711,18 +761,21 @@ def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput
             f"with its own Roost client (wf.run(wait_for_result=False)); worker {args.processes} "
             f"processes x {args.threads} threads; raw: {args.runs} dramatiq.pipeline of 4 no-op "
             f"actors, RabbitmqBroker(confirm_delivery=True), default middleware, `dramatiq` CLI "
-            f"{args.processes} x {args.threads}, same {args.clients} enqueuing threads")
+            f"{args.processes} x {args.threads}, same {args.clients} enqueuing threads"
+        )
     if w2 is not None:
         lines.append(
             f"W2: {args.sequential} runs one after another (trigger, wait, next), 4-task line; "
-            f"hand-off = child start - parent end, 3 per run ({3 * args.sequential} samples)")
+            f"hand-off = child start - parent end, 3 per run ({3 * args.sequential} samples)"
+        )
     if w3 is not None:
-        lines.append(f"W3: one run of 1 -> {args.fanout} parallel no-op children -> 1 join "
-                     f"({args.fanout + 2} tasks)")
+        lines.append(
+            f"W3: one run of 1 -> {args.fanout} parallel no-op children -> 1 join "
+            f"({args.fanout + 2} tasks)"
+        )
     if w2 is not None:
         lines.append(w2.slowest)
-    lines.append(
-        "elapsed per workload: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()))
+    lines.append("elapsed per workload: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()))
     caption = "\n".join(lines)
     if roost_w1 is not None or w2 is not None or w3 is not None:
         _report_w1_w3(args, facts, caption, roost_w1, roost_bulk, raw_w1, w2, w3)
@@ -732,37 +785,62 @@ def report(args: argparse.Namespace, facts: dict[str, str], roost_w1: Throughput
         report_w4(w4)
 
 
-def _report_w1_w3(args: argparse.Namespace, facts: dict[str, str], caption: str,
-                  roost_w1: Throughput | None, roost_bulk: Throughput | None,
-                  raw_w1: Throughput | None, w2: Latency | None, w3: float | None) -> None:
+def _report_w1_w3(
+    args: argparse.Namespace,
+    facts: dict[str, str],
+    caption: str,
+    roost_w1: Throughput | None,
+    roost_bulk: Throughput | None,
+    raw_w1: Throughput | None,
+    w2: Latency | None,
+    w3: float | None,
+) -> None:
     table = Table(title="Roost benchmark", caption=caption, caption_justify="left")
-    for name, justify in (("workload", "left"), ("metric", "left"), ("Roost", "right"),
-                          ("raw Dramatiq", "right"), ("Roost/raw", "right")):
+    for name, justify in (
+        ("workload", "left"),
+        ("metric", "left"),
+        ("Roost", "right"),
+        ("raw Dramatiq", "right"),
+        ("Roost/raw", "right"),
+    ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
 
-    def row(workload: str, metric: str, mine: float, theirs: float | None,
-            digits: int = 1) -> None:
+    def row(workload: str, metric: str, mine: float, theirs: float | None, digits: int = 1) -> None:
         ratio = f"{mine / theirs:.2f}" if theirs else "-"
-        table.add_row(workload, metric, fmt(mine, digits),
-                      "-" if theirs is None else fmt(theirs, digits), ratio)
+        table.add_row(
+            workload,
+            metric,
+            fmt(mine, digits),
+            "-" if theirs is None else fmt(theirs, digits),
+            ratio,
+        )
 
     raw = raw_w1
     if roost_w1 is not None and roost_bulk is not None:
         row("W1 linear x4", "runs/s", roost_w1.per_second, raw and raw.per_second)
         row("", "tasks/s", roost_w1.tasks_per_second, raw and raw.tasks_per_second)
         row("", "wall: first trigger -> last done (s)", roost_w1.wall, raw and raw.wall, 2)
-        row("", "trigger rate, client side (/s)", roost_w1.trigger_rate,
-            raw and raw.trigger_rate)
-        row("", "CPU ms per run, our processes", roost_w1.cpu_ms_per_run,
-            raw and raw.cpu_ms_per_run)
-        table.add_row("", "runs not SUCCEEDED", str(roost_w1.failed),
-                      "-" if raw is None else "0", "")
+        row("", "trigger rate, client side (/s)", roost_w1.trigger_rate, raw and raw.trigger_rate)
+        row(
+            "", "CPU ms per run, our processes", roost_w1.cpu_ms_per_run, raw and raw.cpu_ms_per_run
+        )
+        table.add_row(
+            "", "runs not SUCCEEDED", str(roost_w1.failed), "-" if raw is None else "0", ""
+        )
         table.add_section()
-        row(f"W1 bulk ({args.bulk}/request)", "runs/s", roost_bulk.per_second,
-            raw and raw.per_second)
+        row(
+            f"W1 bulk ({args.bulk}/request)",
+            "runs/s",
+            roost_bulk.per_second,
+            raw and raw.per_second,
+        )
         row("", "tasks/s", roost_bulk.tasks_per_second, raw and raw.tasks_per_second)
-        row("", "CPU ms per run, our processes", roost_bulk.cpu_ms_per_run,
-            raw and raw.cpu_ms_per_run)
+        row(
+            "",
+            "CPU ms per run, our processes",
+            roost_bulk.cpu_ms_per_run,
+            raw and raw.cpu_ms_per_run,
+        )
         table.add_row("", "runs not SUCCEEDED", str(roost_bulk.failed), "-", "")
         table.add_section()
     if w2 is not None:
@@ -773,8 +851,13 @@ def _report_w1_w3(args: argparse.Namespace, facts: dict[str, str], caption: str,
         engine = [1000 * t for t in w2.engine]
         row("", "trigger -> runs.finished_at p50 (ms)", percentile(engine, 50), None)
         row("", "trigger -> runs.finished_at p99 (ms)", percentile(engine, 99), None)
-        table.add_row("", "runs the client saw > 1 s after they ended",
-                      str(sum(1 for t in w2.late if t > 1.0)), "-", "")
+        table.add_row(
+            "",
+            "runs the client saw > 1 s after they ended",
+            str(sum(1 for t in w2.late if t > 1.0)),
+            "-",
+            "",
+        )
         row("", "hand-off p50 (ms)", percentile(hand, 50), None)
         row("", "hand-off p99 (ms)", percentile(hand, 99), None)
         table.add_section()
@@ -785,56 +868,86 @@ def _report_w1_w3(args: argparse.Namespace, facts: dict[str, str], caption: str,
     if roost_w1 is None or roost_bulk is None:
         return
 
-    cpu = Table(title="CPU during W1 (% of one core, averaged over the workload)",
-                caption=f"machine busy: Roost {roost_w1.cpu.machine:.0f}%"
-                + (f", raw {raw.cpu.machine:.0f}%" if raw else "")
-                + f" of all {facts['nproc']} CPUs; load average before the run: "
-                + facts["loadavg"], caption_justify="left")
+    cpu = Table(
+        title="CPU during W1 (% of one core, averaged over the workload)",
+        caption=f"machine busy: Roost {roost_w1.cpu.machine:.0f}%"
+        + (f", raw {raw.cpu.machine:.0f}%" if raw else "")
+        + f" of all {facts['nproc']} CPUs; load average before the run: "
+        + facts["loadavg"],
+        caption_justify="left",
+    )
     cpu.add_column("process")
     cpu.add_column("Roost W1", justify="right")
     cpu.add_column("Roost W1 bulk", justify="right")
     cpu.add_column("raw W1", justify="right")
-    names = sorted(set(roost_w1.cpu.usage) | set(raw.cpu.usage if raw else {}),
-                   key=lambda n: -roost_w1.cpu.usage.get(n, 0.0))
+    names = sorted(
+        set(roost_w1.cpu.usage) | set(raw.cpu.usage if raw else {}),
+        key=lambda n: -roost_w1.cpu.usage.get(n, 0.0),
+    )
     for name in names:
         mine = roost_w1.cpu.usage.get(name)
         bulk = roost_bulk.cpu.usage.get(name)
         theirs = raw.cpu.usage.get(name) if raw else None
-        cpu.add_row(name, "-" if mine is None else f"{mine:.0f}",
-                    "-" if bulk is None else f"{bulk:.0f}",
-                    "-" if theirs is None else f"{theirs:.0f}")
+        cpu.add_row(
+            name,
+            "-" if mine is None else f"{mine:.0f}",
+            "-" if bulk is None else f"{bulk:.0f}",
+            "-" if theirs is None else f"{theirs:.0f}",
+        )
     console.print(cpu)
 
 
 def report_w4(w4: Fanout) -> None:
-    caption = "\n".join([
-        f"W4: subscribers attach to GET /api/v1/workflows/{W4_WORKFLOW}/events, then one run "
-        f"streams {w4.chunks} chunks ({W4_SIZE} B of padding, {W4_PAUSE:g} s apart), each "
-        "stamped with time.time() by the task; latency = subscriber's time.time() on "
-        "receipt - that stamp (one machine, one clock): task -> worker -> RabbitMQ -> "
-        "scheduler -> PostgreSQL -> RabbitMQ -> gateway -> subscriber",
-        f"clients: asyncio + httpx, at most {w4.per_process} connections per client process "
-        "(multiprocessing, spawn); client CPU is each process's % of one core while the run "
-        "streamed (near 100% would mean the client, not the gateway, is the bottleneck)",
-        f"load average before W4: {w4.loadavg}; "
-        f"gateway RSS before any subscriber: {w4.rss_idle_kib / 1024:.1f} MiB "
-        "(VmRSS, /proc/<pid>/status); attached: every subscriber attached, before the run; "
-        "after: once the run streamed to all of them, still attached",
-    ])
-    table = Table(title="W4 event fan-out (task emits -> subscriber receives)",
-                  caption=caption, caption_justify="left")
-    for name in ("subscribers", "client procs", "samples", "p50 ms", "p99 ms", "max ms",
-                 "attach s", "gateway CPU %", "client CPU % max", "gateway RSS attached",
-                 "gateway RSS after"):
+    caption = "\n".join(
+        [
+            f"W4: subscribers attach to GET /api/v1/workflows/{W4_WORKFLOW}/events, then one run "
+            f"streams {w4.chunks} chunks ({W4_SIZE} B of padding, {W4_PAUSE:g} s apart), each "
+            "stamped with time.time() by the task; latency = subscriber's time.time() on "
+            "receipt - that stamp (one machine, one clock): task -> worker -> RabbitMQ -> "
+            "scheduler -> PostgreSQL -> RabbitMQ -> gateway -> subscriber",
+            f"clients: asyncio + httpx, at most {w4.per_process} connections per client process "
+            "(multiprocessing, spawn); client CPU is each process's % of one core while the run "
+            "streamed (near 100% would mean the client, not the gateway, is the bottleneck)",
+            f"load average before W4: {w4.loadavg}; "
+            f"gateway RSS before any subscriber: {w4.rss_idle_kib / 1024:.1f} MiB "
+            "(VmRSS, /proc/<pid>/status); attached: every subscriber attached, before the run; "
+            "after: once the run streamed to all of them, still attached",
+        ]
+    )
+    table = Table(
+        title="W4 event fan-out (task emits -> subscriber receives)",
+        caption=caption,
+        caption_justify="left",
+    )
+    for name in (
+        "subscribers",
+        "client procs",
+        "samples",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "attach s",
+        "gateway CPU %",
+        "client CPU % max",
+        "gateway RSS attached",
+        "gateway RSS after",
+    ):
         table.add_column(name, justify="right")
     for level in w4.levels:
         ms = [1000 * t for t in level.latency]
         table.add_row(
-            f"{level.subscribers:,}", str(level.client_processes), f"{len(ms):,}",
-            fmt(percentile(ms, 50)), fmt(percentile(ms, 99)), fmt(max(ms)),
-            fmt(level.attach_seconds, 2), f"{level.gateway_cpu:.0f}",
-            f"{max(level.client_cpu):.0f}", f"{level.rss_attached_kib / 1024:.1f} MiB",
-            f"{level.rss_after_kib / 1024:.1f} MiB")
+            f"{level.subscribers:,}",
+            str(level.client_processes),
+            f"{len(ms):,}",
+            fmt(percentile(ms, 50)),
+            fmt(percentile(ms, 99)),
+            fmt(max(ms)),
+            fmt(level.attach_seconds, 2),
+            f"{level.gateway_cpu:.0f}",
+            f"{max(level.client_cpu):.0f}",
+            f"{level.rss_attached_kib / 1024:.1f} MiB",
+            f"{level.rss_after_kib / 1024:.1f} MiB",
+        )
     console.print(table)
 
 
@@ -849,26 +962,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=2, help="worker processes (2)")
     parser.add_argument("--threads", type=int, default=8, help="threads per worker process (8)")
     parser.add_argument("--clients", type=int, default=8, help="W1 client threads (8)")
-    parser.add_argument("--bulk", type=int, default=50,
-                        help="runs per wf.run_many request in W1 bulk (50)")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS),
-                        help=f"which to run, comma-separated (default {','.join(WORKLOADS)})")
-    parser.add_argument("--subscribers",
-                        help="W4 subscriber counts (default 1,100,1000; --quick 1,10,100)")
-    parser.add_argument("--stream-chunks", type=int,
-                        help="W4 stream chunks per run (default 50; --quick 20)")
-    parser.add_argument("--per-client-process", type=int, default=250,
-                        help="W4 subscribers per client process (250)")
+    parser.add_argument(
+        "--bulk", type=int, default=50, help="runs per wf.run_many request in W1 bulk (50)"
+    )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"which to run, comma-separated (default {','.join(WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--subscribers", help="W4 subscriber counts (default 1,100,1000; --quick 1,10,100)"
+    )
+    parser.add_argument(
+        "--stream-chunks", type=int, help="W4 stream chunks per run (default 50; --quick 20)"
+    )
+    parser.add_argument(
+        "--per-client-process",
+        type=int,
+        default=250,
+        help="W4 subscribers per client process (250)",
+    )
     parser.add_argument("--quick", action="store_true", help="small numbers, a smoke check")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
-    defaults = {"runs": (2000, 100), "sequential": (200, 20), "fanout": (500, 50),
-                "subscribers": ("1,100,1000", "1,10,100"), "stream_chunks": (50, 20)}
+    defaults = {
+        "runs": (2000, 100),
+        "sequential": (200, 20),
+        "fanout": (500, 50),
+        "subscribers": ("1,100,1000", "1,10,100"),
+        "stream_chunks": (50, 20),
+    }
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    for name in ("runs", "sequential", "fanout", "processes", "threads", "clients",
-                 "stream_chunks", "per_client_process"):
+    for name in (
+        "runs",
+        "sequential",
+        "fanout",
+        "processes",
+        "threads",
+        "clients",
+        "stream_chunks",
+        "per_client_process",
+    ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     args.workloads = {w.strip().upper() for w in args.workloads.split(",") if w.strip()}
@@ -899,16 +1035,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log(f"starting the stack in {workdir}")
         stack.start()
-        for key in ("ROOST_API_URL", "ROOST_TOKEN", "ROOST_BROKER_URL", "ROOST_NAMESPACE",
-                    "ROOST_TLS_STRATEGY"):
+        for key in (
+            "ROOST_API_URL",
+            "ROOST_TOKEN",
+            "ROOST_BROKER_URL",
+            "ROOST_NAMESPACE",
+            "ROOST_TLS_STRATEGY",
+        ):
             os.environ[key] = stack.env[key]
-        raw_env = {"BENCH_RAW_BROKER_URL": stack.env["ROOST_BROKER_URL"],
-                   "BENCH_RAW_QUEUE": raw_queue, "BENCH_RAW_OUT": str(raw_out)}
+        raw_env = {
+            "BENCH_RAW_BROKER_URL": stack.env["ROOST_BROKER_URL"],
+            "BENCH_RAW_QUEUE": raw_queue,
+            "BENCH_RAW_OUT": str(raw_out),
+        }
         os.environ.update(raw_env)
         sys.modules.pop("bench.bench_flows", None)
         flows = importlib.import_module("bench.bench_flows")
         facts = {
-            "nproc": str(os.cpu_count()), "python": platform.python_version(),
+            "nproc": str(os.cpu_count()),
+            "python": platform.python_version(),
             "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
             "cpu": _cpu_model(),
             "loadavg": load_before,
@@ -926,21 +1071,32 @@ def main(argv: list[str] | None = None) -> int:
         worker: Process | None = None
         if wanted & {"W1", "W2", "W3"}:
             log(f"starting the Roost worker ({args.processes} x {args.threads})")
-            worker = stack.start_worker("bench.bench_flows:worker", processes=args.processes,
-                                        threads=args.threads, name="roost-worker")
+            worker = stack.start_worker(
+                "bench.bench_flows:worker",
+                processes=args.processes,
+                threads=args.threads,
+                name="roost-worker",
+            )
 
         if worker is not None and "W1" in wanted:
             t = time.monotonic()
             log(f"W1 Roost: {args.runs} runs from {args.clients} threads")
-            roost_w1 = w1_roost(stack, flows, args.runs, args.clients,
-                                {**roots, "roost worker": worker.pid})
+            roost_w1 = w1_roost(
+                stack, flows, args.runs, args.clients, {**roots, "roost worker": worker.pid}
+            )
             elapsed["W1 Roost"] = time.monotonic() - t
             log(f"W1 Roost: {roost_w1.per_second:.1f} runs/s")
 
             t = time.monotonic()
             log(f"W1 Roost, bulk: {args.runs} runs in requests of {args.bulk} (wf.run_many)")
-            roost_bulk = w1_roost(stack, flows, args.runs, args.clients,
-                                  {**roots, "roost worker": worker.pid}, bulk=args.bulk)
+            roost_bulk = w1_roost(
+                stack,
+                flows,
+                args.runs,
+                args.clients,
+                {**roots, "roost worker": worker.pid},
+                bulk=args.bulk,
+            )
             elapsed["W1 Roost bulk"] = time.monotonic() - t
             log(f"W1 Roost, bulk: {roost_bulk.per_second:.1f} runs/s")
 
@@ -965,11 +1121,11 @@ def main(argv: list[str] | None = None) -> int:
         if "W4" in wanted:
             t = time.monotonic()
             log(f"W4: event fan-out to {', '.join(map(str, args.subscribers))} subscribers")
-            fan_worker = stack.start_worker(W4_WORKER, processes=1, threads=4,
-                                            name="fan-worker")
+            fan_worker = stack.start_worker(W4_WORKER, processes=1, threads=4, name="fan-worker")
             try:
-                w4 = w4_event_fanout(stack, args.subscribers, args.stream_chunks,
-                                     args.per_client_process)
+                w4 = w4_event_fanout(
+                    stack, args.subscribers, args.stream_chunks, args.per_client_process
+                )
             finally:
                 fan_worker.stop()
                 stack.processes.remove(fan_worker)
@@ -977,8 +1133,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if "W1" in wanted:
             log(f"starting the raw dramatiq worker ({args.processes} x {args.threads})")
-            raw_proc = start_raw_worker({**stack.env, **raw_env}, workdir, args.processes,
-                                        args.threads)
+            raw_proc = start_raw_worker(
+                {**stack.env, **raw_env}, workdir, args.processes, args.threads
+            )
             raw = importlib.import_module("bench.raw_dramatiq")
             t = time.monotonic()
             log(f"W1 raw Dramatiq: {args.runs} pipelines from {args.clients} threads")

@@ -44,8 +44,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _flows(stack: Stack) -> ModuleType:
-    for key in ("ROOST_API_URL", "ROOST_GATEWAY_URL", "ROOST_TOKEN", "ROOST_BROKER_URL",
-                "ROOST_NAMESPACE", "ROOST_TLS_STRATEGY"):
+    for key in (
+        "ROOST_API_URL",
+        "ROOST_GATEWAY_URL",
+        "ROOST_TOKEN",
+        "ROOST_BROKER_URL",
+        "ROOST_NAMESPACE",
+        "ROOST_TLS_STRATEGY",
+    ):
         os.environ[key] = stack.env[key]
     sys.modules.pop("roost_testapps.flows", None)
     return importlib.import_module("roost_testapps.flows")
@@ -96,8 +102,12 @@ def main() -> int:
             stack.start()
             flows = _flows(stack)
             flows.roost.rate_limits.put("rl-bench", limit=1_000_000)
-            stack.start_worker("roost_testapps.flows:rl_bencher", processes=args.processes,
-                               threads=args.threads, name="rl-bencher")
+            stack.start_worker(
+                "roost_testapps.flows:rl_bencher",
+                processes=args.processes,
+                threads=args.threads,
+                name="rl-bencher",
+            )
             # Warm up both paths (imports, connections, prepared plans).
             throughput(stack, flows, flows.rl_bench_free, 100)
             throughput(stack, flows, flows.rl_bench, 100)
@@ -111,12 +121,12 @@ def main() -> int:
             stack.stop()
 
     table = Table("workload", "no rate limit", "one rate limit", "cost")
-    table.add_row("R1 tasks/s (admissions/s)", f"{free:.0f}", f"{limited:.0f}",
-                  f"{limited / free:.2f}x")
+    table.add_row(
+        "R1 tasks/s (admissions/s)", f"{free:.0f}", f"{limited:.0f}", f"{limited / free:.2f}x"
+    )
     for q in (50, 99):
         a, b = percentile(free_lat, q), percentile(limited_lat, q)
-        table.add_row(f"R2 trigger -> start p{q} (ms)", f"{a:.1f}", f"{b:.1f}",
-                      f"{b - a:+.1f} ms")
+        table.add_row(f"R2 trigger -> start p{q} (ms)", f"{a:.1f}", f"{b:.1f}", f"{b - a:+.1f} ms")
     console.print(table)
     return 0
 

@@ -40,8 +40,11 @@ def _out() -> int:
     with _lock:
         if _fd is None or _fd_pid != os.getpid():
             _fd_pid = os.getpid()
-            _fd = os.open(os.path.join(OUT_DIR, f"done-{_fd_pid}.log"),
-                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            _fd = os.open(
+                os.path.join(OUT_DIR, f"done-{_fd_pid}.log"),
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                0o644,
+            )
         return _fd
 
 
@@ -67,8 +70,9 @@ def a4(tag: str) -> None:
 
 def pipeline(tag: str) -> dramatiq.pipeline:
     """The four actors in a line; each hands its result (the tag) to the next."""
-    return dramatiq.pipeline([a1.message(tag), a2.message(), a3.message(), a4.message()],
-                             broker=broker)
+    return dramatiq.pipeline(
+        [a1.message(tag), a2.message(), a3.message(), a4.message()], broker=broker
+    )
 
 
 def finished(tag: str) -> tuple[int, float | None]:

@@ -20,8 +20,9 @@ from harness import Process, Stack
 @pytest.fixture(scope="module")
 def api(stack: Stack) -> Iterator[httpx.Client]:
     """An httpx client for the stack's api, sending the stack's token."""
-    with httpx.Client(base_url=stack.api_url, timeout=30,
-                      headers={"Authorization": f"Bearer {stack.token}"}) as client:
+    with httpx.Client(
+        base_url=stack.api_url, timeout=30, headers={"Authorization": f"Bearer {stack.token}"}
+    ) as client:
         yield client
 
 
@@ -103,10 +104,14 @@ def test_a_malformed_authorization_header_is_refused_with_401(
 
 def test_every_api_route_but_health_and_ready_needs_a_token(anonymous: httpx.Client) -> None:
     run_id = str(uuid.uuid4())
-    for method, path in [("GET", "/api/v1/workflows"), ("POST", "/api/v1/workflows"),
-                         ("GET", "/api/v1/workflows/t-chain"),
-                         ("POST", "/api/v1/workflows/t-chain/runs"), ("GET", "/api/v1/runs"),
-                         ("GET", f"/api/v1/runs/{run_id}")]:
+    for method, path in [
+        ("GET", "/api/v1/workflows"),
+        ("POST", "/api/v1/workflows"),
+        ("GET", "/api/v1/workflows/t-chain"),
+        ("POST", "/api/v1/workflows/t-chain/runs"),
+        ("GET", "/api/v1/runs"),
+        ("GET", f"/api/v1/runs/{run_id}"),
+    ]:
         r = anonymous.request(method, path, json={} if method == "POST" else None)
         assert r.status_code == 401, (method, path, r.text)
         assert error_of(r)["code"] == "unauthenticated"
@@ -227,8 +232,9 @@ def test_registering_a_definition_of_the_wrong_shape_is_a_422_naming_the_field(
 
 
 def test_registering_a_body_that_is_not_json_is_a_400_bad_request(api: httpx.Client) -> None:
-    r = api.post("/api/v1/workflows", content=b"{not json",
-                 headers={"Content-Type": "application/json"})
+    r = api.post(
+        "/api/v1/workflows", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
 
     assert r.status_code == 400
     err = error_of(r)
@@ -275,8 +281,9 @@ def test_a_run_in_flight_keeps_the_version_it_was_triggered_on(api: httpx.Client
     assert r1.status_code == 201
     run1 = trigger(api, name, {"n": 1})
 
-    r2 = register(api, definition(name, ("first", []), ("second", ["first"]),
-                                  ("third", ["second"])))
+    r2 = register(
+        api, definition(name, ("first", []), ("second", ["first"]), ("third", ["second"]))
+    )
     assert r2.status_code == 201
     run2 = trigger(api, name, {"n": 2})
 
@@ -297,8 +304,9 @@ def test_a_run_can_be_triggered_on_an_older_version_by_naming_it(api: httpx.Clie
     r2 = register(api, definition(name, ("first", []), ("second", ["first"])))
     assert r1.status_code == r2.status_code == 201
 
-    r = api.post(f"/api/v1/workflows/{name}/runs",
-                 json={"input": {}, "version": r1.json()["version"]})
+    r = api.post(
+        f"/api/v1/workflows/{name}/runs", json={"input": {}, "version": r1.json()["version"]}
+    )
     missing = api.post(f"/api/v1/workflows/{name}/runs", json={"input": {}, "version": "feed"})
 
     assert r.status_code == 201
@@ -330,8 +338,11 @@ def test_triggering_with_an_unknown_field_in_the_body_is_a_400_naming_the_field(
 def test_triggering_with_a_body_that_is_not_json_is_a_400(api: httpx.Client) -> None:
     name = registered(api, "notjson")
 
-    r = api.post(f"/api/v1/workflows/{name}/runs", content=b"input=1",
-                 headers={"Content-Type": "application/json"})
+    r = api.post(
+        f"/api/v1/workflows/{name}/runs",
+        content=b"input=1",
+        headers={"Content-Type": "application/json"},
+    )
 
     assert r.status_code == 400
     assert error_of(r)["code"] == "bad_request"
@@ -462,8 +473,9 @@ def test_a_page_exactly_as_long_as_the_limit_is_followed_by_an_empty_last_page(
     first = api.get("/api/v1/runs", params={"workflow": name, "limit": 2}).json()
     assert [r["id"] for r in first["runs"]] == list(reversed(created))
     assert first["next_cursor"]
-    second = api.get("/api/v1/runs", params={"workflow": name, "limit": 2,
-                                             "cursor": first["next_cursor"]}).json()
+    second = api.get(
+        "/api/v1/runs", params={"workflow": name, "limit": 2, "cursor": first["next_cursor"]}
+    ).json()
     assert second == {"runs": [], "next_cursor": None}
 
 
@@ -488,8 +500,9 @@ def test_the_openapi_document_describes_the_api(api: httpx.Client) -> None:
 def test_the_openapi_document_describes_the_wait_parameter_of_a_run(api: httpx.Client) -> None:
     doc = api.get("/api/v1/openapi.json").json()
 
-    [wait] = [p for p in doc["paths"]["/api/v1/runs/{run_id}"]["get"]["parameters"]
-              if p["name"] == "wait"]
+    [wait] = [
+        p for p in doc["paths"]["/api/v1/runs/{run_id}"]["get"]["parameters"] if p["name"] == "wait"
+    ]
     assert wait["in"] == "query"
     assert set(wait) == {"name", "in", "description"}, wait
     assert "max 60" in wait["description"]

@@ -129,8 +129,9 @@ def test_replaying_a_running_or_succeeded_run_is_refused(
         flows.roost.runs.replay(ref.id)
 
 
-def test_roost_runs_cancel_and_replay_from_the_cli(stack: Stack, flows: ModuleType,
-                                                   tmp_path: Path) -> None:
+def test_roost_runs_cancel_and_replay_from_the_cli(
+    stack: Stack, flows: ModuleType, tmp_path: Path
+) -> None:
     # No worker serves t-queued-only now: the run waits on its queue until cancelled.
     ref = flows.queued_only.run({"marker_dir": str(tmp_path)}, wait_for_result=False)
 

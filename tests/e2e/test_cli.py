@@ -21,8 +21,12 @@ CHAIN_TASKS = ["check_deps", "process", "verify", "commit"]
 def roost(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``roost ARGS`` with the stack's environment (plus ``env``); never raises."""
     return subprocess.run(
-        [sys.executable, "-m", "roost.cli", *args], env={**stack.env, **env}, cwd=REPO,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "roost.cli", *args],
+        env={**stack.env, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -105,8 +109,9 @@ def test_roost_runs_show_prints_a_table_of_the_tasks(stack: Stack, chain_run: Cl
 def test_the_run_table_of_roost_run_wait_prints_every_task_name_in_full_at_80_columns(
     stack: Stack, basic_worker: Process
 ) -> None:
-    done = roost(stack, "run", "t-failing", "--input", '{"task_id": "cli-f"}', "--wait",
-                 COLUMNS="80")
+    done = roost(
+        stack, "run", "t-failing", "--input", '{"task_id": "cli-f"}', "--wait", COLUMNS="80"
+    )
 
     assert done.returncode == 1
     assert "FAILED" in done.stdout
@@ -146,8 +151,7 @@ def test_roost_runs_show_of_an_unknown_run_fails_naming_the_id(stack: Stack) -> 
 def test_roost_run_with_wait_that_times_out_fails_naming_the_run(
     stack: Stack, basic_worker: Process
 ) -> None:
-    done = roost(stack, "run", "t-diamond", "--input", '{"seed": 1}', "--wait",
-                 "--timeout", "0.1")
+    done = roost(stack, "run", "t-diamond", "--input", '{"seed": 1}', "--wait", "--timeout", "0.1")
 
     assert done.returncode == 1
     run_id = done.stdout.split()[1]
@@ -186,9 +190,13 @@ def test_roost_token_create_prints_a_token_the_api_accepts(stack: Stack) -> None
 
     assert token.startswith("rst_") and len(token) > 20
     assert other != token
+
     def workflows(with_token: str) -> httpx.Response:
-        return httpx.get(f"{stack.api_url}/api/v1/workflows",
-                         headers={"Authorization": f"Bearer {with_token}"}, timeout=30)
+        return httpx.get(
+            f"{stack.api_url}/api/v1/workflows",
+            headers={"Authorization": f"Bearer {with_token}"},
+            timeout=30,
+        )
 
     r = workflows(token)
     assert r.status_code == 200

@@ -20,8 +20,9 @@ LATE = 0.6
 
 @pytest.fixture(scope="module")
 def reliable_worker(stack: Stack, flows: ModuleType) -> Iterator[Process]:
-    proc = stack.start_worker("roost_testapps.flows:reliable", processes=1, threads=8,
-                              name="reliable")
+    proc = stack.start_worker(
+        "roost_testapps.flows:reliable", processes=1, threads=8, name="reliable"
+    )
     yield proc
     proc.stop()
 
@@ -43,8 +44,10 @@ def test_a_failing_task_is_retried_with_backoff_and_every_attempt_is_recorded(
         assert a.error["message"] == f"attempt {n} fails"
         assert "Traceback" in a.error["traceback"]
     # Backoff: 0.3 s after the first failure, then 0.6 s (factor 2).
-    for before, after, delay in ((task.attempts[0], task.attempts[1], 0.3),
-                                 (task.attempts[1], task.attempts[2], 0.6)):
+    for before, after, delay in (
+        (task.attempts[0], task.attempts[1], 0.3),
+        (task.attempts[1], task.attempts[2], 0.6),
+    ):
         assert before.finished_at and after.started_at
         waited = (after.started_at - before.finished_at).total_seconds()
         assert delay <= waited <= delay + LATE, (delay, waited)

@@ -175,10 +175,7 @@ def test_a_run_is_one_trace_from_the_callers_span_to_user_spans_in_its_tasks(
 
     def complete(spans: list[Span]) -> bool:
         mine = [s for s in spans if s.trace_id == TRACE_ID]
-        done = any(
-            s.name.startswith("schedule ") and "run.succeeded" in s.attributes["roost.events"]
-            for s in mine
-        )
+        done = any(s.name == "complete t-traced" for s in mine)
         return done and sum(1 for s in mine if s.name.startswith("user.")) >= 3
 
     spans = [s for s in receiver.wait(complete) if s.trace_id == TRACE_ID]
@@ -209,10 +206,21 @@ def test_a_run_is_one_trace_from_the_callers_span_to_user_spans_in_its_tasks(
     assert admit.parent == run.span_id and admit.service == "roost-ratelimiter"
     assert float(admit.attributes["roost.waited_seconds"]) >= 0
     # The scheduler's decisions, each in the run's trace.
-    decisions = by_name["schedule t-traced"]
+    (complete,) = by_name["complete t-traced"]  # the run's completion
+    assert complete.attributes["roost.run_status"] == "SUCCEEDED"
+    decisions = [*by_name["schedule t-traced"], complete]
     assert all(d.parent == run.span_id and d.service == "roost-scheduler" for d in decisions)
     decided = [t for d in decisions for t in d.attributes["roost.events"]]
     assert "task.retrying" in decided and "run.succeeded" in decided
+    # Each attempt's queue wait, from queued to started, beside its execution.
+    waits = by_name["queue think"]
+    assert [
+        w.attributes["roost.attempt"]
+        for w in sorted(waits, key=lambda w: w.attributes["roost.attempt"])
+    ] == [1, 2]
+    assert all(
+        w.parent == run.span_id and w.attributes["roost.queue_wait_seconds"] >= 0 for w in waits
+    )
     # The worker's log line about the failed attempt leads to that attempt's span.
     (worker,) = [p for p in stack.processes if p.name == "traced"]
     lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.strip()]

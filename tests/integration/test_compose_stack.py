@@ -78,8 +78,10 @@ def roost_endpoint(request: pytest.FixtureRequest) -> str:
         pytest.skip(NO_ENGINE)
     busy = _host_ports_in_use()
     if busy:
-        pytest.skip(f"Docker engine found, but host port(s) {busy} that docker-compose.yml "
-                    "publishes are in use here (stop `just up`'s servers to run it)")
+        pytest.skip(
+            f"Docker engine found, but host port(s) {busy} that docker-compose.yml "
+            "publishes are in use here (stop `just up`'s servers to run it)"
+        )
     services = request.getfixturevalue("docker_services")
     docker_ip = request.getfixturevalue("docker_ip")
     url = f"http://{docker_ip}:{services.port_for('api', API_PORT)}"

@@ -12,7 +12,8 @@ def test_the_scheduler_vacuums_the_outbox_and_analyzes_hot_tables_when_autovacuu
 ) -> None:
     autovacuum = stack.sql("SHOW autovacuum")[0][0]
     scheduler = stack.spawn(
-        "scheduler-maintenance", "scheduler",
+        "scheduler-maintenance",
+        "scheduler",
         extra_env={"ROOST_MAINTENANCE_INTERVAL_SECONDS": "0.5"},
     )
     try:

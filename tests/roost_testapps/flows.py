@@ -537,9 +537,7 @@ cc_newest = roost.workflow(
 )
 cc_newest.task(name="newest_step")(_step)
 
-concurrent = roost.worker(
-    "concurrent", workflows=[rl_peruser, cc_rr, cc_cip, cc_newest], slots=16
-)
+concurrent = roost.worker("concurrent", workflows=[rl_peruser, cc_rr, cc_cip, cc_newest], slots=16)
 
 # -- the ratelimiter's benchmark (tests/bench/ratelimiter_bench.py) ------------------------
 rl_bench = roost.workflow("t-rl-bench")
@@ -597,3 +595,41 @@ async def think(input: dict, ctx: Context) -> dict:
 
 
 tracer_worker = roost.worker("traced", workflows=[traced], slots=4)
+
+# -- the span store (tests/e2e/test_trace_store.py) --------------------------------------
+stored = roost.workflow("t-stored")
+
+
+@stored.task()
+def fetch(input: dict, ctx: Context) -> dict:
+    from opentelemetry import trace
+
+    with trace.get_tracer(__name__).start_as_current_span("user.fetch"):
+        pass
+    return {"n": 1}
+
+
+@stored.task(parents=[fetch], retries=1, backoff_initial_seconds=0.1)
+def left(input: dict, ctx: Context) -> dict:
+    if ctx.attempt_number == 1:
+        raise ValueError("left fails once")
+    return {}
+
+
+@stored.task(parents=[fetch])
+async def right(input: dict, ctx: Context) -> dict:
+    from opentelemetry import trace
+
+    with trace.get_tracer(__name__).start_as_current_span("user.prepare"):
+        pass
+    # Long enough for the spans so far to reach a live subscriber before the run ends.
+    await asyncio.sleep(float(input.get("linger", 0)))
+    return {}
+
+
+@stored.task(parents=[left, right])
+def merge(input: dict, ctx: Context) -> dict:
+    return {"merged": True}
+
+
+stored_worker = roost.worker("stored", workflows=[stored], slots=4)

@@ -11,7 +11,8 @@ def test_all_names_exist_and_every_public_attribute_is_listed() -> None:
     for name in roost.__all__:
         assert hasattr(roost, name), name
     public = {
-        n for n in dir(roost)
+        n
+        for n in dir(roost)
         if not n.startswith("_") and not isinstance(getattr(roost, n), types.ModuleType)
     }
     assert public == set(roost.__all__)

@@ -11,8 +11,8 @@ from roost_core import logs, tracing
 
 def main() -> None:
     logs.configure("api")
-    tracing.setup("api")
     settings = ApiSettings()
+    tracing.setup("api", broker_url=settings.broker_url, namespace=settings.namespace)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SystemExit("ROOST_TLS_CERT and ROOST_TLS_KEY must be set together")
     uvicorn.run(

@@ -194,11 +194,14 @@ def create_app(settings: ApiSettings) -> Starlette:
     async def traced_trigger(request: Request, workflow: str) -> AsyncIterator[None]:
         """The trigger's span, child of the caller's ``traceparent`` if it sent a valid
         one (a malformed one is ignored: the run gets a fresh trace, never an error)."""
-        with _tracer.start_as_current_span(
-            f"trigger {workflow}",
-            context=tracing.extract(request.headers),
-            kind=SpanKind.SERVER,
-            attributes={"roost.workflow": workflow},
+        with (
+            _tracer.start_as_current_span(
+                f"trigger {workflow}",
+                context=tracing.extract(request.headers),
+                kind=SpanKind.SERVER,
+                attributes={"roost.workflow": workflow},
+            ),
+            store.run_spans_end_after(),
         ):
             yield
 
@@ -422,10 +425,11 @@ def create_app(settings: ApiSettings) -> Starlette:
                     plans.append((store.EventRequest(item.key, item.data, ikey), matched))
                 pushed: store.Pushed | None = None
                 if plans:
-                    async with conn.transaction():
-                        pushed = await store.push_events(conn, topology, tenant, plans)
-                        if pushed is None:
-                            raise psycopg.Rollback()
+                    with store.run_spans_end_after():
+                        async with conn.transaction():
+                            pushed = await store.push_events(conn, topology, tenant, plans)
+                            if pushed is None:
+                                raise psycopg.Rollback()
                     if pushed is None:
                         continue
                     # Committed: publishing is the fast path; the scheduler's sweeper
@@ -679,6 +683,22 @@ def create_app(settings: ApiSettings) -> Starlette:
         next_after = logs[-1]["id"] if len(logs) == limit else None
         return JSONResponse({"logs": logs, "next_after": next_after})
 
+    async def run_trace(request: Request, tenant: str) -> Response:
+        """
+        summary: A run's trace, from Roost's own span store (no collector needed)
+        description: >-
+          Every stored span of the run, in start order: trace_id, span_id,
+          parent_span_id, name, service, kind, start and end (unix seconds), status,
+          status_message, attributes and events (an exception is an event). Spans
+          arrive a fraction of a second after they end.
+        responses:
+          200: {description: "{run_id, status, trace_id, spans: [...]}"}
+          404: {description: unknown run}
+        """
+        async with pool.connection() as conn:
+            body = await store.run_trace(conn, tenant, request.path_params["run_id"])
+        return JSONResponse(body)
+
     async def list_runs(request: Request, tenant: str) -> Response:
         """
         summary: List runs, newest first (filter by workflow and status; keyset pagination)
@@ -719,6 +739,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         Route("/api/v1/runs/{run_id}/cancel", authed(cancel_run), methods=["POST"]),
         Route("/api/v1/runs/{run_id}/replay", authed(replay_run), methods=["POST"]),
         Route("/api/v1/runs/{run_id}/logs", authed(task_logs), methods=["GET"]),
+        Route("/api/v1/runs/{run_id}/trace", authed(run_trace), methods=["GET"]),
         Route("/api/v1/stream-tokens", stream_token, methods=["POST"]),
         Route("/api/v1/events", authed(push_event), methods=["POST"]),
         Route("/api/v1/events/bulk", authed(push_events), methods=["POST"]),

@@ -52,8 +52,7 @@ async def _refresh(conn: psycopg.AsyncConnection[Any], heartbeat_timeout: float)
     WORKER_SLOTS.labels("busy").set(busy)
     WORKER_SLOTS.labels("free").set(max(0, slots - busy))
     cur = await conn.execute(
-        "SELECT k.key, count(*) FROM rate_limit_waiters w, unnest(w.keys) AS k(key)"
-        " GROUP BY k.key"
+        "SELECT k.key, count(*) FROM rate_limit_waiters w, unnest(w.keys) AS k(key) GROUP BY k.key"
     )
     waiting = dict(await cur.fetchall())
     RATE_LIMIT_WAITING.clear()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +18,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from roost_api import concurrency, ratelimits
-from roost_core import admission, dag, dispatch, events, outbox, tracing
+from roost_core import admission, dag, dispatch, events, outbox, spans, tracing
 from roost_core.errors import (
     BadRequestError,
     ConflictError,
@@ -174,6 +177,27 @@ class RunRequest:
     idempotency_key: str | None = None
 
 
+# Run spans end only once their runs have committed: the span store keeps spans of
+# runs that exist, and a span exported before its run's commit would be dropped.
+_pending_run_spans: ContextVar[list[trace.Span] | None] = ContextVar(
+    "roost_pending_run_spans", default=None
+)
+
+
+@contextlib.contextmanager
+def run_spans_end_after() -> Iterator[None]:
+    """End the run spans that ``create_runs`` starts inside this block when it exits:
+    wrap the transaction with it."""
+    token = _pending_run_spans.set([])
+    try:
+        yield
+    finally:
+        pending = _pending_run_spans.get() or []
+        _pending_run_spans.reset(token)
+        for span in pending:
+            span.end()
+
+
 async def create_runs(
     conn: Conn,
     topology: Topology,
@@ -195,12 +219,21 @@ async def create_runs(
     # (and empty) when tracing is off.
     traces: list[dict[str, str] | None] = [None] * len(run_ids)
     if tracing.enabled() or trace.get_current_span().get_span_context().is_valid:
+        pending = _pending_run_spans.get()
+        if len(run_ids) == 1:
+            # The trigger's span is then this run's root: the span store keeps it with
+            # the run. (A bulk trigger's span belongs to no one run.)
+            trace.get_current_span().set_attribute("roost.run_id", str(run_ids[0]))
         for index, run_id in enumerate(run_ids):
-            with _tracer.start_as_current_span(
+            span = _tracer.start_span(
                 f"run {definition.name}",
                 attributes={"roost.run_id": str(run_id), "roost.workflow": definition.name},
-            ):
-                traces[index] = tracing.carrier() or None
+            )
+            traces[index] = tracing.carrier(trace.set_span_in_context(span)) or None
+            if pending is None:
+                span.end()
+            else:
+                pending.append(span)
     inserted: dict[uuid.UUID, Any] = {}
     cur = await conn.execute(
         "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
@@ -775,6 +808,32 @@ async def task_logs(
         {"id": r[0], "task": r[1], "attempt": r[2], "message": r[3], "at": float(r[4])}
         for r in await cur.fetchall()
     ]
+
+
+async def run_trace(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """A run's stored spans, in start order, with the run's trace id and status."""
+    _check_run_id(run_id)
+    cur = await conn.execute(
+        "SELECT status, trace->>'traceparent' FROM runs WHERE id = %s AND tenant_id = %s",
+        (run_id, tenant_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise UnknownRunError(f"run {run_id!r} not found")
+    cur = await conn.execute(
+        f"SELECT {spans.SPAN_COLUMNS} FROM spans WHERE run_id = %s"
+        " ORDER BY started_at, ended_at DESC",
+        (run_id,),
+    )
+    records = [spans.from_row(r) for r in await cur.fetchall()]
+    traceparent = row[1] or ""
+    trace_id = traceparent.split("-")[1] if traceparent.count("-") == 3 else None
+    return {
+        "run_id": run_id,
+        "status": row[0],
+        "trace_id": trace_id,
+        "spans": [s.model_dump() for s in records],
+    }
 
 
 async def cancelled_attempts(conn: Conn, tenant_id: str, since: float) -> list[str]:

@@ -83,7 +83,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         with translate_errors():
             if await log.run_workflow(tenant, run_id) is None:
                 raise UnknownRunError(f"run {run_id!r} not found")
-            sub = hub.subscribe(Scope(tenant, run_id=run_id))
+            sub = hub.subscribe(Scope(tenant, run_id=run_id), spans=wanted.spans)
             try:
                 last = await log.last_run_event(run_id)
             except BaseException:

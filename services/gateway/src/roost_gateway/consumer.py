@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from roost_core import broker
 from roost_core.errors import BrokerUnavailableError
 from roost_core.events import EventBatch
-from roost_core.topology import EVENTS_APPENDED, Topology
+from roost_core.spans import SpanBatch
+from roost_core.topology import EVENTS_APPENDED, SPANS_STORED, Topology
 from roost_gateway.hub import Hub
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class EventConsumer:
             queue = topology.gateway_queue(self.replica)
             channel.queue_declare(queue, exclusive=True, auto_delete=True)
             channel.queue_bind(queue, topology.events_exchange, routing_key=EVENTS_APPENDED)
+            channel.queue_bind(queue, topology.events_exchange, routing_key=SPANS_STORED)
             channel.basic_consume(queue, self._on_message, auto_ack=True)
             self.connected.set()
             if resync:
@@ -88,6 +90,17 @@ class EventConsumer:
                 connection.close()
 
     def _on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
+        if method.routing_key == SPANS_STORED:
+            try:
+                spans = SpanBatch.model_validate_json(body)
+            except ValidationError as exc:
+                logger.error(
+                    "malformed span broadcast dropped",
+                    extra={"action": "broadcast_malformed", "error": str(exc)},
+                )
+                return
+            self._call(self._hub.dispatch_spans, spans)
+            return
         try:
             batch = EventBatch.model_validate_json(body)
         except ValidationError as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter
 
 from roost_core.events import Event, EventBatch, public
+from roost_core.spans import SpanBatch
 
 EVENTS_OFFERED = Counter(
     "roost_gateway_events_offered", "Events handed to subscribers (one per subscriber)."
@@ -41,6 +42,16 @@ class Encoded:
 
 
 @dataclass(frozen=True)
+class EncodedSpan:
+    """A finished span of a run, encoded once: streamed as an SSE ``span`` event with
+    no id (spans are not in the event log; ``GET /api/v1/runs/{id}/trace`` has them
+    all), so it never moves a client's Last-Event-ID."""
+
+    run_id: str
+    data: str
+
+
+@dataclass(frozen=True)
 class Scope:
     """What a subscriber listens to: one run, one workflow, or the whole tenant."""
 
@@ -53,12 +64,13 @@ class Scope:
 class Subscriber:
     scope: Scope
     limit: int
-    buffer: deque[Encoded] = field(default_factory=deque)
+    spans: bool = False  # also wants the run's spans as they are stored
+    buffer: deque[Encoded | EncodedSpan] = field(default_factory=deque)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
     stale: bool = False  # events may have been missed (broker reconnect): re-read the log
 
-    def offer(self, item: Encoded) -> None:
+    def offer(self, item: Encoded | EncodedSpan) -> None:
         if self.overflowed:
             return
         if len(self.buffer) >= self.limit:
@@ -70,7 +82,7 @@ class Subscriber:
             self.buffer.append(item)
         self.wakeup.set()
 
-    async def next_batch(self, timeout: float | None = None) -> list[Encoded]:
+    async def next_batch(self, timeout: float | None = None) -> list[Encoded | EncodedSpan]:
         """Everything buffered, waiting up to ``timeout`` seconds for something."""
         if not self.buffer and not self.overflowed and not self.stale:
             self.wakeup.clear()
@@ -91,8 +103,8 @@ class Hub:
         self._subs: dict[tuple[str, ...], set[Subscriber]] = {}
         self.dispatched = 0
 
-    def subscribe(self, scope: Scope) -> Subscriber:
-        sub = Subscriber(scope, self.buffer_limit)
+    def subscribe(self, scope: Scope, *, spans: bool = False) -> Subscriber:
+        sub = Subscriber(scope, self.buffer_limit, spans=spans)
         self._subs.setdefault(_key(scope), set()).add(sub)
         return sub
 
@@ -131,6 +143,18 @@ class Hub:
             for sub in targets:
                 sub.offer(item)
             self.dispatched += 1
+            EVENTS_OFFERED.inc(len(targets))
+
+    def dispatch_spans(self, batch: SpanBatch) -> None:
+        """Offer every span of ``batch`` to its run's subscribers that asked for spans;
+        never blocks."""
+        for span in batch.spans:
+            targets = [s for s in self._subs.get(("run", span.run_id), ()) if s.spans]
+            if not targets:
+                continue
+            item = EncodedSpan(span.run_id, span.model_dump_json())
+            for sub in targets:
+                sub.offer(item)
             EVENTS_OFFERED.inc(len(targets))
 
 

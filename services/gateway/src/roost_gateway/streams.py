@@ -19,32 +19,40 @@ from collections.abc import AsyncIterator
 from sse_starlette import ServerSentEvent
 
 from roost_core.events import ALL_TYPES, Event
-from roost_gateway.hub import Encoded, Hub, Scope, Subscriber
+from roost_gateway.hub import Encoded, EncodedSpan, Hub, Scope, Subscriber
 from roost_gateway.log import EventLog
 
 PAGE = 500
 RECENT_IDS = 10_000  # live ids remembered per workflow/tenant stream, against duplicates
 
 
+SPAN = "span"  # not an event type: asks a run's stream for its spans as they end
+
+
 class TypeFilter:
-    """Event types a client asked for: exact types, or a prefix such as ``task.*``."""
+    """Event types a client asked for: exact types, or a prefix such as ``task.*``;
+    and ``span`` for a run's spans (never sent unless asked for: they are not events,
+    and clients that parse events should not meet them)."""
 
     def __init__(self, spec: str | None) -> None:
         self.exact: set[str] = set()
         self.prefixes: list[str] = []
+        self.spans = False
         for part in (p.strip() for p in (spec or "").split(",")):
             if not part:
                 continue
-            if part.endswith(".*") and any(t.startswith(part[:-1]) for t in ALL_TYPES):
+            if part == SPAN:
+                self.spans = True
+            elif part.endswith(".*") and any(t.startswith(part[:-1]) for t in ALL_TYPES):
                 self.prefixes.append(part[:-1])
             elif part in ALL_TYPES:
                 self.exact.add(part)
             else:
                 raise ValueError(
-                    f"unknown event type {part!r}: expected one of {', '.join(sorted(ALL_TYPES))}"
-                    " or a prefix such as 'task.*'"
+                    f"unknown event type {part!r}: expected one of {', '.join(sorted(ALL_TYPES))},"
+                    " a prefix such as 'task.*', or 'span'"
                 )
-        self.everything = not self.exact and not self.prefixes
+        self.everything = not self.exact and not self.prefixes and not self.spans
 
     def __call__(self, event_type: str) -> bool:
         return (
@@ -94,6 +102,9 @@ async def run_stream(
                     yield sse
                 continue
             for item in await sub.next_batch():
+                if isinstance(item, EncodedSpan):
+                    yield ServerSentEvent(data=item.data, event=SPAN)
+                    continue
                 event = item.event
                 if event.seq <= last:
                     continue  # already sent (from the log, or a duplicate broadcast)
@@ -157,6 +168,8 @@ async def scope_stream(
                     yield sse
                 continue
             for item in await sub.next_batch():
+                if isinstance(item, EncodedSpan):
+                    continue  # only a run's stream takes spans
                 cursor = max(cursor, item.event.id)
                 if fresh(item.event) and wanted(item.event.type):
                     yield _sse(item)

@@ -9,10 +9,12 @@ from roost_ratelimiter.settings import RatelimiterSettings
 
 def main() -> None:
     logs.configure("ratelimiter")
-    tracing.setup("ratelimiter")
-    ratelimiter = Ratelimiter(RatelimiterSettings())
+    settings = RatelimiterSettings()
+    tracing.setup("ratelimiter", broker_url=settings.broker_url, namespace=settings.namespace)
+    ratelimiter = Ratelimiter(settings)
     install_signal_handlers(ratelimiter)
     ratelimiter.run_forever()
+    tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ from roost_scheduler.settings import SchedulerSettings
 
 def main() -> None:
     logs.configure("scheduler")
-    tracing.setup("scheduler")
-    scheduler = Scheduler(SchedulerSettings())
+    settings = SchedulerSettings()
+    tracing.setup("scheduler", broker_url=settings.broker_url, namespace=settings.namespace)
+    scheduler = Scheduler(settings)
     install_signal_handlers(scheduler)
     scheduler.run_forever()
+    tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ class Maintenance:
                 conn.execute("ANALYZE runs")
                 conn.execute("ANALYZE task_runs")
                 conn.execute("ANALYZE events")
+                conn.execute("ANALYZE spans")
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
         logger.info(

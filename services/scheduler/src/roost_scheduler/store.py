@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from opentelemetry.trace import StatusCode
 from psycopg.types.json import Jsonb
 
 from roost_core import admission, dag, dispatch, events, outbox, tracing
@@ -225,18 +226,44 @@ def _trace_decisions(runs: dict[str, _Run]) -> None:
     for run in runs.values():
         if not run.events or not run.trace:
             continue
+        parent = tracing.extract(run.trace)
         types = [e.type for e in run.events]
+        final = next((t for t in types if t in events.RUN_FINAL_TYPES), None)
         span = _tracer.start_span(
-            f"schedule {run.workflow}",
-            context=tracing.extract(run.trace),
+            f"complete {run.workflow}" if final else f"schedule {run.workflow}",
+            context=parent,
             attributes={
                 "roost.run_id": run.id,
                 "roost.workflow": run.workflow,
                 "roost.events": types,
                 "roost.tasks": sorted({e.task for e in run.events if e.task}),
+                **({"roost.run_status": final.removeprefix("run.").upper()} if final else {}),
             },
         )
+        if final in (events.RUN_FAILED, events.RUN_CANCELLED):
+            span.set_status(StatusCode.ERROR, final)
         span.end()
+        for e in run.events:
+            # Each attempt's wait between queued and started, from the times in the
+            # database (the worker's own span covers its execution).
+            if e.type != events.TASK_STARTED or not isinstance(e.data, dict):
+                continue
+            queued = e.data.get("queued_at")
+            if queued is None:
+                continue
+            wait = _tracer.start_span(
+                f"queue {e.task}",
+                context=parent,
+                start_time=int(queued * 1e9),
+                attributes={
+                    "roost.run_id": run.id,
+                    "roost.workflow": run.workflow,
+                    "roost.task": e.task or "",
+                    "roost.attempt": e.attempt or 0,
+                    "roost.queue_wait_seconds": e.data.get("queue_wait", 0.0),
+                },
+            )
+            wait.end(end_time=int(e.at * 1e9))
 
 
 def _lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, _Run]:
@@ -297,7 +324,7 @@ def _apply_started(
         "   AS v(id, a, at, w, timeout)"
         " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
         " RETURNING t.run_id, t.task_name, t.attempt, t.worker_id,"
-        "   extract(epoch FROM t.started_at)",
+        "   extract(epoch FROM t.started_at), extract(epoch FROM t.queued_at)",
         (
             TaskStatus.RUNNING,
             EXECUTION_GRACE_SECONDS,
@@ -310,11 +337,21 @@ def _apply_started(
         ),
     )
     rows = cur.fetchall()
-    for run_id, name, attempt, worker_id, at in rows:
+    for run_id, name, attempt, worker_id, at, queued in rows:
         runs[str(run_id)].event(
-            events.TASK_STARTED, name, attempt, {"worker_id": worker_id}, float(at)
+            events.TASK_STARTED, name, attempt, _started(worker_id, at, queued), float(at)
         )
     return len(rows)
+
+
+def _started(worker_id: str | None, started: Any, queued: Any) -> dict[str, Any]:
+    """A ``task.started`` event's data: the worker, and how long the attempt waited
+    between being queued (ready, or due for its retry) and starting."""
+    data: dict[str, Any] = {"worker_id": worker_id}
+    if queued is not None and started is not None:
+        data["queued_at"] = float(queued)
+        data["queue_wait"] = max(0.0, float(started) - float(queued))
+    return data
 
 
 def _apply_succeeded(
@@ -345,7 +382,8 @@ def _apply_succeeded(
         # The sub-select sees the row as it was before this statement: was it started?
         " RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id, t.id,"
         "   extract(epoch FROM t.started_at), extract(epoch FROM t.finished_at),"
-        "   (SELECT o.status FROM task_runs o WHERE o.id = t.id)",
+        "   (SELECT o.status FROM task_runs o WHERE o.id = t.id),"
+        "   extract(epoch FROM t.queued_at)",
         (
             TaskStatus.SUCCEEDED,
             [r.task_run_id for r in reports],
@@ -360,14 +398,31 @@ def _apply_succeeded(
     if not done:
         return 0
     outputs: dict[tuple[str, str], Any] = {}
-    for run_id, task, output, attempt, worker_id, task_run_id, started, finished, was in done:
+    for (
+        run_id,
+        task,
+        output,
+        attempt,
+        worker_id,
+        task_run_id,
+        started,
+        finished,
+        was,
+        queued,
+    ) in done:
         outputs[(str(run_id), task)] = output
         run = runs[str(run_id)]
         run.settled += 1
         if definitions.get(conn, run.version_id).by_name[task].rate_limits:
             run.released.append((str(task_run_id), attempt))
         if was == TaskStatus.QUEUED:  # too quick for a `started` report of its own
-            run.event(events.TASK_STARTED, task, attempt, {"worker_id": worker_id}, float(started))
+            run.event(
+                events.TASK_STARTED,
+                task,
+                attempt,
+                _started(worker_id, started, queued),
+                float(started),
+            )
         run.event(
             events.TASK_SUCCEEDED,
             task,
@@ -494,7 +549,10 @@ def fail_attempt(
     if task_def.rate_limits:
         run.released.append((task_run_id, attempt))  # this attempt is over: units come back
     if row[4] == TaskStatus.QUEUED and started_at is not None:
-        run.event(events.TASK_STARTED, task, attempt, {"worker_id": worker_id}, started_at)
+        queued = row[0].timestamp() if row[0] is not None else None
+        run.event(
+            events.TASK_STARTED, task, attempt, _started(worker_id, started_at, queued), started_at
+        )
     conn.execute(
         "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error, queued_at,"
         " started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"

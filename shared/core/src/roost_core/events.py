@@ -210,4 +210,3 @@ def broadcast(topology: Topology, events: list[Event]) -> list[OutboxMessage]:
         )
         for tenant, batch in by_tenant.items()
     ]
-

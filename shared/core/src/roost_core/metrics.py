@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram, start_http_server
 
-from roost_core.events import RUN_FINAL_TYPES, Event, EventBatch
+from roost_core.events import RUN_FINAL_TYPES, TASK_STARTED, Event, EventBatch
 from roost_core.outbox import OutboxRow
 from roost_core.topology import EVENTS_APPENDED
 
@@ -40,6 +40,14 @@ TASK_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
 
+QUEUE_WAIT = Histogram(
+    "roost_task_queue_wait_seconds",
+    "How long task attempts waited between being queued (ready, or due for a retry) and"
+    " starting on a worker, rate-limit admission included.",
+    ["workflow"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
 _ATTEMPT_OUTCOMES = {
     "task.succeeded": "succeeded",
     "task.failed": "failed",
@@ -52,6 +60,11 @@ _ATTEMPT_OUTCOMES = {
 def count(events: Iterable[Event]) -> None:
     """Count the runs and attempts that ``events`` (just committed) ended."""
     for event in events:
+        if event.type == TASK_STARTED:
+            wait = event.data.get("queue_wait") if isinstance(event.data, dict) else None
+            if isinstance(wait, int | float):
+                QUEUE_WAIT.labels(event.workflow).observe(wait)
+            continue
         if event.type in RUN_FINAL_TYPES:
             RUNS_FINISHED.labels(event.workflow, event.type.removeprefix("run.")).inc()
             continue

@@ -22,11 +22,18 @@ SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED, WORKER_HEARTBEA
 # appended to the durable event log.
 EVENTS_APPENDED = "events.appended"
 
+# Routing key of the broadcasts that tell every gateway replica which spans of runs were
+# just stored (streamed as ``span`` events to each run's subscribers).
+SPANS_STORED = "spans.stored"
+
 # Routing key of the hints that wake the ratelimiter: tasks wait, or units were freed.
 RATELIMITER_WAKE = "ratelimiter.wake"
 
 # Routing key of control broadcasts to every worker process.
 TASK_CANCEL = "task.cancel"
+
+# Messages (span batches) the span queue holds before it drops the oldest.
+SPANS_QUEUE_MAX_LENGTH = 10_000
 
 # Dramatiq's default TTL of its dead-letter queues (dramatiq_dead_message_ttl).
 DEAD_MESSAGE_TTL_MS = 86400000 * 7
@@ -61,6 +68,12 @@ class Topology:
     def gateway_queue(self, replica: str) -> str:
         """A gateway replica's own transient queue of appended events."""
         return f"{self.namespace}.gateway.{replica}"
+
+    @property
+    def spans_queue(self) -> str:
+        """Queue of finished spans of runs, shipped by every process, stored by the
+        scheduler replicas (bounded: spans are telemetry, never worth a backlog)."""
+        return f"{self.namespace}.spans"
 
     @property
     def ratelimiter_queue(self) -> str:
@@ -111,6 +124,13 @@ def declare_core(channel: BlockingChannel, topology: Topology) -> None:
     )
     channel.queue_bind(
         topology.ratelimiter_queue, topology.events_exchange, routing_key=RATELIMITER_WAKE
+    )
+    # Finished spans: transient messages on a bounded queue, so a span store that falls
+    # behind (or is not running) drops the oldest spans rather than holding memory.
+    channel.queue_declare(
+        topology.spans_queue,
+        durable=True,
+        arguments={"x-max-length": SPANS_QUEUE_MAX_LENGTH, "x-overflow": "drop-head"},
     )
 
 

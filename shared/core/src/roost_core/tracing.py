@@ -1,10 +1,17 @@
-"""OpenTelemetry tracing, configured only by the standard ``OTEL_*`` variables.
+"""OpenTelemetry tracing, configured by the standard ``OTEL_*`` variables.
 
-With no exporter configured, the global tracer provider stays OpenTelemetry's no-op one:
-spans cost next to nothing, carriers are empty, nothing is stored. With one
-(``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, or
-``OTEL_TRACES_EXPORTER=otlp|console``), every process exports its spans in batches; the
-sampler comes from ``OTEL_TRACES_SAMPLER`` as the SDK reads it.
+Two destinations, each fed by its own batch processor (a background thread: the hot
+path only appends a finished span to a bounded queue):
+
+* Roost's own span store (on unless ``ROOST_TRACE_STORE=false``): spans of runs go to
+  RabbitMQ and on to PostgreSQL, so ``GET /api/v1/runs/{id}/trace`` and ``roost runs
+  trace`` show a run's trace with no collector (see :mod:`roost_core.spans`).
+* An OTLP (HTTP or gRPC) or console exporter, when ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_TRACES_EXPORTER=otlp|console`` says so.
+
+``OTEL_SDK_DISABLED=true`` turns both off: the global tracer provider stays
+OpenTelemetry's no-op one, spans cost next to nothing, carriers are empty. The sampler
+comes from ``OTEL_TRACES_SAMPLER`` as the SDK reads it.
 
 A run's trace crosses processes as a W3C trace-context carrier (``traceparent``): the api
 stores the run's on the run and puts it in every task message (``TaskMessage.trace``), so
@@ -18,10 +25,46 @@ from collections.abc import Mapping
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from roost_core.spans import RUN_ID, BrokerSpanExporter
+from roost_core.topology import Topology
+
 _configured = False
+_exporting = False
+
+# The span store's batch processor: ship often (the live view wants spans within a
+# fraction of a second), in batches big enough to keep one message per many spans.
+STORE_DELAY_MS = 200
+STORE_BATCH = 512
+STORE_QUEUE = 8192
+
+
+def _truthy(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value in ("1", "true", "yes", "on")
+
+
+class RunScope(SpanProcessor):
+    """Gives a span started inside a run's span (a user's span in a task, a client
+    call made while deciding) that run's ``roost.run_id``, so the span store keeps it
+    with the run. Only the attribute is copied; it costs one dict lookup per span."""
+
+    def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
+        if span.attributes is not None and RUN_ID in span.attributes:
+            return
+        parent = trace.get_current_span(parent_context)
+        attributes = getattr(parent, "attributes", None)
+        if attributes:
+            run_id = attributes.get(RUN_ID)
+            if run_id is not None:
+                span.set_attribute(RUN_ID, run_id)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
 
 
 def _exporter() -> SpanExporter | None:
@@ -52,36 +95,69 @@ def _exporter() -> SpanExporter | None:
     return OTLPSpanExporter()
 
 
-def setup(service: str) -> bool:
-    """Install a tracer provider for this process if an exporter is configured; return
-    whether tracing is on. The service name is ``OTEL_SERVICE_NAME`` or ``roost-<service>``."""
-    global _configured
+def setup(service: str, *, broker_url: str | None = None, namespace: str | None = None) -> bool:
+    """Install this process's tracer provider; return whether tracing is on.
+
+    ``broker_url`` and ``namespace`` say where the span store's queue is (a process
+    that makes no spans of runs, such as the gateway, passes neither). The service name
+    is ``OTEL_SERVICE_NAME`` or ``roost-<service>``."""
+    global _configured, _exporting
     if _configured:
         return True
+    if _truthy("OTEL_SDK_DISABLED", False):
+        return False
     exporter = _exporter()
-    if exporter is None:
+    store = broker_url is not None and namespace is not None and _truthy("ROOST_TRACE_STORE", True)
+    if exporter is None and not store:
         return False
     name = os.environ.get("OTEL_SERVICE_NAME") or f"roost-{service}"
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(RunScope())
+    if store:
+        assert broker_url is not None and namespace is not None
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                BrokerSpanExporter(broker_url, Topology(namespace), name),
+                max_queue_size=STORE_QUEUE,
+                schedule_delay_millis=STORE_DELAY_MS,
+                max_export_batch_size=STORE_BATCH,
+            )
+        )
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        _exporting = True
     trace.set_tracer_provider(provider)
     _configured = True
     return True
 
 
 def enabled() -> bool:
-    """Whether this process exports spans (else skip building spans nobody records)."""
+    """Whether this process records spans (else skip building spans nobody records)."""
     return _configured
+
+
+def exporting() -> bool:
+    """Whether spans also leave for an external collector (OTLP or console): then the
+    OpenTelemetry instrumentations of Starlette and psycopg are worth their cost."""
+    return _exporting
+
+
+def shutdown() -> None:
+    """Flush what the batch processors still hold (at a clean exit)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
 
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
 
 
-def carrier() -> dict[str, str]:
-    """The current context as a W3C trace-context carrier (empty when not tracing)."""
+def carrier(ctx: context.Context | None = None) -> dict[str, str]:
+    """``ctx`` (by default the current context) as a W3C trace-context carrier (empty
+    when not tracing)."""
     out: dict[str, str] = {}
-    propagate.inject(out)
+    propagate.inject(out, context=ctx)
     return out
 
 

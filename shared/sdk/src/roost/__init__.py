@@ -32,7 +32,7 @@ from roost._errors import (
     UnknownWorkflowError,
 )
 from roost._events import Events
-from roost._models import Attempt, PushedEvent, Run, RunSummary, TaskRun
+from roost._models import Attempt, PushedEvent, Run, RunSummary, RunTrace, Span, SpanEvent, TaskRun
 from roost._ratelimits import Concurrency, RateLimit, RateLimitInfo, RateLimits
 from roost._roost import Roost
 from roost._runs import RunRef, Runs
@@ -72,7 +72,10 @@ __all__ = [
     "RunStatus",
     "RunSummary",
     "RunTimeoutError",
+    "RunTrace",
     "Runs",
+    "Span",
+    "SpanEvent",
     "Task",
     "TaskCancelledError",
     "TaskRun",

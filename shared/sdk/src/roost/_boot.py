@@ -13,6 +13,9 @@ from roost_core import logs, tracing
 logging.getLogger("pika").setLevel(logging.WARNING)
 if os.environ.get("ROOST_LOG_FORMAT", "").strip().lower() == "json":
     logs.configure("worker")  # else Dramatiq's own format, which names process and thread
-tracing.setup("worker")  # per process, after the fork: the exporter's thread is its own
 worker = load_worker(os.environ["ROOST_WORKER_TARGET"])
+# Per process, after the fork: the exporters' threads and connections are its own.
+tracing.setup(
+    "worker", broker_url=worker.roost.settings.broker_url, namespace=worker.roost.settings.namespace
+)
 broker = worker.setup_broker()

@@ -87,3 +87,43 @@ class PushedEvent(_Model):
     idempotency_key: str | None = None
     created_at: datetime
     runs: list[TriggeredRun] = []
+
+
+class SpanEvent(_Model):
+    """Something that happened during a span: an exception carries ``exception.type``,
+    ``exception.message`` and ``exception.stacktrace`` attributes."""
+
+    name: str
+    at: float
+    attributes: dict[str, Any] = {}
+
+
+class Span(_Model):
+    """One finished span of a run's trace (times in unix seconds)."""
+
+    run_id: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    name: str
+    service: str
+    kind: str
+    start: float
+    end: float
+    status: str  # unset, ok, error
+    status_message: str | None = None
+    attributes: dict[str, Any] = {}
+    events: list[SpanEvent] = []
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+class RunTrace(_Model):
+    """A run's trace from Roost's own span store: every stored span, in start order."""
+
+    run_id: str
+    status: RunStatus
+    trace_id: str | None = None
+    spans: list[Span]

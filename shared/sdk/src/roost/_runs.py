@@ -8,7 +8,7 @@ from typing import Any
 
 from roost._errors import RunCancelledError, RunFailedError, RunTimeoutError
 from roost._http import ApiClient
-from roost._models import Run, RunSummary
+from roost._models import Run, RunSummary, RunTrace
 from roost._stream import EventStream
 from roost_core.statuses import RunStatus
 
@@ -83,6 +83,13 @@ class Runs:
             params["task"] = task
         body = self._api.request("GET", f"/api/v1/runs/{run_id}/logs", params=params)
         return builtins.list(body["logs"]), body["next_after"]
+
+    def trace(self, run_id: str) -> RunTrace:
+        """The run's trace from Roost's own span store (no collector needed): the
+        api's trigger, the scheduler's decisions, each attempt's queue wait and its
+        execution, rate-limit admissions and the spans tasks made themselves. A span
+        is stored a fraction of a second after it ends."""
+        return RunTrace.model_validate(self._api.request("GET", f"/api/v1/runs/{run_id}/trace"))
 
     def wait(self, run_id: str, timeout: float | None = None) -> Run:
         """Block until the run ends (long-polling the api) and return it."""

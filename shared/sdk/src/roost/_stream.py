@@ -77,7 +77,9 @@ class EventStream:
         return headers
 
     def _accept(self, sse: ServerSentEvent) -> RunEvent | None:
-        if not sse.data:
+        if not sse.data or sse.event == "span":
+            # A heartbeat, or a span (sent only to a client that asked for `span`;
+            # roost.runs.trace() reads them all).
             return None
         event = RunEvent.model_validate_json(sse.data)
         self.last_id = event.id

@@ -282,6 +282,26 @@ def runs_logs(
         _fail(str(exc))
 
 
+@runs_app.command("trace")
+def runs_trace(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    json_out: Annotated[bool, typer.Option("--json", help="print the spans as JSON")] = False,
+) -> None:
+    """Show where a run spent its time: its trace as a waterfall, one line per span,
+    indented under its parent, with durations and bars (from Roost's own span store:
+    no collector needed)."""
+    from roost._waterfall import render
+
+    try:
+        found = _client().runs.trace(run_id)
+    except RoostError as exc:
+        _fail(str(exc))
+    if json_out:
+        print(found.model_dump_json(indent=2))
+        return
+    out.print(render(found, width=out.width))
+
+
 @runs_app.command("show")
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="run id")],

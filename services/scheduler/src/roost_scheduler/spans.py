@@ -1,0 +1,105 @@
+"""The span store's writer: a thread of each scheduler replica that drains the span
+queue in natural batches, stores each batch in one transaction (bounded per run), then
+broadcasts what it stored to the gateways and acknowledges.
+
+It has its own broker and database connections, so a burst of spans never delays a
+report. Spans are telemetry: a batch that cannot be stored (its runs are gone) is
+acknowledged and dropped; a malformed one is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pika
+import psycopg
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from roost_core import broker, spans
+from roost_core.service import keep_running
+from roost_core.topology import SPANS_STORED, Topology, declare_core
+
+logger = logging.getLogger(__name__)
+
+SPANS_STORED_TOTAL = Counter("roost_spans_stored", "Spans of runs stored in the span store.")
+SPANS_DROPPED = Counter(
+    "roost_spans_dropped",
+    "Spans not stored: their run has its maximum of spans, or no longer exists.",
+)
+
+PREFETCH = 50  # span batches (up to 512 spans each) held unacknowledged at once
+
+
+class SpanWriter:
+    def __init__(
+        self, broker_url: str, database_url: str, topology: Topology, max_spans_per_run: int
+    ) -> None:
+        self._broker_url = broker_url
+        self._database_url = database_url
+        self._topology = topology
+        self._cap = max_spans_per_run
+        self._stopping = threading.Event()
+        self._buffer: list[tuple[int, bytes]] = []
+        self._thread = threading.Thread(target=self._run, name="span-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        keep_running(self._consume, self._stopping, name="span_writer", on_lost=self._buffer.clear)
+
+    def _consume(self) -> None:
+        with psycopg.connect(self._database_url, autocommit=True) as conn:
+            connection = broker.connect(self._broker_url)
+            try:
+                channel = connection.channel()
+                declare_core(channel, self._topology)
+                channel.basic_qos(prefetch_count=PREFETCH)
+                channel.basic_consume(self._topology.spans_queue, self._on_message)
+                while not self._stopping.is_set():
+                    connection.process_data_events(time_limit=0.5)
+                    if self._buffer:
+                        connection.process_data_events(time_limit=0)
+                        batch, self._buffer = self._buffer, []
+                        self._store(conn, channel, batch)
+            finally:
+                if connection.is_open:
+                    connection.close()
+
+    def _on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
+        self._buffer.append((method.delivery_tag, body))
+
+    def _store(
+        self, conn: psycopg.Connection[Any], channel: Any, batch: list[tuple[int, bytes]]
+    ) -> None:
+        records: list[spans.SpanRecord] = []
+        for _, body in batch:
+            try:
+                records += spans.SpanBatch.model_validate_json(body).spans
+            except ValidationError as exc:
+                logger.error(
+                    "malformed span batch dropped",
+                    extra={"action": "spans_malformed", "error": str(exc)[:500]},
+                )
+        stored: list[spans.SpanRecord] = []
+        if records:
+            with conn.transaction():
+                stored = spans.store(conn, records, self._cap)
+            SPANS_STORED_TOTAL.inc(len(stored))
+            SPANS_DROPPED.inc(len(records) - len(stored))
+        if stored:
+            # After the commit: a gateway that hears of a span can also read it back.
+            channel.basic_publish(
+                self._topology.events_exchange,
+                SPANS_STORED,
+                spans.broadcast_body(stored),
+                pika.BasicProperties(content_type="application/json", delivery_mode=1),
+            )
+        channel.basic_ack(batch[-1][0], multiple=True)

@@ -1,0 +1,284 @@
+"""Roost's own span store: a run's trace, visible with no collector at all.
+
+Every process that makes spans of runs (api, scheduler, ratelimiter, workers) ships
+the finished ones to a RabbitMQ queue (``<namespace>.spans``) in batches, from
+OpenTelemetry's batch processor thread, so the hot path never waits for it. Scheduler
+replicas store them in PostgreSQL (``spans``, bounded per run, deleted with the run) and
+broadcast what they stored, so each gateway streams ``span`` events to the run's
+subscribers as spans end.
+
+Spans are telemetry, not state: a span lost to a full queue or a broker outage costs a
+line in a waterfall, never a run. Messages are transient and the queue is bounded.
+
+A span belongs to a run through its ``roost.run_id`` attribute. Roost sets it on every
+span it makes; a span started inside one (a user's span in a task) inherits it from its
+parent (see :class:`roost_core.tracing.RunScope`). Spans of no run are not stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import pika
+import pika.exceptions
+import psycopg
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
+from pydantic import BaseModel, ConfigDict, Field
+
+from roost_core import broker
+from roost_core.topology import Topology
+
+logger = logging.getLogger(__name__)
+
+RUN_ID = "roost.run_id"
+
+JSON = Any
+
+
+class SpanEventRecord(BaseModel):
+    """Something that happened during a span (an exception, with its type, message and
+    stack trace as ``exception.*`` attributes)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    at: float  # unix seconds
+    attributes: dict[str, JSON] = Field(default_factory=dict)
+
+
+class SpanRecord(BaseModel):
+    """One finished span, as shipped, stored, served and streamed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    parent_span_id: str | None = None
+    name: str
+    service: str
+    kind: str  # internal, server, client, producer, consumer
+    start: float  # unix seconds
+    end: float
+    status: Literal["unset", "ok", "error"] = "unset"
+    status_message: str | None = None
+    attributes: dict[str, JSON] = Field(default_factory=dict)
+    events: list[SpanEventRecord] = Field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+class SpanBatch(BaseModel):
+    """What a process ships, and what a scheduler broadcasts once it stored them."""
+
+    spans: list[SpanRecord]
+
+
+def _json_value(value: Any) -> JSON:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def record(span: ReadableSpan, service: str) -> SpanRecord | None:
+    """A finished SDK span as a record, or None if it belongs to no run."""
+    attributes = dict(span.attributes or {})
+    run_id = attributes.get(RUN_ID)
+    ctx = span.context
+    if not isinstance(run_id, str) or ctx is None or span.start_time is None:
+        return None
+    parent = span.parent
+    status = span.status.status_code
+    return SpanRecord(
+        run_id=run_id,
+        trace_id=format(ctx.trace_id, "032x"),
+        span_id=format(ctx.span_id, "016x"),
+        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
+        name=span.name,
+        service=service,
+        kind=span.kind.name.lower(),
+        start=span.start_time / 1e9,
+        end=(span.end_time or span.start_time) / 1e9,
+        status="error"
+        if status is StatusCode.ERROR
+        else "ok"
+        if status is StatusCode.OK
+        else "unset",
+        status_message=span.status.description,
+        attributes={k: _json_value(v) for k, v in attributes.items()},
+        events=[
+            SpanEventRecord(
+                name=e.name,
+                at=e.timestamp / 1e9,
+                attributes={k: _json_value(v) for k, v in (e.attributes or {}).items()},
+            )
+            for e in span.events
+        ],
+    )
+
+
+class BrokerSpanExporter(SpanExporter):
+    """Ships finished spans of runs to the span queue, one message per export call.
+
+    Runs on the batch processor's own thread, with its own connection. A publish that
+    fails (broker gone, or a connection the broker closed while it sat idle) is tried
+    once more on a fresh connection, then the batch is dropped and logged: the
+    processor's queue is bounded and nothing waits on it.
+    """
+
+    def __init__(self, broker_url: str, topology: Topology, service: str) -> None:
+        self._url = broker_url
+        self._queue = topology.spans_queue
+        self._service = service
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: Any = None
+        self._dropped_warned = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        records = [r for r in (record(s, self._service) for s in spans) if r is not None]
+        if not records:
+            return SpanExportResult.SUCCESS
+        body = SpanBatch(spans=records).model_dump_json().encode()
+        for attempt in range(2):
+            try:
+                self._publish(body)
+                return SpanExportResult.SUCCESS
+            except Exception as exc:  # an exporter must never raise into OpenTelemetry
+                self._close()
+                if attempt == 1 and not self._dropped_warned:
+                    logger.warning(
+                        "spans dropped: RabbitMQ unavailable",
+                        extra={
+                            "action": "spans_dropped",
+                            "count": len(records),
+                            "error": repr(exc),
+                        },
+                    )
+                    self._dropped_warned = True
+        return SpanExportResult.FAILURE
+
+    def _publish(self, body: bytes) -> None:
+        if self._connection is None or not self._connection.is_open:
+            self._connection = broker.connect(self._url)
+            self._channel = self._connection.channel()
+        self._channel.basic_publish(
+            "",
+            self._queue,
+            body,
+            pika.BasicProperties(content_type="application/json", delivery_mode=1),
+        )
+        self._dropped_warned = False
+
+    def _close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+                self._connection.close()
+        self._connection = self._channel = None
+
+    def shutdown(self) -> None:
+        self._close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+# -- the store (scheduler side) ------------------------------------------------------
+
+
+def store(conn: psycopg.Connection[Any], spans: Iterable[SpanRecord], cap: int) -> list[SpanRecord]:
+    """Insert ``spans`` of existing runs, at most ``cap`` per run (counting those
+    already stored), each once (a redelivered batch adds nothing); return those
+    inserted. Spans of runs that do not exist (deleted, or never committed) are dropped.
+    Two replicas storing spans of one run at the same instant may pass the cap by one
+    batch: the bound is there to keep a runaway task from filling the table."""
+    by_run: dict[str, list[SpanRecord]] = defaultdict(list)
+    for span in spans:
+        try:
+            uuid.UUID(span.run_id)
+        except ValueError:
+            continue  # not a run id: a user set the attribute to something else
+        by_run[span.run_id].append(span)
+    if not by_run:
+        return []
+    stored = dict(
+        conn.execute(
+            "SELECT run_id::text, count(*) FROM spans WHERE run_id = ANY(%s::uuid[])"
+            " GROUP BY run_id",
+            (list(by_run),),
+        ).fetchall()
+    )
+    wanted: list[SpanRecord] = []
+    for run_id, run_spans in by_run.items():
+        room = max(0, cap - int(stored.get(run_id, 0)))
+        wanted += run_spans[:room]
+    if not wanted:
+        return []
+    rows = conn.execute(
+        "INSERT INTO spans (run_id, span_id, trace_id, parent_span_id, name, service, kind,"
+        " started_at, ended_at, status, status_message, attributes, events)"
+        " SELECT v.run_id, v.span_id, v.trace_id, v.parent_span_id, v.name, v.service,"
+        "   v.kind, to_timestamp(v.s), to_timestamp(v.e), v.status, v.message,"
+        "   v.attributes::jsonb, v.events::jsonb"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+        "   %s::text[], %s::float8[], %s::float8[], %s::text[], %s::text[], %s::text[],"
+        "   %s::text[])"
+        "   AS v(run_id, span_id, trace_id, parent_span_id, name, service, kind, s, e, status,"
+        "        message, attributes, events)"
+        " JOIN runs r ON r.id = v.run_id"
+        " ON CONFLICT (run_id, span_id) DO NOTHING"
+        " RETURNING run_id::text, span_id",
+        (
+            [s.run_id for s in wanted],
+            [s.span_id for s in wanted],
+            [s.trace_id for s in wanted],
+            [s.parent_span_id for s in wanted],
+            [s.name for s in wanted],
+            [s.service for s in wanted],
+            [s.kind for s in wanted],
+            [s.start for s in wanted],
+            [s.end for s in wanted],
+            [s.status for s in wanted],
+            [s.status_message for s in wanted],
+            [json.dumps(s.attributes) for s in wanted],
+            [json.dumps([e.model_dump() for e in s.events]) for s in wanted],
+        ),
+    ).fetchall()
+    inserted = {(r[0], r[1]) for r in rows}
+    return [s for s in wanted if (s.run_id, s.span_id) in inserted]
+
+
+SPAN_COLUMNS = (
+    "run_id::text, trace_id, span_id, parent_span_id, name, service, kind,"
+    " extract(epoch FROM started_at)::float8, extract(epoch FROM ended_at)::float8,"
+    " status, status_message, attributes, events"
+)
+
+
+def from_row(row: Sequence[Any]) -> SpanRecord:
+    return SpanRecord(
+        run_id=row[0],
+        trace_id=row[1],
+        span_id=row[2],
+        parent_span_id=row[3],
+        name=row[4],
+        service=row[5],
+        kind=row[6],
+        start=float(row[7]),
+        end=float(row[8]),
+        status=row[9],
+        status_message=row[10],
+        attributes=row[11] or {},
+        events=[SpanEventRecord.model_validate(e) for e in row[12] or []],
+    )
+
+
+def broadcast_body(spans: list[SpanRecord]) -> bytes:
+    return SpanBatch(spans=spans).model_dump_json().encode()
