@@ -40,3 +40,4 @@ lint: setup
 bench *ARGS: setup servers
     .venv/bin/python tests/bench/bench.py {{ARGS}}
     .venv/bin/python tests/bench/ratelimiter_bench.py
+    .venv/bin/python tests/bench/tracing_bench.py

@@ -55,7 +55,10 @@ class Process:
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
+                # The whole process group this harness started (a worker's Dramatiq
+                # children too), so nothing it started outlives the test.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(5)
 
     def tail(self, lines: int = 40) -> str:

@@ -185,8 +185,15 @@ def test_a_run_is_one_trace_from_the_callers_span_to_user_spans_in_its_tasks(
 
     (trigger,) = by_name["trigger t-traced"]
     (run,) = by_name["run t-traced"]
-    assert trigger.parent == CALLER_SPAN  # the caller's traceparent is the root's parent
+    # The caller's traceparent is the root's parent: the api's server span (OpenTelemetry's
+    # Starlette instrumentation), with the trigger under it.
+    (server,) = [s for s in spans if s.span_id == trigger.parent]
+    assert server.parent == CALLER_SPAN and server.service == "roost-api"
+    assert server.name.startswith("POST /api/v1/workflows/")
     assert trigger.service == "roost-api"
+    # The api's SQL statements, as client spans in the same trace (psycopg instrumentation).
+    statements = [s for s in spans if s.attributes.get("db.system") == "postgresql"]
+    assert statements and all(s.service == "roost-api" for s in statements)
     assert run.parent == trigger.span_id and run.attributes["roost.run_id"] == run_id
     (clone,) = by_name["task t-traced.clone"]
     thinks = sorted(by_name["task t-traced.think"], key=lambda s: s.attributes["roost.attempt"])

@@ -15,8 +15,11 @@ def main() -> None:
     tracing.setup("api", broker_url=settings.broker_url, namespace=settings.namespace)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SystemExit("ROOST_TLS_CERT and ROOST_TLS_KEY must be set together")
+    tracing.instrument_psycopg()
+    app = create_app(settings)
+    tracing.instrument_starlette(app)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         ssl_certfile=settings.tls_cert,

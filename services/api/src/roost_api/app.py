@@ -18,6 +18,7 @@ import anyio.to_thread
 import jsonschema
 import pika.exceptions
 import psycopg
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
@@ -193,12 +194,15 @@ def create_app(settings: ApiSettings) -> Starlette:
     @contextlib.asynccontextmanager
     async def traced_trigger(request: Request, workflow: str) -> AsyncIterator[None]:
         """The trigger's span, child of the caller's ``traceparent`` if it sent a valid
-        one (a malformed one is ignored: the run gets a fresh trace, never an error)."""
+        one (a malformed one is ignored: the run gets a fresh trace, never an error), or
+        of the request's server span when the Starlette instrumentation made one (it
+        took the caller's ``traceparent`` already)."""
+        current = trace.get_current_span().get_span_context().is_valid
         with (
             _tracer.start_as_current_span(
                 f"trigger {workflow}",
-                context=tracing.extract(request.headers),
-                kind=SpanKind.SERVER,
+                context=None if current else tracing.extract(request.headers),
+                kind=SpanKind.INTERNAL if current else SpanKind.SERVER,
                 attributes={"roost.workflow": workflow},
             ),
             store.run_spans_end_after(),

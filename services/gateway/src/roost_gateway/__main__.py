@@ -13,8 +13,10 @@ def main() -> None:
     logs.configure("gateway")
     tracing.setup("gateway")
     settings = GatewaySettings()
+    app = create_app(settings)
+    tracing.instrument_starlette(app)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_level="warning",

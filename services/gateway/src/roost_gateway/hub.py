@@ -48,6 +48,7 @@ class EncodedSpan:
     all), so it never moves a client's Last-Event-ID."""
 
     run_id: str
+    span_id: str
     data: str
 
 
@@ -152,7 +153,7 @@ class Hub:
             targets = [s for s in self._subs.get(("run", span.run_id), ()) if s.spans]
             if not targets:
                 continue
-            item = EncodedSpan(span.run_id, span.model_dump_json())
+            item = EncodedSpan(span.run_id, span.span_id, span.model_dump_json())
             for sub in targets:
                 sub.offer(item)
             EVENTS_OFFERED.inc(len(targets))

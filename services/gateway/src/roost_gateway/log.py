@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from roost_core import spans
 from roost_core.events import Event
 
 _COLUMNS = (
@@ -108,3 +109,12 @@ class EventLog:
             cur = await conn.execute("SELECT coalesce(max(id), 0) FROM events")
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def run_spans(self, run_id: str) -> list[spans.SpanRecord]:
+        """The run's spans stored so far, in start order."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {spans.SPAN_COLUMNS} FROM spans WHERE run_id = %s ORDER BY started_at",
+                (run_id,),
+            )
+            return [spans.from_row(r) for r in await cur.fetchall()]

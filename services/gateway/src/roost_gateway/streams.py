@@ -79,6 +79,17 @@ async def run_stream(
     try:
         last = await log.seq_at(run_id, after_id) if after_id else 0
         ended = False
+        sent_spans: set[str] = set()
+
+        async def stored_spans() -> AsyncIterator[ServerSentEvent]:
+            # Asked for spans: those stored so far (subscribed first, so none falls
+            # between these and the live ones; a span is sent once, by its id).
+            if not wanted.spans:
+                return
+            for span in await log.run_spans(run_id):
+                if span.span_id not in sent_spans:
+                    sent_spans.add(span.span_id)
+                    yield ServerSentEvent(data=span.model_dump_json(), event=SPAN)
 
         async def from_log(before: int | None = None) -> AsyncIterator[ServerSentEvent]:
             nonlocal last, ended
@@ -93,6 +104,8 @@ async def run_stream(
 
         async for sse in from_log():
             yield sse
+        async for sse in stored_spans():
+            yield sse
         while not ended:
             if sub.overflowed:
                 return  # the client resumes with its last id
@@ -100,10 +113,14 @@ async def run_stream(
                 sub.stale = False
                 async for sse in from_log():
                     yield sse
+                async for sse in stored_spans():
+                    yield sse
                 continue
             for item in await sub.next_batch():
                 if isinstance(item, EncodedSpan):
-                    yield ServerSentEvent(data=item.data, event=SPAN)
+                    if item.span_id not in sent_spans:
+                        sent_spans.add(item.span_id)
+                        yield ServerSentEvent(data=item.data, event=SPAN)
                     continue
                 event = item.event
                 if event.seq <= last:

@@ -24,6 +24,7 @@ from roost_core.service import keep_running
 from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology, declare_core
 from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_report
 from roost_scheduler.maintenance import Maintenance
+from roost_scheduler.retention import Retention
 from roost_scheduler.settings import SchedulerSettings
 from roost_scheduler.spans import SpanWriter
 from roost_scheduler.store import (
@@ -58,6 +59,9 @@ class Scheduler:
         )
         self.sweep_publisher = outbox.Publisher(settings.broker_url)
         self.maintenance = Maintenance(settings.database_url, settings.maintenance_interval_seconds)
+        self.retention = Retention(
+            settings.database_url, settings.run_retention_days, settings.retention_interval_seconds
+        )
         self.span_writer = SpanWriter(
             settings.broker_url,
             settings.database_url,
@@ -74,12 +78,14 @@ class Scheduler:
         self.relay.start()
         self.maintenance.start()
         self.span_writer.start()
+        self.retention.start()
         # Never exits on a lost dependency: the sweeper lives in this process. Reports
         # buffered but unacknowledged are redelivered by the broker.
         keep_running(self._consume, self.stopping, name="scheduler", on_lost=self._buffer.clear)
         self.relay.stop()
         self.maintenance.stop()
         self.span_writer.stop()
+        self.retention.stop()
         self.sweep_publisher.close()
 
     def _consume(self) -> None:

@@ -39,3 +39,12 @@ class SchedulerSettings(CoreSettings):
         ge=0,
         description="the span store keeps at most this many spans of one run (0: none)",
     )
+    run_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="delete runs (with their tasks, events and spans) this long after they"
+        " ended (0: keep forever)",
+    )
+    retention_interval_seconds: float = Field(
+        default=60.0, gt=0, description="how often expired runs are looked for"
+    )

@@ -199,26 +199,30 @@ def store(conn: psycopg.Connection[Any], spans: Iterable[SpanRecord], cap: int) 
     inserted. Spans of runs that do not exist (deleted, or never committed) are dropped.
     Two replicas storing spans of one run at the same instant may pass the cap by one
     batch: the bound is there to keep a runaway task from filling the table."""
-    by_run: dict[str, list[SpanRecord]] = defaultdict(list)
+    by_run: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
     for span in spans:
         try:
             uuid.UUID(span.run_id)
         except ValueError:
             continue  # not a run id: a user set the attribute to something else
-        by_run[span.run_id].append(span)
+        by_run[span.run_id].setdefault(span.span_id, span)
     if not by_run:
         return []
-    stored = dict(
-        conn.execute(
-            "SELECT run_id::text, count(*) FROM spans WHERE run_id = ANY(%s::uuid[])"
-            " GROUP BY run_id",
-            (list(by_run),),
-        ).fetchall()
-    )
+    # Per run: how many spans it has, and which of these it has already (a redelivery).
+    stored = {
+        row[0]: (int(row[1]), set(row[2] or ()))
+        for row in conn.execute(
+            "SELECT run_id::text, count(*),"
+            "   array_agg(span_id) FILTER (WHERE span_id = ANY(%s::text[]))"
+            " FROM spans WHERE run_id = ANY(%s::uuid[]) GROUP BY run_id",
+            ([sid for run in by_run.values() for sid in run], list(by_run)),
+        )
+    }
     wanted: list[SpanRecord] = []
     for run_id, run_spans in by_run.items():
-        room = max(0, cap - int(stored.get(run_id, 0)))
-        wanted += run_spans[:room]
+        count, have = stored.get(run_id, (0, set()))
+        fresh = [s for sid, s in run_spans.items() if sid not in have]
+        wanted += fresh[: max(0, cap - count)]
     if not wanted:
         return []
     rows = conn.execute(

@@ -20,8 +20,11 @@ each attempt's span on a worker is a child of its run's span.
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -39,6 +42,7 @@ _exporting = False
 STORE_DELAY_MS = 200
 STORE_BATCH = 512
 STORE_QUEUE = 8192
+SHUTDOWN_SECONDS = 2.0
 
 
 def _truthy(name: str, default: bool) -> bool:
@@ -111,7 +115,12 @@ def setup(service: str, *, broker_url: str | None = None, namespace: str | None 
     if exporter is None and not store:
         return False
     name = os.environ.get("OTEL_SERVICE_NAME") or f"roost-{service}"
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    # Our own exit hook, not the SDK's: its flush at exit waits as long as an export
+    # can take (10 s and more with a collector that does not answer).
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": name}), shutdown_on_exit=False
+    )
+    atexit.register(shutdown)
     provider.add_span_processor(RunScope())
     if store:
         assert broker_url is not None and namespace is not None
@@ -142,11 +151,64 @@ def exporting() -> bool:
     return _exporting
 
 
-def shutdown() -> None:
-    """Flush what the batch processors still hold (at a clean exit)."""
+def _instrumentation_wanted(name: str) -> bool:
+    """An instrumentation runs only when spans leave for a collector, and not if
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (the standard list) names it."""
+    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    return _exporting and name not in {d.strip() for d in disabled.split(",")}
+
+
+def instrument_starlette(app: Any) -> None:
+    """A server span per HTTP request, named by its route template (``POST
+    /api/v1/workflows/{name}/runs``), from OpenTelemetry's ASGI middleware, which also
+    takes the caller's ``traceparent``. Requests to ``/health``, ``/ready`` and
+    ``/metrics`` are left out (``OTEL_PYTHON_STARLETTE_EXCLUDED_URLS`` overrides), and
+    so are the per-message ``send``/``receive`` spans, which would cost a span per SSE
+    event. (The Starlette instrumentor wraps the same middleware but cannot drop those.)"""
+    if not _instrumentation_wanted("starlette"):
+        return
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from starlette.routing import Match
+
+    def span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        method = scope.get("method", "HTTP")
+        for route in app.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                template = getattr(route, "path", scope.get("path", ""))
+                return f"{method} {template}", {"http.route": template}
+        return method, {}
+
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        excluded_urls=os.environ.get("OTEL_PYTHON_STARLETTE_EXCLUDED_URLS")
+        or "/health,/ready,/metrics",
+        default_span_details=span_details,
+        exclude_spans=["receive", "send"],
+    )
+
+
+def instrument_psycopg() -> None:
+    """A client span per SQL statement (OpenTelemetry's psycopg instrumentation). Used
+    by the api, where statements run inside a request's span. The scheduler and the
+    ratelimiter do not use it: each of their statements serves a batch of many runs, so
+    its span would belong to no run's trace; their per-run decision spans say more."""
+    if not _instrumentation_wanted("psycopg"):
+        return
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+    PsycopgInstrumentor().instrument(enable_commenter=False)
+
+
+def shutdown(timeout: float = SHUTDOWN_SECONDS) -> None:
+    """Flush what the batch processors still hold, giving up after ``timeout`` seconds
+    (spans are not worth holding up a process that is asked to stop)."""
     provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.shutdown()
+    if not isinstance(provider, TracerProvider):
+        return
+    flusher = threading.Thread(target=provider.shutdown, name="tracing-shutdown", daemon=True)
+    flusher.start()
+    flusher.join(timeout)
 
 
 def tracer(name: str) -> trace.Tracer:

@@ -1,0 +1,91 @@
+"""Retention: deleting runs that ended long ago, so the tables stop growing.
+
+One scheduler replica at a time (an advisory lock) deletes, every
+``ROOST_RETENTION_INTERVAL_SECONDS``, the runs that reached a final state more than
+``ROOST_RUN_RETENTION_DAYS`` ago, oldest first, in chunks of ``CHUNK`` runs per
+transaction so that no transaction holds many locks or runs long. A run goes with its
+task runs, attempts and spans (foreign keys with ON DELETE CASCADE) and its events (the
+append-only log has no foreign key: deleted by run id in the same transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import psycopg
+
+from roost_core.statuses import RunStatus
+
+logger = logging.getLogger(__name__)
+
+_LOCK_ID = 0x526F6F7374 + 2  # distinct from the migration and maintenance locks
+CHUNK = 500
+_FINAL = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
+
+
+def delete_expired(conn: psycopg.Connection[Any], days: float, chunk: int = CHUNK) -> int:
+    """Delete one chunk of runs that ended more than ``days`` ago; return how many."""
+    with conn.transaction():
+        row = conn.execute(
+            "WITH gone AS ("
+            "  DELETE FROM runs WHERE id IN ("
+            "    SELECT id FROM runs"
+            "    WHERE finished_at < now() - make_interval(secs => %s) AND status = ANY(%s)"
+            "    ORDER BY finished_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            "  RETURNING id),"
+            " events_gone AS (DELETE FROM events WHERE run_id IN (SELECT id FROM gone))"
+            " SELECT count(*) FROM gone",
+            (days * 86400.0, _FINAL, chunk),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+class Retention:
+    """A background thread of each scheduler replica (only one deletes at a time)."""
+
+    def __init__(self, conninfo: str, days: float, interval: float) -> None:
+        self._conninfo = conninfo
+        self._days = days
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+
+    def start(self) -> None:
+        if self._days > 0 and self._interval > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._run()
+            except psycopg.Error:
+                logger.warning(
+                    "retention failed; will retry",
+                    extra={"action": "retention_failed"},
+                    exc_info=True,
+                )
+
+    def _run(self) -> None:
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_ID,)).fetchone()
+            if not row or not row[0]:
+                return  # another replica is at it
+            deleted = 0
+            try:
+                while not self._stop.is_set():
+                    n = delete_expired(conn, self._days)
+                    deleted += n
+                    if n < CHUNK:
+                        break
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
+        if deleted:
+            logger.info(
+                "expired runs deleted",
+                extra={"action": "runs_expired", "count": deleted, "days": self._days},
+            )
