@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from roost_core import broker
 from roost_core.errors import BrokerUnavailableError
 from roost_core.events import EventBatch
-from roost_core.spans import SpanBatch
+from roost_core.spans import decode
 from roost_core.topology import EVENTS_APPENDED, SPANS_STORED, Topology
 from roost_gateway.hub import Hub
 
@@ -91,9 +91,11 @@ class EventConsumer:
 
     def _on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
         if method.routing_key == SPANS_STORED:
+            if not self._hub.span_subscribers:
+                return  # nobody here asked for spans: do not even parse them
             try:
-                spans = SpanBatch.model_validate_json(body)
-            except ValidationError as exc:
+                spans = decode(body)
+            except ValueError as exc:
                 logger.error(
                     "malformed span broadcast dropped",
                     extra={"action": "broadcast_malformed", "error": str(exc)},

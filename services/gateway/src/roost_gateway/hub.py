@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter
 
 from roost_core.events import Event, EventBatch, public
-from roost_core.spans import SpanBatch
+from roost_core.spans import WireSpan
 
 EVENTS_OFFERED = Counter(
     "roost_gateway_events_offered", "Events handed to subscribers (one per subscriber)."
@@ -103,17 +103,22 @@ class Hub:
         self.buffer_limit = buffer_limit
         self._subs: dict[tuple[str, ...], set[Subscriber]] = {}
         self.dispatched = 0
+        # Read by the consumer thread: with nobody asking for spans, broadcasts of
+        # spans are dropped unread.
+        self.span_subscribers = 0
 
     def subscribe(self, scope: Scope, *, spans: bool = False) -> Subscriber:
         sub = Subscriber(scope, self.buffer_limit, spans=spans)
+        self.span_subscribers += spans
         self._subs.setdefault(_key(scope), set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         key = _key(sub.scope)
         subs = self._subs.get(key)
-        if subs is not None:
+        if subs is not None and sub in subs:
             subs.discard(sub)
+            self.span_subscribers -= sub.spans
             if not subs:
                 del self._subs[key]
 
@@ -146,14 +151,14 @@ class Hub:
             self.dispatched += 1
             EVENTS_OFFERED.inc(len(targets))
 
-    def dispatch_spans(self, batch: SpanBatch) -> None:
-        """Offer every span of ``batch`` to its run's subscribers that asked for spans;
-        never blocks."""
-        for span in batch.spans:
-            targets = [s for s in self._subs.get(("run", span.run_id), ()) if s.spans]
+    def dispatch_spans(self, spans: list[WireSpan]) -> None:
+        """Offer every span to its run's subscribers that asked for spans; never
+        blocks. Each span is encoded once, and only if someone wants it."""
+        for span in spans:
+            targets = [s for s in self._subs.get(("run", span["run_id"]), ()) if s.spans]
             if not targets:
                 continue
-            item = EncodedSpan(span.run_id, span.span_id, span.model_dump_json())
+            item = EncodedSpan(span["run_id"], span["span_id"], json.dumps(span))
             for sub in targets:
                 sub.offer(item)
             EVENTS_OFFERED.inc(len(targets))

@@ -16,7 +16,6 @@ from typing import Any
 import pika
 import psycopg
 from prometheus_client import Counter
-from pydantic import ValidationError
 
 from roost_core import broker, spans
 from roost_core.service import keep_running
@@ -79,16 +78,16 @@ class SpanWriter:
     def _store(
         self, conn: psycopg.Connection[Any], channel: Any, batch: list[tuple[int, bytes]]
     ) -> None:
-        records: list[spans.SpanRecord] = []
+        records: list[spans.WireSpan] = []
         for _, body in batch:
             try:
-                records += spans.SpanBatch.model_validate_json(body).spans
-            except ValidationError as exc:
+                records += spans.decode(body)
+            except ValueError as exc:
                 logger.error(
                     "malformed span batch dropped",
                     extra={"action": "spans_malformed", "error": str(exc)[:500]},
                 )
-        stored: list[spans.SpanRecord] = []
+        stored: list[spans.WireSpan] = []
         if records:
             with conn.transaction():
                 stored = spans.store(conn, records, self._cap)
@@ -99,7 +98,7 @@ class SpanWriter:
             channel.basic_publish(
                 self._topology.events_exchange,
                 SPANS_STORED,
-                spans.broadcast_body(stored),
+                spans.encode(stored),
                 pika.BasicProperties(content_type="application/json", delivery_mode=1),
             )
         channel.basic_ack(batch[-1][0], multiple=True)

@@ -78,51 +78,90 @@ class SpanRecord(BaseModel):
         return max(0.0, self.end - self.start)
 
 
-class SpanBatch(BaseModel):
-    """What a process ships, and what a scheduler broadcasts once it stored them."""
-
-    spans: list[SpanRecord]
-
-
 def _json_value(value: Any) -> JSON:
     return list(value) if isinstance(value, tuple) else value
 
 
-def record(span: ReadableSpan, service: str) -> SpanRecord | None:
-    """A finished SDK span as a record, or None if it belongs to no run."""
-    attributes = dict(span.attributes or {})
+_STATUS = {StatusCode.ERROR: "error", StatusCode.OK: "ok", StatusCode.UNSET: "unset"}
+
+# The wire form of a span is SpanRecord's JSON, built and read as plain dicts on the way
+# (export, store, broadcast): a pydantic model per span cost more than the span itself.
+WireSpan = dict[str, Any]
+
+
+def wire(span: ReadableSpan, service: str) -> WireSpan | None:
+    """A finished SDK span in SpanRecord's shape, or None if it belongs to no run."""
+    attributes = span.attributes or {}
     run_id = attributes.get(RUN_ID)
     ctx = span.context
     if not isinstance(run_id, str) or ctx is None or span.start_time is None:
         return None
     parent = span.parent
-    status = span.status.status_code
-    return SpanRecord(
-        run_id=run_id,
-        trace_id=format(ctx.trace_id, "032x"),
-        span_id=format(ctx.span_id, "016x"),
-        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
-        name=span.name,
-        service=service,
-        kind=span.kind.name.lower(),
-        start=span.start_time / 1e9,
-        end=(span.end_time or span.start_time) / 1e9,
-        status="error"
-        if status is StatusCode.ERROR
-        else "ok"
-        if status is StatusCode.OK
-        else "unset",
-        status_message=span.status.description,
-        attributes={k: _json_value(v) for k, v in attributes.items()},
-        events=[
-            SpanEventRecord(
-                name=e.name,
-                at=e.timestamp / 1e9,
-                attributes={k: _json_value(v) for k, v in (e.attributes or {}).items()},
-            )
+    return {
+        "run_id": run_id,
+        "trace_id": format(ctx.trace_id, "032x"),
+        "span_id": format(ctx.span_id, "016x"),
+        "parent_span_id": format(parent.span_id, "016x") if parent is not None else None,
+        "name": span.name,
+        "service": service,
+        "kind": span.kind.name.lower(),
+        "start": span.start_time / 1e9,
+        "end": (span.end_time or span.start_time) / 1e9,
+        "status": _STATUS.get(span.status.status_code, "unset"),
+        "status_message": span.status.description,
+        "attributes": {k: _json_value(v) for k, v in attributes.items()},
+        "events": [
+            {
+                "name": e.name,
+                "at": e.timestamp / 1e9,
+                "attributes": {k: _json_value(v) for k, v in (e.attributes or {}).items()},
+            }
             for e in span.events
         ],
-    )
+    }
+
+
+def record(span: ReadableSpan, service: str) -> SpanRecord | None:
+    """A finished SDK span as a record, or None if it belongs to no run."""
+    found = wire(span, service)
+    return None if found is None else SpanRecord.model_validate(found)
+
+
+def encode(spans: list[WireSpan]) -> bytes:
+    """A batch of spans as shipped and broadcast: ``{"spans": [...]}``."""
+    return json.dumps({"spans": spans}, separators=(",", ":")).encode()
+
+
+def decode(body: bytes) -> list[WireSpan]:
+    """The well-formed spans of a shipped batch (malformed ones are left out); raises
+    ValueError if the body is not a batch at all."""
+    try:
+        batch = json.loads(body)
+        items = batch["spans"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a span batch: {exc}") from None
+    if not isinstance(items, list):
+        raise ValueError("not a span batch: 'spans' is not a list")
+    return [s for s in items if _well_formed(s)]
+
+
+def _well_formed(span: Any) -> bool:
+    if not isinstance(span, dict):
+        return False
+    try:
+        return (
+            all(isinstance(span[k], str) for k in _TEXT_FIELDS)
+            and all(isinstance(span[k], int | float) for k in ("start", "end"))
+            and isinstance(span.get("attributes", {}), dict)
+            and isinstance(span.get("events", []), list)
+            and span.get("status", "unset") in ("unset", "ok", "error")
+            and isinstance(span.get("parent_span_id"), str | None)
+        )
+    except KeyError:
+        return False
+
+
+_TEXT_FIELDS = ("run_id", "trace_id", "span_id", "name", "service", "kind")
 
 
 class BrokerSpanExporter(SpanExporter):
@@ -143,10 +182,10 @@ class BrokerSpanExporter(SpanExporter):
         self._dropped_warned = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        records = [r for r in (record(s, self._service) for s in spans) if r is not None]
+        records = [r for r in (wire(s, self._service) for s in spans) if r is not None]
         if not records:
             return SpanExportResult.SUCCESS
-        body = SpanBatch(spans=records).model_dump_json().encode()
+        body = encode(records)
         for attempt in range(2):
             try:
                 self._publish(body)
@@ -193,19 +232,22 @@ class BrokerSpanExporter(SpanExporter):
 # -- the store (scheduler side) ------------------------------------------------------
 
 
-def store(conn: psycopg.Connection[Any], spans: Iterable[SpanRecord], cap: int) -> list[SpanRecord]:
+def store(
+    conn: psycopg.Connection[Any], spans: Iterable[WireSpan | SpanRecord], cap: int
+) -> list[WireSpan]:
     """Insert ``spans`` of existing runs, at most ``cap`` per run (counting those
     already stored), each once (a redelivered batch adds nothing); return those
     inserted. Spans of runs that do not exist (deleted, or never committed) are dropped.
     Two replicas storing spans of one run at the same instant may pass the cap by one
     batch: the bound is there to keep a runaway task from filling the table."""
-    by_run: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
-    for span in spans:
+    by_run: dict[str, dict[str, WireSpan]] = defaultdict(dict)
+    for item in spans:
+        span = item.model_dump() if isinstance(item, SpanRecord) else item
         try:
-            uuid.UUID(span.run_id)
+            uuid.UUID(span["run_id"])
         except ValueError:
             continue  # not a run id: a user set the attribute to something else
-        by_run[span.run_id].setdefault(span.span_id, span)
+        by_run[span["run_id"]].setdefault(span["span_id"], span)
     if not by_run:
         return []
     # Per run: how many spans it has, and which of these it has already (a redelivery).
@@ -218,7 +260,7 @@ def store(conn: psycopg.Connection[Any], spans: Iterable[SpanRecord], cap: int) 
             ([sid for run in by_run.values() for sid in run], list(by_run)),
         )
     }
-    wanted: list[SpanRecord] = []
+    wanted: list[WireSpan] = []
     for run_id, run_spans in by_run.items():
         count, have = stored.get(run_id, (0, set()))
         fresh = [s for sid, s in run_spans.items() if sid not in have]
@@ -240,23 +282,23 @@ def store(conn: psycopg.Connection[Any], spans: Iterable[SpanRecord], cap: int) 
         " ON CONFLICT (run_id, span_id) DO NOTHING"
         " RETURNING run_id::text, span_id",
         (
-            [s.run_id for s in wanted],
-            [s.span_id for s in wanted],
-            [s.trace_id for s in wanted],
-            [s.parent_span_id for s in wanted],
-            [s.name for s in wanted],
-            [s.service for s in wanted],
-            [s.kind for s in wanted],
-            [s.start for s in wanted],
-            [s.end for s in wanted],
-            [s.status for s in wanted],
-            [s.status_message for s in wanted],
-            [json.dumps(s.attributes) for s in wanted],
-            [json.dumps([e.model_dump() for e in s.events]) for s in wanted],
+            [s["run_id"] for s in wanted],
+            [s["span_id"] for s in wanted],
+            [s["trace_id"] for s in wanted],
+            [s.get("parent_span_id") for s in wanted],
+            [s["name"] for s in wanted],
+            [s["service"] for s in wanted],
+            [s["kind"] for s in wanted],
+            [s["start"] for s in wanted],
+            [s["end"] for s in wanted],
+            [s.get("status", "unset") for s in wanted],
+            [s.get("status_message") for s in wanted],
+            [json.dumps(s.get("attributes", {})) for s in wanted],
+            [json.dumps(s.get("events", [])) for s in wanted],
         ),
     ).fetchall()
     inserted = {(r[0], r[1]) for r in rows}
-    return [s for s in wanted if (s.run_id, s.span_id) in inserted]
+    return [s for s in wanted if (s["run_id"], s["span_id"]) in inserted]
 
 
 SPAN_COLUMNS = (
@@ -282,7 +324,3 @@ def from_row(row: Sequence[Any]) -> SpanRecord:
         attributes=row[11] or {},
         events=[SpanEventRecord.model_validate(e) for e in row[12] or []],
     )
-
-
-def broadcast_body(spans: list[SpanRecord]) -> bytes:
-    return SpanBatch(spans=spans).model_dump_json().encode()
