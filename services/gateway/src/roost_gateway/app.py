@@ -31,6 +31,7 @@ from roost_gateway.consumer import EventConsumer
 from roost_gateway.hub import Hub, Scope
 from roost_gateway.log import EventLog
 from roost_gateway.settings import GatewaySettings
+from roost_gateway.spans import SpanWriter
 from roost_gateway.streams import TypeFilter, run_stream, scope_stream
 
 logger = logging.getLogger(__name__)
@@ -46,16 +47,21 @@ def create_app(settings: GatewaySettings) -> Starlette:
     SUBSCRIBERS.set_function(lambda: hub.subscribers)
     log = EventLog(pool)
     consumer = EventConsumer(settings.broker_url, topology, hub)
+    span_writer = SpanWriter(
+        settings.broker_url, settings.database_url, topology, settings.trace_max_spans_per_run
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pool.open(wait=False)
         consumer.start(asyncio.get_running_loop())
+        span_writer.start()
         logger.info(
             "gateway ready", extra={"action": "gateway_started", "port": settings.gateway_port}
         )
         yield
         consumer.stop()
+        span_writer.stop()
         await pool.close()
 
     async def tenant_of(request: Request) -> str:

@@ -23,3 +23,8 @@ class GatewaySettings(CoreSettings):
     send_timeout_seconds: float = Field(
         default=10.0, gt=0, description="a client that takes no data this long is disconnected"
     )
+    trace_max_spans_per_run: int = Field(
+        default=5000,
+        ge=0,
+        description="the span store keeps at most this many spans of one run (0: none)",
+    )

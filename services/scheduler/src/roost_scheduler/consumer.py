@@ -26,7 +26,6 @@ from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_rep
 from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.retention import Retention
 from roost_scheduler.settings import SchedulerSettings
-from roost_scheduler.spans import SpanWriter
 from roost_scheduler.store import (
     Definitions,
     apply_reports,
@@ -62,12 +61,6 @@ class Scheduler:
         self.retention = Retention(
             settings.database_url, settings.run_retention_days, settings.retention_interval_seconds
         )
-        self.span_writer = SpanWriter(
-            settings.broker_url,
-            settings.database_url,
-            self.topology,
-            settings.trace_max_spans_per_run,
-        )
         self.stopping = threading.Event()
         self._next_liveness = 0.0
         self._buffer: list[tuple[int, str, bytes]] = []
@@ -77,14 +70,12 @@ class Scheduler:
         metrics.serve(self.settings.scheduler_metrics_port, "scheduler")
         self.relay.start()
         self.maintenance.start()
-        self.span_writer.start()
         self.retention.start()
         # Never exits on a lost dependency: the sweeper lives in this process. Reports
         # buffered but unacknowledged are redelivered by the broker.
         keep_running(self._consume, self.stopping, name="scheduler", on_lost=self._buffer.clear)
         self.relay.stop()
         self.maintenance.stop()
-        self.span_writer.stop()
         self.retention.stop()
         self.sweep_publisher.close()
 

@@ -4,8 +4,9 @@ One scheduler replica at a time (an advisory lock) deletes, every
 ``ROOST_RETENTION_INTERVAL_SECONDS``, the runs that reached a final state more than
 ``ROOST_RUN_RETENTION_DAYS`` ago, oldest first, in chunks of ``CHUNK`` runs per
 transaction so that no transaction holds many locks or runs long. A run goes with its
-task runs, attempts and spans (foreign keys with ON DELETE CASCADE) and its events (the
-append-only log has no foreign key: deleted by run id in the same transaction).
+task runs and attempts (foreign keys with ON DELETE CASCADE), and its events and spans
+(tables without foreign keys, for the cost of checking them on every insert: deleted by
+run id in the same transaction).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def delete_expired(conn: psycopg.Connection[Any], days: float, chunk: int = CHUN
             "    WHERE finished_at < now() - make_interval(secs => %s) AND status = ANY(%s)"
             "    ORDER BY finished_at LIMIT %s FOR UPDATE SKIP LOCKED)"
             "  RETURNING id),"
-            " events_gone AS (DELETE FROM events WHERE run_id IN (SELECT id FROM gone))"
+            " events_gone AS (DELETE FROM events WHERE run_id IN (SELECT id FROM gone)),"
+            " spans_gone AS (DELETE FROM spans WHERE run_id IN (SELECT id FROM gone))"
             " SELECT count(*) FROM gone",
             (days * 86400.0, _FINAL, chunk),
         ).fetchone()

@@ -34,11 +34,6 @@ class SchedulerSettings(CoreSettings):
     scheduler_metrics_port: int = Field(
         default=9464, ge=0, description="serve Prometheus /metrics on this port (0: off)"
     )
-    trace_max_spans_per_run: int = Field(
-        default=5000,
-        ge=0,
-        description="the span store keeps at most this many spans of one run (0: none)",
-    )
     run_retention_days: float = Field(
         default=30.0,
         ge=0,

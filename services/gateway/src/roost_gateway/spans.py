@@ -1,10 +1,13 @@
-"""The span store's writer: a thread of each scheduler replica that drains the span
-queue in natural batches, stores each batch in one transaction (bounded per run), then
-broadcasts what it stored to the gateways and acknowledges.
+"""The span store's writer: a thread of each gateway replica that drains the span
+queue (shared by the replicas) in natural batches, stores each batch in one transaction
+(bounded per run), then broadcasts what it stored to every gateway replica (itself
+included) and acknowledges.
 
-It has its own broker and database connections, so a burst of spans never delays a
-report. Spans are telemetry: a batch that cannot be stored (its runs are gone) is
-acknowledged and dropped; a malformed one is logged and dropped.
+It lives in the gateway, not the scheduler: storing a few thousand spans a second costs
+CPU, and in the scheduler's process it competed with the hot path for the interpreter.
+It has its own broker and database connections. Spans are telemetry: a batch that
+cannot be stored (its runs are gone) is acknowledged and dropped; a malformed one is
+logged and dropped.
 """
 
 from __future__ import annotations
