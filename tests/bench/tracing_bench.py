@@ -327,10 +327,18 @@ def run_mode(args: argparse.Namespace, mode: str, rnd: int, workdir: Path) -> Sa
 
 def describe(t: Throughput) -> str:
     other = t.cpu.usage.get("everything else", 0.0)
+    # Where the CPU went, per process group, in ms per run: what a mode adds shows here.
+    per_run = {
+        name: pct / 100.0 * t.cpu.wall * 1000.0 / t.count
+        for name, pct in sorted(t.cpu.usage.items(), key=lambda kv: -kv[1])
+        if name != "everything else"
+    }
+    breakdown = ", ".join(f"{name} {ms:.2f}" for name, ms in per_run.items())
     return (
         f"{t.per_second:.1f} runs/s, {t.cpu_ms_per_run:.2f} CPU ms/run, "
         f"machine {t.cpu.machine:.0f}% busy (other processes {other:.0f}% of a core)"
         + (f", [red]{t.failed} not SUCCEEDED" if t.failed else "")
+        + f"\n    CPU ms/run by process: {breakdown}"
     )
 
 

@@ -127,11 +127,13 @@ def _trace_admissions(conn: Conn, admitted: list[Waiter], enqueued: dict[int, fl
         if not carrier:
             continue
         began = enqueued.get(w.id, now)
-        span = _tracer.start_span(
+        tracing.record_span(
+            _tracer,
             f"admit {w.task or 'run'}",
-            context=tracing.extract(carrier),
-            start_time=int(began * 1e9),
-            attributes={
+            carrier,
+            began,
+            now,
+            {
                 "roost.run_id": w.run_id,
                 "roost.task": w.task,
                 "roost.attempt": w.attempt,
@@ -139,7 +141,6 @@ def _trace_admissions(conn: Conn, admitted: list[Waiter], enqueued: dict[int, fl
                 "roost.waited_seconds": max(0.0, now - began),
             },
         )
-        span.end(end_time=int(now * 1e9))
 
 
 def _take(conn: Conn, chosen: list[Waiter], keys: dict[Key, KeyState]) -> list[Waiter]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from opentelemetry.trace import StatusCode
 from psycopg.types.json import Jsonb
 
 from roost_core import admission, dag, dispatch, events, outbox, tracing
@@ -221,49 +220,51 @@ def _write(
 
 
 def _trace_decisions(runs: dict[str, _Run]) -> None:
-    """A span per run for what this batch decided about it (the events it appends),
-    in the run's trace."""
+    """Spans in each run's trace for what this batch decided about it: a ``schedule``
+    span (``complete`` for the batch that ended the run) with the events it appended,
+    and a ``queue`` span per attempt that started, from queued to started (times from
+    the database; the worker's own span covers the execution)."""
+    now = time.time()
     for run in runs.values():
         if not run.events or not run.trace:
             continue
-        parent = tracing.extract(run.trace)
         types = [e.type for e in run.events]
         final = next((t for t in types if t in events.RUN_FINAL_TYPES), None)
-        span = _tracer.start_span(
+        attributes: dict[str, Any] = {
+            "roost.run_id": run.id,
+            "roost.workflow": run.workflow,
+            "roost.events": types,
+        }
+        if final:
+            attributes["roost.run_status"] = final.removeprefix("run.").upper()
+        tracing.record_span(
+            _tracer,
             f"complete {run.workflow}" if final else f"schedule {run.workflow}",
-            context=parent,
-            attributes={
-                "roost.run_id": run.id,
-                "roost.workflow": run.workflow,
-                "roost.events": types,
-                "roost.tasks": sorted({e.task for e in run.events if e.task}),
-                **({"roost.run_status": final.removeprefix("run.").upper()} if final else {}),
-            },
+            run.trace,
+            now,
+            now,
+            attributes,
+            error=final if final in (events.RUN_FAILED, events.RUN_CANCELLED) else None,
         )
-        if final in (events.RUN_FAILED, events.RUN_CANCELLED):
-            span.set_status(StatusCode.ERROR, final)
-        span.end()
         for e in run.events:
-            # Each attempt's wait between queued and started, from the times in the
-            # database (the worker's own span covers its execution).
             if e.type != events.TASK_STARTED or not isinstance(e.data, dict):
                 continue
             queued = e.data.get("queued_at")
             if queued is None:
                 continue
-            wait = _tracer.start_span(
+            tracing.record_span(
+                _tracer,
                 f"queue {e.task}",
-                context=parent,
-                start_time=int(queued * 1e9),
-                attributes={
+                run.trace,
+                queued,
+                e.at,
+                {
                     "roost.run_id": run.id,
-                    "roost.workflow": run.workflow,
                     "roost.task": e.task or "",
                     "roost.attempt": e.attempt or 0,
                     "roost.queue_wait_seconds": e.data.get("queue_wait", 0.0),
                 },
             )
-            wait.end(end_time=int(e.at * 1e9))
 
 
 def _lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, _Run]:

@@ -20,16 +20,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import threading
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import pika
 import pika.exceptions
 import psycopg
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -164,33 +165,107 @@ def _well_formed(span: Any) -> bool:
 _TEXT_FIELDS = ("run_id", "trace_id", "span_id", "name", "service", "kind")
 
 
-class BrokerSpanExporter(SpanExporter):
-    """Ships finished spans of runs to the span queue, one message per export call.
+class SpanShipper(SpanProcessor):
+    """Ships finished spans of runs to the span queue: a span processor for SDK spans,
+    and :meth:`ship` for spans recorded without one (see ``tracing.record_span``).
 
-    Runs on the batch processor's own thread, with its own connection. A publish that
-    fails (broker gone, or a connection the broker closed while it sat idle) is tried
-    once more on a fresh connection, then the batch is dropped and logged: the
-    processor's queue is bounded and nothing waits on it.
+    The hot path only appends to a bounded deque (a span that finds it full is dropped
+    and counted). A thread of its own wakes every ``delay`` seconds, or once ``batch``
+    spans wait, turns them into their wire form and publishes them as one message on its
+    own connection. A publish that fails (broker gone, or a connection the broker closed
+    while it sat idle) is tried once more on a fresh connection, then the batch is
+    dropped and logged: spans never hold anything up.
     """
 
-    def __init__(self, broker_url: str, topology: Topology, service: str) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        topology: Topology,
+        service: str,
+        *,
+        delay: float = 0.2,
+        batch: int = 512,
+        limit: int = 8192,
+    ) -> None:
         self._url = broker_url
-        self._queue = topology.spans_queue
+        self._queue_name = topology.spans_queue
         self._service = service
+        self._delay = delay
+        self._batch = batch
+        self._limit = limit
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
         self._dropped_warned = False
+        self.dropped = 0
+        self._start()
+        # A forked child (a worker process) starts with an empty queue and a thread of
+        # its own; the parent's connection is not used there.
+        os.register_at_fork(after_in_child=self._start)
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        records = [r for r in (wire(s, self._service) for s in spans) if r is not None]
+    def _start(self) -> None:
+        self._pending: deque[ReadableSpan | WireSpan] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._connection = self._channel = None
+        self._thread = threading.Thread(target=self._run, name="span-shipper", daemon=True)
+        self._thread.start()
+
+    # -- the hot path ----------------------------------------------------------------
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes
+        if attributes is not None and RUN_ID in attributes:
+            self._put(span)
+
+    def ship(self, span: WireSpan) -> None:
+        """A span already in its wire form (its service is filled in here)."""
+        span["service"] = self._service
+        self._put(span)
+
+    def _put(self, item: ReadableSpan | WireSpan) -> None:
+        if len(self._pending) >= self._limit:
+            self.dropped += 1
+            return
+        self._pending.append(item)
+        if len(self._pending) >= self._batch:
+            self._wake.set()
+
+    # -- the shipping thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            self._flush()
+
+    def _flush(self) -> None:
+        while self._pending:
+            items: list[ReadableSpan | WireSpan] = []
+            while self._pending and len(items) < self._batch:
+                items.append(self._pending.popleft())
+            records = [
+                item if isinstance(item, dict) else wire(item, self._service) for item in items
+            ]
+            self._publish([r for r in records if r is not None])
+
+    def _publish(self, records: list[WireSpan]) -> None:
         if not records:
-            return SpanExportResult.SUCCESS
+            return
         body = encode(records)
         for attempt in range(2):
             try:
-                self._publish(body)
-                return SpanExportResult.SUCCESS
-            except Exception as exc:  # an exporter must never raise into OpenTelemetry
+                if self._connection is None or not self._connection.is_open:
+                    self._connection = broker.connect(self._url)
+                    self._channel = self._connection.channel()
+                self._channel.basic_publish(
+                    "",
+                    self._queue_name,
+                    body,
+                    pika.BasicProperties(content_type="application/json", delivery_mode=1),
+                )
+                self._dropped_warned = False
+                return
+            except Exception as exc:  # the shipping thread must go on, whatever happened
                 self._close()
                 if attempt == 1 and not self._dropped_warned:
                     logger.warning(
@@ -202,19 +277,6 @@ class BrokerSpanExporter(SpanExporter):
                         },
                     )
                     self._dropped_warned = True
-        return SpanExportResult.FAILURE
-
-    def _publish(self, body: bytes) -> None:
-        if self._connection is None or not self._connection.is_open:
-            self._connection = broker.connect(self._url)
-            self._channel = self._connection.channel()
-        self._channel.basic_publish(
-            "",
-            self._queue,
-            body,
-            pika.BasicProperties(content_type="application/json", delivery_mode=1),
-        )
-        self._dropped_warned = False
 
     def _close(self) -> None:
         if self._connection is not None and self._connection.is_open:
@@ -222,11 +284,16 @@ class BrokerSpanExporter(SpanExporter):
                 self._connection.close()
         self._connection = self._channel = None
 
-    def shutdown(self) -> None:
-        self._close()
-
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._wake.set()
         return True
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=2)
+        self._flush()
+        self._close()
 
 
 # -- the store (scheduler side) ------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -31,11 +32,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-from roost_core.spans import RUN_ID, BrokerSpanExporter
+from roost_core.spans import RUN_ID, SpanShipper
 from roost_core.topology import Topology
 
 _configured = False
 _exporting = False
+_shipper: SpanShipper | None = None
 
 # The span store's batch processor: ship often (the live view wants spans within a
 # fraction of a second), in batches big enough to keep one message per many spans.
@@ -105,7 +107,7 @@ def setup(service: str, *, broker_url: str | None = None, namespace: str | None 
     ``broker_url`` and ``namespace`` say where the span store's queue is (a process
     that makes no spans of runs, such as the gateway, passes neither). The service name
     is ``OTEL_SERVICE_NAME`` or ``roost-<service>``."""
-    global _configured, _exporting
+    global _configured, _exporting, _shipper
     if _configured:
         return True
     if _truthy("OTEL_SDK_DISABLED", False):
@@ -124,14 +126,15 @@ def setup(service: str, *, broker_url: str | None = None, namespace: str | None 
     provider.add_span_processor(RunScope())
     if store:
         assert broker_url is not None and namespace is not None
-        provider.add_span_processor(
-            BatchSpanProcessor(
-                BrokerSpanExporter(broker_url, Topology(namespace), name),
-                max_queue_size=STORE_QUEUE,
-                schedule_delay_millis=STORE_DELAY_MS,
-                max_export_batch_size=STORE_BATCH,
-            )
+        _shipper = SpanShipper(
+            broker_url,
+            Topology(namespace),
+            name,
+            delay=STORE_DELAY_MS / 1000,
+            batch=STORE_BATCH,
+            limit=STORE_QUEUE,
         )
+        provider.add_span_processor(_shipper)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
         _exporting = True
@@ -143,6 +146,54 @@ def setup(service: str, *, broker_url: str | None = None, namespace: str | None 
 def enabled() -> bool:
     """Whether this process records spans (else skip building spans nobody records)."""
     return _configured
+
+
+def record_span(
+    tracer: trace.Tracer,
+    name: str,
+    parent: Mapping[str, str] | None,
+    start: float,
+    end: float,
+    attributes: dict[str, Any],
+    error: str | None = None,
+) -> None:
+    """Record a span whose times are already known (unix seconds), as a child of the
+    carrier ``parent``: the scheduler's decisions and queue waits. With only the span
+    store on, it goes straight to the store's shipper as a record, at a fraction of an
+    SDK span's cost (these are made on the scheduler's hot path, several per run); with
+    a collector too, it is an SDK span, so that every destination gets it."""
+    if not _configured:
+        return
+    if _exporting or _shipper is None:
+        span = tracer.start_span(
+            name, context=extract(parent), start_time=int(start * 1e9), attributes=attributes
+        )
+        if error is not None:
+            span.set_status(trace.StatusCode.ERROR, error)
+        span.end(end_time=int(end * 1e9))
+        return
+    traceparent = (parent or {}).get("traceparent", "")
+    parts = traceparent.split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return  # no valid parent: not part of a run's trace
+    if not int(parts[3], 16) & 1:
+        return  # the run's trace was not sampled
+    _shipper.ship(
+        {
+            "run_id": attributes.get(RUN_ID),
+            "trace_id": parts[1],
+            "span_id": format(random.getrandbits(64) or 1, "016x"),
+            "parent_span_id": parts[2],
+            "name": name,
+            "kind": "internal",
+            "start": start,
+            "end": end,
+            "status": "error" if error is not None else "unset",
+            "status_message": error,
+            "attributes": attributes,
+            "events": [],
+        }
+    )
 
 
 def exporting() -> bool:

@@ -280,10 +280,8 @@ class Worker:
                 f"task {msg.workflow}.{msg.task}",
                 context=tracing.extract(msg.trace),
                 kind=SpanKind.CONSUMER,
-                attributes={
+                attributes={  # few: each costs on every attempt
                     "roost.run_id": msg.run_id,
-                    "roost.task_run_id": msg.task_run_id,
-                    "roost.workflow": msg.workflow,
                     "roost.task": msg.task,
                     "roost.attempt": msg.attempt,
                     "roost.worker_id": worker_id,
