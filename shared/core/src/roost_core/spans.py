@@ -352,7 +352,7 @@ def store(
         " SELECT v.run_id, v.span_id, v.trace_id, v.parent_span_id, v.name, v.service,"
         "   v.kind, to_timestamp(v.start), to_timestamp(v.\"end\"), coalesce(v.status, 'unset'),"
         "   v.status_message, coalesce(v.attributes, '{}'), coalesce(v.events, '[]')"
-        " FROM jsonb_to_recordset(%s::jsonb) AS v(run_id uuid, span_id text, trace_id text,"
+        " FROM json_to_recordset(%s::json) AS v(run_id uuid, span_id text, trace_id text,"
         "   parent_span_id text, name text, service text, kind text, start float8,"
         '   "end" float8, status text, status_message text, attributes jsonb, events jsonb)'
         " ON CONFLICT (run_id, span_id) DO NOTHING"
