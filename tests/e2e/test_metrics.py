@@ -91,3 +91,35 @@ def test_the_gateway_and_the_ratelimiter_serve_metrics(stack: Stack) -> None:
     port = stack.env["ROOST_RATELIMITER_METRICS_PORT"]
     ratelimiter = _scrape(f"http://127.0.0.1:{port}/metrics")
     assert ("roost_ratelimiter_pass_seconds_count", ()) in ratelimiter
+
+
+def test_the_api_reports_the_attempts_ready_on_each_workflows_queue(
+    stack: Stack, flows: ModuleType
+) -> None:
+    """What KEDA scales workers on: a workflow no worker serves piles up its ready
+    attempts on its queue, and the api reports exactly that many."""
+    wf = flows.roost.workflow("m-unworked")
+
+    @wf.task()
+    def only(input: dict, ctx: object) -> dict:
+        return {}
+
+    wf.register()
+    refs = [wf.run({"i": i}, wait_for_result=False) for i in range(3)]
+    queue = f"{stack.env['ROOST_NAMESPACE']}.tasks.m-unworked"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            ready = _get(
+                _scrape(f"{stack.api_url}/metrics"),
+                "roost_tasks_ready",
+                workflow="m-unworked",
+                queue=queue,
+            )
+            if ready == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert ready == 3
+    finally:
+        for ref in refs:
+            flows.roost.runs.cancel(ref.id)

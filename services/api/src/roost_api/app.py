@@ -111,6 +111,30 @@ class Declarer:
                     if attempt:
                         raise
 
+    def ready_counts(self, workflows: list[str]) -> dict[str, int]:
+        """Messages ready on each workflow's task queue (what KEDA scales workers on),
+        asked of RabbitMQ with a passive declare; a queue that does not exist yet is
+        left out."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            if self._connection is None or not self._connection.is_open:
+                self._connection = broker.connect(self._url)
+            channel = self._connection.channel()
+            try:
+                for workflow in workflows:
+                    try:
+                        ok = channel.queue_declare(
+                            self._topology.task_queue(workflow), passive=True
+                        )
+                    except pika.exceptions.ChannelClosedByBroker:
+                        channel = self._connection.channel()  # 404: no such queue yet
+                        continue
+                    counts[workflow] = int(ok.method.message_count)
+            finally:
+                if channel.is_open:
+                    channel.close()
+        return counts
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None and self._connection.is_open:
@@ -181,7 +205,11 @@ def create_app(settings: ApiSettings) -> Starlette:
         await waiters.start()
         logger.info("api ready", extra={"action": "api_started", "port": settings.api_port})
         async with api_metrics.refreshing(
-            pool, settings.metrics_refresh_seconds, settings.worker_heartbeat_timeout_seconds
+            pool,
+            settings.metrics_refresh_seconds,
+            settings.worker_heartbeat_timeout_seconds,
+            declarer.ready_counts,
+            topology.task_queue,
         ):
             yield
         await waiters.stop()

@@ -3,7 +3,8 @@
 Besides the counters every process keeps (roost_core.metrics; the api counts the runs
 and attempts it cancels), the api reports fleet-wide gauges read from PostgreSQL every
 few seconds: worker processes alive and their slots, tasks waiting on each rate-limit
-key, and outbox rows not yet confirmed by RabbitMQ. Every api replica reports the same
+key, and outbox rows not yet confirmed by RabbitMQ; and from RabbitMQ, the attempts
+ready on each workflow's task queue. Every api replica reports the same
 values; take the max, not the sum.
 """
 
@@ -12,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pika.exceptions
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
+
+from roost_core.errors import BrokerUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,11 @@ RATE_LIMIT_WAITING = Gauge(
     "roost_rate_limit_waiting", "Task attempts waiting for units of a rate-limit key.", ["key"]
 )
 OUTBOX_DEPTH = Gauge("roost_outbox_depth", "Committed messages not yet confirmed by RabbitMQ.")
+TASKS_READY = Gauge(
+    "roost_tasks_ready",
+    "Task attempts ready on each workflow's queue, waiting for a worker (RabbitMQ's count).",
+    ["workflow", "queue"],
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -63,9 +72,26 @@ async def _refresh(conn: psycopg.AsyncConnection[Any], heartbeat_timeout: float)
     OUTBOX_DEPTH.set(row[0] if row else 0)
 
 
+async def _refresh_queues(
+    conn: psycopg.AsyncConnection[Any],
+    ready_counts: Callable[[list[str]], dict[str, int]],
+    task_queue: Callable[[str], str],
+) -> None:
+    cur = await conn.execute("SELECT DISTINCT name FROM workflows ORDER BY name")
+    names = [row[0] for row in await cur.fetchall()]
+    counts = await asyncio.to_thread(ready_counts, names)
+    TASKS_READY.clear()
+    for workflow, count in counts.items():
+        TASKS_READY.labels(workflow, task_queue(workflow)).set(count)
+
+
 @contextlib.asynccontextmanager
 async def refreshing(
-    pool: AsyncConnectionPool[Any], every: float, heartbeat_timeout: float
+    pool: AsyncConnectionPool[Any],
+    every: float,
+    heartbeat_timeout: float,
+    ready_counts: Callable[[list[str]], dict[str, int]],
+    task_queue: Callable[[str], str],
 ) -> AsyncIterator[None]:
     """Keep the gauges fresh in the background while the api runs."""
 
@@ -74,8 +100,11 @@ async def refreshing(
             try:
                 async with pool.connection() as conn:
                     await _refresh(conn, heartbeat_timeout)
+                    await _refresh_queues(conn, ready_counts, task_queue)
             except (psycopg.Error, OSError) as exc:  # the database is away: keep last values
                 logger.warning("metrics refresh failed", extra={"error": repr(exc)})
+            except (pika.exceptions.AMQPError, BrokerUnavailableError) as exc:
+                logger.warning("queue metrics refresh failed", extra={"error": repr(exc)})
             await asyncio.sleep(every)
 
     task = asyncio.create_task(loop())
