@@ -11,7 +11,7 @@ import math
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -31,7 +31,7 @@ from roost_api import metrics as api_metrics
 from roost_api import ratelimits, store
 from roost_api.settings import ApiSettings
 from roost_api.waiters import RunWaiters
-from roost_core import broker, dag, metrics, tracing, triggers
+from roost_core import broker, dag, metadata, metrics, tracing, triggers
 from roost_core.auth import MAX_STREAM_TOKEN_SECONDS, TokenVerifier, mint_stream_token
 from roost_core.db import async_pool, translate_errors
 from roost_core.errors import (
@@ -41,6 +41,7 @@ from roost_core.errors import (
     InvalidInputError,
     RoostError,
 )
+from roost_core.metadata import Metadata
 from roost_core.outbox import OutboxRelay
 from roost_core.statuses import RunStatus
 from roost_core.topology import Topology, declare_core, declare_task_queue
@@ -59,12 +60,14 @@ class TriggerRequest(BaseModel):
     input: Any = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, max_length=255)
     version: str | None = None
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class BulkItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input: Any = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, max_length=255)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class BulkTriggerRequest(BaseModel):
@@ -361,7 +364,7 @@ def create_app(settings: ApiSettings) -> Starlette:
                     topology,
                     tenant,
                     wv,
-                    [store.RunRequest(trigger.input, trigger.idempotency_key)],
+                    [store.RunRequest(trigger.input, trigger.idempotency_key, trigger.metadata)],
                 )
             # Committed: the run is durable. Publishing is the fast path; the
             # scheduler's sweeper sends anything this process fails to.
@@ -406,7 +409,7 @@ def create_app(settings: ApiSettings) -> Starlette:
                     topology,
                     tenant,
                     wv,
-                    [store.RunRequest(i.input, i.idempotency_key) for i in bulk.runs],
+                    [store.RunRequest(i.input, i.idempotency_key, i.metadata) for i in bulk.runs],
                 )
         relay.submit(result.outbox_rows)
         counted(wv.definition, result)
@@ -733,21 +736,40 @@ def create_app(settings: ApiSettings) -> Starlette:
 
     async def list_runs(request: Request, tenant: str) -> Response:
         """
-        summary: List runs, newest first (filter by workflow and status; keyset pagination)
+        summary: List runs, newest first (filter by workflow, status, creation time and
+          metadata; keyset pagination)
         parameters:
           - {name: workflow, in: query}
           - {name: status, in: query}
+          - {name: since, in: query, description: "created at or after (ISO 8601 or unix seconds)"}
+          - {name: until, in: query, description: "created before (ISO 8601 or unix seconds)"}
+          - {name: meta.KEY, in: query, description: "metadata KEY equals the value (repeat
+              for more pairs: all must match)"}
           - {name: limit, in: query}
           - {name: cursor, in: query, description: next_cursor of the previous page}
         responses:
           200: {description: a page of runs}
+          400: {description: a bad filter, named}
         """
         q = request.query_params
         limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
         cursor = _decode_cursor(q["cursor"]) if q.get("cursor") else None
+        wanted = {k.removeprefix("meta."): v for k, v in q.items() if k.startswith("meta.")}
+        try:
+            wanted = metadata.check(wanted)
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
         async with pool.connection() as conn:
             runs = await store.list_runs(
-                conn, tenant, q.get("workflow"), q.get("status"), limit, cursor
+                conn,
+                tenant,
+                q.get("workflow"),
+                q.get("status"),
+                limit,
+                cursor,
+                metadata=wanted,
+                since=_time_param(request, "since"),
+                until=_time_param(request, "until"),
             )
         next_cursor = (
             _encode_cursor(runs[-1]["created_at"], runs[-1]["id"]) if len(runs) == limit else None
@@ -812,6 +834,25 @@ def _float_param(request: Request, name: str, default: float) -> float:
     if math.isnan(value):
         raise BadRequestError(f"query parameter {name}={raw!r} is not a number")
     return value
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    """A time in a query parameter: ISO 8601 (a time without a zone is UTC) or unix
+    seconds."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return datetime.fromtimestamp(float(raw), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequestError(
+            f"query parameter {name}={raw!r} is not a time (ISO 8601 or unix seconds)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

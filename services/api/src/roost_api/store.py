@@ -175,6 +175,7 @@ class Trigger:
 class RunRequest:
     input: Any
     idempotency_key: str | None = None
+    metadata: dict[str, str] | None = None
 
 
 # Run spans end only once their runs have committed: the span store keeps spans of
@@ -237,11 +238,11 @@ async def create_runs(
     inserted: dict[uuid.UUID, Any] = {}
     cur = await conn.execute(
         "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
-        " status, input, idempotency_key, remaining_tasks, concurrency_key, trace)"
+        " status, input, idempotency_key, remaining_tasks, concurrency_key, trace, metadata)"
         " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s, v.concurrency_key,"
-        "   v.trace::jsonb"
-        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[])"
-        "   WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, n)"
+        "   v.trace::jsonb, coalesce(v.metadata::jsonb, '{}')"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+        "   WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, metadata, n)"
         " ORDER BY v.n"
         " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
         "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at",
@@ -257,6 +258,7 @@ async def create_runs(
             [r.idempotency_key for r in requests],
             groups,
             [json.dumps(t) if t else None for t in traces],
+            [json.dumps(r.metadata) if r.metadata else None for r in requests],
         ),
     )
     for row in await cur.fetchall():
@@ -396,6 +398,7 @@ async def create_runs(
             "created_at": _iso(inserted[run_id]),
             "started_at": None,
             "finished_at": None,
+            "metadata": request.metadata or {},
             "input": request.input,
             "output": None,
             "error": None,
@@ -504,6 +507,7 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "created_at": _iso(run["created_at"]),
         "started_at": _iso(run["started_at"]),
         "finished_at": _iso(run["finished_at"]),
+        "metadata": run.get("metadata") or {},
     }
 
 
@@ -520,8 +524,12 @@ async def list_runs(
     status: str | None,
     limit: int,
     cursor: tuple[datetime, str] | None,
+    metadata: dict[str, str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first, keyset-paginated on (created_at, id)."""
+    """Newest first, keyset-paginated on (created_at, id); ``metadata`` pairs must all
+    match; ``since`` / ``until`` bound the creation time."""
     query = (
         "SELECT r.*, v.version FROM runs r"
         " JOIN workflow_versions v ON v.id = r.workflow_version_id WHERE r.tenant_id = %s"
@@ -537,6 +545,15 @@ async def list_runs(
             )
         query += " AND r.status = %s"
         params.append(status)
+    if metadata:
+        query += " AND r.metadata @> %s"
+        params.append(Jsonb(metadata))
+    if since is not None:
+        query += " AND r.created_at >= %s"
+        params.append(since)
+    if until is not None:
+        query += " AND r.created_at < %s"
+        params.append(until)
     if cursor:
         query += " AND (r.created_at, r.id) < (%s, %s)"
         params.extend(cursor)
@@ -907,14 +924,20 @@ async def push_events(
         for wv in matched:
             by_version.setdefault(wv.version_id, (wv, []))[1].append(index)
     rows: list[outbox.OutboxRow] = []
+    ids = [uuid.uuid4() for _ in plans]
     for wv, indexes in sorted(by_version.values(), key=lambda v: v[0].definition.name):
-        trigger = await create_runs(
-            conn, topology, tenant_id, wv, [RunRequest(plans[i][0].data) for i in indexes]
-        )
+        # Each run an event starts carries the event's id and key in its metadata.
+        requests = [
+            RunRequest(
+                plans[i][0].data,
+                metadata={"event_id": str(ids[i]), "event_key": plans[i][0].key},
+            )
+            for i in indexes
+        ]
+        trigger = await create_runs(conn, topology, tenant_id, wv, requests)
         rows.extend(trigger.outbox_rows)
         for index, run in zip(indexes, trigger.runs, strict=True):
             runs_of[index].append({"id": run.run_id, "workflow": wv.definition.name})
-    ids = [uuid.uuid4() for _ in plans]
     cur = await conn.execute(
         "INSERT INTO pushed_events (id, tenant_id, key, data, idempotency_key, run_ids,"
         " created_at)"

@@ -52,6 +52,7 @@ class RunSummary(_Model):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    metadata: dict[str, str] = {}
 
 
 class Run(RunSummary):

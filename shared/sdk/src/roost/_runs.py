@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from datetime import datetime
 from typing import Any
 
 from roost._errors import RunCancelledError, RunFailedError, RunTimeoutError
@@ -43,18 +44,27 @@ class Runs:
         status: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        meta: dict[str, str] | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
     ) -> tuple[list[RunSummary], str | None]:
-        """A page of runs, newest first, and the cursor of the next page (or None)."""
-        params = {
+        """A page of runs, newest first, and the cursor of the next page (or None).
+        ``meta`` keeps runs whose metadata has every pair; ``since`` / ``until`` bound
+        their creation time (a datetime, or unix seconds)."""
+        params: dict[str, Any] = {
             k: v
             for k, v in {
                 "workflow": workflow,
                 "status": status,
                 "limit": limit,
                 "cursor": cursor,
+                "since": _time(since),
+                "until": _time(until),
             }.items()
             if v is not None
         }
+        for key, value in (meta or {}).items():
+            params[f"meta.{key}"] = value
         body = self._api.request("GET", "/api/v1/runs", params=params)
         return [RunSummary.model_validate(r) for r in body["runs"]], body["next_cursor"]
 
@@ -135,6 +145,14 @@ class RunRef:
         RunFailedError naming the failed tasks (RunCancelledError, RunTimeoutError)."""
         run = self._runs.wait(self.id, timeout)
         return outcome(run)
+
+
+def _time(value: datetime | float | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(float(value))
 
 
 def outcome(run: Run) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from roost._errors import InvalidDefinitionError, InvalidInputError
 from roost._ratelimits import Concurrency, RateLimit
 from roost._runs import RunRef, outcome
 from roost_core import dag, triggers
+from roost_core import metadata as run_metadata
 from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 if TYPE_CHECKING:
@@ -275,6 +276,7 @@ class Workflow:
         wait_for_result: Literal[True] = ...,
         idempotency_key: str | None = ...,
         timeout: float | None = ...,
+        metadata: dict[str, str] | None = ...,
     ) -> dict[str, Any]: ...
 
     @overload
@@ -285,6 +287,7 @@ class Workflow:
         wait_for_result: Literal[False],
         idempotency_key: str | None = ...,
         timeout: float | None = ...,
+        metadata: dict[str, str] | None = ...,
     ) -> RunRef: ...
 
     def run(
@@ -294,17 +297,25 @@ class Workflow:
         wait_for_result: bool = True,
         idempotency_key: str | None = None,
         timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> Any:
         """Trigger a run. Waits and returns each task's output by name (raising
         RunFailedError naming the failed tasks), or with ``wait_for_result=False``
-        returns a RunRef at once."""
+        returns a RunRef at once. ``metadata`` (string pairs such as
+        ``{"repo": "beads"}``) is kept with the run to find it by later."""
         roost = self._client()
         payload = self.validate_input({} if input is None else input)
+        meta = _checked_metadata(metadata)
         version = self.register()
         body = roost.api.request(
             "POST",
             f"/api/v1/workflows/{self.name}/runs",
-            json={"input": payload, "idempotency_key": idempotency_key, "version": version},
+            json={
+                "input": payload,
+                "idempotency_key": idempotency_key,
+                "version": version,
+                "metadata": meta,
+            },
         )
         ref = RunRef(roost.runs, body["id"], self.name)
         if not wait_for_result:
@@ -317,6 +328,7 @@ class Workflow:
         *,
         idempotency_keys: Sequence[str | None] | None = None,
         chunk_size: int = 500,
+        metadata: dict[str, str] | None = None,
     ) -> list[RunRef]:
         """Trigger one run per input with as few requests as possible (one transaction per
         chunk of ``chunk_size``); return their RunRefs in input order. Every input is
@@ -328,6 +340,7 @@ class Workflow:
             )
         if not 1 <= chunk_size <= 1000:
             raise InvalidInputError(f"chunk_size must be between 1 and 1000, not {chunk_size}")
+        meta = _checked_metadata(metadata)
         items = []
         for index, raw in enumerate(inputs):
             try:
@@ -335,7 +348,7 @@ class Workflow:
             except InvalidInputError as exc:
                 raise InvalidInputError(f"inputs[{index}]: {exc}") from None
             key = idempotency_keys[index] if idempotency_keys is not None else None
-            items.append({"input": payload, "idempotency_key": key})
+            items.append({"input": payload, "idempotency_key": key, "metadata": meta})
         version = self.register()
         refs: list[RunRef] = []
         for start in range(0, len(items), chunk_size):
@@ -346,6 +359,20 @@ class Workflow:
             )
             refs.extend(RunRef(roost.runs, r["id"], self.name) for r in body["runs"])
         return refs
+
+
+def _checked_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
+    """Run metadata, checked before anything is sent (the api checks it too)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise InvalidInputError(f"metadata must map strings to strings, not {metadata!r}")
+    try:
+        return run_metadata.check(metadata)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
 
 
 def _rate_limit_uses(name: str | None, limits: Sequence[RateLimit]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from rich.table import Column, Table
 from roost._errors import RoostError
 from roost._models import Run
 from roost._roost import Roost
+from roost_core import metadata as run_metadata
 
 app = typer.Typer(
     help="Roost: durable DAG workflows.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -164,18 +165,22 @@ def run(
     ] = False,
     idempotency_key: Annotated[str | None, typer.Option(help="same key, same run")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds to wait with --wait")] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="metadata KEY=VALUE (repeatable)")
+    ] = None,
 ) -> None:
     """Trigger a run of a registered workflow."""
     try:
         payload = json.loads(input)
     except json.JSONDecodeError as exc:
         _fail(f"--input is not valid JSON ({exc}): {input!r}")
+    pairs = _meta(meta)
     roost = _client()
     try:
         body = roost.api.request(
             "POST",
             f"/api/v1/workflows/{workflow}/runs",
-            json={"input": payload, "idempotency_key": idempotency_key},
+            json={"input": payload, "idempotency_key": idempotency_key, "metadata": pairs},
         )
         out.print(f"run {body['id']} {body['status']}", highlight=False)
         if watch:
@@ -194,17 +199,22 @@ def runs_list(
     workflow: Annotated[str | None, typer.Option(help="only this workflow")] = None,
     status: Annotated[str | None, typer.Option(help="only this status")] = None,
     limit: Annotated[int, typer.Option(help="page size")] = 20,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option("--meta", help="only runs with metadata KEY=VALUE (repeatable)"),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List runs, newest first."""
+    pairs = _meta(meta)
     try:
-        runs, _ = _client().runs.list(workflow=workflow, status=status, limit=limit)
+        runs, _ = _client().runs.list(workflow=workflow, status=status, limit=limit, meta=pairs)
     except RoostError as exc:
         _fail(str(exc))
     if json_out:
         print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
         return
-    table = Table("id", "workflow", "status", "created", "duration")
+    table = Table("id", "workflow", "status", "created", "duration", "metadata")
     for r in runs:
         table.add_row(
             r.id,
@@ -212,6 +222,7 @@ def runs_list(
             r.status,
             r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             _duration(r.started_at, r.finished_at),
+            " ".join(f"{k}={v}" for k, v in sorted(r.metadata.items())),
         )
     out.print(table)
 
@@ -316,6 +327,14 @@ def runs_show(
         print(found.model_dump_json(indent=2))
         return
     _print_run(found)
+
+
+def _meta(pairs: list[str] | None) -> dict[str, str]:
+    """``--meta KEY=VALUE`` options as run metadata (a bad pair stops the command)."""
+    try:
+        return run_metadata.parse_pairs(pairs or [])
+    except ValueError as exc:
+        _fail(f"--meta: {exc}")
 
 
 def _duration(start: Any, end: Any) -> str:
