@@ -33,7 +33,7 @@ test *ARGS: setup servers browser
 # Lint, type-check, and hold the service boundaries.
 lint: setup
     .venv/bin/ruff check .
-    .venv/bin/mypy shared/core/src shared/sdk/src services/api/src services/scheduler/src services/gateway/src services/ratelimiter/src
+    .venv/bin/mypy shared/core/src shared/sdk/src services/api/src services/scheduler/src services/gateway/src services/ratelimiter/src services/dashboard/src
     .venv/bin/lint-imports
 
 # Benchmarks against raw Dramatiq on the same broker (not part of the test suite).

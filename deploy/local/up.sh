@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Start Roost on this machine: migrate, start the api, a scheduler, the ratelimiter and the
-# event gateway in the background, write .roost/dev.env, and return once the api and the
-# gateway are ready. `just down` stops exactly the processes recorded in .roost/pids/.
+# Start Roost on this machine: migrate, start the api, a scheduler, the ratelimiter, the
+# event gateway and the dashboard in the background, write .roost/dev.env, and return once
+# the api, the gateway and the dashboard answer. `just down` stops exactly the processes
+# recorded in .roost/pids/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,6 +16,13 @@ export ROOST_API_PORT=${ROOST_API_PORT:-7077}
 export ROOST_API_URL=${ROOST_API_URL:-http://127.0.0.1:$ROOST_API_PORT}
 export ROOST_GATEWAY_PORT=${ROOST_GATEWAY_PORT:-7078}
 export ROOST_GATEWAY_URL=${ROOST_GATEWAY_URL:-http://127.0.0.1:$ROOST_GATEWAY_PORT}
+export ROOST_DASHBOARD_HOST=${ROOST_DASHBOARD_HOST:-127.0.0.1}
+export ROOST_DASHBOARD_PORT=${ROOST_DASHBOARD_PORT:-8080}
+case $ROOST_DASHBOARD_HOST in
+  0.0.0.0 | :: | "") DASHBOARD_URL=http://127.0.0.1:$ROOST_DASHBOARD_PORT ;;
+  *:*) DASHBOARD_URL="http://[$ROOST_DASHBOARD_HOST]:$ROOST_DASHBOARD_PORT" ;;
+  *) DASHBOARD_URL=http://$ROOST_DASHBOARD_HOST:$ROOST_DASHBOARD_PORT ;;
+esac
 export ROOST_TLS_STRATEGY=${ROOST_TLS_STRATEGY:-none}
 PY=.venv/bin/python
 ROOST=.venv/bin/roost
@@ -54,7 +62,9 @@ ROOST_NAMESPACE=$ROOST_NAMESPACE
 ROOST_TLS_STRATEGY=$ROOST_TLS_STRATEGY
 ENVEOF
 
-for svc in api scheduler ratelimiter gateway; do
+SERVICES="api scheduler ratelimiter gateway dashboard"
+
+for svc in $SERVICES; do
   if running "$ROOT/pids/$svc.pid"; then
     echo "$svc already running (pid $(cat "$ROOT/pids/$svc.pid"))"
     continue
@@ -67,17 +77,17 @@ done
 for _ in $(seq 1 100); do
   # Python rather than curl: a fresh machine may have no curl.
   if $PY -c "import sys, urllib.request; [urllib.request.urlopen(u, timeout=2) for u in sys.argv[1:]]" \
-      "$ROOST_API_URL/ready" "$ROOST_GATEWAY_URL/ready" >/dev/null 2>&1; then
-    echo "Roost is up: api at $ROOST_API_URL, live events at $ROOST_GATEWAY_URL;" \
-      "settings in $ROOT/dev.env"
+      "$ROOST_API_URL/ready" "$ROOST_GATEWAY_URL/ready" "$DASHBOARD_URL/health" >/dev/null 2>&1; then
+    echo "Roost is up: api at $ROOST_API_URL, live events at $ROOST_GATEWAY_URL," \
+      "dashboard at $DASHBOARD_URL; settings in $ROOT/dev.env"
     exit 0
   fi
-  for svc in api scheduler ratelimiter gateway; do
+  for svc in $SERVICES; do
     if ! running "$ROOT/pids/$svc.pid"; then
       echo "error: $svc exited; its log:" >&2; tail -n 30 "$ROOT/logs/$svc.log" >&2; exit 1
     fi
   done
   sleep 0.2
 done
-echo "error: the api did not become ready; see $ROOT/logs/api.log" >&2
+echo "error: the api, gateway or dashboard did not become ready; see $ROOT/logs/" >&2
 exit 1

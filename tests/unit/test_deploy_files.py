@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings
 from roost._settings import ClientSettings
 from roost_api.settings import ApiSettings
 from roost_core.settings import CoreSettings
+from roost_dashboard.settings import DashboardSettings
 from roost_gateway.settings import GatewaySettings
 from roost_ratelimiter.settings import RatelimiterSettings
 from roost_scheduler.settings import SchedulerSettings
@@ -40,11 +41,15 @@ SETTINGS_OF: dict[str, tuple[type[BaseSettings], ...]] = {
     "scheduler": (SchedulerSettings,),
     "gateway": (GatewaySettings,),
     "ratelimiter": (RatelimiterSettings,),
+    "dashboard": (DashboardSettings,),
     "migrate": (CoreSettings, ClientSettings),
     "worker": (CoreSettings, ClientSettings),
 }
 API_PORT_DEFAULT = ApiSettings.model_fields["api_port"].default
 GATEWAY_PORT_DEFAULT = GatewaySettings.model_fields["gateway_port"].default
+DASHBOARD_PORT_DEFAULT = DashboardSettings.model_fields["dashboard_port"].default
+# Services that talk to the api and the gateway over HTTP only: no broker, no database.
+HTTP_ONLY = {"dashboard"}
 
 
 # -- reading the files ----------------------------------------------------------------
@@ -222,6 +227,7 @@ def test_every_roost_service_command_is_a_real_roost_cli_command(cli: Any) -> No
     assert _parse_cli(cli, _services()["api"]["command"]).info_name == "roost api"
     assert _parse_cli(cli, _services()["scheduler"]["command"]).info_name == "roost scheduler"
     assert _parse_cli(cli, _services()["migrate"]["command"]).info_name == "roost migrate"
+    assert _parse_cli(cli, _services()["dashboard"]["command"]).info_name == "roost dashboard"
 
 
 def test_the_worker_runs_examples_beads_worker_as_2_processes_of_8_threads(cli: Any) -> None:
@@ -326,6 +332,48 @@ def test_the_gateway_publishes_its_port_and_checks_readiness_on_it() -> None:
     ]
 
 
+def test_the_dashboard_publishes_its_port_and_checks_health_on_it() -> None:
+    dashboard = _services()["dashboard"]
+    env = _env(dashboard)
+    assert int(env["ROOST_DASHBOARD_PORT"]) == DASHBOARD_PORT_DEFAULT == 8080
+    assert env["ROOST_DASHBOARD_HOST"] == "0.0.0.0"
+    assert (DASHBOARD_PORT_DEFAULT, DASHBOARD_PORT_DEFAULT) in _published(dashboard)
+    check = dashboard["healthcheck"]["test"]
+    assert check[0] == "CMD" and check[1] == "python", "the slim image has no curl"
+    urls = re.findall(r"https?://[^'\"\s]+", " ".join(check))
+    assert [(urlsplit(u).port, urlsplit(u).path) for u in urls] == [
+        (DASHBOARD_PORT_DEFAULT, "/health")  # the dashboard has no /ready
+    ]
+
+
+def test_the_dashboard_reaches_the_api_by_service_name_and_the_gateway_as_browsers_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = _services()
+    with monkeypatch.context() as m:
+        for key in _settings_env_names(DashboardSettings):
+            m.delenv(key, raising=False)
+        for key, value in _env(services["dashboard"]).items():
+            m.setenv(key, value)
+        settings = DashboardSettings()
+    api = urlsplit(settings.api_url)
+    assert (api.scheme, api.hostname, api.port) == ("http", "api", API_PORT_DEFAULT)
+    # Browsers open the event streams themselves: the gateway as the host publishes it.
+    gateway = urlsplit(settings.gateway_url)
+    host_ports = [h for h, c in _published(services["gateway"]) if c == GATEWAY_PORT_DEFAULT]
+    assert (gateway.scheme, gateway.hostname) == ("http", "127.0.0.1")
+    assert host_ports and gateway.port == host_ports[0]
+
+
+def test_the_http_only_services_get_neither_broker_nor_database() -> None:
+    roost = _roost_services()
+    assert set(roost) >= HTTP_ONLY
+    for name in HTTP_ONLY:
+        env = _env(roost[name])
+        for key in ("ROOST_BROKER_URL", "ROOST_DATABASE_URL", "ROOST_NAMESPACE"):
+            assert key not in env, f"{name} talks to the api and gateway only, yet gets {key}"
+
+
 def test_the_worker_reaches_the_api_by_its_service_name_and_port() -> None:
     url = urlsplit(_env(_services()["worker"])["ROOST_API_URL"])
     assert (url.scheme, url.hostname, url.port) == ("http", "api", API_PORT_DEFAULT)
@@ -339,6 +387,8 @@ def test_the_broker_and_database_urls_point_at_the_compose_services() -> None:
     services = _services()
     pg_env = _env(services["postgres"])
     for name, svc in _roost_services().items():
+        if name in HTTP_ONLY:
+            continue
         env = _env(svc)
         broker = urlsplit(env["ROOST_BROKER_URL"])
         assert (broker.scheme, broker.hostname, broker.port) == ("amqp", "rabbitmq", 5672), name
@@ -352,7 +402,7 @@ def test_the_broker_and_database_urls_point_at_the_compose_services() -> None:
 
 
 def test_every_roost_service_uses_the_same_broker_and_namespace() -> None:
-    envs = [_env(svc) for svc in _roost_services().values()]
+    envs = [_env(svc) for name, svc in _roost_services().items() if name not in HTTP_ONLY]
     assert len({(e["ROOST_BROKER_URL"], e["ROOST_NAMESPACE"]) for e in envs}) == 1
 
 
@@ -388,6 +438,10 @@ def test_depends_on_names_existing_services_with_conditions_they_can_meet() -> N
     assert _depends_on(services["scheduler"]) == _depends_on(services["api"])
     assert _depends_on(services["gateway"]) == _depends_on(services["api"])
     assert _depends_on(services["ratelimiter"]) == _depends_on(services["api"])
+    assert _depends_on(services["dashboard"]) == {
+        "api": "service_healthy",
+        "gateway": "service_healthy",
+    }
     assert _depends_on(services["migrate"]) == {"postgres": "service_healthy"}
     assert _depends_on(services["worker"]) == {"api": "service_healthy"}
 
@@ -442,9 +496,9 @@ def test_the_image_runs_as_a_non_root_user() -> None:
     assert users[-1].split(":")[0] not in ("root", "0")
 
 
-def test_the_dockerfile_exposes_the_api_port() -> None:
+def test_the_dockerfile_exposes_the_api_gateway_and_dashboard_ports() -> None:
     exposed = {int(p.split("/")[0]) for args in _args_of("EXPOSE") for p in args.split()}
-    assert {API_PORT_DEFAULT, GATEWAY_PORT_DEFAULT} <= exposed
+    assert {API_PORT_DEFAULT, GATEWAY_PORT_DEFAULT, DASHBOARD_PORT_DEFAULT} <= exposed
 
 
 def test_the_dockerignore_drops_local_state_but_keeps_what_the_image_copies() -> None:

@@ -28,6 +28,7 @@ from roost._settings import ClientSettings
 from roost_api.settings import ApiSettings
 from roost_core.settings import CoreSettings
 from roost_core.topology import Topology
+from roost_dashboard.settings import DashboardSettings
 from roost_gateway.settings import GatewaySettings
 from roost_ratelimiter.settings import RatelimiterSettings
 from roost_scheduler.settings import SchedulerSettings
@@ -44,20 +45,25 @@ SETTINGS_OF: dict[str, tuple[type[BaseSettings], ...]] = {
     "scheduler": (SchedulerSettings,),
     "ratelimiter": (RatelimiterSettings,),
     "gateway": (GatewaySettings,),
+    "dashboard": (DashboardSettings,),
     "migrate": (CoreSettings,),
     "worker": (CoreSettings, ClientSettings),
 }
 API_PORT = ApiSettings.model_fields["api_port"].default
 GATEWAY_PORT = GatewaySettings.model_fields["gateway_port"].default
+DASHBOARD_PORT = DashboardSettings.model_fields["dashboard_port"].default
 SCHEDULER_METRICS_PORT = SchedulerSettings.model_fields["scheduler_metrics_port"].default
 RATELIMITER_METRICS_PORT = RatelimiterSettings.model_fields["ratelimiter_metrics_port"].default
 # The port each process listens on (its settings' default).
 LISTENS_ON = {
     "api": API_PORT,
     "gateway": GATEWAY_PORT,
+    "dashboard": DASHBOARD_PORT,
     "scheduler": SCHEDULER_METRICS_PORT,
     "ratelimiter": RATELIMITER_METRICS_PORT,
 }
+# Processes that talk to the api and the gateway over HTTP only: no broker, no database.
+HTTP_ONLY = {"dashboard"}
 
 
 # -- reading the manifests ------------------------------------------------------------
@@ -393,6 +399,7 @@ def test_each_roost_process_runs_once_migrate_as_a_job_the_rest_as_deployments(
         "scheduler": 2,
         "ratelimiter": 1,
         "gateway": 2,
+        "dashboard": 2,
         "worker": None,  # KEDA owns it: a fixed count would be reset on every apply
     }
 
@@ -449,7 +456,7 @@ def test_every_deployment_selects_its_own_pods_and_no_other_workloads() -> None:
 
 def test_every_service_selects_one_deployment_and_targets_a_port_its_pods_open() -> None:
     services = _of_kind("Service")
-    assert set(services) == {"roost-api", "roost-gateway"}
+    assert set(services) == {"roost-api", "roost-gateway", "roost-dashboard"}
     deployments = _of_kind("Deployment").values()
     for name, service in services.items():
         selector = service["spec"]["selector"]
@@ -470,12 +477,13 @@ def test_every_service_selects_one_deployment_and_targets_a_port_its_pods_open()
             assert opened, f"Service {name}: no pod container opens targetPort {target!r}"
 
 
-def test_the_api_and_gateway_services_expose_their_settings_default_ports(
+def test_the_api_gateway_and_dashboard_services_expose_their_settings_default_ports(
     processes: dict[str, Process],
 ) -> None:
     for service_name, process, port in (
         ("roost-api", "api", API_PORT),
         ("roost-gateway", "gateway", GATEWAY_PORT),
+        ("roost-dashboard", "dashboard", DASHBOARD_PORT),
     ):
         (entry,) = _one("Service", service_name)["spec"]["ports"]
         assert entry["port"] == port
@@ -486,7 +494,7 @@ def test_the_api_and_gateway_services_expose_their_settings_default_ports(
 def test_container_ports_are_the_ports_the_settings_listen_on(
     processes: dict[str, Process],
 ) -> None:
-    assert (API_PORT, GATEWAY_PORT) == (7077, 7078)
+    assert (API_PORT, GATEWAY_PORT, DASHBOARD_PORT) == (7077, 7078, 8080)
     assert (SCHEDULER_METRICS_PORT, RATELIMITER_METRICS_PORT) == (9464, 9465)
     for name, proc in processes.items():
         opened = set(_ports(proc.container).values())
@@ -495,12 +503,13 @@ def test_container_ports_are_the_ports_the_settings_listen_on(
     assert set(_ports(processes["ratelimiter"].container)) == {"metrics"}
 
 
-def test_the_api_and_gateway_listen_on_every_interface_on_their_default_port(
+def test_the_api_gateway_and_dashboard_listen_on_every_interface_on_their_default_port(
     processes: dict[str, Process],
 ) -> None:
     for name, prefix, port in (
         ("api", "ROOST_API", API_PORT),
         ("gateway", "ROOST_GATEWAY", GATEWAY_PORT),
+        ("dashboard", "ROOST_DASHBOARD", DASHBOARD_PORT),
     ):
         env = _env(processes[name].container)
         assert env[f"{prefix}_HOST"].value == "0.0.0.0", "the default 127.0.0.1 is unreachable"
@@ -516,6 +525,16 @@ def test_the_api_and_gateway_are_probed_for_readiness_and_liveness_on_their_port
             get = container[probe]["httpGet"]
             assert get["path"] == path, f"{name} {probe}"
             assert _resolve_port(container, get["port"]) == LISTENS_ON[name], f"{name} {probe}"
+
+
+def test_the_dashboard_is_probed_for_readiness_and_liveness_on_health(
+    processes: dict[str, Process],
+) -> None:
+    container = processes["dashboard"].container
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] == "/health", f"dashboard {probe}: it has no /ready"
+        assert _resolve_port(container, get["port"]) == DASHBOARD_PORT, f"dashboard {probe}"
 
 
 def test_prometheus_scrapes_each_service_on_the_port_it_serves_metrics_on(
@@ -564,8 +583,8 @@ def test_the_database_url_comes_from_the_secret_and_only_where_postgresql_is_use
 ) -> None:
     for name, proc in processes.items():
         env = _env(proc.container)
-        if name == "worker":
-            assert "ROOST_DATABASE_URL" not in env, "workers never touch PostgreSQL"
+        if name == "worker" or name in HTTP_ONLY:
+            assert "ROOST_DATABASE_URL" not in env, f"{name} never touches PostgreSQL"
             continue
         assert env["ROOST_DATABASE_URL"].source == "secret/roost-secrets", name
         assert urlsplit(env["ROOST_DATABASE_URL"].value).scheme.startswith("postgres"), name
@@ -574,7 +593,12 @@ def test_the_database_url_comes_from_the_secret_and_only_where_postgresql_is_use
 def test_every_process_on_the_broker_shares_its_url_and_namespace(
     processes: dict[str, Process],
 ) -> None:
-    on_broker = {n: _env(p.container) for n, p in processes.items() if n != "migrate"}
+    on_broker = {
+        n: _env(p.container) for n, p in processes.items() if n != "migrate" and n not in HTTP_ONLY
+    }
+    for name in HTTP_ONLY:
+        env = _env(processes[name].container)
+        assert "ROOST_BROKER_URL" not in env, f"{name} talks to the api and gateway only"
     for name, env in on_broker.items():
         assert env["ROOST_BROKER_URL"].source == "secret/roost-secrets", name
         assert env["ROOST_NAMESPACE"].source == "configmap/roost-config", name
@@ -601,6 +625,31 @@ def test_the_worker_reaches_the_api_and_gateway_through_their_services(
         assert parts.port == entry["port"] == LISTENS_ON[process], url
         selector = services[parts.hostname]["spec"]["selector"]
         assert _selects(selector, processes[process].template["metadata"]["labels"]), url
+
+
+def test_the_dashboard_reaches_the_api_through_its_service_and_the_gateway_as_browsers_do(
+    processes: dict[str, Process], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = _env(processes["dashboard"].container)
+    assert env["ROOST_API_URL"].source == "configmap/roost-config"
+    with monkeypatch.context() as m:
+        for key in _settings_env_names(DashboardSettings):
+            m.delenv(key, raising=False)
+        for key, var in env.items():
+            m.setenv(key, var.value)
+        settings = DashboardSettings()
+    services = _of_kind("Service")
+    api = urlsplit(settings.api_url)
+    assert api.hostname in services, f"{settings.api_url}: no Service {api.hostname!r}"
+    (entry,) = services[api.hostname]["spec"]["ports"]
+    assert api.port == entry["port"] == API_PORT
+    selector = services[api.hostname]["spec"]["selector"]
+    assert _selects(selector, processes["api"].template["metadata"]["labels"])
+    # Browsers open the event streams themselves: no in-cluster Service name, but the
+    # gateway's port (as `kubectl port-forward svc/roost-gateway` publishes it).
+    gateway = urlsplit(settings.gateway_url)
+    assert gateway.hostname not in services, "a browser cannot resolve a Service name"
+    assert gateway.port == GATEWAY_PORT
 
 
 # -- KEDA -----------------------------------------------------------------------------

@@ -19,7 +19,9 @@ def test_https_with_no_tls_strategy_none_is_a_clear_error() -> None:
         ClientSettings(api_url="https://api:7077", tls_strategy="none").base_url()
 
 
-def test_a_bare_host_follows_the_strategy() -> None:
+def test_a_bare_host_follows_the_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default must not come from the environment (e2e fixtures set it for the stack).
+    monkeypatch.delenv("ROOST_TLS_STRATEGY", raising=False)
     assert ClientSettings(api_url="api:7077", tls_strategy="none").base_url() == "http://api:7077"
     assert ClientSettings(api_url="api:7077", tls_strategy="tls").base_url() == "https://api:7077"
     assert ClientSettings(api_url="api:7077").base_url() == "https://api:7077"  # verify by default

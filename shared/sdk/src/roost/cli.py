@@ -97,6 +97,13 @@ def ratelimiter() -> None:
 
 
 @app.command()
+def dashboard() -> None:
+    """Run the dashboard (ROOST_DASHBOARD_HOST, ROOST_DASHBOARD_PORT; reads through
+    ROOST_API_URL and ROOST_GATEWAY_URL)."""
+    _exec_service("roost_dashboard", "roost-dashboard")
+
+
+@app.command()
 def worker(
     target: Annotated[str, typer.Argument(help="module:attr of a roost Worker")],
     processes: Annotated[int, typer.Option(help="worker processes")] = 1,

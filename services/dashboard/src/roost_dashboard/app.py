@@ -1,0 +1,241 @@
+"""The dashboard's pages: sign-in, runs (filtered, keyset-paginated), a run.
+
+Server-rendered with Jinja2 (autoescaped); every read and action goes through the api
+with the signed-in user's token. A token the api refuses (wrong, revoked) ends the
+session and returns to sign-in with the api's reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from roost_core import metadata
+from roost_core.statuses import RunStatus
+from roost_dashboard.api import Api, ApiError
+from roost_dashboard.security import SESSION_COOKIE, SecurityHeaders, csrf_ok, csrf_token
+from roost_dashboard.settings import DashboardSettings
+
+logger = logging.getLogger(__name__)
+
+PAGE = 50
+Page = Callable[[Request, str], Awaitable[Response]]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def create_app(settings: DashboardSettings) -> Starlette:
+    api = Api(settings.api_url)
+    here = resources.files("roost_dashboard")
+    templates = Jinja2Templates(directory=str(here / "templates"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        logger.info(
+            "dashboard ready",
+            extra={"action": "dashboard_started", "port": settings.dashboard_port},
+        )
+        yield
+        await api.close()
+
+    def render(
+        request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    ) -> Response:
+        session = request.cookies.get(SESSION_COOKIE)
+        return templates.TemplateResponse(
+            request,
+            name,
+            {"csrf": csrf_token(session) if session else "", "signed_in": bool(session), **context},
+            status_code=status_code,
+        )
+
+    def to_sign_in(message: str | None = None) -> Response:
+        target = "/sign-in" + (f"?{urlencode({'message': message})}" if message else "")
+        response = RedirectResponse(target, status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    def signed_in(page: Page) -> Callable[[Request], Awaitable[Response]]:
+        """Pages for a signed-in user: no session sends to sign-in; a token the api
+        refuses ends the session there, with the api's reason."""
+
+        async def endpoint(request: Request) -> Response:
+            token = request.cookies.get(SESSION_COOKIE)
+            if not token:
+                return to_sign_in()
+            try:
+                return await page(request, token)
+            except ApiError as exc:
+                if exc.status == 401:
+                    return to_sign_in(f"Signed out: {exc}")
+                if exc.status == 404:
+                    return render(request, "not_found.html", {"message": str(exc)}, 404)
+                if exc.status == 0:
+                    return render(request, "error.html", {"message": str(exc)}, 503)
+                return render(request, "error.html", {"message": str(exc)}, exc.status)
+
+        endpoint.__name__ = page.__name__
+        return endpoint
+
+    async def sign_in_page(request: Request) -> Response:
+        return render(request, "sign_in.html", {"message": request.query_params.get("message")})
+
+    async def sign_in(request: Request) -> Response:
+        form = await request.form()
+        token = str(form.get("token") or "").strip()
+        if not token:
+            return render(request, "sign_in.html", {"message": "Enter an API token."}, 400)
+        try:
+            await api.request(token, "GET", "/api/v1/workflows")
+        except ApiError as exc:
+            status = 401 if exc.status == 401 else 503
+            return render(request, "sign_in.html", {"message": f"Refused: {exc}"}, status)
+        response = RedirectResponse("/runs", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies,
+            path="/",
+        )
+        return response
+
+    async def sign_out(request: Request) -> Response:
+        form = await request.form()
+        if not csrf_ok(request.cookies.get(SESSION_COOKIE), str(form.get("csrf") or "")):
+            return render(request, "error.html", {"message": "Refused: bad CSRF token."}, 403)
+        return to_sign_in("Signed out.")
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/runs", status_code=303)
+
+    async def runs(request: Request, token: str) -> Response:
+        q = request.query_params
+        run_id = q.get("run_id", "").strip()
+        if run_id:
+            return RedirectResponse(f"/runs/{run_id}", status_code=303)
+        filters = {k: q.get(k, "") for k in ("workflow", "status", "since", "until", "meta")}
+        params: dict[str, Any] = {"limit": PAGE}
+        for key in ("workflow", "status", "since", "until", "cursor"):
+            if q.get(key):
+                params[key] = q[key]
+        if filters["meta"]:
+            try:
+                pairs = metadata.parse_pairs(filters["meta"].split())
+            except ValueError as exc:
+                raise ApiError(400, str(exc)) from None
+            params.update({f"meta.{k}": v for k, v in pairs.items()})
+        body = await api.request(token, "GET", "/api/v1/runs", params=params)
+        next_link = None
+        if body["next_cursor"]:
+            next_link = "/runs?" + urlencode(
+                {**{k: v for k, v in filters.items() if v}, "cursor": body["next_cursor"]}
+            )
+        return render(
+            request,
+            "runs.html",
+            {
+                "runs": body["runs"],
+                "filters": filters,
+                "statuses": list(RunStatus.__members__),
+                "next_link": next_link,
+            },
+        )
+
+    async def run(request: Request, token: str) -> Response:
+        found = await api.request(token, "GET", f"/api/v1/runs/{request.path_params['run_id']}")
+        return render(
+            request,
+            "run.html",
+            {
+                "run": found,
+                "can_cancel": found["status"] in ("QUEUED", "RUNNING"),
+                "can_replay": found["status"] in ("FAILED", "CANCELLED"),
+            },
+        )
+
+    def action(verb: str) -> Page:
+        """POST /runs/{id}/cancel or /replay: CSRF-checked, then the api's own call;
+        back to the run's page, which shows the outcome."""
+
+        async def act(request: Request, token: str) -> Response:
+            form = await request.form()
+            if not csrf_ok(token, str(form.get("csrf") or "")):
+                return render(request, "error.html", {"message": "Refused: bad CSRF token."}, 403)
+            run_id = request.path_params["run_id"]
+            await api.request(token, "POST", f"/api/v1/runs/{run_id}/{verb}")
+            return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+        act.__name__ = f"{verb}_run"
+        return act
+
+    async def workers(request: Request, token: str) -> Response:
+        body = await api.request(token, "GET", "/api/v1/workers")
+        return render(request, "workers.html", {"workers": body["workers"]})
+
+    async def rate_limits(request: Request, token: str) -> Response:
+        body = await api.request(token, "GET", "/api/v1/rate-limits")
+        return render(
+            request,
+            "rate_limits.html",
+            {"limits": body["rate_limits"], "message": request.query_params.get("message")},
+        )
+
+    async def put_rate_limit(request: Request, token: str) -> Response:
+        form = await request.form()
+        if not csrf_ok(token, str(form.get("csrf") or "")):
+            return render(request, "error.html", {"message": "Refused: bad CSRF token."}, 403)
+        key = request.path_params["key"]
+        raw = str(form.get("limit") or "").strip()
+        body: dict[str, Any] = {}
+        try:
+            body["limit"] = int(raw)
+        except ValueError:
+            message = f"limit {raw!r} for {key!r} is not a whole number"
+            return RedirectResponse("/rate-limits?" + urlencode({"message": message}), 303)
+        if form.get("duration"):
+            body["duration"] = str(form["duration"])
+        try:
+            await api.request(token, "PUT", f"/api/v1/rate-limits/{key}", json=body)
+        except ApiError as exc:
+            if exc.status in (400, 422):
+                return RedirectResponse("/rate-limits?" + urlencode({"message": str(exc)}), 303)
+            raise
+        return RedirectResponse("/rate-limits", status_code=303)
+
+    routes = [
+        Route("/", home),
+        Route("/sign-in", sign_in_page, methods=["GET"]),
+        Route("/sign-in", sign_in, methods=["POST"]),
+        Route("/sign-out", sign_out, methods=["POST"]),
+        Route("/runs", signed_in(runs)),
+        Route("/runs/{run_id}", signed_in(run)),
+        Route("/runs/{run_id}/cancel", signed_in(action("cancel")), methods=["POST"]),
+        Route("/runs/{run_id}/replay", signed_in(action("replay")), methods=["POST"]),
+        Route("/workers", signed_in(workers)),
+        Route("/rate-limits", signed_in(rate_limits)),
+        Route("/rate-limits/{key:path}", signed_in(put_rate_limit), methods=["POST"]),
+        Route("/health", lambda request: Response("ok")),
+        Mount("/static", StaticFiles(directory=str(here / "static")), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders, gateway_origin=_origin(settings.gateway_url))],
+    )

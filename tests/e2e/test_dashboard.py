@@ -1,0 +1,247 @@
+"""The dashboard, first part: sign-in with an API token kept in an HttpOnly,
+SameSite=Strict cookie; CSRF on what changes state; a Content-Security-Policy with no
+third-party origin; the runs page (filters, metadata, search by id) and a run's page;
+unknown runs say so. Real processes: the dashboard talks to the session's api."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from harness import Process, Stack, free_port
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
+MISSING = f"{CHROMIUM} not found: install Debian's chromium (`just browser`)"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def dashboard(stack: Stack) -> Iterator[str]:
+    port = free_port()
+    proc = stack.spawn("dashboard", "dashboard", extra_env={"ROOST_DASHBOARD_PORT": str(port)})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.popen.poll() is None, proc.tail()
+        assert time.monotonic() < deadline, proc.tail()
+        time.sleep(0.2)
+    yield url
+    proc.stop()
+    stack.processes.remove(proc)
+
+
+def _signed_in(dashboard: str, token: str) -> httpx.Client:
+    client = httpx.Client(base_url=dashboard, timeout=10)
+    resp = client.post("/sign-in", data={"token": token})
+    assert resp.status_code == 303 and resp.headers["location"] == "/runs"
+    return client
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_pages_send_a_csp_with_no_third_party_origin_and_hardening_headers(
+    dashboard: str, stack: Stack
+) -> None:
+    resp = httpx.get(f"{dashboard}/sign-in", timeout=10)
+    assert resp.status_code == 200
+    csp = resp.headers["content-security-policy"]
+    sources = {s for directive in csp.split(";") for s in directive.split()[1:]}
+    allowed = {"'self'", "'none'", "data:", stack.gateway_url}
+    assert sources <= allowed, sources - allowed
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert resp.headers["x-content-type-options"] == "nosniff"
+    assert resp.headers["x-frame-options"] == "DENY"
+
+
+def test_signing_in_keeps_the_token_in_an_httponly_strict_cookie_never_in_a_url(
+    dashboard: str, stack: Stack
+) -> None:
+    # Not signed in: every page leads to sign-in.
+    anonymous = httpx.get(f"{dashboard}/runs", timeout=10)
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/sign-in"
+    resp = httpx.post(f"{dashboard}/sign-in", data={"token": stack.token}, timeout=10)
+    assert resp.status_code == 303 and stack.token not in resp.headers["location"]
+    cookie = resp.headers["set-cookie"]
+    assert cookie.startswith("roost_session=")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert "Path=/" in cookie
+
+
+def test_a_wrong_token_is_refused_with_the_apis_reason_and_no_session(
+    dashboard: str,
+) -> None:
+    resp = httpx.post(f"{dashboard}/sign-in", data={"token": "rst_not-a-token"}, timeout=10)
+    assert resp.status_code == 401
+    assert "Refused" in resp.text and "set-cookie" not in resp.headers
+    # A session whose token the api no longer accepts ends, back at sign-in with why.
+    stale = httpx.get(f"{dashboard}/runs", cookies={"roost_session": "rst_revoked"}, timeout=10)
+    assert stale.status_code == 303 and stale.headers["location"].startswith("/sign-in?message=")
+
+
+def test_sign_out_needs_the_csrf_token_and_then_ends_the_session(
+    dashboard: str, stack: Stack
+) -> None:
+    client = _signed_in(dashboard, stack.token)
+    page = client.get("/runs")
+    forged = client.post("/sign-out", data={"csrf": "0" * 64})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    assert client.get("/runs").status_code == 200  # still signed in
+    out = client.post("/sign-out", data={"csrf": _csrf(page.text)})
+    assert out.status_code == 303 and out.headers["location"].startswith("/sign-in")
+    assert (
+        'roost_session=""' in out.headers["set-cookie"] or "Max-Age=0" in out.headers["set-cookie"]
+    )
+
+
+def test_the_runs_page_lists_runs_and_filters_them_by_workflow_status_and_metadata(
+    dashboard: str, stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    tag = f"dash-{time.monotonic_ns()}"
+    mine = flows.chain.run({"task_id": "d-1"}, wait_for_result=False, metadata={"tag": tag})
+    mine.result(timeout=60)
+    other = flows.chain.run({"task_id": "d-2"}, wait_for_result=False)
+    client = _signed_in(dashboard, stack.token)
+
+    listed = client.get("/runs", params={"workflow": "t-chain"}).text
+    assert f'data-run="{mine.id}"' in listed and f'data-run="{other.id}"' in listed
+    filtered = client.get("/runs", params={"meta": f"tag={tag}"}).text
+    assert f'data-run="{mine.id}"' in filtered and f'data-run="{other.id}"' not in filtered
+    assert f"tag={tag}" in filtered
+    succeeded = client.get("/runs", params={"meta": f"tag={tag}", "status": "FAILED"}).text
+    assert f'data-run="{mine.id}"' not in succeeded and "No runs match." in succeeded
+    bad = client.get("/runs", params={"meta": "no-pair"})
+    assert bad.status_code == 400 and "no-pair" in bad.text
+    # Search by id opens the run.
+    found = client.get("/runs", params={"run_id": mine.id})
+    assert found.status_code == 303 and found.headers["location"] == f"/runs/{mine.id}"
+
+
+def test_a_runs_page_shows_its_tasks_and_an_unknown_run_says_so(
+    dashboard: str, stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    ref = flows.chain.run({"task_id": "d-3"}, wait_for_result=False)
+    ref.result(timeout=60)
+    client = _signed_in(dashboard, stack.token)
+    page = client.get(f"/runs/{ref.id}").text
+    assert ref.id in page
+    for task in ("check_deps", "process", "verify", "commit"):
+        assert f'data-task="{task}"' in page
+    assert page.count("status-succeeded") >= 5  # the run and its four tasks
+    missing = "00000000-0000-4000-8000-000000000000"
+    gone = client.get(f"/runs/{missing}")
+    assert gone.status_code == 404 and missing in gone.text and "Traceback" not in gone.text
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+def test_in_a_browser_sign_in_see_runs_open_one_and_a_wrong_token_is_refused(
+    dashboard: str, stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    if not HAVE_CHROMIUM:
+        pytest.fail(MISSING + " (CI=true: the browser tests must run)")
+    ref = flows.chain.run({"task_id": "d-browser"}, wait_for_result=False)
+    ref.result(timeout=60)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page: Any = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(f"{dashboard}/runs")
+            assert page.url.endswith("/sign-in")
+            page.fill("#token", "rst_wrong")
+            page.click("button[type=submit]")
+            assert "Refused" in page.inner_text("[role=alert]")
+            page.fill("#token", stack.token)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{dashboard}/runs")
+            # The cookie is there, and no script can read it.
+            assert page.evaluate("() => document.cookie") == ""
+            page.click(f"tr[data-run='{ref.id}'] a")
+            page.wait_for_url(f"{dashboard}/runs/{ref.id}")
+            assert page.inner_text("#run-status") == "SUCCEEDED"
+            assert page.locator("tr[data-task]").count() == 4
+            # Every control is reachable by keyboard: Tab reaches the sign-out button.
+            for _ in range(10):
+                page.keyboard.press("Tab")
+                if page.evaluate("() => document.activeElement.textContent") == "Sign out":
+                    break
+            assert page.evaluate("() => document.activeElement.textContent") == "Sign out"
+        finally:
+            browser.close()
+
+
+def test_cancel_and_replay_from_a_runs_page_need_the_csrf_token(
+    dashboard: str, stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    client = _signed_in(dashboard, stack.token)
+    # A run no worker serves stays queued: cancel it from its page.
+    waiting = flows.unserved.run({}, wait_for_result=False)
+    page = client.get(f"/runs/{waiting.id}").text
+    assert 'id="cancel"' in page and 'id="replay"' not in page
+    forged = client.post(f"/runs/{waiting.id}/cancel", data={"csrf": "f" * 64})
+    assert forged.status_code == 403
+    assert flows.roost.runs.get(waiting.id).status == "QUEUED"
+    done = client.post(f"/runs/{waiting.id}/cancel", data={"csrf": _csrf(page)})
+    assert done.status_code == 303 and done.headers["location"] == f"/runs/{waiting.id}"
+    assert flows.roost.runs.get(waiting.id).status == "CANCELLED"
+    assert 'id="replay"' in client.get(f"/runs/{waiting.id}").text
+
+    # A failed run: replay it from its page; its failed task runs again (attempt 2).
+    failed = flows.failing.run({}, wait_for_result=False)
+    assert flows.roost.runs.wait(failed.id, timeout=60).status == "FAILED"
+    before = {t.name: t.attempt for t in flows.roost.runs.get(failed.id).tasks}
+    page = client.get(f"/runs/{failed.id}").text
+    replayed = client.post(f"/runs/{failed.id}/replay", data={"csrf": _csrf(page)})
+    assert replayed.status_code == 303
+    final = flows.roost.runs.wait(failed.id, timeout=60)
+    assert any(t.attempt > before[t.name] for t in final.tasks if before[t.name])
+
+
+def test_workers_and_rate_limits_pages_and_editing_a_limit(
+    dashboard: str, stack: Stack, basic_worker: Process
+) -> None:
+    client = _signed_in(dashboard, stack.token)
+    workers = client.get("/workers").text
+    assert "alive" in workers and "t-chain" in workers and "/ 8" in workers
+    key = f"dash-limit-{time.monotonic_ns()}"
+    put = httpx.put(
+        f"{stack.api_url}/api/v1/rate-limits/{key}",
+        json={"limit": 3},
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=10,
+    )
+    assert put.status_code == 200, put.text
+    page = client.get("/rate-limits").text
+    assert f'data-key="{key}"' in page and "concurrency" in page
+    saved = client.post(f"/rate-limits/{key}", data={"csrf": _csrf(page), "limit": "7"})
+    assert saved.status_code == 303
+    got = httpx.get(
+        f"{stack.api_url}/api/v1/rate-limits/{key}",
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=10,
+    ).json()
+    assert got["limit"] == 7
+    bad = client.post(
+        f"/rate-limits/{key}", data={"csrf": _csrf(page), "limit": "seven"}, follow_redirects=True
+    )
+    assert "seven" in bad.text and "not a whole number" in bad.text and key in bad.text
+    forged = client.post(f"/rate-limits/{key}", data={"csrf": "0" * 64, "limit": "1"})
+    assert forged.status_code == 403
