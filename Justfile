@@ -1,10 +1,13 @@
 # Roost's tasks. `just --list` shows them all.
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Create .venv with every workspace package (installs uv first if needed).
+# Create .venv with every workspace package (installs uv first if needed), and the
+# dashboard's front-end packages from the npm registry (installs Node.js if needed).
 setup:
     command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
     uv sync --all-packages --frozen --python python3.11 -q
+    bash deploy/local/ensure-node.sh
+    npm ci --prefix services/dashboard --no-audit --no-fund --loglevel=error
 
 # Make sure local PostgreSQL and RabbitMQ run (installs them from apt if absent).
 servers:

@@ -245,3 +245,145 @@ def test_workers_and_rate_limits_pages_and_editing_a_limit(
     assert "seven" in bad.text and "not a whole number" in bad.text and key in bad.text
     forged = client.post(f"/rate-limits/{key}", data={"csrf": "0" * 64, "limit": "1"})
     assert forged.status_code == 403
+
+
+AXE = os.path.join(
+    os.path.dirname(__file__),
+    "..",
+    "..",
+    "services",
+    "dashboard",
+    "node_modules",
+    "axe-core",
+    "axe.min.js",
+)
+
+# Records, per DAG node, when its class first showed each status (0: already at install).
+DAG_RECORDER = """
+() => {
+  window.__noReload = true;
+  window.__seen = {};
+  const t0 = performance.now();
+  const note = (g, at) => {
+    const name = g.getAttribute('data-node');
+    const status = [...g.classList].find((c) => c.startsWith('status-'));
+    window.__seen[name] = window.__seen[name] || {};
+    if (!(status in window.__seen[name])) window.__seen[name][status] = at;
+  };
+  document.querySelectorAll('#dag g.node').forEach((g) => note(g, 0));
+  new MutationObserver((changes) => {
+    for (const c of changes) note(c.target, performance.now() - t0);
+  }).observe(document.getElementById('dag'), {attributes: true, subtree: true,
+                                               attributeFilter: ['class']});
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def paced_worker(stack: Stack) -> Iterator[Process]:
+    proc = stack.start_worker("roost_testapps.flows:paced_worker", threads=4, name="paced")
+    yield proc
+    proc.stop()
+    stack.processes.remove(proc)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not HAVE_CHROMIUM:
+        pytest.fail(MISSING + " (CI=true: the browser tests must run)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _browser_sign_in(browser: Any, dashboard: str, token: str, **options: Any) -> Any:
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{dashboard}/sign-in")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{dashboard}/runs")
+    return page
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+def test_in_a_browser_a_runs_dag_turns_green_task_by_task_without_a_reload(
+    dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
+) -> None:
+    page = _browser_sign_in(browser, dashboard, stack.token)
+    ref = flows.paced.run({"pace": 1.0}, wait_for_result=False)
+    page.goto(f"{dashboard}/runs/{ref.id}")
+    page.evaluate(DAG_RECORDER)
+    assert page.locator("#dag g.node").count() == 4
+    page.wait_for_function(
+        "() => document.querySelectorAll('#dag g.node.status-succeeded').length === 4",
+        timeout=60_000,
+    )
+    page.wait_for_function(
+        "() => document.getElementById('run-status').textContent === 'SUCCEEDED'"
+    )
+    seen = page.evaluate("() => window.__seen")
+    done = [seen[name]["status-succeeded"] for name in ("first", "second", "third", "fourth")]
+    assert done == sorted(done), seen  # in the DAG's order
+    assert sum(1 for at in done if at > 0) >= 3, seen  # turned green live, on this page
+    assert page.evaluate("() => window.__noReload") is True  # no reload happened
+    assert page.inner_text("#live-state") == "Run succeeded: up to date"
+    # A task's details and its log lines, streamed.
+    page.click("#dag g.node[data-node='first']")
+    assert '{"step": 1}' in page.inner_text("#task-detail") or '"step":1' in page.inner_text(
+        "#task-detail"
+    ).replace(" ", "")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#logs li')].some("
+        "(li) => !li.hidden && li.textContent.includes('first is done'))"
+    )
+    # The tasks table follows too.
+    assert page.locator("tr[data-task] .status-succeeded").count() == 4
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+def test_in_a_browser_new_runs_appear_on_the_runs_page_without_a_reload(
+    dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
+) -> None:
+    page = _browser_sign_in(browser, dashboard, stack.token)
+    page.goto(f"{dashboard}/runs?workflow=t-paced")
+    page.wait_for_function("() => document.getElementById('live-state').textContent === 'Live'")
+    page.evaluate("() => { window.__noReload = true; }")
+    ref = flows.paced.run({"pace": 0.2}, wait_for_result=False)
+    row = f"tr[data-run='{ref.id}']"
+    page.wait_for_selector(row)
+    page.wait_for_function(
+        f"() => document.querySelector(\"{row} .status\").textContent === 'SUCCEEDED'",
+        timeout=60_000,
+    )
+    assert page.evaluate("() => window.__noReload") is True
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+def test_axe_finds_no_serious_or_critical_violation_on_any_page(
+    dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
+) -> None:
+    assert os.path.isfile(AXE), "axe-core is missing: run `just setup` (npm ci)"
+    ref = flows.paced.run({"pace": 0.05}, wait_for_result=False)
+    ref.result(timeout=60)
+    # axe is injected by the test, so this context bypasses the page's CSP for it.
+    page = _browser_sign_in(browser, dashboard, stack.token, bypass_csp=True)
+    failures: dict[str, list[str]] = {}
+    for path in ("/runs", f"/runs/{ref.id}", "/workers", "/rate-limits", "/sign-in"):
+        if path == "/sign-in":
+            page.context.clear_cookies()
+        page.goto(f"{dashboard}{path}")
+        page.add_script_tag(path=AXE)
+        result = page.evaluate("async () => await axe.run(document)")
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['help']}"
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if bad:
+            failures[path] = bad
+    assert failures == {}

@@ -633,3 +633,35 @@ def merge(input: dict, ctx: Context) -> dict:
 
 
 stored_worker = roost.worker("stored", workflows=[stored], slots=4)
+
+# -- the dashboard (tests/e2e/test_dashboard.py) ----------------------------------------
+paced = roost.workflow("t-paced")
+
+
+@paced.task()
+def first(input: dict, ctx: Context) -> dict:
+    time.sleep(float(input.get("pace", 0.6)))
+    ctx.log("first is done")
+    return {"step": 1}
+
+
+@paced.task(parents=[first])
+def second(input: dict, ctx: Context) -> dict:
+    time.sleep(float(input.get("pace", 0.6)))
+    return {"step": 2}
+
+
+@paced.task(parents=[second])
+def third(input: dict, ctx: Context) -> dict:
+    time.sleep(float(input.get("pace", 0.6)))
+    return {"step": 3}
+
+
+@paced.task(parents=[third])
+def fourth(input: dict, ctx: Context) -> dict:
+    time.sleep(float(input.get("pace", 0.6)))
+    ctx.log("fourth is done")
+    return {"step": 4}
+
+
+paced_worker = roost.worker("paced", workflows=[paced], slots=4)

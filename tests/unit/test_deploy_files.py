@@ -459,9 +459,23 @@ def test_postgres_and_rabbitmq_have_healthchecks_and_postgres_a_named_volume() -
 
 
 def test_the_dockerfile_builds_on_python_3_11() -> None:
+    # Two stages: the dashboard's npm packages, then the image itself on Python 3.11.
     bases = _args_of("FROM")
-    assert len(bases) == 1
-    assert re.fullmatch(r"python:3\.11(-slim)?", bases[0].split()[0]), bases[0]
+    assert len(bases) == 2
+    assert re.fullmatch(r"node:\d+(-slim)? AS dashboard-assets", bases[0]), bases[0]
+    assert re.fullmatch(r"python:3\.11(-slim)?", bases[1].split()[0]), bases[1]
+
+
+def test_the_dockerfile_installs_the_dashboards_npm_packages_from_the_lock_file() -> None:
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    assert "COPY services/dashboard/package.json services/dashboard/package-lock.json ./" in text
+    assert "RUN npm ci --omit=dev" in text
+    assert "COPY --from=dashboard-assets /assets/node_modules services/dashboard/node_modules" in (
+        text
+    )
+    lock = json.loads((REPO / "services" / "dashboard" / "package-lock.json").read_text())
+    served = {"node_modules/@dagrejs/dagre", "node_modules/uplot"}
+    assert served <= set(lock["packages"]), "the lock file pins what the dashboard serves"
 
 
 def test_the_dockerfile_entrypoint_is_roost_and_it_prints_help_by_default() -> None:

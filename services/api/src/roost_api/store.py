@@ -426,6 +426,13 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     """A run with its tasks and their attempts, as the api returns it."""
     _check_run_id(run_id)
     async with conn.cursor(row_factory=dict_row) as cur:
+        # First: the newest event this answer reflects. A client following the run's
+        # events from here (`after=`) misses nothing; one more read can only repeat.
+        await cur.execute(
+            "SELECT max(id) AS last FROM events WHERE run_id = %s AND tenant_id = %s",
+            (run_id, tenant_id),
+        )
+        newest = await cur.fetchone()
         await cur.execute(
             "SELECT r.*, v.version, v.definition FROM runs r JOIN workflow_versions v"
             " ON v.id = r.workflow_version_id WHERE r.id = %s AND r.tenant_id = %s",
@@ -494,6 +501,7 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
         "output": run["output"],
         "error": run["error"],
         "tasks": task_list,
+        "last_event_id": newest["last"] if newest else None,
     }
 
 

@@ -17,12 +17,13 @@ from urllib.parse import urlencode, urlsplit
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from roost_core import metadata
+from roost_core.events import ALL_TYPES
 from roost_core.statuses import RunStatus
 from roost_dashboard.api import Api, ApiError
 from roost_dashboard.security import SESSION_COOKIE, SecurityHeaders, csrf_ok, csrf_token
@@ -32,6 +33,15 @@ logger = logging.getLogger(__name__)
 
 PAGE = 50
 Page = Callable[[Request, str], Awaitable[Response]]
+
+# The front-end files served from the npm packages (`npm ci` in services/dashboard), by
+# the name pages use: nothing from a CDN, nothing third-party in the repository.
+VENDOR = {
+    "dagre.min.js": "@dagrejs/dagre/dist/dagre.min.js",
+    "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
+    "uPlot.min.css": "uplot/dist/uPlot.min.css",
+}
+STREAM_TOKEN_SECONDS = 3600
 
 
 def _origin(url: str) -> str:
@@ -60,9 +70,38 @@ def create_app(settings: DashboardSettings) -> Starlette:
         return templates.TemplateResponse(
             request,
             name,
-            {"csrf": csrf_token(session) if session else "", "signed_in": bool(session), **context},
+            {
+                "csrf": csrf_token(session) if session else "",
+                "signed_in": bool(session),
+                "gateway_url": settings.gateway_url.rstrip("/"),
+                "event_types": sorted(ALL_TYPES),
+                **context,
+            },
             status_code=status_code,
         )
+
+    async def stream_token(token: str) -> str:
+        """A short-lived token for the browser's EventSource to the gateway (which cannot
+        send headers): made for URLs, unlike the API token, which never leaves the
+        cookie."""
+        body = await api.request(
+            token, "POST", "/api/v1/stream-tokens", json={"ttl_seconds": STREAM_TOKEN_SECONDS}
+        )
+        return str(body["token"])
+
+    async def vendor(request: Request) -> Response:
+        name = request.path_params["name"]
+        relative = VENDOR.get(name)
+        if relative is None:
+            return Response("not found", status_code=404)
+        path = settings.assets_dir / relative
+        if not path.is_file():
+            logger.error(
+                "front-end package missing: run `npm ci` in services/dashboard (just setup)",
+                extra={"action": "asset_missing", "path": str(path)},
+            )
+            return Response(f"{name} is not installed on this server", status_code=404)
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
 
     def to_sign_in(message: str | None = None) -> Response:
         target = "/sign-in" + (f"?{urlencode({'message': message})}" if message else "")
@@ -147,6 +186,11 @@ def create_app(settings: DashboardSettings) -> Starlette:
             next_link = "/runs?" + urlencode(
                 {**{k: v for k, v in filters.items() if v}, "cursor": body["next_cursor"]}
             )
+        # New runs appear live on the first page when only the workflow filter is set
+        # (the events do not say enough to match the others).
+        live_inserts = not q.get("cursor") and not any(
+            filters[k] for k in ("status", "since", "until", "meta")
+        )
         return render(
             request,
             "runs.html",
@@ -155,18 +199,30 @@ def create_app(settings: DashboardSettings) -> Starlette:
                 "filters": filters,
                 "statuses": list(RunStatus.__members__),
                 "next_link": next_link,
+                "stream_token": await stream_token(token),
+                "live_inserts": live_inserts,
             },
         )
 
-    async def run(request: Request, token: str) -> Response:
+    async def run_row(request: Request, token: str) -> Response:
+        """One run's row of the runs table (the live table fetches new runs' rows)."""
         found = await api.request(token, "GET", f"/api/v1/runs/{request.path_params['run_id']}")
+        return render(request, "run_row.html", {"r": found})
+
+    async def run(request: Request, token: str) -> Response:
+        run_id = request.path_params["run_id"]
+        found = await api.request(token, "GET", f"/api/v1/runs/{run_id}")
+        # The log lines so far (newer ones stream in); at most the last page's worth.
+        logs = await api.request(token, "GET", f"/api/v1/runs/{run_id}/logs", params={"limit": 500})
         return render(
             request,
             "run.html",
             {
                 "run": found,
+                "logs": logs["logs"],
                 "can_cancel": found["status"] in ("QUEUED", "RUNNING"),
                 "can_replay": found["status"] in ("FAILED", "CANCELLED"),
+                "stream_token": await stream_token(token),
             },
         )
 
@@ -226,6 +282,8 @@ def create_app(settings: DashboardSettings) -> Starlette:
         Route("/sign-out", sign_out, methods=["POST"]),
         Route("/runs", signed_in(runs)),
         Route("/runs/{run_id}", signed_in(run)),
+        Route("/runs/{run_id}/row", signed_in(run_row)),
+        Route("/vendor/{name}", vendor),
         Route("/runs/{run_id}/cancel", signed_in(action("cancel")), methods=["POST"]),
         Route("/runs/{run_id}/replay", signed_in(action("replay")), methods=["POST"]),
         Route("/workers", signed_in(workers)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from roost_core.settings import CoreSettings
@@ -19,4 +21,8 @@ class DashboardSettings(CoreSettings):
     secure_cookies: bool = Field(
         default=False,
         description="mark the session cookie Secure (set when the dashboard is served over HTTPS)",
+    )
+    assets_dir: Path = Field(
+        default=Path(__file__).resolve().parents[2] / "node_modules",
+        description="where `npm ci` put the front-end packages (services/dashboard/node_modules)",
     )

@@ -1,0 +1,215 @@
+// Roost dashboard: live updates over SSE from the gateway, and a run's DAG drawn with
+// dagre (layout) as SVG. Pages work without this script; it only keeps them current.
+// Everything it writes into the page goes through textContent or comes from this
+// dashboard's own (autoescaped) templates.
+"use strict";
+
+(() => {
+  const body = document.body;
+  const gateway = body.dataset.gateway;
+  const token = body.dataset.streamToken;
+  const types = (body.dataset.eventTypes || "").split(",").filter(Boolean);
+  const liveState = document.getElementById("live-state");
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function setStatus(el, status) {
+    if (!el) return;
+    el.textContent = status;
+    el.className = `status status-${status.toLowerCase()}`;
+  }
+
+  // One EventSource to the gateway; the browser reconnects by itself with
+  // Last-Event-ID, and the gateway fills the gap from its durable log.
+  function stream(path, wanted, onEvent, after) {
+    if (!gateway || !token) return null;
+    const params = new URLSearchParams({ token });
+    if (wanted) params.set("types", wanted);
+    if (after) params.set("after", String(after));
+    const source = new EventSource(`${gateway}${path}?${params}`);
+    for (const type of types) {
+      source.addEventListener(type, (e) => onEvent(JSON.parse(e.data)));
+    }
+    source.onopen = () => { if (liveState) liveState.textContent = "Live"; };
+    source.onerror = () => {
+      if (liveState) {
+        liveState.textContent = source.readyState === EventSource.CLOSED
+          ? "Live updates ended" : "Reconnecting…";
+      }
+    };
+    return source;
+  }
+
+  const RUN_STATUS = {
+    "run.queued": "QUEUED", "run.started": "RUNNING", "run.succeeded": "SUCCEEDED",
+    "run.failed": "FAILED", "run.cancelled": "CANCELLED",
+  };
+  const TASK_STATUS = {
+    "task.queued": "QUEUED", "task.started": "RUNNING", "task.retrying": "QUEUED",
+    "task.succeeded": "SUCCEEDED", "task.failed": "FAILED", "task.timed_out": "TIMED_OUT",
+    "task.cancelled": "CANCELLED",
+  };
+
+  // -- the runs table ------------------------------------------------------------------
+  function liveRuns(table) {
+    const tbody = table.tBodies[0];
+    const workflow = table.dataset.workflow;
+    const inserting = table.hasAttribute("data-insert");
+    stream("/api/v1/events", "run.*", async (event) => {
+      const status = RUN_STATUS[event.type];
+      if (!status) return;
+      const row = tbody.querySelector(`tr[data-run="${CSS.escape(event.run_id)}"]`);
+      if (row) {
+        setStatus(row.querySelector(".status"), status);
+        return;
+      }
+      if (!inserting || event.type !== "run.queued") return;
+      if (workflow && event.workflow !== workflow) return;
+      const resp = await fetch(`/runs/${encodeURIComponent(event.run_id)}/row`,
+                               { credentials: "same-origin" });
+      if (!resp.ok || tbody.querySelector(`tr[data-run="${CSS.escape(event.run_id)}"]`)) return;
+      const empty = tbody.querySelector("td[colspan]");
+      if (empty) empty.parentElement.remove();
+      tbody.insertAdjacentHTML("afterbegin", await resp.text());
+    });
+  }
+
+  // -- a run: its DAG, statuses, details and logs ------------------------------------
+  function drawDag(svg, run, onSelect) {
+    const graph = new dagre.graphlib.Graph();
+    graph.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 56, marginx: 8, marginy: 8 });
+    graph.setDefaultEdgeLabel(() => ({}));
+    for (const task of run.tasks) {
+      graph.setNode(task.name, { width: Math.max(120, 9 * task.name.length + 28), height: 40 });
+    }
+    for (const task of run.tasks) {
+      for (const parent of task.parents) graph.setEdge(parent, task.name);
+    }
+    dagre.layout(graph);
+    const { width, height } = graph.graph();
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("width", String(width));
+    svg.setAttribute("height", String(height));
+    for (const edge of graph.edges()) {
+      const points = graph.edge(edge).points.map((p) => `${p.x},${p.y}`).join(" ");
+      const line = document.createElementNS(SVG, "polyline");
+      line.setAttribute("points", points);
+      line.setAttribute("class", "edge");
+      svg.appendChild(line);
+    }
+    const nodes = new Map();
+    for (const task of run.tasks) {
+      const box = graph.node(task.name);
+      const g = document.createElementNS(SVG, "g");
+      g.setAttribute("class", `node status-${task.status.toLowerCase()}`);
+      g.setAttribute("data-node", task.name);
+      g.setAttribute("tabindex", "0");
+      g.setAttribute("role", "button");
+      g.setAttribute("aria-label", `task ${task.name}: ${task.status}`);
+      g.setAttribute("transform", `translate(${box.x - box.width / 2},${box.y - box.height / 2})`);
+      const rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("width", String(box.width));
+      rect.setAttribute("height", String(box.height));
+      rect.setAttribute("rx", "6");
+      const label = document.createElementNS(SVG, "text");
+      label.setAttribute("x", String(box.width / 2));
+      label.setAttribute("y", "25");
+      label.setAttribute("text-anchor", "middle");
+      label.textContent = task.name;
+      g.append(rect, label);
+      g.addEventListener("click", () => onSelect(task.name));
+      g.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); onSelect(task.name); }
+      });
+      svg.appendChild(g);
+      nodes.set(task.name, g);
+    }
+    return nodes;
+  }
+
+  function liveRun(run) {
+    const tasks = new Map(run.tasks.map((t) => [t.name, t]));
+    const svg = document.getElementById("dag");
+    const logs = document.getElementById("logs");
+    let selected = null;
+
+    function showDetail(name) {
+      selected = name;
+      const task = tasks.get(name);
+      const panel = document.getElementById("task-detail");
+      document.getElementById("task-detail-title").textContent = `Task ${name}`;
+      const facts = document.getElementById("task-detail-facts");
+      facts.replaceChildren();
+      const rows = [
+        ["Status", task.status], ["Attempt", String(task.attempt)],
+        ["Worker", task.worker_id || "—"],
+        ["Output", task.output === null || task.output === undefined
+          ? "—" : JSON.stringify(task.output)],
+        ["Attempts before", (task.attempts || []).map(
+          (a) => `#${a.attempt} ${a.status}${a.error ? `: ${a.error.type}` : ""}`).join(", ") || "—"],
+      ];
+      for (const [term, value] of rows) {
+        const dt = document.createElement("dt"); dt.textContent = term;
+        const dd = document.createElement("dd"); dd.textContent = value;
+        dd.dataset.fact = term.toLowerCase();
+        facts.append(dt, dd);
+      }
+      const error = document.getElementById("task-detail-error");
+      const err = task.error;
+      error.hidden = !err;
+      error.textContent = err ? `${err.type}: ${err.message}\n\n${err.traceback || ""}` : "";
+      panel.hidden = false;
+      for (const li of logs.children) li.hidden = li.dataset.task !== name;
+    }
+
+    const nodes = drawDag(svg, run, showDetail);
+
+    function taskChanged(name, status) {
+      const node = nodes.get(name);
+      if (node) {
+        node.setAttribute("class", `node status-${status.toLowerCase()}`);
+        node.setAttribute("aria-label", `task ${name}: ${status}`);
+      }
+      const row = document.querySelector(`tr[data-task="${CSS.escape(name)}"]`);
+      if (row) setStatus(row.querySelector(".status"), status);
+    }
+
+    const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+    const source = stream(`/api/v1/runs/${encodeURIComponent(run.id)}/events`, null, (event) => {
+      if (RUN_STATUS[event.type]) {
+        const status = RUN_STATUS[event.type];
+        setStatus(document.getElementById("run-status"), status);
+        if (FINAL.has(status) && source) {
+          source.close();  // the run's stream has ended: nothing more will come
+          if (liveState) liveState.textContent = `Run ${status.toLowerCase()}: up to date`;
+        }
+        return;
+      }
+      const task = tasks.get(event.task);
+      if (!task) return;
+      if (TASK_STATUS[event.type]) {
+        task.status = TASK_STATUS[event.type];
+        if (event.attempt) task.attempt = event.attempt;
+        const data = event.data || {};
+        if (event.type === "task.succeeded") task.output = data.output;
+        if (event.type === "task.failed" || event.type === "task.timed_out") task.error = data.error || data;
+        taskChanged(event.task, task.status);
+        if (selected === event.task) showDetail(event.task);
+      } else if (event.type === "task.log") {
+        const li = document.createElement("li");
+        li.dataset.task = event.task;
+        li.textContent = `${event.task}#${event.attempt} ${(event.data || {}).message || ""}`;
+        li.hidden = selected !== null && selected !== event.task;
+        logs.appendChild(li);
+      }
+    }, run.last_event_id);
+    if (FINAL.has(run.status) && source) {
+      source.close();
+      if (liveState) liveState.textContent = `Run ${run.status.toLowerCase()}: up to date`;
+    }
+  }
+
+  const runsTable = document.querySelector("table.runs[data-live]");
+  if (runsTable) liveRuns(runsTable);
+  const runData = document.getElementById("run-data");
+  if (runData && typeof dagre !== "undefined") liveRun(JSON.parse(runData.textContent));
+})();
