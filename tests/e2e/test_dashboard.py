@@ -373,7 +373,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
     # axe is injected by the test, so this context bypasses the page's CSP for it.
     page = _browser_sign_in(browser, dashboard, stack.token, bypass_csp=True)
     failures: dict[str, list[str]] = {}
-    for path in ("/runs", f"/runs/{ref.id}", "/workers", "/rate-limits", "/sign-in"):
+    pages = ("/runs", f"/runs/{ref.id}", "/workflows", "/workflows/t-paced", "/workers")
+    for path in (*pages, "/rate-limits", "/sign-in"):
         if path == "/sign-in":
             page.context.clear_cookies()
         page.goto(f"{dashboard}{path}")
@@ -387,3 +388,67 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
         if bad:
             failures[path] = bad
     assert failures == {}
+
+
+def test_workflow_stats_count_a_workflows_recent_runs(
+    stack: Stack, flows: ModuleType, paced_worker: Process
+) -> None:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    url = f"{stack.api_url}/api/v1/workflows/t-paced/stats"
+    before = httpx.get(url, params={"hours": 1}, headers=headers, timeout=10).json()
+    refs = [flows.paced.run({"pace": 0.01}, wait_for_result=False) for _ in range(3)]
+    for ref in refs:
+        ref.result(timeout=60)
+    after = httpx.get(url, params={"hours": 1}, headers=headers, timeout=10).json()
+    assert after["runs"] - before["runs"] == 3
+    assert after["succeeded"] - before["succeeded"] == 3
+    assert after["success_rate"] is not None and 0 < after["success_rate"] <= 1
+    assert 0 < after["duration_p50"] <= after["duration_p95"]
+    missing = httpx.get(
+        f"{stack.api_url}/api/v1/workflows/no-such-flow/stats", headers=headers, timeout=10
+    )
+    assert missing.status_code == 404 and "no-such-flow" in missing.json()["error"]["message"]
+    bad = httpx.get(url, params={"hours": "-1"}, headers=headers, timeout=10)
+    assert bad.status_code == 400 and "hours" in bad.json()["error"]["message"]
+
+
+def test_the_workflows_pages_show_dag_stats_and_trigger_a_run_with_inline_errors(
+    dashboard: str, stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    flows.validated.run({"task_id": "wf-page"}, timeout=60)
+    client = _signed_in(dashboard, stack.token)
+    listing = client.get("/workflows").text
+    assert 'data-workflow="t-validated"' in listing and 'data-workflow="t-chain"' in listing
+    page = client.get("/workflows/t-validated", params={"hours": "24"}).text
+    assert 'id="workflow-data"' in page and '"name": "echo"' in page
+    assert re.search(r'data-stat="succeeded">[1-9]', page), "a succeeded run is counted"
+    # Input the workflow's model refuses: the api's message inline, the text kept.
+    refused = client.post(
+        "/workflows/t-validated/runs",
+        data={"csrf": _csrf(page), "input": '{"priority": 2}', "metadata": ""},
+    )
+    assert refused.status_code == 422 and "task_id" in refused.text
+    assert 'id="trigger-error"' in refused.text and "priority" in refused.text
+    not_json = client.post(
+        "/workflows/t-validated/runs",
+        data={"csrf": _csrf(page), "input": "{nope", "metadata": ""},
+    )
+    assert not_json.status_code == 400 and "not JSON" in not_json.text
+    # Good input: the run is created, with its metadata, and its page opens.
+    made = client.post(
+        "/workflows/t-validated/runs",
+        data={"csrf": _csrf(page), "input": '{"task_id": "from-form"}', "metadata": "via=form"},
+    )
+    assert made.status_code == 303 and made.headers["location"].startswith("/runs/")
+    run_id = made.headers["location"].removeprefix("/runs/")
+    run = flows.roost.runs.get(run_id)
+    assert run.input == {"task_id": "from-form", "priority": 1} or run.input == {
+        "task_id": "from-form"
+    }
+    assert run.metadata == {"via": "form"}
+    forged = client.post(
+        "/workflows/t-validated/runs", data={"csrf": "0" * 64, "input": "{}", "metadata": ""}
+    )
+    assert forged.status_code == 403
+    unknown = client.get("/workflows/no-such-flow")
+    assert unknown.status_code == 404 and "no-such-flow" in unknown.text

@@ -326,6 +326,26 @@ def create_app(settings: ApiSettings) -> Starlette:
         async with pool.connection() as conn:
             return JSONResponse({"workflows": await store.list_workflows(conn, tenant)})
 
+    async def workflow_stats(request: Request, tenant: str) -> Response:
+        """
+        summary: A workflow's recent runs in numbers
+        description: >-
+          Runs created in the last `hours` (default 24, at most 2160): counts by outcome,
+          success rate of those that ended, and p50/p95 duration in seconds.
+        parameters:
+          - {name: hours, in: query}
+        responses:
+          200: {description: "{runs, succeeded, failed, cancelled, success_rate,
+            duration_p50, duration_p95}"}
+          404: {description: unknown workflow}
+        """
+        hours = _float_param(request, "hours", 24.0)
+        if not 0 < hours <= 2160:
+            raise BadRequestError(f"hours={hours!r} must be more than 0 and at most 2160")
+        async with pool.connection() as conn:
+            stats = await store.workflow_stats(conn, tenant, request.path_params["name"], hours)
+        return JSONResponse(stats)
+
     async def get_workflow(request: Request, tenant: str) -> Response:
         """
         summary: A workflow's newest version
@@ -784,6 +804,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         Route("/api/v1/workflows", authed(register_workflow), methods=["POST"]),
         Route("/api/v1/workflows", authed(list_workflows), methods=["GET"]),
         Route("/api/v1/workflows/{name}", authed(get_workflow), methods=["GET"]),
+        Route("/api/v1/workflows/{name}/stats", authed(workflow_stats), methods=["GET"]),
         Route("/api/v1/workflows/{name}/runs", authed(trigger_run), methods=["POST"]),
         Route("/api/v1/workflows/{name}/runs/bulk", authed(trigger_runs), methods=["POST"]),
         Route("/api/v1/runs", authed(list_runs), methods=["GET"]),

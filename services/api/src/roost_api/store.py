@@ -598,6 +598,44 @@ async def list_workflows(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
     )
 
 
+async def workflow_stats(conn: Conn, tenant_id: str, name: str, hours: float) -> dict[str, Any]:
+    """A workflow's runs created in the last ``hours``: counts by outcome, the success
+    rate of those that ended, and the p50/p95 of their durations (created to finished).
+    Reads the workflow's runs through its (workflow_id, created_at) index."""
+    cur = await conn.execute(
+        "SELECT id FROM workflows WHERE tenant_id = %s AND name = %s", (tenant_id, name)
+    )
+    found = await cur.fetchone()
+    if found is None:
+        raise UnknownWorkflowError(f"workflow {name!r} not found: no worker registered it")
+    cur = await conn.execute(
+        "SELECT count(*),"
+        " count(*) FILTER (WHERE status = 'SUCCEEDED'),"
+        " count(*) FILTER (WHERE status = 'FAILED'),"
+        " count(*) FILTER (WHERE status = 'CANCELLED'),"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY"
+        "   extract(epoch FROM finished_at - created_at)) FILTER (WHERE finished_at IS NOT NULL),"
+        " percentile_cont(0.95) WITHIN GROUP (ORDER BY"
+        "   extract(epoch FROM finished_at - created_at)) FILTER (WHERE finished_at IS NOT NULL)"
+        " FROM runs WHERE workflow_id = %s AND created_at >= now() - make_interval(secs => %s)",
+        (found[0], hours * 3600.0),
+    )
+    row = await cur.fetchone()
+    total, succeeded, failed, cancelled, p50, p95 = row if row else (0, 0, 0, 0, None, None)
+    ended = succeeded + failed + cancelled
+    return {
+        "workflow": name,
+        "hours": hours,
+        "runs": total,
+        "succeeded": succeeded,
+        "failed": failed,
+        "cancelled": cancelled,
+        "success_rate": succeeded / ended if ended else None,
+        "duration_p50": float(p50) if p50 is not None else None,
+        "duration_p95": float(p95) if p95 is not None else None,
+    }
+
+
 async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     _check_run_id(run_id)
     async with conn.cursor(row_factory=dict_row) as cur:

@@ -8,6 +8,7 @@ session and returns to sign-in with the api's reason.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
@@ -42,6 +43,7 @@ VENDOR = {
     "uPlot.min.css": "uplot/dist/uPlot.min.css",
 }
 STREAM_TOKEN_SECONDS = 3600
+WINDOWS = {"1": "last hour", "24": "last 24 hours", "168": "last 7 days", "720": "last 30 days"}
 
 
 def _origin(url: str) -> str:
@@ -241,6 +243,90 @@ def create_app(settings: DashboardSettings) -> Starlette:
         act.__name__ = f"{verb}_run"
         return act
 
+    async def workflows(request: Request, token: str) -> Response:
+        body = await api.request(token, "GET", "/api/v1/workflows")
+        return render(request, "workflows.html", {"workflows": body["workflows"]})
+
+    async def workflow_page(
+        request: Request,
+        token: str,
+        form_input: str = "{}",
+        form_meta: str = "",
+        error: str | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        name = request.path_params["name"]
+        hours = request.query_params.get("hours", "24")
+        if hours not in WINDOWS:
+            hours = "24"
+        definition = await api.request(token, "GET", f"/api/v1/workflows/{name}")
+        stats = await api.request(
+            token, "GET", f"/api/v1/workflows/{name}/stats", params={"hours": hours}
+        )
+        listed = await api.request(token, "GET", "/api/v1/workflows")
+        versions = next((w["versions"] for w in listed["workflows"] if w["name"] == name), 1)
+        graph = {
+            "id": "",
+            "status": "QUEUED",
+            "tasks": [
+                {"name": t["name"], "parents": t.get("parents", []), "status": "PENDING"}
+                for t in definition["tasks"]
+            ],
+        }
+        return render(
+            request,
+            "workflow.html",
+            {
+                "wf": definition,
+                "stats": stats,
+                "hours": hours,
+                "windows": WINDOWS,
+                "versions": versions,
+                "graph": graph,
+                "form_input": form_input,
+                "form_meta": form_meta,
+                "error": error,
+            },
+            status_code,
+        )
+
+    async def workflow(request: Request, token: str) -> Response:
+        return await workflow_page(request, token)
+
+    async def trigger(request: Request, token: str) -> Response:
+        """The "trigger run" form: the input is checked by the api against the
+        workflow's input model; an error comes back inline, with what was typed."""
+        form = await request.form()
+        if not csrf_ok(token, str(form.get("csrf") or "")):
+            return render(request, "error.html", {"message": "Refused: bad CSRF token."}, 403)
+        name = request.path_params["name"]
+        raw_input = str(form.get("input") or "{}")
+        raw_meta = str(form.get("metadata") or "")
+        try:
+            payload = json.loads(raw_input)
+        except json.JSONDecodeError as exc:
+            return await workflow_page(
+                request, token, raw_input, raw_meta, f"The input is not JSON: {exc}", 400
+            )
+        try:
+            pairs = metadata.parse_pairs(raw_meta.split())
+        except ValueError as exc:
+            return await workflow_page(request, token, raw_input, raw_meta, str(exc), 400)
+        try:
+            created = await api.request(
+                token,
+                "POST",
+                f"/api/v1/workflows/{name}/runs",
+                json={"input": payload, "metadata": pairs},
+            )
+        except ApiError as exc:
+            if exc.status in (400, 422):
+                return await workflow_page(
+                    request, token, raw_input, raw_meta, str(exc), exc.status
+                )
+            raise
+        return RedirectResponse(f"/runs/{created['id']}", status_code=303)
+
     async def workers(request: Request, token: str) -> Response:
         body = await api.request(token, "GET", "/api/v1/workers")
         return render(request, "workers.html", {"workers": body["workers"]})
@@ -287,6 +373,9 @@ def create_app(settings: DashboardSettings) -> Starlette:
         Route("/runs/{run_id}/cancel", signed_in(action("cancel")), methods=["POST"]),
         Route("/runs/{run_id}/replay", signed_in(action("replay")), methods=["POST"]),
         Route("/workers", signed_in(workers)),
+        Route("/workflows", signed_in(workflows)),
+        Route("/workflows/{name}", signed_in(workflow)),
+        Route("/workflows/{name}/runs", signed_in(trigger), methods=["POST"]),
         Route("/rate-limits", signed_in(rate_limits)),
         Route("/rate-limits/{key:path}", signed_in(put_rate_limit), methods=["POST"]),
         Route("/health", lambda request: Response("ok")),

@@ -212,4 +212,8 @@
   if (runsTable) liveRuns(runsTable);
   const runData = document.getElementById("run-data");
   if (runData && typeof dagre !== "undefined") liveRun(JSON.parse(runData.textContent));
+  const workflowData = document.getElementById("workflow-data");
+  if (workflowData && typeof dagre !== "undefined") {
+    drawDag(document.getElementById("dag"), JSON.parse(workflowData.textContent), () => {});
+  }
 })();
