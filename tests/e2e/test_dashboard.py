@@ -343,6 +343,14 @@ def test_in_a_browser_a_runs_dag_turns_green_task_by_task_without_a_reload(
     )
     # The tasks table follows too.
     assert page.locator("tr[data-task] .status-succeeded").count() == 4
+    # The timeline: the run's spans from the span store, streamed in as they are stored
+    # (the four attempts' spans among them).
+    page.wait_for_function(
+        "() => ['first', 'second', 'third', 'fourth'].every((t) =>"
+        " document.querySelector(`#timeline rect[data-item='task t-paced.${t}']`))",
+        timeout=30_000,
+    )
+    assert "span store" in page.inner_text("#timeline-source")
 
 
 @pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)

@@ -216,12 +216,16 @@ def create_app(settings: DashboardSettings) -> Starlette:
         found = await api.request(token, "GET", f"/api/v1/runs/{run_id}")
         # The log lines so far (newer ones stream in); at most the last page's worth.
         logs = await api.request(token, "GET", f"/api/v1/runs/{run_id}/logs", params={"limit": 500})
+        # The timeline: the run's stored spans where tracing keeps them (else the page
+        # draws its tasks' attempts).
+        trace = await api.request(token, "GET", f"/api/v1/runs/{run_id}/trace")
         return render(
             request,
             "run.html",
             {
                 "run": found,
                 "logs": logs["logs"],
+                "spans": trace["spans"],
                 "can_cancel": found["status"] in ("QUEUED", "RUNNING"),
                 "can_replay": found["status"] in ("FAILED", "CANCELLED"),
                 "stream_token": await stream_token(token),

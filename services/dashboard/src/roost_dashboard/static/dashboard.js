@@ -26,7 +26,7 @@
     if (wanted) params.set("types", wanted);
     if (after) params.set("after", String(after));
     const source = new EventSource(`${gateway}${path}?${params}`);
-    for (const type of types) {
+    for (const type of [...types, "span"]) {
       source.addEventListener(type, (e) => onEvent(JSON.parse(e.data)));
     }
     source.onopen = () => { if (liveState) liveState.textContent = "Live"; };
@@ -126,6 +126,97 @@
     return nodes;
   }
 
+  // -- a run's timeline: its spans (tree order) or, without spans, its attempts -------
+  function treeOrder(spans) {
+    const ids = new Set(spans.map((s) => s.span_id));
+    const children = new Map();
+    const roots = [];
+    for (const s of spans) {
+      if (s.parent_span_id && ids.has(s.parent_span_id)) {
+        if (!children.has(s.parent_span_id)) children.set(s.parent_span_id, []);
+        children.get(s.parent_span_id).push(s);
+      } else {
+        roots.push(s);
+      }
+    }
+    const byStart = (a, b) => a.start - b.start;
+    const out = [];
+    const seen = new Set();
+    const walk = (s, depth) => {
+      if (seen.has(s.span_id)) return;
+      seen.add(s.span_id);
+      out.push({ label: s.name, start: s.start, end: s.end, depth,
+                 error: s.status === "error", detail: s.service });
+      for (const c of (children.get(s.span_id) || []).sort(byStart)) walk(c, depth + 1);
+    };
+    roots.sort(byStart).forEach((r) => walk(r, 0));
+    return out;
+  }
+
+  function attemptItems(run) {
+    const items = [];
+    const secs = (iso) => (iso ? Date.parse(iso) / 1000 : null);
+    const now = Date.now() / 1000;
+    for (const task of run.tasks) {
+      for (const a of task.attempts || []) {
+        if (a.started_at && a.attempt !== task.attempt) {
+          items.push({ label: `${task.name} #${a.attempt}`, start: secs(a.started_at),
+                       end: secs(a.finished_at) || now, depth: 0,
+                       error: a.status !== "SUCCEEDED", detail: a.status });
+        }
+      }
+      if (task.started_at) {
+        items.push({ label: `${task.name} #${task.attempt}`, start: secs(task.started_at),
+                     end: secs(task.finished_at) || now, depth: 0,
+                     error: ["FAILED", "TIMED_OUT"].includes(task.status), detail: task.status });
+      }
+    }
+    return items.sort((a, b) => a.start - b.start);
+  }
+
+  function drawTimeline(svg, items, caption, source) {
+    svg.replaceChildren();
+    caption.textContent = source;
+    if (!items.length) return;
+    const t0 = Math.min(...items.map((i) => i.start));
+    const t1 = Math.max(...items.map((i) => i.end));
+    const extent = Math.max(t1 - t0, 0.001);
+    const labelWidth = 260;
+    const barWidth = 620;
+    const row = 20;
+    const width = labelWidth + barWidth + 90;
+    svg.setAttribute("viewBox", `0 0 ${width} ${items.length * row + 8}`);
+    svg.setAttribute("width", String(width));
+    svg.setAttribute("height", String(items.length * row + 8));
+    items.forEach((item, index) => {
+      const y = index * row + 4;
+      const length = Math.max(2, ((item.end - item.start) / extent) * barWidth);
+      const x = labelWidth + ((item.start - t0) / extent) * barWidth;
+      const ms = ((item.end - item.start) * 1000).toFixed(1);
+      const label = document.createElementNS(SVG, "text");
+      label.setAttribute("x", String(4 + 12 * item.depth));
+      label.setAttribute("y", String(y + 13));
+      label.setAttribute("class", "tl-label");
+      label.textContent = item.label;
+      const bar = document.createElementNS(SVG, "rect");
+      bar.setAttribute("x", String(x));
+      bar.setAttribute("y", String(y + 3));
+      bar.setAttribute("width", String(length));
+      bar.setAttribute("height", "12");
+      bar.setAttribute("class", item.error ? "tl-bar tl-error" : "tl-bar");
+      bar.setAttribute("data-item", item.label);
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = `${item.label}: ${ms} ms (${item.detail})`;
+      bar.appendChild(title);
+      const duration = document.createElementNS(SVG, "text");
+      duration.setAttribute("x", String(Math.min(x + length + 4, labelWidth + barWidth + 4)));
+      duration.setAttribute("y", String(y + 13));
+      duration.setAttribute("class", "tl-duration");
+      duration.textContent = `${ms} ms`;
+      svg.append(label, bar, duration);
+    });
+  }
+
   function liveRun(run) {
     const tasks = new Map(run.tasks.map((t) => [t.name, t]));
     const svg = document.getElementById("dag");
@@ -163,6 +254,28 @@
 
     const nodes = drawDag(svg, run, showDetail);
 
+    const spanData = document.getElementById("span-data");
+    const spans = new Map(
+      (spanData ? JSON.parse(spanData.textContent) : []).map((s) => [s.span_id, s]));
+    const timeline = document.getElementById("timeline");
+    const caption = document.getElementById("timeline-source");
+    let pending = false;
+    function redrawTimeline() {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        if (spans.size) {
+          drawTimeline(timeline, treeOrder([...spans.values()]), caption,
+                       `${spans.size} spans from Roost's span store`);
+        } else {
+          drawTimeline(timeline, attemptItems(run), caption,
+                       "Task attempts (no spans stored for this run)");
+        }
+      });
+    }
+    redrawTimeline();
+
     function taskChanged(name, status) {
       const node = nodes.get(name);
       if (node) {
@@ -174,7 +287,13 @@
     }
 
     const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
-    const source = stream(`/api/v1/runs/${encodeURIComponent(run.id)}/events`, null, (event) => {
+    const path = `/api/v1/runs/${encodeURIComponent(run.id)}/events`;
+    const source = stream(path, "run.*,task.*,span", (event) => {
+      if (event.span_id) {  // a span of this run, as it was stored
+        spans.set(event.span_id, event);
+        redrawTimeline();
+        return;
+      }
       if (RUN_STATUS[event.type]) {
         const status = RUN_STATUS[event.type];
         setStatus(document.getElementById("run-status"), status);
@@ -192,7 +311,13 @@
         const data = event.data || {};
         if (event.type === "task.succeeded") task.output = data.output;
         if (event.type === "task.failed" || event.type === "task.timed_out") task.error = data.error || data;
+        const at = new Date(event.at * 1000).toISOString();
+        if (event.type === "task.started") task.started_at = at;
+        if (["task.succeeded", "task.failed", "task.timed_out"].includes(event.type)) {
+          task.finished_at = at;
+        }
         taskChanged(event.task, task.status);
+        redrawTimeline();
         if (selected === event.task) showDetail(event.task);
       } else if (event.type === "task.log") {
         const li = document.createElement("li");
