@@ -460,3 +460,41 @@ def test_the_workflows_pages_show_dag_stats_and_trigger_a_run_with_inline_errors
     assert forged.status_code == 403
     unknown = client.get("/workflows/no-such-flow")
     assert unknown.status_code == 404 and "no-such-flow" in unknown.text
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+def test_screenshots_of_the_runs_a_run_and_a_workflow_page(
+    dashboard: str,
+    stack: Stack,
+    flows: ModuleType,
+    paced_worker: Process,
+    browser: Any,
+    tmp_path: Any,
+) -> None:
+    """The pictures in docs/dashboard.md: ROOST_SCREENSHOTS=docs/img writes them there
+    (by default to a temporary folder); each must be a real, non-trivial PNG."""
+    folder = os.environ.get("ROOST_SCREENSHOTS") or str(tmp_path)
+    os.makedirs(folder, exist_ok=True)
+    refs = [
+        flows.paced.run({"pace": 0.3}, wait_for_result=False, metadata={"ticket": f"bd-{i}"})
+        for i in range(3)
+    ]
+    for ref in refs:
+        ref.result(timeout=60)
+    page = _browser_sign_in(browser, dashboard, stack.token)
+    page.set_viewport_size({"width": 1280, "height": 860})
+    shots = {
+        "runs.png": f"{dashboard}/runs?workflow=t-paced",
+        "run.png": f"{dashboard}/runs/{refs[-1].id}",
+        "workflow.png": f"{dashboard}/workflows/t-paced",
+    }
+    for name, url in shots.items():
+        page.goto(url)
+        if name == "run.png":
+            page.wait_for_selector("#timeline rect")
+            page.click("#dag g.node[data-node='fourth']")
+        path = os.path.join(folder, name)
+        page.screenshot(path=path, full_page=True)
+        with open(path, "rb") as f:
+            data = f.read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, name

@@ -235,7 +235,7 @@
         ["Worker", task.worker_id || "—"],
         ["Output", task.output === null || task.output === undefined
           ? "—" : JSON.stringify(task.output)],
-        ["Attempts before", (task.attempts || []).map(
+        ["Attempts", (task.attempts || []).map(
           (a) => `#${a.attempt} ${a.status}${a.error ? `: ${a.error.type}` : ""}`).join(", ") || "—"],
       ];
       for (const [term, value] of rows) {
