@@ -381,7 +381,14 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
     # axe is injected by the test, so this context bypasses the page's CSP for it.
     page = _browser_sign_in(browser, dashboard, stack.token, bypass_csp=True)
     failures: dict[str, list[str]] = {}
-    pages = ("/runs", f"/runs/{ref.id}", "/workflows", "/workflows/t-paced", "/workers")
+    pages = (
+        "/runs",
+        f"/runs/{ref.id}",
+        "/workflows",
+        "/workflows/t-paced",
+        "/workers",
+        "/activity",
+    )
     for path in (*pages, "/rate-limits", "/sign-in"):
         if path == "/sign-in":
             page.context.clear_cookies()
@@ -487,14 +494,52 @@ def test_screenshots_of_the_runs_a_run_and_a_workflow_page(
         "runs.png": f"{dashboard}/runs?workflow=t-paced",
         "run.png": f"{dashboard}/runs/{refs[-1].id}",
         "workflow.png": f"{dashboard}/workflows/t-paced",
+        "activity.png": f"{dashboard}/activity?minutes=15",
     }
     for name, url in shots.items():
         page.goto(url)
         if name == "run.png":
             page.wait_for_selector("#timeline rect")
             page.click("#dag g.node[data-node='fourth']")
+        if name == "activity.png":
+            page.wait_for_selector("#chart-queue canvas")
         path = os.path.join(folder, name)
         page.screenshot(path=path, full_page=True)
         with open(path, "rb") as f:
             data = f.read()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, name
+
+
+def test_activity_has_a_point_per_minute_with_runs_by_state_and_task_durations(
+    stack: Stack, flows: ModuleType, paced_worker: Process
+) -> None:
+    refs = [flows.paced.run({"pace": 0.01}, wait_for_result=False) for _ in range(3)]
+    for ref in refs:
+        ref.result(timeout=60)
+    body = httpx.get(
+        f"{stack.api_url}/api/v1/activity",
+        params={"minutes": 5},
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=10,
+    ).json()
+    points = body["points"]
+    assert len(points) == 5 and [p["minute"] % 60 for p in points] == [0] * 5
+    assert [b["minute"] - a["minute"] for a, b in zip(points, points[1:], strict=False)] == [60] * 4
+    assert sum(p["succeeded"] for p in points) >= 3
+    assert any(p["task_p50"] is not None and 0 < p["task_p50"] <= p["task_p95"] for p in points)
+    assert body["ready"]["t-paced"] == 0  # its worker keeps up
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+def test_in_a_browser_the_activity_page_draws_its_three_charts(
+    dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
+) -> None:
+    flows.paced.run({"pace": 0.01}, wait_for_result=False).result(timeout=60)
+    page = _browser_sign_in(browser, dashboard, stack.token)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{dashboard}/activity?minutes=15")
+    for chart in ("#chart-runs", "#chart-durations", "#chart-queue"):
+        page.wait_for_selector(f"{chart} canvas")
+    assert page.locator("#ready-now tr[data-queue='t-paced']").count() == 1
+    assert errors == []  # nothing refused by the CSP, no script error

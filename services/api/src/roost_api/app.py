@@ -36,6 +36,7 @@ from roost_core.auth import MAX_STREAM_TOKEN_SECONDS, TokenVerifier, mint_stream
 from roost_core.db import async_pool, translate_errors
 from roost_core.errors import (
     BadRequestError,
+    BrokerUnavailableError,
     ConflictError,
     InvalidDefinitionError,
     InvalidInputError,
@@ -345,6 +346,30 @@ def create_app(settings: ApiSettings) -> Starlette:
         async with pool.connection() as conn:
             stats = await store.workflow_stats(conn, tenant, request.path_params["name"], hours)
         return JSONResponse(stats)
+
+    async def activity(request: Request, tenant: str) -> Response:
+        """
+        summary: The last minutes of activity, a point per minute (for charts)
+        description: >-
+          Runs that ended each minute by final state, the p50/p95 duration of their
+          tasks, and the attempts ready on each workflow's task queue now.
+        parameters:
+          - {name: minutes, in: query, description: "1..1440, default 60"}
+        responses:
+          200: {description: "{minutes, points: [...], ready: {workflow: n}}"}
+        """
+        minutes = _int_param(request, "minutes", 60, 1, 1440)
+        async with pool.connection() as conn:
+            body = await store.activity(conn, tenant, minutes)
+            cur = await conn.execute(
+                "SELECT name FROM workflows WHERE tenant_id = %s ORDER BY name", (tenant,)
+            )
+            names = [r[0] for r in await cur.fetchall()]
+        try:
+            body["ready"] = await anyio.to_thread.run_sync(declarer.ready_counts, names)
+        except (pika.exceptions.AMQPError, BrokerUnavailableError):
+            body["ready"] = None  # the broker is away: the rest still stands
+        return JSONResponse(body)
 
     async def get_workflow(request: Request, tenant: str) -> Response:
         """
@@ -808,6 +833,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         Route("/api/v1/workflows/{name}/runs", authed(trigger_run), methods=["POST"]),
         Route("/api/v1/workflows/{name}/runs/bulk", authed(trigger_runs), methods=["POST"]),
         Route("/api/v1/runs", authed(list_runs), methods=["GET"]),
+        Route("/api/v1/activity", authed(activity), methods=["GET"]),
         Route("/api/v1/workers", authed(list_workers), methods=["GET"]),
         Route("/api/v1/cancelled-attempts", authed(cancelled_attempts), methods=["GET"]),
         Route("/api/v1/runs/{run_id}", authed(get_run), methods=["GET"]),
@@ -888,8 +914,6 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 
 def broker_unavailable(exc: BaseException) -> RoostError:
-    from roost_core.errors import BrokerUnavailableError
-
     if isinstance(exc, RoostError):
         return exc
     return BrokerUnavailableError(f"RabbitMQ is unavailable: {type(exc).__name__} {exc}")

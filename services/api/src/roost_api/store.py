@@ -636,6 +636,52 @@ async def workflow_stats(conn: Conn, tenant_id: str, name: str, hours: float) ->
     }
 
 
+async def activity(conn: Conn, tenant_id: str, minutes: int) -> dict[str, Any]:
+    """The tenant's last ``minutes``, a point per minute: runs that ended, by final
+    state, and the p50/p95 duration of the tasks of those runs. Both read only runs that
+    ended in the window, through the ``runs_finished`` index."""
+    cur = await conn.execute(
+        "SELECT extract(epoch FROM date_trunc('minute', finished_at))::bigint, status, count(*)"
+        " FROM runs WHERE tenant_id = %s AND finished_at >= now() - make_interval(mins => %s)"
+        " GROUP BY 1, 2 ORDER BY 1",
+        (tenant_id, minutes),
+    )
+    finished: dict[int, dict[str, int]] = {}
+    for minute, status, count in await cur.fetchall():
+        finished.setdefault(int(minute), {})[status] = int(count)
+    cur = await conn.execute(
+        "SELECT extract(epoch FROM date_trunc('minute', t.finished_at))::bigint,"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY"
+        "   extract(epoch FROM t.finished_at - t.started_at)),"
+        " percentile_cont(0.95) WITHIN GROUP (ORDER BY"
+        "   extract(epoch FROM t.finished_at - t.started_at))"
+        " FROM runs r JOIN task_runs t ON t.run_id = r.id"
+        " WHERE r.tenant_id = %s AND r.finished_at >= now() - make_interval(mins => %s)"
+        "   AND t.started_at IS NOT NULL AND t.finished_at IS NOT NULL"
+        " GROUP BY 1 ORDER BY 1",
+        (tenant_id, minutes),
+    )
+    durations = {int(m): (float(p50), float(p95)) for m, p50, p95 in await cur.fetchall()}
+    cur = await conn.execute("SELECT extract(epoch FROM date_trunc('minute', now()))::bigint")
+    row = await cur.fetchone()
+    now = int(row[0]) if row else int(time.time()) // 60 * 60
+    points = []
+    for minute in range(now - 60 * (minutes - 1), now + 60, 60):
+        counts = finished.get(minute, {})
+        p50, p95 = durations.get(minute, (None, None))
+        points.append(
+            {
+                "minute": minute,
+                "succeeded": counts.get(RunStatus.SUCCEEDED, 0),
+                "failed": counts.get(RunStatus.FAILED, 0),
+                "cancelled": counts.get(RunStatus.CANCELLED, 0),
+                "task_p50": p50,
+                "task_p95": p95,
+            }
+        )
+    return {"minutes": minutes, "points": points}
+
+
 async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     _check_run_id(run_id)
     async with conn.cursor(row_factory=dict_row) as cur:

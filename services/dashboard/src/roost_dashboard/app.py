@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -331,6 +331,19 @@ def create_app(settings: DashboardSettings) -> Starlette:
             raise
         return RedirectResponse(f"/runs/{created['id']}", status_code=303)
 
+    async def activity_page(request: Request, token: str) -> Response:
+        minutes = request.query_params.get("minutes", "60")
+        if minutes not in ("15", "60", "360", "1440"):
+            minutes = "60"
+        body = await api.request(token, "GET", "/api/v1/activity", params={"minutes": minutes})
+        return render(request, "activity.html", {"activity": body, "minutes": minutes})
+
+    async def activity_data(request: Request, token: str) -> Response:
+        """The charts' data, for the page to refresh itself (same origin, session cookie)."""
+        minutes = request.query_params.get("minutes", "60")
+        body = await api.request(token, "GET", "/api/v1/activity", params={"minutes": minutes})
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
     async def workers(request: Request, token: str) -> Response:
         body = await api.request(token, "GET", "/api/v1/workers")
         return render(request, "workers.html", {"workers": body["workers"]})
@@ -377,6 +390,8 @@ def create_app(settings: DashboardSettings) -> Starlette:
         Route("/runs/{run_id}/cancel", signed_in(action("cancel")), methods=["POST"]),
         Route("/runs/{run_id}/replay", signed_in(action("replay")), methods=["POST"]),
         Route("/workers", signed_in(workers)),
+        Route("/activity", signed_in(activity_page)),
+        Route("/activity/data", signed_in(activity_data)),
         Route("/workflows", signed_in(workflows)),
         Route("/workflows/{name}", signed_in(workflow)),
         Route("/workflows/{name}/runs", signed_in(trigger), methods=["POST"]),

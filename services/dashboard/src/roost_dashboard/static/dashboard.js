@@ -217,6 +217,65 @@
     });
   }
 
+  // -- the activity page: charts with uPlot, refreshed every 15 s ----------------------
+  function activityCharts(initial) {
+    const minutes = new URLSearchParams(location.search).get("minutes") || "60";
+    const width = () => Math.min(1100, document.querySelector("main").clientWidth - 40);
+    const queueSeries = [[], []];  // sampled here: time, total ready
+    let charts = [];
+
+    function series(body) {
+      const pts = body.points;
+      const x = pts.map((p) => p.minute);
+      return {
+        runs: [x, pts.map((p) => p.succeeded), pts.map((p) => p.failed),
+               pts.map((p) => p.cancelled)],
+        durations: [x, pts.map((p) => p.task_p50), pts.map((p) => p.task_p95)],
+      };
+    }
+
+    function draw(body) {
+      const ready = body.ready || {};
+      queueSeries[0].push(Math.floor(Date.now() / 1000));
+      queueSeries[1].push(Object.values(ready).reduce((a, b) => a + b, 0));
+      const tbody = document.getElementById("ready-now");
+      tbody.replaceChildren();
+      for (const [name, n] of Object.entries(ready)) {
+        const tr = document.createElement("tr");
+        tr.dataset.queue = name;
+        const a = document.createElement("td"); a.textContent = name;
+        const b = document.createElement("td"); b.textContent = String(n);
+        tr.append(a, b);
+        tbody.appendChild(tr);
+      }
+      const data = series(body);
+      charts.forEach((c) => c.destroy());
+      const common = { width: width(), height: 220 };
+      charts = [
+        new uPlot({ ...common, series: [{}, { label: "succeeded", stroke: "#176b2c" },
+                                        { label: "failed", stroke: "#a31515" },
+                                        { label: "cancelled", stroke: "#6b3fa0" }] },
+                  data.runs, document.getElementById("chart-runs")),
+        new uPlot({ ...common, series: [{}, { label: "p50", stroke: "#1f5fbf" },
+                                        { label: "p95", stroke: "#b35c00" }] },
+                  data.durations, document.getElementById("chart-durations")),
+        new uPlot({
+          ...common,
+          // The same window as the other charts, though samples start when the page opened.
+          scales: { x: { time: true, range: () => [data.runs[0][0], Date.now() / 1000] } },
+          series: [{}, { label: "ready", stroke: "#1d2330" }],
+        }, queueSeries, document.getElementById("chart-queue")),
+      ];
+    }
+
+    draw(initial);
+    setInterval(async () => {
+      const resp = await fetch(`/activity/data?minutes=${encodeURIComponent(minutes)}`,
+                               { credentials: "same-origin" });
+      if (resp.ok) draw(await resp.json());
+    }, 15000);
+  }
+
   function liveRun(run) {
     const tasks = new Map(run.tasks.map((t) => [t.name, t]));
     const svg = document.getElementById("dag");
@@ -337,6 +396,10 @@
   if (runsTable) liveRuns(runsTable);
   const runData = document.getElementById("run-data");
   if (runData && typeof dagre !== "undefined") liveRun(JSON.parse(runData.textContent));
+  const activityData = document.getElementById("activity-data");
+  if (activityData && typeof uPlot !== "undefined") {
+    activityCharts(JSON.parse(activityData.textContent));
+  }
   const workflowData = document.getElementById("workflow-data");
   if (workflowData && typeof dagre !== "undefined") {
     drawDag(document.getElementById("dag"), JSON.parse(workflowData.textContent), () => {});
