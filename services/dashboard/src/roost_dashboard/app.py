@@ -206,6 +206,14 @@ def create_app(settings: DashboardSettings) -> Starlette:
             },
         )
 
+    async def run_spans(request: Request, token: str) -> Response:
+        """The run's stored spans, for the page's timeline to catch up once the run
+        ended (its last spans are stored a fraction of a second after its end)."""
+        body = await api.request(
+            token, "GET", f"/api/v1/runs/{request.path_params['run_id']}/trace"
+        )
+        return JSONResponse(body["spans"], headers={"Cache-Control": "no-store"})
+
     async def run_row(request: Request, token: str) -> Response:
         """One run's row of the runs table (the live table fetches new runs' rows)."""
         found = await api.request(token, "GET", f"/api/v1/runs/{request.path_params['run_id']}")
@@ -386,6 +394,7 @@ def create_app(settings: DashboardSettings) -> Starlette:
         Route("/runs", signed_in(runs)),
         Route("/runs/{run_id}", signed_in(run)),
         Route("/runs/{run_id}/row", signed_in(run_row)),
+        Route("/runs/{run_id}/spans", signed_in(run_spans)),
         Route("/vendor/{name}", vendor),
         Route("/runs/{run_id}/cancel", signed_in(action("cancel")), methods=["POST"]),
         Route("/runs/{run_id}/replay", signed_in(action("replay")), methods=["POST"]),

@@ -346,6 +346,19 @@
     }
 
     const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+    // Once the run has ended its stream stops, but its last spans are stored a moment
+    // later: read the stored trace again, twice, to complete the timeline.
+    function catchUpSpans() {
+      for (const delay of [1500, 4000]) {
+        setTimeout(async () => {
+          const resp = await fetch(`/runs/${encodeURIComponent(run.id)}/spans`,
+                                   { credentials: "same-origin" });
+          if (!resp.ok) return;
+          for (const span of await resp.json()) spans.set(span.span_id, span);
+          redrawTimeline();
+        }, delay);
+      }
+    }
     const path = `/api/v1/runs/${encodeURIComponent(run.id)}/events`;
     const source = stream(path, "run.*,task.*,span", (event) => {
       if (event.span_id) {  // a span of this run, as it was stored
@@ -359,6 +372,7 @@
         if (FINAL.has(status) && source) {
           source.close();  // the run's stream has ended: nothing more will come
           if (liveState) liveState.textContent = `Run ${status.toLowerCase()}: up to date`;
+          catchUpSpans();
         }
         return;
       }
@@ -389,6 +403,7 @@
     if (FINAL.has(run.status) && source) {
       source.close();
       if (liveState) liveState.textContent = `Run ${run.status.toLowerCase()}: up to date`;
+      catchUpSpans();
     }
   }
 
