@@ -83,8 +83,8 @@ def test_a_queued_task_of_a_cancelled_run_never_starts_even_on_a_worker_started_
     )
     try:
         # A second run proves the worker consumes that queue; the cancelled one never ran.
+        (tmp_path / "ok").mkdir()  # before the run: the worker may start it at once
         ok = flows.queued_only.run({"marker_dir": str(tmp_path / "ok")}, wait_for_result=False)
-        (tmp_path / "ok").mkdir()
         ok.result(timeout=30)
         assert (tmp_path / "ok" / "queued.started").exists()
         assert not (tmp_path / "queued.started").exists()
