@@ -86,6 +86,9 @@ class Stack:
     pg_admin_url: str = PG_ADMIN_URL
     amqp_host: str = AMQP_HOST
     rabbitmq_node: str | None = None
+    # Variables every process of this stack gets on top of this process's environment
+    # (OTEL_* for a traced stack, say), without touching os.environ.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def database(self) -> str:
@@ -148,6 +151,7 @@ class Stack:
             "ROOST_TLS_STRATEGY": "none",
             "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         self.roost("migrate")
         self.env["ROOST_TOKEN"] = self.roost("token", "create", "--name", "tests").strip()

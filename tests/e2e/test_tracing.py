@@ -5,7 +5,6 @@ to a receiver this test runs."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -116,9 +115,7 @@ def traced_stack(
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    saved = {k: os.environ.get(k) for k in otel}
-    os.environ.update(otel)
-    traced = Stack(Path(tmp_path_factory.mktemp("traced")))
+    traced = Stack(Path(tmp_path_factory.mktemp("traced")), extra_env=otel)
     try:
         traced.start()
         put = httpx.put(
@@ -138,11 +135,6 @@ def traced_stack(
     finally:
         traced.stop()
         server.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _trigger(stack: Stack, traceparent: str | None) -> str:

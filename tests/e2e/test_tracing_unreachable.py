@@ -4,7 +4,6 @@ still holds every run's trace."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -29,9 +28,7 @@ def blackholed_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{hole.getsockname()[1]}",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    saved = {k: os.environ.get(k) for k in otel}
-    os.environ.update(otel)
-    blackholed = Stack(Path(tmp_path_factory.mktemp("blackholed")))
+    blackholed = Stack(Path(tmp_path_factory.mktemp("blackholed")), extra_env=otel)
     try:
         blackholed.start()
         blackholed.start_worker("roost_testapps.flows:stored_worker", threads=4, name="stored")
@@ -39,11 +36,6 @@ def blackholed_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         blackholed.stop()
         hole.close()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_an_unreachable_otlp_endpoint_slows_nothing_and_loses_no_run(

@@ -13,43 +13,26 @@ off, a 4-task run took 45 ms end to end instead of 27 ms, and 21 ms after mainte
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import psycopg
+
+from roost_scheduler.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
 _LOCK_ID = 0x526F6F7374 + 1  # distinct from the migration lock
 
 
-class Maintenance:
+class Maintenance(Periodic):
     """A background thread, so that a VACUUM never holds up the consumer."""
 
+    name = "maintenance"
+
     def __init__(self, conninfo: str, interval: float) -> None:
+        super().__init__(interval)
         self._conninfo = conninfo
-        self._interval = interval
         self._needed: bool | None = None  # unknown until the first check
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
-
-    def start(self) -> None:
-        if self._interval > 0:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._run()
-            except psycopg.Error:
-                logger.warning(
-                    "table maintenance failed; will retry",
-                    extra={"action": "maintenance_failed"},
-                    exc_info=True,
-                )
 
     def _run(self) -> None:
         started = time.perf_counter()

@@ -12,12 +12,12 @@ run id in the same transaction).
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import psycopg
 
 from roost_core.statuses import RunStatus
+from roost_scheduler.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -44,33 +44,18 @@ def delete_expired(conn: psycopg.Connection[Any], days: float, chunk: int = CHUN
     return int(row[0]) if row else 0
 
 
-class Retention:
+class Retention(Periodic):
     """A background thread of each scheduler replica (only one deletes at a time)."""
 
+    name = "retention"
+
     def __init__(self, conninfo: str, days: float, interval: float) -> None:
+        super().__init__(interval)
         self._conninfo = conninfo
         self._days = days
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
 
-    def start(self) -> None:
-        if self._days > 0 and self._interval > 0:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._run()
-            except psycopg.Error:
-                logger.warning(
-                    "retention failed; will retry",
-                    extra={"action": "retention_failed"},
-                    exc_info=True,
-                )
+    def enabled(self) -> bool:
+        return self._days > 0 and super().enabled()
 
     def _run(self) -> None:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
