@@ -197,6 +197,7 @@ def test_workers_are_listed_alive_with_their_workflows_and_slots(
 ) -> None:
     import json
     import time
+    from importlib.metadata import version as roost_version
 
     import httpx
 
@@ -213,6 +214,8 @@ def test_workers_are_listed_alive_with_their_workflows_and_slots(
     (worker,) = mine
     assert worker["slots"] == 8 and worker["id"].startswith("basic@")
     assert {"t-chain", "t-diamond", "t-failing", "t-validated"} <= set(worker["workflows"])
+    assert worker["version"] == "flows-1"  # roost.worker(..., version="flows-1")
+    assert worker["sdk_version"] == roost_version("roost")
 
     listed = json.loads(stack.roost("workers", "list", "--json"))
     assert worker["id"] in {w["id"] for w in listed}

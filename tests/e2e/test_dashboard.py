@@ -5,6 +5,7 @@ unknown runs say so. Real processes: the dashboard talks to the session's api.""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import time
@@ -221,6 +222,11 @@ def test_workers_and_rate_limits_pages_and_editing_a_limit(
     client = _signed_in(dashboard, stack.token)
     workers = client.get("/workers").text
     assert "alive" in workers and "t-chain" in workers and "/ 8" in workers
+    # The basic worker's row: alive in green, its version and the SDK's.
+    row = re.search(r'<tr data-worker="basic@[^"]*" data-status="alive">.*?</tr>', workers, re.S)
+    assert row, workers
+    assert '<span class="status status-succeeded">alive</span>' in row.group(0)
+    assert "flows-1" in row.group(0) and importlib.metadata.version("roost") in row.group(0)
     key = f"dash-limit-{time.monotonic_ns()}"
     put = httpx.put(
         f"{stack.api_url}/api/v1/rate-limits/{key}",

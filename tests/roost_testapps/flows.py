@@ -132,7 +132,9 @@ async def report(input: dict, ctx: Context) -> dict:
     return {"reported": True}
 
 
-basic = roost.worker("basic", workflows=[chain, diamond, failing, validated, chatty], slots=8)
+basic = roost.worker(
+    "basic", workflows=[chain, diamond, failing, validated, chatty], slots=8, version="flows-1"
+)
 
 # -- a load test workflow on its own queue ---------------------------------------------------
 load = roost.workflow("t-load")
@@ -665,3 +667,23 @@ def fourth(input: dict, ctx: Context) -> dict:
 
 
 paced_worker = roost.worker("paced", workflows=[paced], slots=4)
+
+
+# -- a worker asked to stop while a task runs ---------------------------------------------
+gated = roost.workflow("t-gated")
+
+
+@gated.task()
+def until_released(input: dict, ctx: Context) -> dict:
+    """Marks that it started (a file named by its pid, holding its worker id), then runs
+    until the test writes ``release`` into the same folder (or ``max_seconds`` pass)."""
+    folder = Path(input["folder"])
+    (folder / f"{os.getpid()}.started").write_text(ctx.worker_id)
+    until = time.time() + float(input.get("max_seconds", 90))
+    while not (folder / "release").exists() and time.time() < until:
+        time.sleep(0.05)
+    return {"worker_id": ctx.worker_id, "released": (folder / "release").exists()}
+
+
+# No version here: tests give it one through ROOST_WORKER_VERSION.
+drainer = roost.worker("drainer", workflows=[gated], slots=2)

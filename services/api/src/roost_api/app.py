@@ -710,9 +710,15 @@ def create_app(settings: ApiSettings) -> Starlette:
 
     async def list_workers(request: Request, tenant: str) -> Response:
         """
-        summary: Worker processes, alive or dead, from their heartbeats
+        summary: Worker processes, alive, draining, stopped or dead, from their heartbeats
+        description: >-
+          One entry per worker process (id name@host:pid): status (alive; draining: asked
+          to stop, finishing its running tasks; stopped: exited cleanly; dead: silent past
+          the heartbeat timeout without having stopped), version (the application's, as
+          its operator set it, or null), sdk_version, workflows, slots, running (slots in
+          use), started_at and last_heartbeat_at.
         responses:
-          200: {description: "{workers: [...]}"}
+          200: {description: "{workers: [{id, name, status, version, sdk_version, ...}]}"}
         """
         async with pool.connection() as conn:
             workers = await store.list_workers(conn, settings.worker_heartbeat_timeout_seconds)

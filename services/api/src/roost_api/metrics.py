@@ -30,7 +30,12 @@ logger = logging.getLogger(__name__)
 RUNS_TRIGGERED = Counter(
     "roost_runs_triggered", "Runs created by triggers, by workflow.", ["workflow"]
 )
-WORKERS_ALIVE = Gauge("roost_workers_alive", "Worker processes heard from recently.")
+WORKERS_ALIVE = Gauge(
+    "roost_workers_alive", "Worker processes heard from recently and taking work."
+)
+WORKERS_DRAINING = Gauge(
+    "roost_workers_draining", "Worker processes asked to stop, finishing their running tasks."
+)
 WORKER_SLOTS = Gauge(
     "roost_worker_slots", "Task slots of the live worker processes, by state.", ["state"]
 )
@@ -50,16 +55,22 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 async def _refresh(conn: psycopg.AsyncConnection[Any], heartbeat_timeout: float) -> None:
+    # A draining worker's slots are busy until its tasks end, but never free: it takes
+    # no new task. A stopped worker counts for nothing, however recent its goodbye.
     cur = await conn.execute(
-        "SELECT count(*), coalesce(sum(slots), 0), coalesce(sum(running), 0) FROM workers"
-        " WHERE last_heartbeat_at > now() - make_interval(secs => %s)",
+        "SELECT count(*) FILTER (WHERE state = 'alive'), count(*) FILTER (WHERE state ="
+        " 'draining'), coalesce(sum(slots) FILTER (WHERE state = 'alive'), 0),"
+        " coalesce(sum(running) FILTER (WHERE state = 'alive'), 0), coalesce(sum(running), 0)"
+        " FROM workers WHERE state <> 'stopped'"
+        " AND last_heartbeat_at > now() - make_interval(secs => %s)",
         (heartbeat_timeout,),
     )
     row = await cur.fetchone()
-    alive, slots, busy = row if row else (0, 0, 0)
+    alive, draining, slots, alive_busy, busy = row if row else (0, 0, 0, 0, 0)
     WORKERS_ALIVE.set(alive)
+    WORKERS_DRAINING.set(draining)
     WORKER_SLOTS.labels("busy").set(busy)
-    WORKER_SLOTS.labels("free").set(max(0, slots - busy))
+    WORKER_SLOTS.labels("free").set(max(0, slots - alive_busy))
     cur = await conn.execute(
         "SELECT k.key, count(*) FROM rate_limit_waiters w, unnest(w.keys) AS k(key) GROUP BY k.key"
     )

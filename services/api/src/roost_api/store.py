@@ -26,7 +26,7 @@ from roost_core.errors import (
     UnknownRunError,
     UnknownWorkflowError,
 )
-from roost_core.statuses import RunStatus, TaskStatus
+from roost_core.statuses import RunStatus, TaskStatus, WorkerStatus
 from roost_core.topology import TASK_CANCEL, Topology
 from roost_core.wire import CancelTasks, WorkflowDefinition
 
@@ -958,21 +958,27 @@ async def cancelled_attempts(conn: Conn, tenant_id: str, since: float) -> list[s
 
 
 async def list_workers(conn: Conn, heartbeat_timeout: float) -> list[dict[str, Any]]:
-    """Worker processes by their latest heartbeat: alive, or dead when silent longer
-    than ``heartbeat_timeout`` seconds."""
+    """Worker processes by their latest heartbeat: alive, draining, stopped, or dead
+    when silent longer than ``heartbeat_timeout`` seconds without having said it stopped
+    (``WorkerStatus.of``). Those still heard from come first, then the newest."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT id, name, workflows, slots, running, started_at, last_heartbeat_at,"
-            " last_heartbeat_at >= now() - make_interval(secs => %s) AS alive"
-            " FROM workers ORDER BY alive DESC, last_heartbeat_at DESC LIMIT 1000",
-            (heartbeat_timeout,),
+            "SELECT id, name, workflows, slots, running, started_at, last_heartbeat_at, state,"
+            " version, sdk_version,"
+            " last_heartbeat_at >= now() - make_interval(secs => %s) AS heard_recently"
+            " FROM workers"
+            " ORDER BY (state <> 'stopped' AND last_heartbeat_at >= now()"
+            "   - make_interval(secs => %s)) DESC, last_heartbeat_at DESC LIMIT 1000",
+            (heartbeat_timeout, heartbeat_timeout),
         )
         rows = await cur.fetchall()
     return [
         {
             "id": r["id"],
             "name": r["name"],
-            "status": "alive" if r["alive"] else "dead",
+            "status": WorkerStatus.of(r["state"], r["heard_recently"]).value,
+            "version": r["version"],
+            "sdk_version": r["sdk_version"],
             "workflows": r["workflows"],
             "slots": r["slots"],
             "running": r["running"],

@@ -43,3 +43,25 @@ TASK_FINAL = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
 )
 RUN_FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class WorkerStatus(StrEnum):
+    """Where a worker process stands (``GET /api/v1/workers``, ``roost workers list``,
+    the dashboard). A process reports the first three itself in its heartbeats
+    (``roost_core.wire.WorkerState``); DEAD is what the engine concludes from silence."""
+
+    ALIVE = "alive"  # taking and running tasks
+    DRAINING = "draining"  # asked to stop: takes no new task, lets its running ones finish
+    STOPPED = "stopped"  # exited cleanly, after its last task
+    DEAD = "dead"  # not heard from within the heartbeat timeout, and never said it stopped
+
+    @classmethod
+    def of(cls, reported: str, heard_recently: bool) -> WorkerStatus:
+        """The status of a worker whose last heartbeat said ``reported``. A stopped
+        process stays stopped however long ago that was (it said goodbye); any other
+        one that has gone silent, draining included, is dead."""
+        if reported == cls.STOPPED:
+            return cls.STOPPED
+        if not heard_recently:
+            return cls.DEAD
+        return cls(reported)

@@ -27,6 +27,8 @@ class _Frozen(BaseModel):
 
 
 RATE_LIMIT_KEY_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.:/@-]{0,199}$"
+# Longest version string a worker may report (the SDK refuses a longer one at once).
+WORKER_VERSION_MAX = 100
 
 
 class RateLimitUse(_Frozen):
@@ -224,9 +226,21 @@ class TaskEmitted(_TaskReport):
     data: JSON = None
 
 
-class WorkerHeartbeat(_Frozen):
-    """Sent by every worker process every few seconds: it is alive, and runs these
-    attempts (task run id -> attempt)."""
+# What a worker process says of itself in its heartbeats: taking work, draining (asked
+# to stop, letting its running tasks finish), or stopped (its last heartbeat). "dead" is
+# never reported: the engine concludes it from silence (roost_core.statuses.WorkerStatus).
+WorkerState = Literal["alive", "draining", "stopped"]
+
+
+class WorkerHeartbeat(BaseModel):
+    """Sent by every worker process every few seconds: it is alive (or draining, or has
+    just stopped), and runs these attempts (task run id -> attempt).
+
+    Compatible both ways: a heartbeat from an older worker lacks ``state`` and the
+    versions (it is ``alive``), and unknown fields from a newer worker are ignored rather
+    than refused, since a refused heartbeat would make a live worker look dead."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     worker_id: str
     name: str
@@ -234,6 +248,9 @@ class WorkerHeartbeat(_Frozen):
     slots: int
     running: dict[str, int] = Field(default_factory=dict)
     sent_at: float
+    state: WorkerState = "alive"
+    version: str | None = Field(default=None, max_length=WORKER_VERSION_MAX)  # the app's
+    sdk_version: str | None = Field(default=None, max_length=WORKER_VERSION_MAX)  # roost's
 
 
 class CancelTasks(_Frozen):

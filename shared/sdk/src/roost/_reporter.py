@@ -8,7 +8,9 @@ update from every short task, which is a third of the broker's messages per task
 
 Heartbeats tell the scheduler this process is alive and which attempts it runs; a
 process that stops sending them (killed, frozen) loses its RUNNING attempts to other
-workers after the scheduler's heartbeat timeout.
+workers after the scheduler's heartbeat timeout. A change of state (draining, stopped)
+goes out at once through :meth:`Reporter.beat_now`, with a confirm, so that the process
+can wait, briefly, until RabbitMQ has it before it exits.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Callable
 from roost_core.outbox import OutboxMessage, Publisher
 
 logger = logging.getLogger("roost.worker")
+
+_RETRY_PAUSE = 0.2  # between tries of a heartbeat that announces a change of state
 
 
 class Pending:
@@ -84,10 +88,42 @@ class Reporter:
         reporter's own thread)."""
         self._publisher.publish(message)
 
+    def beat_now(self, timeout: float = 0.0) -> bool:
+        """Send a heartbeat at once, from this reporter's thread and with a publisher
+        confirm, after whatever is already due; retried until ``timeout`` s have passed
+        (at least once). Waits up to ``timeout`` s for RabbitMQ to take it and returns
+        whether it did; ``timeout`` 0 returns at once (False). The thread sends in
+        order, so an earlier change of state went out (or was given up) before it."""
+        make = self._heartbeat
+        if make is None:
+            raise RuntimeError("this reporter sends no heartbeats")
+        sent = threading.Event()
+        deadline = time.monotonic() + timeout
+
+        def beat() -> None:
+            while True:
+                try:
+                    self._publisher.publish(make())
+                except Exception:
+                    self._publisher.close()  # a fresh connection for the next try
+                    if time.monotonic() + _RETRY_PAUSE >= deadline:
+                        raise  # logged by the loop; the next periodic beat repeats it
+                    time.sleep(_RETRY_PAUSE)
+                else:
+                    sent.set()
+                    return
+
+        self.schedule(beat, delay=0)
+        return sent.wait(timeout) if timeout > 0 else False
+
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
             self._cond.notify()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
 
     def _next_wakeup(self) -> float | None:
         times = [self._heap[0][0]] if self._heap else []

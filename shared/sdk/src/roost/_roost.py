@@ -75,9 +75,14 @@ class Roost:
             concurrency=concurrency,
         )
 
-    def worker(self, name: str, workflows: list[Workflow], slots: int = 8) -> Worker:
-        """A worker serving ``workflows`` with ``slots`` concurrent tasks per process."""
-        return Worker(self, name, workflows, slots=slots)
+    def worker(
+        self, name: str, workflows: list[Workflow], slots: int = 8, version: str | None = None
+    ) -> Worker:
+        """A worker serving ``workflows`` with ``slots`` concurrent tasks per process.
+
+        ``version``: the application's version, shown with each of its processes in
+        ``roost workers list`` and on the dashboard (default: ``ROOST_WORKER_VERSION``)."""
+        return Worker(self, name, workflows, slots=slots, version=version)
 
     def close(self) -> None:
         if self._api is not None:

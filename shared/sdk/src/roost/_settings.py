@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from roost._errors import ConfigurationError
+from roost_core.wire import WORKER_VERSION_MAX
 
 
 class ClientSettings(BaseSettings):
@@ -46,11 +47,25 @@ class ClientSettings(BaseSettings):
         "RabbitMQ's consumer_timeout (30 min by default) never redelivers it; keep it below "
         "that timeout",
     )
+    worker_version: str | None = Field(
+        default=None,
+        max_length=WORKER_VERSION_MAX,
+        description="the application's version, shown with each worker process (a "
+        "worker's own version= wins over it)",
+    )
     started_report_delay_seconds: float = Field(
         default=0.05,
         ge=0,
         description="a worker reports a task as started only if it still runs after this",
     )
+
+    @field_validator("worker_version", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # ROOST_WORKER_VERSION= (set but empty, as templates often leave it) means none.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
 
     def base_url(self) -> str:
         """The api URL, checked against the TLS strategy."""

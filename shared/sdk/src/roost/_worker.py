@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from roost._context import Context
 from roost._control import ControlListener
 from roost._early_ack import EarlyAck
 from roost._errors import ConfigurationError, NonRetryableError, TaskCancelledError
+from roost._lifecycle import ShutdownBeats
 from roost._reporter import Pending, Reporter
 from roost._workflow import Task, Workflow
 from roost_core import broker as core_broker
@@ -47,6 +49,7 @@ from roost_core import tracing
 from roost_core.errors import BrokerUnavailableError
 from roost_core.outbox import OutboxMessage, Publisher
 from roost_core.wire import (
+    WORKER_VERSION_MAX,
     TaskEmitted,
     TaskError,
     TaskFailed,
@@ -54,6 +57,7 @@ from roost_core.wire import (
     TaskStarted,
     TaskSucceeded,
     WorkerHeartbeat,
+    WorkerState,
 )
 
 if TYPE_CHECKING:
@@ -67,21 +71,55 @@ _DRAMATIQ_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
 # Retries at the Dramatiq level cover only infrastructure failures (a report that
 # could not be published); task failures are reported, never raised to Dramatiq.
 _INFRA_RETRIES = 5
+# How long a stopping process waits for RabbitMQ to take its last heartbeat ("stopped")
+# before it exits anyway: long enough for a reconnect, short enough never to hold up a
+# shutdown when the broker is gone (the engine then sees the process go silent: dead).
+_LAST_BEAT_WAIT_SECONDS = 3.0
+
+
+def _sdk_version() -> str | None:
+    """The installed roost package's version, reported with every heartbeat."""
+    try:
+        return importlib.metadata.version("roost")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return None
+
+
+_SDK_VERSION = _sdk_version()
 
 
 class Worker:
     """Serves the tasks of ``workflows``. ``start()`` blocks; or run it from a shell
-    with ``roost worker module:attr --processes N --threads M``."""
+    with ``roost worker module:attr --processes N --threads M``.
 
-    def __init__(self, roost: Roost, name: str, workflows: list[Workflow], slots: int = 8) -> None:
+    ``version``: the application's version, shown with each worker process
+    (``roost workers list``, the dashboard); default ``ROOST_WORKER_VERSION``, else none."""
+
+    def __init__(
+        self,
+        roost: Roost,
+        name: str,
+        workflows: list[Workflow],
+        slots: int = 8,
+        version: str | None = None,
+    ) -> None:
         if not workflows:
             raise ConfigurationError(f"worker {name!r} serves no workflows")
         if slots < 1:
             raise ConfigurationError(f"worker {name!r}: slots must be at least 1, not {slots}")
+        if version is not None and not 0 < len(version.strip()) <= WORKER_VERSION_MAX:
+            raise ConfigurationError(
+                f"worker {name!r}: version must be 1 to {WORKER_VERSION_MAX} characters, "
+                f"not {version!r}"
+            )
         self.roost = roost
         self.name = name
         self.workflows = {wf.name: wf for wf in workflows}
         self.slots = slots
+        self.version = version.strip() if version is not None else roost.settings.worker_version
+        # What heartbeats say: alive, then draining and stopped as Dramatiq stops this
+        # process (roost._lifecycle). Written by the stopping thread, read by the reporter's.
+        self._state: WorkerState = "alive"
         self._local = threading.local()
         self.broker: RabbitmqBroker | None = None
         self._started_reporter: Reporter | None = None
@@ -116,9 +154,13 @@ class Worker:
         )
         rabbit.add_middleware(AsyncIO())
         rabbit.add_middleware(self._early_ack)
+        rabbit.add_middleware(ShutdownBeats(self._drain, self._stop))
         dramatiq.set_broker(rabbit)
         for wf in self.workflows.values():
             self._make_actor(rabbit, topology, wf)
+        self._state = "alive"
+        if self._started_reporter is not None and self._started_reporter.stopped:
+            self._started_reporter = None  # started again after a stop: a fresh thread
         self._reporter().start()  # heartbeats from now on
         self.control = ControlListener(
             settings.broker_url, topology, settings.cancel_grace_seconds, self._recent_cancels
@@ -219,10 +261,38 @@ class Worker:
             slots=self.slots,
             running=running,
             sent_at=time.time(),
+            state=self._state,
+            version=self.version,
+            sdk_version=_SDK_VERSION,
         )
         return OutboxMessage(
             topology.events_exchange, topo.WORKER_HEARTBEAT, beat.model_dump_json().encode()
         )
+
+    def _drain(self) -> None:
+        """Dramatiq begins to stop this process: say so at once. Not waited for, since
+        worker threads still take tasks until this hook returns; the final beat, which
+        is waited for, follows it on the same thread, and the periodic beats meanwhile
+        say draining too."""
+        self._state = "draining"
+        logger.info(
+            "worker draining", extra={"action": "worker_draining", "worker": self.worker_id}
+        )
+        self._reporter().beat_now()
+
+    def _stop(self) -> None:
+        """Dramatiq has stopped this process's worker: send the last heartbeat and wait,
+        boundedly, until RabbitMQ has it (the process exits right after this, and the
+        reporter's thread with it); then stop heart-beating."""
+        self._state = "stopped"
+        reporter = self._reporter()
+        if not reporter.beat_now(timeout=_LAST_BEAT_WAIT_SECONDS):
+            logger.warning(
+                "could not send the last heartbeat; the engine will see this worker go silent",
+                extra={"action": "last_heartbeat_failed", "worker": self.worker_id},
+            )
+        reporter.stop()
+        logger.info("worker stopped", extra={"action": "worker_stopped", "worker": self.worker_id})
 
     def execute(self, topology: topo.Topology, raw: dict[str, Any]) -> None:
         """Run one task attempt and report its outcome. Raises only when a report could

@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
 
 from roost._errors import RoostError
 from roost._models import Run
@@ -385,7 +386,8 @@ app.add_typer(workers_app, name="workers")
 def workers_list(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Worker processes from their heartbeats: alive or dead, slots busy, workflows."""
+    """Worker processes from their heartbeats: alive, draining, stopped or dead, slots
+    busy, workflows, versions."""
     try:
         body = _client().api.request("GET", "/api/v1/workers")
     except RoostError as exc:
@@ -393,16 +395,30 @@ def workers_list(
     if json_out:
         print(json.dumps(body["workers"], indent=2))
         return
-    table = Table(Column("worker", no_wrap=True), "status", "busy", "workflows", "last heartbeat")
+    table = Table(
+        Column("worker", no_wrap=True),
+        Column("status", no_wrap=True),
+        "busy",
+        "workflows",
+        Column("version", no_wrap=True),
+        "sdk",
+        "last heartbeat",
+    )
     for w in body["workers"]:
         table.add_row(
             w["id"],
-            w["status"],
+            Text(w["status"], style=_WORKER_STYLE.get(w["status"], "")),
             f"{w['running']}/{w['slots']}",
             ", ".join(w["workflows"]),
+            w.get("version") or "-",  # .get: an older api does not send them
+            w.get("sdk_version") or "-",
             w["last_heartbeat_at"],
         )
     out.print(table)
+
+
+# The dashboard's colours: taking work, finishing it, gone cleanly, gone silent.
+_WORKER_STYLE = {"alive": "green", "draining": "yellow", "stopped": "dim", "dead": "red"}
 
 
 events_app = typer.Typer(help="Push events and list them.", no_args_is_help=True)
