@@ -39,8 +39,10 @@ lint: setup
     .venv/bin/mypy shared/core/src shared/sdk/src services/api/src services/scheduler/src services/gateway/src services/ratelimiter/src services/dashboard/src
     .venv/bin/lint-imports
 
-# Benchmarks against raw Dramatiq on the same broker (not part of the test suite).
-bench *ARGS: setup servers
+# Benchmarks against raw Dramatiq on the same broker (not part of the test suite), and
+# the dashboard with a million runs stored.
+bench *ARGS: setup servers browser
     .venv/bin/python tests/bench/bench.py {{ARGS}}
     .venv/bin/python tests/bench/ratelimiter_bench.py
     .venv/bin/python tests/bench/tracing_bench.py
+    .venv/bin/python tests/bench/dashboard_bench.py

@@ -343,6 +343,12 @@ def test_in_a_browser_a_runs_dag_turns_green_task_by_task_without_a_reload(
     assert '{"step": 1}' in page.inner_text("#task-detail") or '"step":1' in page.inner_text(
         "#task-detail"
     ).replace(" ", "")
+    assert '"pace":1.5' in page.inner_text("[data-fact=input]").replace(" ", "")
+    # Its attempts, followed live from the events (the page opened before it ran).
+    attempt = page.locator("#task-detail-attempts tr[data-attempt='1'] td")
+    assert attempt.nth(1).inner_text() == "SUCCEEDED"
+    assert attempt.nth(2).inner_text().startswith("paced@")  # the worker that ran it
+    assert float(attempt.nth(5).inner_text().removesuffix(" s")) >= 1.4  # it slept 1.5 s
     page.wait_for_function(
         "() => [...document.querySelectorAll('#logs li')].some("
         "(li) => !li.hidden && li.textContent.includes('first is done'))"
@@ -357,6 +363,35 @@ def test_in_a_browser_a_runs_dag_turns_green_task_by_task_without_a_reload(
         timeout=30_000,
     )
     assert "span store" in page.inner_text("#timeline-source")
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+def test_in_a_browser_a_big_runs_timeline_draws_the_rows_in_view_and_scrolling_draws_more(
+    dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
+) -> None:
+    ref = flows.wide.run({}, wait_for_result=False)
+    ref.result(timeout=60)
+    page = _browser_sign_in(browser, dashboard, stack.token)
+    page.goto(f"{dashboard}/runs/{ref.id}")
+    assert page.locator("#dag g.node").count() == 62
+    # Over a hundred spans (some stored just after the run's end: the page reads them
+    # again), of which only those in and near the frame's view are drawn.
+    rows_js = "(document.getElementById('timeline').viewBox.baseVal.height - 8) / 20"
+    page.wait_for_function(f"() => {rows_js} >= 100", timeout=30_000)
+    rows = int(page.evaluate(f"() => {rows_js}"))
+    drawn = page.locator("#timeline rect").count()
+    assert 20 <= drawn < rows, (drawn, rows)
+    lowest = (
+        "Math.max(...[...document.querySelectorAll('#timeline rect')]"
+        ".map((r) => r.y.baseVal.value))"
+    )
+    assert page.evaluate(f"() => {lowest}") < (rows - 1) * 20
+    page.evaluate(
+        "() => { const f = document.querySelector('figure.timeline');"
+        " f.scrollTop = f.scrollHeight; }"
+    )
+    page.wait_for_function(f"() => {lowest} >= {(rows - 1) * 20}")
+    assert page.locator("#timeline rect").count() < rows
 
 
 @pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)

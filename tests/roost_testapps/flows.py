@@ -666,7 +666,24 @@ def fourth(input: dict, ctx: Context) -> dict:
     return {"step": 4}
 
 
-paced_worker = roost.worker("paced", workflows=[paced], slots=4)
+# -- a wide run: more spans than the dashboard's timeline draws at once --------------------
+wide = roost.workflow("t-wide")
+
+
+@wide.task()
+def spread(input: dict, ctx: Context) -> dict:
+    return {}
+
+
+leaves = [wide.task(f"leaf{i:02d}", parents=[spread])(spread) for i in range(60)]
+
+
+@wide.task(parents=leaves)
+def gather(input: dict, ctx: Context) -> dict:
+    return {"leaves": len(leaves)}
+
+
+paced_worker = roost.worker("paced", workflows=[paced, wide], slots=4)
 
 
 # -- a worker asked to stop while a task runs ---------------------------------------------

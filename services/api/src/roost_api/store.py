@@ -537,15 +537,24 @@ async def list_runs(
     until: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Newest first, keyset-paginated on (created_at, id); ``metadata`` pairs must all
-    match; ``since`` / ``until`` bound the creation time."""
+    match; ``since`` / ``until`` bound the creation time.
+
+    A workflow filter is turned into its id first, so that the (workflow_id, [status,]
+    created_at) indexes serve it: tested with a million runs (``just bench``)."""
     query = (
         "SELECT r.*, v.version FROM runs r"
         " JOIN workflow_versions v ON v.id = r.workflow_version_id WHERE r.tenant_id = %s"
     )
     params: list[Any] = [tenant_id]
     if workflow:
-        query += " AND r.workflow_name = %s"
-        params.append(workflow)
+        cur = await conn.execute(
+            "SELECT id FROM workflows WHERE tenant_id = %s AND name = %s", (tenant_id, workflow)
+        )
+        found = await cur.fetchone()
+        if found is None:
+            return []  # no such workflow: no runs of it (as for a name with no runs yet)
+        query += " AND r.workflow_id = %s"
+        params.append(found[0])
     if status:
         if status not in RunStatus.__members__:
             raise BadRequestError(
