@@ -222,6 +222,22 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"worker {target} did not start:\n{proc.tail()}")
 
+    def start_dashboard(self, timeout: float = 30.0) -> tuple[str, Process]:
+        """Start ``roost dashboard`` on a free port; its URL once it answers."""
+        port = free_port()
+        proc = self.spawn("dashboard", "dashboard", extra_env={"ROOST_DASHBOARD_PORT": str(port)})
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    return url, proc
+            except httpx.HTTPError:
+                pass
+            if proc.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the dashboard did not start:\n{proc.tail()}")
+            time.sleep(0.2)
+
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"

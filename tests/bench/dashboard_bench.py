@@ -24,12 +24,9 @@ gateway, the ratelimiter), the dashboard and a worker; it stops all it started, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +40,15 @@ sys.path[:0] = [str(TESTS), str(REPO)]
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
+from chromium import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, MISSING  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench import dashboard_flows as flows  # noqa: E402
 from bench.bench import _cpu_model, console, log, percentile, stop_process  # noqa: E402
-from harness import Process, Stack, free_port  # noqa: E402
+from harness import Process, Stack  # noqa: E402
 from roost import Roost  # noqa: E402
 
-CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
 BATCH = 100_000  # runs per INSERT: progress to watch, and no single huge transaction
 TARGET_LIST_MS = 100.0
 TARGET_DRAW_MS = 2000.0
@@ -305,29 +301,6 @@ def measure_dag(stack: Stack, dashboard: str, dag: Any, opens: int, sleep: float
     return out
 
 
-@contextmanager
-def dashboard_process(stack: Stack) -> Iterator[str]:
-    port = free_port()
-    proc: Process = stack.spawn(
-        "dashboard", "dashboard", extra_env={"ROOST_DASHBOARD_PORT": str(port)}
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.popen.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the dashboard did not start:\n{proc.tail()}")
-        time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        stop_process(proc)
-
-
 def report(
     runs: int,
     seconds: float,
@@ -398,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opens", type=int, default=5, help="opens of the finished run (5)")
     parser.add_argument("--sleep", type=float, default=0.3, help="each live task's sleep (s)")
     args = parser.parse_args(argv)
+    if not HAVE_CHROMIUM:
+        raise SystemExit(MISSING)
 
     with tempfile.TemporaryDirectory(prefix="roost-dash-bench-") as tmp:
         stack = Stack(Path(tmp))
@@ -419,9 +394,9 @@ def main(argv: list[str] | None = None) -> int:
             worker = stack.start_worker(
                 "bench.dashboard_flows:worker", processes=2, threads=8, name="dash-bench-worker"
             )
-            with dashboard_process(stack) as dashboard:
-                lists = measure_lists(stack, dashboard, args.requests)
-                dag_numbers = measure_dag(stack, dashboard, dag, args.opens, args.sleep)
+            dashboard, _ = stack.start_dashboard()
+            lists = measure_lists(stack, dashboard, args.requests)
+            dag_numbers = measure_dag(stack, dashboard, dag, args.opens, args.sleep)
             client.close()
         finally:
             if worker is not None:

@@ -278,13 +278,9 @@ def run_mode(args: argparse.Namespace, mode: str, rnd: int, workdir: Path) -> Sa
             receiver = Receiver.start(folder)
         env = mode_env(mode, receiver)
         log(f"[bold]{mode}[/] (round {rnd}): starting the stack {' '.join(sorted(env))}")
-        # The stack's processes (and the worker, from stack.env) inherit os.environ.
-        os.environ.update(env)
-        try:
-            stack.start()
-        finally:
-            for key in env:
-                os.environ.pop(key, None)
+        # The mode's settings reach the stack's processes and the worker, not this one.
+        stack.extra_env = env
+        stack.start()
         for key in CLIENT_VARS:
             os.environ[key] = stack.env[key]
         sys.modules.pop("bench.bench_flows", None)

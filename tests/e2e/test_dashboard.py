@@ -15,32 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from chromium import needs_chromium
 
-from harness import Process, Stack, free_port
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
-HAVE_CHROMIUM = os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
-MISSING = f"{CHROMIUM} not found: install Debian's chromium (`just browser`)"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
+from harness import Process, Stack
 
 
 @pytest.fixture(scope="module")
 def dashboard(stack: Stack) -> Iterator[str]:
-    port = free_port()
-    proc = stack.spawn("dashboard", "dashboard", extra_env={"ROOST_DASHBOARD_PORT": str(port)})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.popen.poll() is None, proc.tail()
-        assert time.monotonic() < deadline, proc.tail()
-        time.sleep(0.2)
+    url, proc = stack.start_dashboard()
     yield url
     proc.stop()
     stack.processes.remove(proc)
@@ -152,41 +134,38 @@ def test_a_runs_page_shows_its_tasks_and_an_unknown_run_says_so(
     assert gone.status_code == 404 and missing in gone.text and "Traceback" not in gone.text
 
 
-@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+@needs_chromium
 def test_in_a_browser_sign_in_see_runs_open_one_and_a_wrong_token_is_refused(
-    dashboard: str, stack: Stack, flows: ModuleType, basic_worker: Process
+    dashboard: str, stack: Stack, flows: ModuleType, basic_worker: Process, browser: Any
 ) -> None:
-    if not HAVE_CHROMIUM:
-        pytest.fail(MISSING + " (CI=true: the browser tests must run)")
     ref = flows.chain.run({"task_id": "d-browser"}, wait_for_result=False)
     ref.result(timeout=60)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page: Any = browser.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(f"{dashboard}/runs")
-            assert page.url.endswith("/sign-in")
-            page.fill("#token", "rst_wrong")
-            page.click("button[type=submit]")
-            assert "Refused" in page.inner_text("[role=alert]")
-            page.fill("#token", stack.token)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{dashboard}/runs")
-            # The cookie is there, and no script can read it.
-            assert page.evaluate("() => document.cookie") == ""
-            page.click(f"tr[data-run='{ref.id}'] a")
-            page.wait_for_url(f"{dashboard}/runs/{ref.id}")
-            assert page.inner_text("#run-status") == "SUCCEEDED"
-            assert page.locator("tr[data-task]").count() == 4
-            # Every control is reachable by keyboard: Tab reaches the sign-out button.
-            for _ in range(10):
-                page.keyboard.press("Tab")
-                if page.evaluate("() => document.activeElement.textContent") == "Sign out":
-                    break
-            assert page.evaluate("() => document.activeElement.textContent") == "Sign out"
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page: Any = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{dashboard}/runs")
+        assert page.url.endswith("/sign-in")
+        page.fill("#token", "rst_wrong")
+        page.click("button[type=submit]")
+        assert "Refused" in page.inner_text("[role=alert]")
+        page.fill("#token", stack.token)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{dashboard}/runs")
+        # The cookie is there, and no script can read it.
+        assert page.evaluate("() => document.cookie") == ""
+        page.click(f"tr[data-run='{ref.id}'] a")
+        page.wait_for_url(f"{dashboard}/runs/{ref.id}")
+        assert page.inner_text("#run-status") == "SUCCEEDED"
+        assert page.locator("tr[data-task]").count() == 4
+        # Every control is reachable by keyboard: Tab reaches the sign-out button.
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.textContent") == "Sign out":
+                break
+        assert page.evaluate("() => document.activeElement.textContent") == "Sign out"
+    finally:
+        context.close()
 
 
 def test_cancel_and_replay_from_a_runs_page_need_the_csrf_token(
@@ -293,18 +272,6 @@ def paced_worker(stack: Stack) -> Iterator[Process]:
     stack.processes.remove(proc)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.fail(MISSING + " (CI=true: the browser tests must run)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def _browser_sign_in(browser: Any, dashboard: str, token: str, **options: Any) -> Any:
     context = browser.new_context(**options)
     page = context.new_page()
@@ -316,7 +283,7 @@ def _browser_sign_in(browser: Any, dashboard: str, token: str, **options: Any) -
     return page
 
 
-@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+@needs_chromium
 def test_in_a_browser_a_runs_dag_turns_green_task_by_task_without_a_reload(
     dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
 ) -> None:
@@ -365,7 +332,7 @@ def test_in_a_browser_a_runs_dag_turns_green_task_by_task_without_a_reload(
     assert "span store" in page.inner_text("#timeline-source")
 
 
-@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+@needs_chromium
 def test_in_a_browser_a_big_runs_timeline_draws_the_rows_in_view_and_scrolling_draws_more(
     dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
 ) -> None:
@@ -394,7 +361,7 @@ def test_in_a_browser_a_big_runs_timeline_draws_the_rows_in_view_and_scrolling_d
     assert page.locator("#timeline rect").count() < rows
 
 
-@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+@needs_chromium
 def test_in_a_browser_new_runs_appear_on_the_runs_page_without_a_reload(
     dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
 ) -> None:
@@ -410,9 +377,13 @@ def test_in_a_browser_new_runs_appear_on_the_runs_page_without_a_reload(
         timeout=60_000,
     )
     assert page.evaluate("() => window.__noReload") is True
+    # Its start and duration filled in live too (four tasks of 0.2 s: at least 0.8 s).
+    duration = page.inner_text(f"{row} [data-field=duration]")
+    assert duration.endswith(" s") and float(duration.split()[0]) >= 0.8, duration
+    assert page.inner_text(f"{row} td:nth-child(4)") == "api"  # the trigger
 
 
-@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+@needs_chromium
 def test_axe_finds_no_serious_or_critical_violation_on_any_page(
     dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
 ) -> None:
@@ -510,7 +481,7 @@ def test_the_workflows_pages_show_dag_stats_and_trigger_a_run_with_inline_errors
     assert unknown.status_code == 404 and "no-such-flow" in unknown.text
 
 
-@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+@needs_chromium
 def test_screenshots_of_the_runs_a_run_and_a_workflow_page(
     dashboard: str,
     stack: Stack,
@@ -571,7 +542,7 @@ def test_activity_has_a_point_per_minute_with_runs_by_state_and_task_durations(
     assert body["ready"]["t-paced"] == 0  # its worker keeps up
 
 
-@pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+@needs_chromium
 def test_in_a_browser_the_activity_page_draws_its_three_charts(
     dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
 ) -> None:

@@ -8,34 +8,22 @@ Chromium the tests are skipped, except under CI=true, where they fail.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from chromium import needs_chromium
 
 from harness import Process, Stack
 from roost_core.events import ALL_TYPES
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 TIMEOUT_MS = 30_000
-HAVE_CHROMIUM = os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
-MISSING = f"{CHROMIUM} not found: install Debian's chromium (`just browser`)"
 
 # Without Chromium: skipped (before the stack starts), except under CI=true, where the
 # browser fixture fails instead.
-pytestmark = pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI, reason=MISSING)
+pytestmark = needs_chromium
 
 # Records every event of every EventSource it opens in window.roost: a list of
 # {conn, id, type, state} in arrival order. Named SSE events reach only listeners
@@ -74,18 +62,6 @@ def _stream_token(stack: Stack) -> str:
     )
     assert minted.status_code == 201, minted.text
     return str(minted.json()["token"])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.fail(MISSING + " (CI=true: the browser tests must run)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 from roost_core import metadata
 from roost_core.events import ALL_TYPES
 from roost_core.statuses import RunStatus
+from roost_dashboard import formatting
 from roost_dashboard.api import Api, ApiError
 from roost_dashboard.security import SESSION_COOKIE, SecurityHeaders, csrf_ok, csrf_token
 from roost_dashboard.settings import DashboardSettings
@@ -55,6 +56,8 @@ def create_app(settings: DashboardSettings) -> Starlette:
     api = Api(settings.api_url)
     here = resources.files("roost_dashboard")
     templates = Jinja2Templates(directory=str(here / "templates"))
+    templates.env.filters["duration"] = formatting.duration
+    templates.env.filters["trigger"] = formatting.trigger
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -49,6 +49,19 @@
     "task.cancelled": "CANCELLED",
   };
 
+  const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+  // As roost_dashboard.formatting.format_seconds does for the rendered rows.
+  function formatDuration(seconds) {
+    const s = Math.max(0, seconds);
+    if (s < 10) return `${s.toFixed(2)} s`;
+    if (s < 60) return `${s.toFixed(1)} s`;
+    const whole = Math.floor(s);
+    const pad = (n) => String(n).padStart(2, "0");
+    if (whole < 3600) return `${Math.floor(whole / 60)} m ${pad(whole % 60)} s`;
+    return `${Math.floor(whole / 3600)} h ${pad(Math.floor((whole % 3600) / 60))} m`;
+  }
+
   // -- the runs table ------------------------------------------------------------------
   function liveRuns(table) {
     const tbody = table.tBodies[0];
@@ -60,6 +73,19 @@
       const row = tbody.querySelector(`tr[data-run="${CSS.escape(event.run_id)}"]`);
       if (row) {
         setStatus(row.querySelector(".status"), status);
+        const started = row.querySelector("[data-field=started]");
+        if (event.type === "run.started" && started && !started.dataset.at) {
+          started.dataset.at = new Date(event.at * 1000).toISOString();
+          started.textContent = started.dataset.at;
+        } else if (FINAL.has(status) && started && started.dataset.at) {
+          row.querySelector("[data-field=duration]").textContent =
+            formatDuration(event.at - Date.parse(started.dataset.at) / 1000);
+        } else if (FINAL.has(status)) {
+          // Its start came before its row was on the page: the server's row has it.
+          const resp = await fetch(`/runs/${encodeURIComponent(event.run_id)}/row`,
+                                   { credentials: "same-origin" });
+          if (resp.ok) row.outerHTML = await resp.text();
+        }
         return;
       }
       if (!inserting || event.type !== "run.queued") return;
@@ -433,7 +459,6 @@
       if (row) setStatus(row.querySelector(".status"), status);
     }
 
-    const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
     // Once the run has ended its stream stops, but its last spans are stored a moment
     // later: read the stored trace again, twice, to complete the timeline.
     function catchUpSpans() {

@@ -1,0 +1,36 @@
+"""How the pages show durations and what started a run (Jinja filters; the live table's
+script formats durations the same way, in static/dashboard.js ``formatDuration``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.42 s``, ``12.3 s``, ``4 m 05 s``, ``2 h 07 m``: exact where it is short,
+    coarse where the seconds no longer matter."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} m {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} m"
+
+
+def duration(start: str | None, end: str | None) -> str:
+    """From ``start`` to ``end`` (ISO 8601, as the api gives them); empty until both are
+    known."""
+    if not start or not end:
+        return ""
+    seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return format_seconds(max(0.0, seconds))
+
+
+def trigger(run: dict[str, Any]) -> str:
+    """What started a run: an event (its key, from the metadata Roost gives such runs) or
+    a call to the api (the SDK, the CLI, the dashboard's form, HTTP)."""
+    key = (run.get("metadata") or {}).get("event_key")
+    return f"event {key}" if key else "api"

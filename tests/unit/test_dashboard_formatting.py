@@ -1,0 +1,35 @@
+"""How the dashboard shows durations and what started a run."""
+
+from __future__ import annotations
+
+import pytest
+
+from roost_dashboard.formatting import duration, format_seconds, trigger
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.0, "0.00 s"),
+        (0.4217, "0.42 s"),
+        (12.34, "12.3 s"),
+        (245.9, "4 m 05 s"),
+        (7620, "2 h 07 m"),
+    ],
+)
+def test_durations_are_exact_when_short_and_coarse_when_long(seconds: float, shown: str) -> None:
+    assert format_seconds(seconds) == shown
+
+
+def test_a_duration_needs_both_ends_and_is_never_negative() -> None:
+    start = "2026-11-26T10:00:00.000000+00:00"
+    assert duration(start, "2026-11-26T10:00:01.500000+00:00") == "1.50 s"
+    assert duration(start, None) == "" and duration(None, start) == ""
+    # Clocks of different hosts can disagree by a little: never a negative duration.
+    assert duration(start, "2026-11-26T09:59:59.990000+00:00") == "0.00 s"
+
+
+def test_a_run_started_by_an_event_names_its_key_and_any_other_run_the_api() -> None:
+    assert trigger({"metadata": {"event_id": "e1", "event_key": "repo.push"}}) == "event repo.push"
+    assert trigger({"metadata": {"repo": "beads"}}) == "api"
+    assert trigger({"metadata": None}) == "api"
