@@ -482,7 +482,7 @@ def test_the_workflows_pages_show_dag_stats_and_trigger_a_run_with_inline_errors
 
 
 @needs_chromium
-def test_screenshots_of_the_runs_a_run_and_a_workflow_page(
+def test_screenshots_of_the_runs_a_run_a_workflow_the_activity_and_the_workers_pages(
     dashboard: str,
     stack: Stack,
     flows: ModuleType,
@@ -507,6 +507,7 @@ def test_screenshots_of_the_runs_a_run_and_a_workflow_page(
         "run.png": f"{dashboard}/runs/{refs[-1].id}",
         "workflow.png": f"{dashboard}/workflows/t-paced",
         "activity.png": f"{dashboard}/activity?minutes=15",
+        "workers.png": f"{dashboard}/workers",
     }
     for name, url in shots.items():
         page.goto(url)

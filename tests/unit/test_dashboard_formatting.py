@@ -33,3 +33,11 @@ def test_a_run_started_by_an_event_names_its_key_and_any_other_run_the_api() -> 
     assert trigger({"metadata": {"event_id": "e1", "event_key": "repo.push"}}) == "event repo.push"
     assert trigger({"metadata": {"repo": "beads"}}) == "api"
     assert trigger({"metadata": None}) == "api"
+
+
+def test_times_are_shown_to_the_second_in_utc() -> None:
+    from roost_dashboard.formatting import when
+
+    assert when("2026-11-26T19:33:33.392666+00:00") == "2026-11-26 19:33:33Z"
+    assert when("2026-11-26T20:33:33.9+01:00") == "2026-11-26 19:33:33Z"
+    assert when(None) == "" and when("") == ""

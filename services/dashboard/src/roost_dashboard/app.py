@@ -58,6 +58,7 @@ def create_app(settings: DashboardSettings) -> Starlette:
     templates = Jinja2Templates(directory=str(here / "templates"))
     templates.env.filters["duration"] = formatting.duration
     templates.env.filters["trigger"] = formatting.trigger
+    templates.env.filters["when"] = formatting.when
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

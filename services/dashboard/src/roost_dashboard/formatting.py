@@ -1,9 +1,10 @@
-"""How the pages show durations and what started a run (Jinja filters; the live table's
-script formats durations the same way, in static/dashboard.js ``formatDuration``)."""
+"""How the pages show times, durations and what started a run (Jinja filters; the live
+parts' script formats them the same way: static/dashboard.js ``formatWhen`` and
+``formatDuration``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -27,6 +28,15 @@ def duration(start: str | None, end: str | None) -> str:
         return ""
     seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
     return format_seconds(max(0.0, seconds))
+
+
+def when(at: str | None) -> str:
+    """A time the api gave (ISO 8601) as ``2026-11-26 19:33:33Z``: to the second, in UTC,
+    which every operator's clock can be compared with; empty when there is none."""
+    if not at:
+        return ""
+    moment = datetime.fromisoformat(at).astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def trigger(run: dict[str, Any]) -> str:

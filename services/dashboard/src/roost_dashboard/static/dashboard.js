@@ -51,6 +51,11 @@
 
   const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
+  // As roost_dashboard.formatting.when does: to the second, in UTC.
+  function formatWhen(iso) {
+    return iso ? `${new Date(iso).toISOString().slice(0, 19).replace("T", " ")}Z` : "";
+  }
+
   // As roost_dashboard.formatting.format_seconds does for the rendered rows.
   function formatDuration(seconds) {
     const s = Math.max(0, seconds);
@@ -76,7 +81,7 @@
         const started = row.querySelector("[data-field=started]");
         if (event.type === "run.started" && started && !started.dataset.at) {
           started.dataset.at = new Date(event.at * 1000).toISOString();
-          started.textContent = started.dataset.at;
+          started.textContent = formatWhen(started.dataset.at);
         } else if (FINAL.has(status) && started && started.dataset.at) {
           row.querySelector("[data-field=duration]").textContent =
             formatDuration(event.at - Date.parse(started.dataset.at) / 1000);
@@ -399,7 +404,7 @@
         const tr = document.createElement("tr");
         tr.dataset.attempt = String(a.attempt);
         const cells = [
-          `#${a.attempt}`, a.status, a.worker_id || "—", a.started_at || "—",
+          `#${a.attempt}`, a.status, a.worker_id || "—", formatWhen(a.started_at) || "—",
           secs(a.queued_at, a.started_at), secs(a.started_at, a.finished_at),
           a.error ? `${a.error.type}: ${a.error.message}` : "",
         ];
