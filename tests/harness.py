@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -221,6 +222,17 @@ class Stack:
                 break
             time.sleep(0.1)
         raise RuntimeError(f"worker {target} did not start:\n{proc.tail()}")
+
+    def api_get(self, path: str, **params: object) -> Any:
+        """GET ``path`` from the api with this stack's token; the JSON body of a 200."""
+        resp = httpx.get(
+            f"{self.api_url}{path}",
+            params=params,  # type: ignore[arg-type]
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
+        assert resp.status_code == 200, f"GET {path}: {resp.status_code} {resp.text}"
+        return resp.json()
 
     def start_dashboard(self, timeout: float = 30.0) -> tuple[str, Process]:
         """Start ``roost dashboard`` on a free port; its URL once it answers."""

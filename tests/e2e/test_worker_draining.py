@@ -16,8 +16,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-import httpx
-
 from harness import Process, Stack
 
 T = TypeVar("T")
@@ -37,13 +35,8 @@ def _poll(find: Callable[[], T | None], timeout: float, what: str) -> T:
 
 def _workers(stack: Stack) -> dict[str, dict[str, Any]]:
     """The drainer's processes as the api lists them, by worker id."""
-    r = httpx.get(
-        f"{stack.api_url}/api/v1/workers",
-        headers={"Authorization": f"Bearer {stack.token}"},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    return {w["id"]: w for w in r.json()["workers"] if w["name"] == "drainer"}
+    workers = stack.api_get("/api/v1/workers")["workers"]
+    return {w["id"]: w for w in workers if w["name"] == "drainer"}
 
 
 def _in_status(stack: Stack, worker_id: str, status: str) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 import psycopg
 
 from harness import Stack
@@ -30,13 +29,8 @@ def _beat(worker_id: str, state: str, sent_at: float, **more: Any) -> WorkerHear
 
 
 def _listed(stack: Stack) -> dict[str, dict[str, Any]]:
-    r = httpx.get(
-        f"{stack.api_url}/api/v1/workers",
-        headers={"Authorization": f"Bearer {stack.token}"},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    return {w["id"]: w for w in r.json()["workers"] if w["name"] == "beats"}
+    workers = stack.api_get("/api/v1/workers")["workers"]
+    return {w["id"]: w for w in workers if w["name"] == "beats"}
 
 
 def test_an_older_heartbeat_handled_late_does_not_undo_a_newer_one(stack: Stack) -> None:
