@@ -288,8 +288,11 @@ def test_in_a_browser_a_runs_dag_turns_green_task_by_task_without_a_reload(
     dashboard: str, stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
 ) -> None:
     page = _browser_sign_in(browser, dashboard, stack.token)
-    ref = flows.paced.run({"pace": 1.5}, wait_for_result=False)
-    page.goto(f"{dashboard}/runs/{ref.id}")
+    # Triggered from the workflow's form, which opens the new run's page.
+    page.goto(f"{dashboard}/workflows/t-paced")
+    page.fill("#input", '{"pace": 1.5}')
+    page.click("#trigger")
+    page.wait_for_url(re.compile(rf"{re.escape(dashboard)}/runs/[0-9a-f-]{{36}}$"))
     page.evaluate(DAG_RECORDER)
     assert page.locator("#dag g.node").count() == 4
     page.wait_for_function(
@@ -330,6 +333,51 @@ def test_in_a_browser_a_runs_dag_turns_green_task_by_task_without_a_reload(
         timeout=30_000,
     )
     assert "span store" in page.inner_text("#timeline-source")
+
+
+@needs_chromium
+def test_in_a_browser_cancel_a_long_run_replay_a_failed_one_and_filter_by_metadata(
+    dashboard: str,
+    stack: Stack,
+    flows: ModuleType,
+    paced_worker: Process,
+    basic_worker: Process,
+    browser: Any,
+) -> None:
+    page = _browser_sign_in(browser, dashboard, stack.token)
+    tag = f"browser-{time.monotonic_ns()}"
+    # A long run (four tasks of 5 s): cancel it once its first task runs.
+    long = flows.paced.run({"pace": 5}, wait_for_result=False, metadata={"tag": tag})
+    page.goto(f"{dashboard}/runs/{long.id}")
+    page.wait_for_selector("#dag g.node[data-node='first'].status-running")
+    page.click("#cancel")
+    page.wait_for_url(f"{dashboard}/runs/{long.id}")
+    assert page.inner_text("#run-status") == "CANCELLED"
+    assert page.locator("#replay").is_visible()
+
+    # A failed run: replay it; its failed task runs again, live on the page.
+    failed = flows.failing.run({"task_id": "browser"}, wait_for_result=False)
+    assert flows.roost.runs.wait(failed.id, timeout=60).status == "FAILED"
+    failed_task = next(t for t in flows.roost.runs.get(failed.id).tasks if t.status == "FAILED")
+    page.goto(f"{dashboard}/runs/{failed.id}")
+    page.click("#replay")
+    page.wait_for_url(f"{dashboard}/runs/{failed.id}")
+    attempt = f"tr[data-task='{failed_task.name}'] [data-field=attempt]"
+    page.wait_for_function(
+        f"() => document.querySelector(\"{attempt}\").textContent === '2'", timeout=60_000
+    )
+    page.wait_for_function(
+        "() => document.getElementById('run-status').textContent === 'FAILED'", timeout=60_000
+    )
+
+    # The runs list filtered by a metadata pair: the cancelled run alone.
+    page.goto(f"{dashboard}/runs")
+    page.fill("input[name=meta]", f"tag={tag}")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r"/runs\?.*meta="))
+    rows = page.locator("tr[data-run]")
+    assert rows.count() == 1 and rows.first.get_attribute("data-run") == long.id
+    assert page.inner_text(f"tr[data-run='{long.id}'] .status") == "CANCELLED"
 
 
 @needs_chromium

@@ -461,7 +461,10 @@
         node.setAttribute("aria-label", `task ${name}: ${status}`);
       }
       const row = rows.get(name);
-      if (row) setStatus(row.querySelector(".status"), status);
+      if (row) {
+        setStatus(row.querySelector(".status"), status);
+        row.querySelector("[data-field=attempt]").textContent = String(tasks.get(name).attempt);
+      }
     }
 
     // Once the run has ended its stream stops, but its last spans are stored a moment
