@@ -45,6 +45,9 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    # How it was started (``roost`` CLI arguments, extra variables), to start it again.
+    args: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
@@ -188,9 +191,33 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        proc = Process(name, popen, log)
+        proc = Process(name, popen, log, args, dict(extra_env or {}))
         self.processes.append(proc)
         return proc
+
+    def restart(self, proc: Process) -> Process:
+        """Stop ``proc`` and start it again as it was started (same ports: a redeploy, or
+        a crash and its supervisor's restart); then wait until the api and gateway
+        answer. Returns the new process."""
+        proc.stop()
+        self.processes.remove(proc)
+        log = proc.log.with_suffix(".restarted.log")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "roost.cli", *proc.args],
+            env={**self.env, **proc.extra_env},
+            cwd=REPO,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        again = Process(proc.name, popen, log, proc.args, proc.extra_env)
+        self.processes.append(again)
+        self.wait_ready()
+        return again
+
+    def process(self, name: str) -> Process:
+        """The running process this stack started as ``name``."""
+        return next(p for p in self.processes if p.name == name)
 
     def start_worker(
         self,
@@ -234,10 +261,17 @@ class Stack:
         assert resp.status_code == 200, f"GET {path}: {resp.status_code} {resp.text}"
         return resp.json()
 
-    def start_dashboard(self, timeout: float = 30.0) -> tuple[str, Process]:
+    def start_dashboard(
+        self,
+        timeout: float = 30.0,
+        extra_env: dict[str, str] | None = None,
+        name: str = "dashboard",
+    ) -> tuple[str, Process]:
         """Start ``roost dashboard`` on a free port; its URL once it answers."""
         port = free_port()
-        proc = self.spawn("dashboard", "dashboard", extra_env={"ROOST_DASHBOARD_PORT": str(port)})
+        proc = self.spawn(
+            name, "dashboard", extra_env={"ROOST_DASHBOARD_PORT": str(port), **(extra_env or {})}
+        )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while True:

@@ -87,6 +87,10 @@ def test_sign_out_needs_the_csrf_token_and_then_ends_the_session(
     page = client.get("/runs")
     forged = client.post("/sign-out", data={"csrf": "0" * 64})
     assert forged.status_code == 403 and "CSRF" in forged.text
+    # A page's script renews its stream token only with the CSRF token in a header.
+    assert client.post("/stream-token", headers={"X-CSRF-Token": "0" * 64}).status_code == 403
+    renewed = client.post("/stream-token", headers={"X-CSRF-Token": _csrf(page.text)})
+    assert renewed.status_code == 200 and renewed.json()["token"]
     assert client.get("/runs").status_code == 200  # still signed in
     out = client.post("/sign-out", data={"csrf": _csrf(page.text)})
     assert out.status_code == 303 and out.headers["location"].startswith("/sign-in")
@@ -350,8 +354,8 @@ def test_in_a_browser_cancel_a_long_run_replay_a_failed_one_and_filter_by_metada
     long = flows.paced.run({"pace": 5}, wait_for_result=False, metadata={"tag": tag})
     page.goto(f"{dashboard}/runs/{long.id}")
     page.wait_for_selector("#dag g.node[data-node='first'].status-running")
-    page.click("#cancel")
-    page.wait_for_url(f"{dashboard}/runs/{long.id}")
+    with page.expect_navigation():  # the form posts, then comes back to this page
+        page.click("#cancel")
     assert page.inner_text("#run-status") == "CANCELLED"
     assert page.locator("#replay").is_visible()
 
@@ -360,8 +364,8 @@ def test_in_a_browser_cancel_a_long_run_replay_a_failed_one_and_filter_by_metada
     assert flows.roost.runs.wait(failed.id, timeout=60).status == "FAILED"
     failed_task = next(t for t in flows.roost.runs.get(failed.id).tasks if t.status == "FAILED")
     page.goto(f"{dashboard}/runs/{failed.id}")
-    page.click("#replay")
-    page.wait_for_url(f"{dashboard}/runs/{failed.id}")
+    with page.expect_navigation():
+        page.click("#replay")
     attempt = f"tr[data-task='{failed_task.name}'] [data-field=attempt]"
     page.wait_for_function(
         f"() => document.querySelector(\"{attempt}\").textContent === '2'", timeout=60_000
@@ -378,6 +382,39 @@ def test_in_a_browser_cancel_a_long_run_replay_a_failed_one_and_filter_by_metada
     rows = page.locator("tr[data-run]")
     assert rows.count() == 1 and rows.first.get_attribute("data-run") == long.id
     assert page.inner_text(f"tr[data-run='{long.id}'] .status") == "CANCELLED"
+
+
+@needs_chromium
+def test_in_a_browser_a_page_left_open_stays_live_across_a_gateway_restart(
+    stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
+) -> None:
+    # A dashboard whose pages' stream tokens last 2 s: by the time the gateway restarts,
+    # the page's token is long expired, and the gateway refuses the browser's own
+    # reconnection; the page must get a fresh token and resume where it was.
+    url, proc = stack.start_dashboard(
+        extra_env={"ROOST_STREAM_TOKEN_SECONDS": "2"}, name="dashboard-short"
+    )
+    try:
+        page = _browser_sign_in(browser, url, stack.token)
+        page.goto(f"{url}/runs?workflow=t-paced")
+        page.wait_for_function("() => document.getElementById('live-state').textContent === 'Live'")
+        page.evaluate("() => { window.__noReload = true; }")
+        time.sleep(3)  # the page's stream token expires; its open stream goes on
+        stack.restart(stack.process("gateway"))
+        page.wait_for_function(
+            "() => document.getElementById('live-state').textContent === 'Live'", timeout=60_000
+        )
+        ref = flows.paced.run({"pace": 0.1}, wait_for_result=False)
+        row = f"tr[data-run='{ref.id}']"
+        page.wait_for_selector(row)
+        page.wait_for_function(
+            f"() => document.querySelector(\"{row} .status\").textContent === 'SUCCEEDED'",
+            timeout=60_000,
+        )
+        assert page.evaluate("() => window.__noReload") is True
+    finally:
+        proc.stop()
+        stack.processes.remove(proc)
 
 
 @needs_chromium

@@ -43,7 +43,6 @@ VENDOR = {
     "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
     "uPlot.min.css": "uplot/dist/uPlot.min.css",
 }
-STREAM_TOKEN_SECONDS = 3600
 WINDOWS = {"1": "last hour", "24": "last 24 hours", "168": "last 7 days", "720": "last 30 days"}
 
 
@@ -91,9 +90,22 @@ def create_app(settings: DashboardSettings) -> Starlette:
         send headers): made for URLs, unlike the API token, which never leaves the
         cookie."""
         body = await api.request(
-            token, "POST", "/api/v1/stream-tokens", json={"ttl_seconds": STREAM_TOKEN_SECONDS}
+            token,
+            "POST",
+            "/api/v1/stream-tokens",
+            json={"ttl_seconds": settings.stream_token_seconds},
         )
         return str(body["token"])
+
+    async def renew_stream_token(request: Request, token: str) -> Response:
+        """A fresh stream token for a page whose event stream the gateway no longer
+        accepts (its token expired while the page stayed open, and the gateway
+        restarted). A script's call, so the CSRF token comes in a header."""
+        if not csrf_ok(token, request.headers.get("x-csrf-token", "")):
+            return JSONResponse({"error": "bad CSRF token"}, status_code=403)
+        return JSONResponse(
+            {"token": await stream_token(token)}, headers={"Cache-Control": "no-store"}
+        )
 
     async def vendor(request: Request) -> Response:
         name = request.path_params["name"]
@@ -399,6 +411,7 @@ def create_app(settings: DashboardSettings) -> Starlette:
         Route("/runs/{run_id}", signed_in(run)),
         Route("/runs/{run_id}/row", signed_in(run_row)),
         Route("/runs/{run_id}/spans", signed_in(run_spans)),
+        Route("/stream-token", signed_in(renew_stream_token), methods=["POST"]),
         Route("/vendor/{name}", vendor),
         Route("/runs/{run_id}/cancel", signed_in(action("cancel")), methods=["POST"]),
         Route("/runs/{run_id}/replay", signed_in(action("replay")), methods=["POST"]),

@@ -22,6 +22,13 @@ class DashboardSettings(CoreSettings):
         default=False,
         description="mark the session cookie Secure (set when the dashboard is served over HTTPS)",
     )
+    stream_token_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=3600,
+        description="life of the stream tokens pages get for the gateway; a page renews its "
+        "own when the gateway refuses one (after a gateway restart, say)",
+    )
     assets_dir: Path = Field(
         default=Path(__file__).resolve().parents[2] / "node_modules",
         description="where `npm ci` put the front-end packages (services/dashboard/node_modules)",

@@ -18,25 +18,66 @@
     el.className = `status status-${status.toLowerCase()}`;
   }
 
-  // One EventSource to the gateway; the browser reconnects by itself with
-  // Last-Event-ID, and the gateway fills the gap from its durable log.
+  function setLive(text) {
+    if (liveState) liveState.textContent = text;
+  }
+
+  // One EventSource to the gateway. The browser reconnects by itself with Last-Event-ID,
+  // and the gateway fills the gap from its durable log. But if the gateway answers a
+  // reconnection with an error (its stream token expired while the page stayed open, and
+  // then the gateway restarted), the browser gives up: this gets a fresh token from the
+  // dashboard and opens the stream again after the last event seen, backing off to 30 s.
+  // Returns { close() }.
   function stream(path, wanted, onEvent, after) {
     if (!gateway || !token) return null;
-    const params = new URLSearchParams({ token });
-    if (wanted) params.set("types", wanted);
-    if (after) params.set("after", String(after));
-    const source = new EventSource(`${gateway}${path}?${params}`);
-    for (const type of [...types, "span"]) {
-      source.addEventListener(type, (e) => onEvent(JSON.parse(e.data)));
-    }
-    source.onopen = () => { if (liveState) liveState.textContent = "Live"; };
-    source.onerror = () => {
-      if (liveState) {
-        liveState.textContent = source.readyState === EventSource.CLOSED
-          ? "Live updates ended" : "Reconnecting…";
+    let current = token;
+    let lastId = after;
+    let source = null;
+    let closed = false;
+    let backoff = 1000;
+
+    function open() {
+      const params = new URLSearchParams({ token: current });
+      if (wanted) params.set("types", wanted);
+      if (lastId) params.set("after", String(lastId));
+      source = new EventSource(`${gateway}${path}?${params}`);
+      for (const type of [...types, "span"]) {
+        source.addEventListener(type, (e) => {
+          if (e.lastEventId) lastId = e.lastEventId;
+          onEvent(JSON.parse(e.data));
+        });
       }
-    };
-    return source;
+      source.onopen = () => { backoff = 1000; setLive("Live"); };
+      source.onerror = () => {
+        if (closed) return;
+        setLive("Reconnecting…");
+        if (source.readyState === EventSource.CLOSED) {
+          setTimeout(renew, backoff);
+          backoff = Math.min(backoff * 2, 30000);
+        }
+      };
+    }
+
+    async function renew() {
+      if (closed) return;
+      try {
+        const resp = await fetch("/stream-token", {
+          method: "POST", credentials: "same-origin", redirect: "manual",
+          headers: { "X-CSRF-Token": body.dataset.csrf || "" },
+        });
+        if (resp.type === "opaqueredirect" || resp.status === 401 || resp.status === 403) {
+          setLive("Live updates ended: signed out (reload to sign in again)");
+          return;
+        }
+        if (resp.ok) current = (await resp.json()).token;
+      } catch (err) {
+        // The dashboard itself is unreachable for now: try the stream again anyway.
+      }
+      if (!closed) open();
+    }
+
+    open();
+    return { close() { closed = true; source.close(); } };
   }
 
   const RUN_STATUS = {
