@@ -212,8 +212,14 @@ class Stack:
         )
         again = Process(proc.name, popen, log, proc.args, proc.extra_env)
         self.processes.append(again)
-        self.wait_ready()
+        self.wait_ready(watch=[again])
         return again
+
+    def stop_one(self, proc: Process) -> None:
+        """Stop a process a test started for itself, and forget it."""
+        proc.stop()
+        if proc in self.processes:
+            self.processes.remove(proc)
 
     def process(self, name: str) -> Process:
         """The running process this stack started as ``name``."""
@@ -288,12 +294,14 @@ class Stack:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 30.0, watch: list[Process] | None = None) -> None:
+        """Wait until the api and gateway answer /ready; fail early if one of ``watch``
+        (by default every process of the stack) has exited."""
         deadline = time.monotonic() + timeout
         last = ""
         for url in (self.api_url, self.gateway_url):
             while time.monotonic() < deadline:
-                for p in self.processes:
+                for p in self.processes if watch is None else watch:
                     if p.popen.poll() is not None:
                         raise RuntimeError(f"{p.name} exited early:\n{p.tail()}")
                 try:

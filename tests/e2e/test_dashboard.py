@@ -413,8 +413,7 @@ def test_in_a_browser_a_page_left_open_stays_live_across_a_gateway_restart(
         )
         assert page.evaluate("() => window.__noReload") is True
     finally:
-        proc.stop()
-        stack.processes.remove(proc)
+        stack.stop_one(proc)
 
 
 @needs_chromium

@@ -35,4 +35,4 @@ def test_the_scheduler_vacuums_the_outbox_and_analyzes_hot_tables_when_autovacuu
             assert all(seen.get(t) for t in ("outbox", "runs", "task_runs")), seen
             assert "hot tables maintained" in scheduler.log.read_text()
     finally:
-        scheduler.stop()
+        stack.stop_one(scheduler)
