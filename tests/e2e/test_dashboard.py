@@ -384,6 +384,21 @@ def test_in_a_browser_cancel_a_long_run_replay_a_failed_one_and_filter_by_metada
     assert page.inner_text(f"tr[data-run='{long.id}'] .status") == "CANCELLED"
 
 
+def _a_new_run_appears_and_succeeds(page: Any, flows: ModuleType, pace: float) -> str:
+    """Trigger a t-paced run and wait until the open runs page shows it, then shows it
+    SUCCEEDED, without a reload (``window.__noReload`` set by the caller); its row's
+    selector."""
+    ref = flows.paced.run({"pace": pace}, wait_for_result=False)
+    row = f"tr[data-run='{ref.id}']"
+    page.wait_for_selector(row)
+    page.wait_for_function(
+        f"() => document.querySelector(\"{row} .status\").textContent === 'SUCCEEDED'",
+        timeout=60_000,
+    )
+    assert page.evaluate("() => window.__noReload") is True
+    return row
+
+
 @needs_chromium
 def test_in_a_browser_a_page_left_open_stays_live_across_a_gateway_restart(
     stack: Stack, flows: ModuleType, paced_worker: Process, browser: Any
@@ -404,14 +419,7 @@ def test_in_a_browser_a_page_left_open_stays_live_across_a_gateway_restart(
         page.wait_for_function(
             "() => document.getElementById('live-state').textContent === 'Live'", timeout=60_000
         )
-        ref = flows.paced.run({"pace": 0.1}, wait_for_result=False)
-        row = f"tr[data-run='{ref.id}']"
-        page.wait_for_selector(row)
-        page.wait_for_function(
-            f"() => document.querySelector(\"{row} .status\").textContent === 'SUCCEEDED'",
-            timeout=60_000,
-        )
-        assert page.evaluate("() => window.__noReload") is True
+        _a_new_run_appears_and_succeeds(page, flows, pace=0.1)
     finally:
         stack.stop_one(proc)
 
@@ -453,14 +461,7 @@ def test_in_a_browser_new_runs_appear_on_the_runs_page_without_a_reload(
     page.goto(f"{dashboard}/runs?workflow=t-paced")
     page.wait_for_function("() => document.getElementById('live-state').textContent === 'Live'")
     page.evaluate("() => { window.__noReload = true; }")
-    ref = flows.paced.run({"pace": 0.2}, wait_for_result=False)
-    row = f"tr[data-run='{ref.id}']"
-    page.wait_for_selector(row)
-    page.wait_for_function(
-        f"() => document.querySelector(\"{row} .status\").textContent === 'SUCCEEDED'",
-        timeout=60_000,
-    )
-    assert page.evaluate("() => window.__noReload") is True
+    row = _a_new_run_appears_and_succeeds(page, flows, pace=0.2)
     # Its start and duration filled in live too (four tasks of 0.2 s: at least 0.8 s).
     duration = page.inner_text(f"{row} [data-field=duration]")
     assert duration.endswith(" s") and float(duration.split()[0]) >= 0.8, duration
