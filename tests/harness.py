@@ -181,8 +181,15 @@ class Stack:
             raise RuntimeError(f"roost {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
         return done.stdout
 
-    def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> Process:
-        log = self.workdir / f"{name}.log"
+    def spawn(
+        self,
+        name: str,
+        *args: str,
+        extra_env: dict[str, str] | None = None,
+        log_name: str | None = None,
+    ) -> Process:
+        """Start ``roost ARGS`` as ``name``, its output in ``<log_name or name>.log``."""
+        log = self.workdir / f"{log_name or name}.log"
         popen = subprocess.Popen(
             [sys.executable, "-m", "roost.cli", *args],
             env={**self.env, **(extra_env or {})},
@@ -199,19 +206,10 @@ class Stack:
         """Stop ``proc`` and start it again as it was started (same ports: a redeploy, or
         a crash and its supervisor's restart); then wait until the api and gateway
         answer. Returns the new process."""
-        proc.stop()
-        self.processes.remove(proc)
-        log = proc.log.with_suffix(".restarted.log")
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "roost.cli", *proc.args],
-            env={**self.env, **proc.extra_env},
-            cwd=REPO,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.stop_one(proc)
+        again = self.spawn(
+            proc.name, *proc.args, extra_env=proc.extra_env, log_name=f"{proc.name}.restarted"
         )
-        again = Process(proc.name, popen, log, proc.args, proc.extra_env)
-        self.processes.append(again)
         self.wait_ready(watch=[again])
         return again
 

@@ -24,8 +24,7 @@ from harness import Process, Stack
 def dashboard(stack: Stack) -> Iterator[str]:
     url, proc = stack.start_dashboard()
     yield url
-    proc.stop()
-    stack.processes.remove(proc)
+    stack.stop_one(proc)
 
 
 def _signed_in(dashboard: str, token: str) -> httpx.Client:
@@ -272,8 +271,7 @@ DAG_RECORDER = """
 def paced_worker(stack: Stack) -> Iterator[Process]:
     proc = stack.start_worker("roost_testapps.flows:paced_worker", threads=4, name="paced")
     yield proc
-    proc.stop()
-    stack.processes.remove(proc)
+    stack.stop_one(proc)
 
 
 def _browser_sign_in(browser: Any, dashboard: str, token: str, **options: Any) -> Any:
