@@ -350,6 +350,21 @@ def test_a_rabbitmq_restart_mid_load_is_survived_by_every_service_and_every_run_
     _survives(healthy, flows, recovery_log, "RabbitMQ stop + start", restart_rabbitmq)
 
 
+def test_rabbitmq_closing_every_client_connection_mid_load_loses_and_repeats_nothing(
+    healthy: Cluster, flows: ModuleType, recovery_log: Path
+) -> None:
+    def close_all_connections(load: Load) -> None:
+        # As a broker failover or an idle-cutting load balancer does: the broker stays
+        # up, every client connection (workers, scheduler, api, ratelimiter, gateway,
+        # span shippers) is cut at once, and each must notice and reconnect.
+        _fault_now(healthy, load)
+        healthy.rabbit.ctl("close_all_connections", "roost fault test: failover")
+
+    _survives(
+        healthy, flows, recovery_log, "RabbitMQ closes every connection", close_all_connections
+    )
+
+
 def test_a_postgresql_crash_and_restart_mid_load_is_survived_and_every_run_succeeds(
     healthy: Cluster, flows: ModuleType, recovery_log: Path
 ) -> None:

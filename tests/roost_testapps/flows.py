@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -704,3 +705,29 @@ def until_released(input: dict, ctx: Context) -> dict:
 
 # No version here: tests give it one through ROOST_WORKER_VERSION.
 drainer = roost.worker("drainer", workflows=[gated], slots=2)
+
+
+# -- idle worker threads whose broker connections the broker closed (issue 15) -------------
+napping = roost.workflow("t-napping")
+
+
+@napping.task(execution_timeout=30)  # a watched deadline: `started` is sent at once
+def nap(input: dict, ctx: Context) -> dict:
+    time.sleep(float(input.get("seconds", 0)))
+    return {"thread": f"{os.getpid()}:{threading.get_ident()}"}
+
+
+napper = roost.worker("napper", workflows=[napping], slots=4)
+
+
+# -- task messages lost on the broker: the scheduler's safety net sends them again ---------
+purged = roost.workflow("t-purged")
+
+
+@purged.task()
+def outlive(input: dict, ctx: Context) -> dict:
+    time.sleep(float(input.get("seconds", 0)))
+    return {"attempt": ctx.attempt_number}
+
+
+purged_worker = roost.worker("purged", workflows=[purged], slots=1)

@@ -119,24 +119,33 @@ class Declarer:
         """Messages ready on each workflow's task queue (what KEDA scales workers on),
         asked of RabbitMQ with a passive declare; a queue that does not exist yet is
         left out."""
-        counts: dict[str, int] = {}
         with self._lock:
-            if self._connection is None or not self._connection.is_open:
-                self._connection = broker.connect(self._url)
-            channel = self._connection.channel()
-            try:
-                for workflow in workflows:
-                    try:
-                        ok = channel.queue_declare(
-                            self._topology.task_queue(workflow), passive=True
-                        )
-                    except pika.exceptions.ChannelClosedByBroker:
-                        channel = self._connection.channel()  # 404: no such queue yet
-                        continue
-                    counts[workflow] = int(ok.method.message_count)
-            finally:
-                if channel.is_open:
-                    channel.close()
+            for attempt in range(2):
+                try:
+                    return self._ready_counts(workflows)
+                except pika.exceptions.AMQPConnectionError:  # StreamLostError included
+                    # A connection the broker closed while the api was idle: once more.
+                    self._connection = None
+                    if attempt:
+                        raise
+        return {}
+
+    def _ready_counts(self, workflows: list[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        if self._connection is None or not self._connection.is_open:
+            self._connection = broker.connect(self._url)
+        channel = self._connection.channel()
+        try:
+            for workflow in workflows:
+                try:
+                    ok = channel.queue_declare(self._topology.task_queue(workflow), passive=True)
+                except pika.exceptions.ChannelClosedByBroker:
+                    channel = self._connection.channel()  # 404: no such queue yet
+                    continue
+                counts[workflow] = int(ok.method.message_count)
+        finally:
+            if channel.is_open:
+                channel.close()
         return counts
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from roost_core.service import keep_running
 from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology, declare_core
 from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_report
 from roost_scheduler.maintenance import Maintenance
+from roost_scheduler.redispatch import LostMessages
 from roost_scheduler.retention import Retention
 from roost_scheduler.settings import SchedulerSettings
 from roost_scheduler.store import (
@@ -61,6 +62,7 @@ class Scheduler:
         self.retention = Retention(
             settings.database_url, settings.run_retention_days, settings.retention_interval_seconds
         )
+        self.lost_messages = LostMessages(settings, self.relay)
         self.stopping = threading.Event()
         self._next_liveness = 0.0
         self._buffer: list[tuple[int, str, bytes]] = []
@@ -71,12 +73,14 @@ class Scheduler:
         self.relay.start()
         self.maintenance.start()
         self.retention.start()
+        self.lost_messages.start()
         # Never exits on a lost dependency: the sweeper lives in this process. Reports
         # buffered but unacknowledged are redelivered by the broker.
         keep_running(self._consume, self.stopping, name="scheduler", on_lost=self._buffer.clear)
         self.relay.stop()
         self.maintenance.stop()
         self.retention.stop()
+        self.lost_messages.stop()
         self.sweep_publisher.close()
 
     def _consume(self) -> None:

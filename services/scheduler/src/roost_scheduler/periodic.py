@@ -1,6 +1,6 @@
 """A job a scheduler replica runs every few seconds on a thread of its own (table
-maintenance, retention), so that it never holds up the consumer. A database error is
-logged and the job tried again at the next tick."""
+maintenance, retention, the lost-message safety net), so that it never holds up the
+consumer. A lost database or broker is logged and the job tried again at the next tick."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import logging
 import threading
 
 import psycopg
+
+from roost_core.service import RECOVERABLE
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class Periodic:
         while not self._stop.wait(self._interval):
             try:
                 self._run()
-            except psycopg.Error:
+            except (psycopg.Error, *RECOVERABLE):
                 logger.warning(
                     f"{self.name} failed; will retry",
                     extra={"action": f"{self.name}_failed"},

@@ -31,6 +31,23 @@ class SchedulerSettings(CoreSettings):
         gt=0,
         description="a worker not heard from for this long loses its running attempts",
     )
+    lost_message_check_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="how often the safety net looks for queued attempts whose task message"
+        " was lost (0: never)",
+    )
+    lost_message_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a queued attempt younger than this is never taken for lost",
+    )
+    lost_message_confirm_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="a suspected attempt is sent again once every live worker has sent a"
+        " heartbeat this long after the suspicion without holding it",
+    )
     scheduler_metrics_port: int = Field(
         default=9464, ge=0, description="serve Prometheus /metrics on this port (0: off)"
     )

@@ -10,6 +10,7 @@ it computes. Failures are rare and go one by one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -465,10 +466,14 @@ def _dispatch(
     ready: list[tuple[str, str, str, int]],
     out: list[outbox.OutboxMessage],
     known: dict[tuple[str, str], Any] | None = None,
+    *,
+    event: str = events.TASK_QUEUED,
+    admitted: bool = False,
 ) -> None:
     """Write the task messages of ``ready`` attempts (task run id, run id, task name,
     attempt), already QUEUED in task_runs, with their parents' outputs, and set the
-    schedule deadlines of those that have one."""
+    schedule deadlines of those that have one. ``admitted``: the attempts passed the
+    ratelimiter already (a redispatch), so they go straight to their queue."""
     outputs = dict(known or {})
     wanted: set[tuple[str, str]] = set()
     for _, run_id, name, _ in ready:
@@ -499,8 +504,8 @@ def _dispatch(
             parent_outputs={p: outputs.get((run.id, p)) for p in task.parents},
             trace=run.trace,
         )
-        out.append(message)
-        run.event(events.TASK_QUEUED, name, attempt)
+        out.append(dataclasses.replace(message, admission=None) if admitted else message)
+        run.event(event, name, attempt)
         if deadline is not None:
             deadlines.append((task_run_id, deadline))
     if deadlines:
@@ -858,14 +863,16 @@ def record_heartbeats(conn: Conn, beats: list[WorkerHeartbeat]) -> None:
         return
     latest = list({b.worker_id: b for b in sorted(beats, key=lambda b: b.sent_at)}.values())
     conn.execute(
-        "INSERT INTO workers (id, name, workflows, slots, running, last_heartbeat_at, state,"
-        "   version, sdk_version, last_sent_at)"
-        " SELECT v.id, v.name, string_to_array(v.workflows, ','), v.slots, v.running, now(),"
-        "   v.state, v.version, v.sdk_version, v.sent_at"
+        "INSERT INTO workers (id, name, workflows, slots, running, held, last_heartbeat_at,"
+        "   state, version, sdk_version, last_sent_at)"
+        " SELECT v.id, v.name, string_to_array(v.workflows, ','), v.slots, v.running,"
+        "   string_to_array(v.held, ','), now(), v.state, v.version, v.sdk_version, v.sent_at"
         " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[],"
-        "   %s::text[], %s::text[], %s::float8[])"
-        "   AS v(id, name, workflows, slots, running, state, version, sdk_version, sent_at)"
+        "   %s::text[], %s::text[], %s::text[], %s::float8[])"
+        "   AS v(id, name, workflows, slots, running, held, state, version, sdk_version,"
+        "   sent_at)"
         " ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), running = EXCLUDED.running,"
+        "   held = EXCLUDED.held,"
         "   slots = EXCLUDED.slots, workflows = EXCLUDED.workflows, state = EXCLUDED.state,"
         "   version = EXCLUDED.version, sdk_version = EXCLUDED.sdk_version,"
         "   last_sent_at = EXCLUDED.last_sent_at"
@@ -876,6 +883,7 @@ def record_heartbeats(conn: Conn, beats: list[WorkerHeartbeat]) -> None:
             [",".join(b.workflows) for b in latest],
             [b.slots for b in latest],
             [len(b.running) for b in latest],
+            [",".join(b.held) for b in latest],
             [b.state for b in latest],
             [b.version for b in latest],
             [b.sdk_version for b in latest],

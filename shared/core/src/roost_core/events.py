@@ -35,6 +35,7 @@ TASK_LOG = "task.log"
 TASK_PROGRESS = "task.progress"
 TASK_STREAM = "task.stream"
 TASK_RETRYING = "task.retrying"
+TASK_REDISPATCHED = "task.redispatched"  # its message was lost: sent again, same attempt
 TASK_SUCCEEDED = "task.succeeded"
 TASK_FAILED = "task.failed"
 TASK_TIMED_OUT = "task.timed_out"
@@ -52,6 +53,7 @@ ALL_TYPES = frozenset(
         TASK_PROGRESS,
         TASK_STREAM,
         TASK_RETRYING,
+        TASK_REDISPATCHED,
         TASK_SUCCEEDED,
         TASK_FAILED,
         TASK_TIMED_OUT,

@@ -16,7 +16,13 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram, start_http_server
 
-from roost_core.events import RUN_FINAL_TYPES, TASK_STARTED, Event, EventBatch
+from roost_core.events import (
+    RUN_FINAL_TYPES,
+    TASK_REDISPATCHED,
+    TASK_STARTED,
+    Event,
+    EventBatch,
+)
 from roost_core.outbox import OutboxRow
 from roost_core.topology import EVENTS_APPENDED
 
@@ -38,6 +44,13 @@ TASK_DURATION = Histogram(
     "How long succeeded task attempts ran on their worker.",
     ["workflow"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+
+TASKS_REDISPATCHED = Counter(
+    "roost_tasks_redispatched",
+    "Queued attempts whose task message was lost (in no queue, held by no live worker)"
+    " and that the scheduler's safety net sent again.",
+    ["workflow"],
 )
 
 QUEUE_WAIT = Histogram(
@@ -64,6 +77,9 @@ def count(events: Iterable[Event]) -> None:
             wait = event.data.get("queue_wait") if isinstance(event.data, dict) else None
             if isinstance(wait, int | float):
                 QUEUE_WAIT.labels(event.workflow).observe(wait)
+            continue
+        if event.type == TASK_REDISPATCHED:
+            TASKS_REDISPATCHED.labels(event.workflow).inc()
             continue
         if event.type in RUN_FINAL_TYPES:
             RUNS_FINISHED.labels(event.workflow, event.type.removeprefix("run.")).inc()

@@ -20,6 +20,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ _CONNECTION_LOST = (
     pika.exceptions.ConnectionWrongStateError,
     pika.exceptions.ChannelWrongStateError,
 )
+# A publisher connection unused for longer than this is checked before it is used.
+_IDLE_CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -143,12 +146,43 @@ class Publisher:
         self._plain: BlockingChannel | None = None
         self._declared: set[str] = set()
         self._returned: list[OutboxMessage] = []
+        self._used_at = 0.0
 
     def _conn(self) -> pika.BlockingConnection:
+        conn = self._connection
+        now = time.monotonic()
+        if conn is not None and conn.is_open and now - self._used_at > _IDLE_CHECK_SECONDS:
+            # A blocking pika connection answers the broker's heartbeats only while it is
+            # used: after a pause, read what the broker sent meanwhile, so that a connection
+            # it has closed is found here and replaced, not by a publish that fails.
+            try:
+                conn.process_data_events(0)
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                logger.info(
+                    "an idle broker connection was closed by the broker; reconnecting",
+                    extra={"action": "publisher_reconnect", "error": repr(exc)},
+                )
+                self.close()
         if self._connection is None or not self._connection.is_open:
             self.close()
             self._connection = broker.connect(self._url)
+        self._used_at = now
         return self._connection
+
+    def _once_more(self, publish: Callable[[], None]) -> None:
+        """Run ``publish``; if the connection turns out dead (closed by the broker, an
+        idle-cutting load balancer, a broker restart), replace it and run it once more.
+        If the first try did reach the broker, the message goes twice; consumers are
+        idempotent."""
+        try:
+            publish()
+        except _CONNECTION_LOST as exc:
+            logger.info(
+                "a broker connection was lost; publishing again on a new one",
+                extra={"action": "publisher_reconnect", "error": repr(exc)},
+            )
+            self.close()
+            publish()
 
     def _confirm_channel(self) -> BlockingChannel:
         conn = self._conn()
@@ -184,16 +218,8 @@ class Publisher:
         )
 
     def publish(self, message: OutboxMessage) -> None:
-        """Publish one message and wait for the broker's confirm. A connection found
-        dead (a thread that sat idle past the AMQP heartbeat timeout: a blocking pika
-        connection answers heartbeats only while it is used) is replaced once. If the
-        first try did reach the broker, the message goes twice; consumers are
-        idempotent."""
-        try:
-            self._publish_confirmed(message)
-        except _CONNECTION_LOST:
-            self.close()
-            self._publish_confirmed(message)
+        """Publish one message and wait for the broker's confirm."""
+        self._once_more(lambda: self._publish_confirmed(message))
 
     def _publish_confirmed(self, message: OutboxMessage) -> None:
         channel = self._confirm_channel()
@@ -213,6 +239,9 @@ class Publisher:
 
     def publish_batch(self, messages: list[OutboxMessage]) -> None:
         """Publish ``messages`` in one transaction; returns once RabbitMQ holds them all."""
+        self._once_more(lambda: self._publish_batch(messages))
+
+    def _publish_batch(self, messages: list[OutboxMessage]) -> None:
         pending = messages
         for _ in range(2):
             channel = self._tx_channel()
@@ -239,6 +268,9 @@ class Publisher:
 
     def publish_unconfirmed(self, message: OutboxMessage) -> None:
         """Publish without waiting: for a report whose loss is harmless."""
+        self._once_more(lambda: self._publish_unconfirmed(message))
+
+    def _publish_unconfirmed(self, message: OutboxMessage) -> None:
         conn = self._conn()
         if self._plain is None or not self._plain.is_open:
             self._plain = conn.channel()

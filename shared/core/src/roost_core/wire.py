@@ -247,6 +247,9 @@ class WorkerHeartbeat(BaseModel):
     workflows: list[str]
     slots: int
     running: dict[str, int] = Field(default_factory=dict)
+    # Every attempt this process holds ("task run id:attempt"): running, or delivered and
+    # waiting for a thread. The scheduler's safety net for lost messages reads it.
+    held: list[str] = Field(default_factory=list)
     sent_at: float
     state: WorkerState = "alive"
     version: str | None = Field(default=None, max_length=WORKER_VERSION_MAX)  # the app's

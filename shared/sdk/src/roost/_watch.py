@@ -27,6 +27,7 @@ _STYLE = {
 
 _TASK_STATUS = {
     "task.queued": "QUEUED",
+    "task.redispatched": "QUEUED",
     "task.started": "RUNNING",
     "task.retrying": "RETRYING",
     "task.succeeded": "SUCCEEDED",

@@ -6,13 +6,19 @@ events exchange with a publisher confirm, before Dramatiq acknowledges the messa
 (``started`` goes out only for tasks still running after a short delay; see
 ``roost._reporter``). A worker that dies mid-task never acknowledges, so RabbitMQ hands the
 attempt to another worker. Workers never touch PostgreSQL.
+
+The actor never raises into Dramatiq: a task's failure is reported (the engine applies
+its retry policy), and a report that cannot be published, even after reconnecting, puts
+the message back on its queue (``roost._delivery``). Dramatiq's own retries, which end
+in its dead-letter queue, are off: only a message that is not a task message at all
+ends there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.metadata
+import itertools
 import json
 import logging
 import os
@@ -23,7 +29,6 @@ import threading
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
 import pika.exceptions
@@ -38,7 +43,7 @@ from pydantic import ValidationError
 
 from roost._context import Context
 from roost._control import ControlListener
-from roost._early_ack import EarlyAck
+from roost._delivery import Delivery
 from roost._errors import ConfigurationError, NonRetryableError, TaskCancelledError
 from roost._lifecycle import ShutdownBeats
 from roost._reporter import Pending, Reporter
@@ -68,9 +73,11 @@ _tracer = tracing.tracer("roost.worker")
 
 # Dramatiq's own time limit (10 minutes by default) must not cut Roost tasks short.
 _DRAMATIQ_TIME_LIMIT_MS = 7 * 24 * 3600 * 1000
-# Retries at the Dramatiq level cover only infrastructure failures (a report that
-# could not be published); task failures are reported, never raised to Dramatiq.
-_INFRA_RETRIES = 5
+# A report that cannot be published is tried again, on a fresh connection each time,
+# for this long before its message goes back to the queue (the broker is down, or this
+# process is cut off from it: another worker may do better).
+_REPORT_RETRY_SECONDS = 30.0
+_REPORT_RETRY_PAUSES = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 # How long a stopping process waits for RabbitMQ to take its last heartbeat ("stopped")
 # before it exits anyway: long enough for a reconnect, short enough never to hold up a
 # shutdown when the broker is gone (the engine then sees the process go silent: dead).
@@ -124,7 +131,7 @@ class Worker:
         self.broker: RabbitmqBroker | None = None
         self._started_reporter: Reporter | None = None
         self.control: ControlListener | None = None
-        self._early_ack = EarlyAck()
+        self._delivery = Delivery()
         self._long: dict[str, tuple[float, int, str, OutboxMessage]] = {}
         self._long_lock = threading.Lock()
 
@@ -149,11 +156,11 @@ class Worker:
         # A short AMQP heartbeat: if this process freezes, RabbitMQ closes its connection
         # within ~2 heartbeats and hands its unacknowledged attempts to other workers.
         rabbit = RabbitmqBroker(
-            url=_with_heartbeat(settings.broker_url, settings.amqp_heartbeat_seconds),
+            url=core_broker.with_heartbeat(settings.broker_url, settings.amqp_heartbeat_seconds),
             confirm_delivery=True,
         )
         rabbit.add_middleware(AsyncIO())
-        rabbit.add_middleware(self._early_ack)
+        rabbit.add_middleware(self._delivery)
         rabbit.add_middleware(ShutdownBeats(self._drain, self._stop))
         dramatiq.set_broker(rabbit)
         for wf in self.workflows.values():
@@ -171,19 +178,30 @@ class Worker:
 
     def _make_actor(self, rabbit: RabbitmqBroker, topology: topo.Topology, wf: Workflow) -> None:
         def run_task(message: dict[str, Any]) -> None:
-            # A cancel interrupt may land just after the task returned: its run has
-            # ended CANCELLED, so there is nothing to report and nothing to retry.
-            with contextlib.suppress(TaskCancelledError):
+            try:
                 self.execute(topology, message)
+            except TaskCancelledError:
+                # A cancel interrupt may land just after the task returned: its run has
+                # ended CANCELLED, so there is nothing to report and nothing to retry.
+                pass
+            except ReportUndelivered as exc:
+                requeued = self._delivery.requeue_current()
+                logger.error(
+                    "could not report an attempt; its message goes back to the queue",
+                    extra={
+                        "action": "report_undelivered",
+                        "message_id": exc.message_id,
+                        "requeued": requeued,
+                        "error": repr(exc.__cause__),
+                    },
+                )
 
         run_task.__name__ = f"roost_{wf.name}"
         dramatiq.actor(
             actor_name=topology.actor_name(wf.name),
             queue_name=topology.task_queue(wf.name),
             broker=rabbit,
-            max_retries=_INFRA_RETRIES,
-            min_backoff=500,
-            max_backoff=10_000,
+            max_retries=0,  # the engine owns delivery (see roost._delivery)
             time_limit=_DRAMATIQ_TIME_LIMIT_MS,
         )(run_task)
 
@@ -203,10 +221,25 @@ class Worker:
         return pub
 
     def _report(self, topology: topo.Topology, key: str, report: Any) -> None:
-        """Publish a result and wait for RabbitMQ's confirm (before Dramatiq acks)."""
-        self._publisher().publish(
-            OutboxMessage(topology.events_exchange, key, report.model_dump_json().encode())
-        )
+        """Publish a result and wait for RabbitMQ's confirm (before Dramatiq acks). A
+        broker that cannot take it is tried again, each time on a fresh connection, for
+        up to _REPORT_RETRY_SECONDS; then :class:`ReportUndelivered` is raised."""
+        message = OutboxMessage(topology.events_exchange, key, report.model_dump_json().encode())
+        give_up = time.monotonic() + _REPORT_RETRY_SECONDS
+        for tries in itertools.count():
+            try:
+                self._publisher().publish(message)
+                return
+            except (pika.exceptions.AMQPError, BrokerUnavailableError, OSError) as exc:
+                self._publisher().close()
+                pause = _REPORT_RETRY_PAUSES[min(tries, len(_REPORT_RETRY_PAUSES) - 1)]
+                if time.monotonic() + pause > give_up:
+                    raise ReportUndelivered(f"{report.task_run_id}:{report.attempt}") from exc
+                logger.warning(
+                    "could not report an attempt; trying again",
+                    extra={"action": "report_retry", "tries": tries + 1, "error": repr(exc)},
+                )
+                time.sleep(pause)
 
     def _emit(
         self, topology: topo.Topology, msg: TaskMessage, started_at: float, type: str, data: Any
@@ -260,6 +293,7 @@ class Worker:
             workflows=sorted(self.workflows),
             slots=self.slots,
             running=running,
+            held=self._delivery.held(),
             sent_at=time.time(),
             state=self._state,
             version=self.version,
@@ -329,8 +363,16 @@ class Worker:
         )
         if msg.execution_timeout is not None or msg.schedule_deadline is not None:
             # The engine watches this attempt's deadlines: tell it at once that it started.
-            self._publisher().publish_unconfirmed(started_report)
             started = None
+            try:
+                self._publisher().publish_unconfirmed(started_report)
+            except (pika.exceptions.AMQPError, BrokerUnavailableError, OSError) as exc:
+                # Run the task all the same: its result carries its start time.
+                logger.warning(
+                    "could not report a start",
+                    extra={"action": "started_report_failed", "error": repr(exc)},
+                )
+                self._publisher().close()
         else:
             # Otherwise `started` goes out only if the task is still running after a
             # short delay (see roost._reporter).
@@ -365,7 +407,7 @@ class Worker:
     def _ack_long_tasks(self) -> None:
         """On the reporter's thread, at each heartbeat tick: for every task running
         longer than long_task_ack_seconds, report it started with a confirm, then
-        acknowledge its message (see roost._early_ack). Each task is handled once."""
+        acknowledge its message (see roost._delivery). Each task is handled once."""
         limit = time.monotonic() - self.roost.settings.long_task_ack_seconds
         with self._long_lock:
             due = [(k, v) for k, v in self._long.items() if v[0] <= limit]
@@ -383,7 +425,7 @@ class Worker:
                     extra={"action": "long_task_ack_failed"},
                 )
                 continue
-            if self._early_ack.ack_now(thread_id, message_id):
+            if self._delivery.ack_now(thread_id, message_id):
                 logger.info(
                     "long task acknowledged early",
                     extra={"action": "long_task_acked", "message_id": message_id},
@@ -544,6 +586,15 @@ class Worker:
                 signal.signal(sig, handler)
 
 
+class ReportUndelivered(Exception):
+    """An attempt's result could not be published, even on fresh connections: its
+    message goes back to the queue rather than being lost."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"could not report attempt {message_id}")
+        self.message_id = message_id
+
+
 def _span_failed(exc: BaseException, outcome: str) -> None:
     """Record a failed attempt on its span: the exception as an event, and the status."""
     span = trace.get_current_span()
@@ -594,11 +645,3 @@ def load_worker(target: str) -> Worker:
             f"module {module_name!r} defines {len(workers)} workers: name one as {module_name}:ATTR"
         )
     return workers[0]
-
-
-def _with_heartbeat(url: str, seconds: int) -> str:
-    """``url`` with its AMQP heartbeat set (pika reads it from the query string)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "heartbeat"]
-    query.append(("heartbeat", str(seconds)))
-    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -85,7 +85,7 @@
     "run.failed": "FAILED", "run.cancelled": "CANCELLED",
   };
   const TASK_STATUS = {
-    "task.queued": "QUEUED", "task.started": "RUNNING", "task.retrying": "QUEUED",
+    "task.queued": "QUEUED", "task.redispatched": "QUEUED", "task.started": "RUNNING", "task.retrying": "QUEUED",
     "task.succeeded": "SUCCEEDED", "task.failed": "FAILED", "task.timed_out": "TIMED_OUT",
     "task.cancelled": "CANCELLED",
   };

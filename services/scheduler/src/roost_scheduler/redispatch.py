@@ -1,0 +1,243 @@
+"""The safety net for lost task messages.
+
+A QUEUED attempt is a promise that its message is somewhere: in the outbox, on its
+workflow's queue, or held by a worker process (running, or delivered and waiting for a
+thread). Roost's workers never let Dramatiq drop a message (``roost._delivery``), but a
+queue can still be purged or deleted by hand, a broker node can lose an unmirrored
+queue, and a bug can always slip through. So every ``ROOST_LOST_MESSAGE_CHECK_SECONDS``
+one thread of each scheduler replica looks for attempts whose message is gone and
+dispatches them again, with the same attempt number (a result of the first message, if
+it was not gone after all, is still recorded once).
+
+An attempt is *suspected* when it has been QUEUED for over
+``ROOST_LOST_MESSAGE_GRACE_SECONDS``, does not wait for the ratelimiter, is listed as
+held by no live worker's latest heartbeat, and its queue has no ready message and no
+outbox row waiting to go there (so it cannot be behind a backlog). It is *redispatched*
+when it is still suspected at a later check, after every live worker has sent a
+heartbeat at least ``ROOST_LOST_MESSAGE_CONFIRM_SECONDS`` after the suspicion: a message
+that was in flight to a worker at the first look is in that worker's next heartbeat.
+docs/reliability.md gives the bound this makes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pika
+import pika.exceptions
+import psycopg
+
+from roost_core import broker, metrics, outbox
+from roost_core.events import TASK_REDISPATCHED
+from roost_core.statuses import RunStatus, TaskStatus
+from roost_core.topology import Topology
+from roost_scheduler.periodic import Periodic
+from roost_scheduler.settings import SchedulerSettings
+from roost_scheduler.store import BatchOutcome, Conn, Definitions, _close, _dispatch, _lock_runs
+
+logger = logging.getLogger(__name__)
+
+_LIMIT = 500  # attempts looked at per check, oldest first
+
+# QUEUED attempts older than the grace (%(grace)s), not waiting for admission (a task
+# waiter is keyed by its attempt, a run waiter by its run and attempt 0), and held by no
+# live worker (heard from within %(timeout)s, not stopped).
+_UNHELD = """
+SELECT t.id::text, t.attempt, r.workflow_name, now()
+FROM task_runs t JOIN runs r ON r.id = t.run_id
+WHERE t.status = 'QUEUED' AND t.dispatch_at IS NULL
+  AND t.queued_at < now() - make_interval(secs => %(grace)s)
+  AND NOT EXISTS (SELECT 1 FROM rate_limit_waiters w
+                  WHERE (w.task_run_id = t.id AND w.attempt = t.attempt)
+                     OR (w.task_run_id = t.run_id AND w.attempt = 0))
+  AND NOT EXISTS (SELECT 1 FROM workers k
+                  WHERE k.state <> 'stopped'
+                    AND k.last_heartbeat_at > now() - make_interval(secs => %(timeout)s)
+                    AND k.held @> ARRAY[t.id::text || ':' || t.attempt])
+ORDER BY t.queued_at LIMIT %(limit)s
+"""
+
+# The oldest latest heartbeat of any live worker: until it is newer than a suspicion
+# (plus the confirmation margin), that worker may hold the suspected message.
+_OLDEST_LIVE_BEAT = """
+SELECT min(last_heartbeat_at) FROM workers
+WHERE state <> 'stopped' AND last_heartbeat_at > now() - make_interval(secs => %(timeout)s)
+"""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A QUEUED attempt that no live worker holds."""
+
+    task_run_id: str
+    attempt: int
+    queue: str
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.task_run_id, self.attempt)
+
+
+def judge(
+    candidates: list[Candidate],
+    busy_queues: set[str],
+    suspects: dict[tuple[str, int], datetime],
+    now: datetime,
+    oldest_live_beat: datetime | None,
+    confirm: timedelta,
+) -> tuple[list[Candidate], dict[tuple[str, int], datetime]]:
+    """Which candidates are lost, and the suspicions to keep for the next check.
+
+    A candidate on a busy queue (ready messages, or outbox rows bound for it) may be
+    behind the backlog: no suspicion. A new one is suspected from ``now``. One suspected
+    earlier is lost once every live worker has sent a heartbeat ``confirm`` after the
+    suspicion (``oldest_live_beat`` is the oldest latest beat; None: no live worker)."""
+    lost: list[Candidate] = []
+    kept: dict[tuple[str, int], datetime] = {}
+    for c in candidates:
+        if c.queue in busy_queues:
+            continue
+        since = suspects.get(c.key)
+        if since is None:
+            kept[c.key] = now
+        elif oldest_live_beat is None or oldest_live_beat >= since + confirm:
+            lost.append(c)
+        else:
+            kept[c.key] = since
+    return lost, kept
+
+
+def redispatch(
+    conn: Conn, topology: Topology, definitions: Definitions, lost: list[Candidate]
+) -> BatchOutcome:
+    """Send the task messages of ``lost`` attempts again, inside the caller's
+    transaction, if each is still the current QUEUED attempt of a live run. Each gets a
+    ``task.redispatched`` event, and its grace starts again."""
+    if not lost:
+        return BatchOutcome([], [], 0, 0)
+    run_ids = conn.execute(
+        "SELECT DISTINCT run_id::text FROM task_runs WHERE id = ANY(%s::uuid[])",
+        ([c.task_run_id for c in lost],),
+    ).fetchall()
+    runs = _lock_runs(conn, sorted(r[0] for r in run_ids))
+    live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
+    if not live:
+        return BatchOutcome([], [], 0, 0)
+    rows = conn.execute(
+        "UPDATE task_runs t SET queued_at = now()"
+        " FROM unnest(%s::uuid[], %s::int[]) AS v(id, attempt)"
+        " WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = %s"
+        "   AND t.dispatch_at IS NULL AND t.run_id = ANY(%s::uuid[])"
+        " RETURNING t.id, t.run_id, t.task_name, t.attempt",
+        (
+            [c.task_run_id for c in lost],
+            [c.attempt for c in lost],
+            TaskStatus.QUEUED,
+            list(live),
+        ),
+    ).fetchall()
+    ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+    out: list[outbox.OutboxMessage] = []
+    if ready:
+        _dispatch(
+            conn, topology, definitions, live, ready, out, event=TASK_REDISPATCHED, admitted=True
+        )
+    return _close(conn, topology, definitions, live, out, len(ready))
+
+
+class LostMessages(Periodic):
+    """The safety net's thread in each scheduler replica; several replicas may run it at
+    once (a redispatch locks its runs and is guarded by attempt and status)."""
+
+    name = "lost-messages"
+
+    def __init__(self, settings: SchedulerSettings, relay: outbox.OutboxRelay) -> None:
+        super().__init__(settings.lost_message_check_seconds)
+        self._settings = settings
+        self._relay = relay
+        self._topology = Topology(settings.namespace)
+        self._definitions = Definitions()
+        self._suspects: dict[tuple[str, int], datetime] = {}
+        self._connection: pika.BlockingConnection | None = None
+
+    def _run(self) -> None:
+        settings = self._settings
+        params = {
+            "grace": settings.lost_message_grace_seconds,
+            "timeout": settings.worker_heartbeat_timeout_seconds,
+            "limit": _LIMIT,
+        }
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            rows = conn.execute(_UNHELD, params).fetchall()
+            if not rows:
+                self._suspects.clear()
+                return
+            now = rows[0][3]
+            candidates = [Candidate(r[0], r[1], self._topology.task_queue(r[2])) for r in rows]
+            queues = sorted({c.queue for c in candidates})
+            busy = self._busy_queues(conn, queues)
+            beat = conn.execute(_OLDEST_LIVE_BEAT, params).fetchone()
+            lost, self._suspects = judge(
+                candidates,
+                busy,
+                self._suspects,
+                now,
+                beat[0] if beat else None,
+                timedelta(seconds=settings.lost_message_confirm_seconds),
+            )
+            if not lost:
+                return
+            with conn.transaction():
+                outcome = redispatch(conn, self._topology, self._definitions, lost)
+        self._relay.submit(outcome.outbox_rows)
+        metrics.count(outcome.events)
+        for c in lost:
+            self._suspects.pop(c.key, None)
+        if outcome.applied:
+            logger.warning(
+                "task messages lost; attempts dispatched again",
+                extra={
+                    "action": "messages_redispatched",
+                    "count": outcome.applied,
+                    "attempts": [f"{c.task_run_id}:{c.attempt}" for c in lost][:20],
+                },
+            )
+
+    def _busy_queues(self, conn: psycopg.Connection[Any], queues: list[str]) -> set[str]:
+        """The queues with ready messages (asked of RabbitMQ) or outbox rows bound for
+        them. A queue that does not exist holds nothing."""
+        busy = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT routing_key FROM outbox"
+                " WHERE exchange = '' AND routing_key = ANY(%s)",
+                (queues,),
+            )
+        }
+        for attempt in range(2):
+            try:
+                if self._connection is None or not self._connection.is_open:
+                    self._connection = broker.connect(self._settings.broker_url)
+                channel = self._connection.channel()
+                try:
+                    for queue in queues:
+                        try:
+                            ok = channel.queue_declare(queue, passive=True)
+                        except pika.exceptions.ChannelClosedByBroker:
+                            channel = self._connection.channel()  # 404: no such queue
+                            continue
+                        if ok.method.message_count > 0:
+                            busy.add(queue)
+                finally:
+                    if channel.is_open:
+                        channel.close()
+                return busy
+            except (pika.exceptions.AMQPError, OSError):
+                # A connection closed by the broker while this thread slept: once more.
+                self._connection = None
+                if attempt:
+                    raise
+        return busy
