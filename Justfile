@@ -1,13 +1,14 @@
 # Roost's tasks. `just --list` shows them all.
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Create .venv with every workspace package (installs uv first if needed), and the
+# Create .venv with every workspace package (uv from deploy/local/tools.sh), and the
 # dashboard's front-end packages from the npm registry (installs Node.js if needed).
+# Fast and changes nothing when everything is in place already.
 setup:
-    command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
-    uv sync --all-packages --frozen --python python3.11 -q
+    bash deploy/local/tools.sh
+    .roost/tools/bin/uv sync --all-packages --frozen --python python3.11 -q
     bash deploy/local/ensure-node.sh
-    npm ci --prefix services/dashboard --no-audit --no-fund --loglevel=error
+    bash deploy/local/npm-packages.sh
 
 # Make sure local PostgreSQL and RabbitMQ run (installs them from apt if absent).
 servers:

@@ -33,7 +33,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rabbitmqctl(*args: str, node: str | None = None) -> None:
+def rabbitmqctl(*args: str, node: str | None = None) -> None:
     target = ["-n", node] if node else []
     subprocess.run(
         ["rabbitmqctl", "-q", *target, *args], check=True, capture_output=True, timeout=60
@@ -118,9 +118,9 @@ class Stack:
         vhost = "/"
         if self.use_vhost and shutil.which("rabbitmqctl"):
             try:
-                _rabbitmqctl("add_vhost", f"roost_test_{self.tag}", node=self.rabbitmq_node)
+                rabbitmqctl("add_vhost", f"roost_test_{self.tag}", node=self.rabbitmq_node)
                 vhost = f"roost_test_{self.tag}"
-                _rabbitmqctl(
+                rabbitmqctl(
                     "set_permissions",
                     "-p",
                     vhost,
@@ -135,7 +135,7 @@ class Stack:
                 # keeps this run's queues apart.
                 if vhost != "/":
                     with contextlib.suppress(subprocess.SubprocessError, OSError):
-                        _rabbitmqctl("delete_vhost", vhost, node=self.rabbitmq_node)
+                        rabbitmqctl("delete_vhost", vhost, node=self.rabbitmq_node)
                 vhost = "/"
         self.vhost = vhost
         self.api_port = free_port()
@@ -324,7 +324,7 @@ class Stack:
             pass
         if getattr(self, "vhost", "/") != "/":
             with contextlib.suppress(subprocess.SubprocessError, OSError):
-                _rabbitmqctl("delete_vhost", self.vhost, node=self.rabbitmq_node)
+                rabbitmqctl("delete_vhost", self.vhost, node=self.rabbitmq_node)
 
     def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:

@@ -4,18 +4,15 @@
 # `chromium` package from apt if absent; does nothing if it is already there.
 # (`playwright install` downloads its own browsers, which this setup does not rely on.)
 set -euo pipefail
+cd "$(dirname "$0")/../.."
+. deploy/local/lib.sh
 
 if [ -x /usr/bin/chromium ]; then
   echo "Chromium is installed."
   exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-
-echo "installing Chromium from apt..."
-$SUDO apt-get update -q
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+apt_install Chromium chromium
 
 if [ ! -x /usr/bin/chromium ]; then
   echo "error: apt installed chromium but /usr/bin/chromium is missing" >&2

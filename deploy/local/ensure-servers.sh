@@ -3,9 +3,8 @@
 # machine: start them if installed, install them from apt if absent. Servers that are
 # already running are left exactly as they are.
 set -euo pipefail
-
-SUDO=""
-if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+cd "$(dirname "$0")/../.."
+. deploy/local/lib.sh
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -19,18 +18,11 @@ wait_port() {
   exit 1
 }
 
-apt_updated=""
-apt_install() {
-  if [ -z "$apt_updated" ]; then $SUDO apt-get update -q; apt_updated=1; fi
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
-}
-
 # -- PostgreSQL -----------------------------------------------------------------------
 if ! port_open 5432; then
   fresh=""
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then
-    echo "installing PostgreSQL from apt..."
-    apt_install postgresql
+    apt_install PostgreSQL postgresql
     fresh=1
   fi
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
@@ -40,6 +32,7 @@ if ! port_open 5432; then
     hba=/etc/postgresql/$version/main/pg_hba.conf
     $SUDO sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
   fi
+  can_apt || [ "$(id -u)" = "0" ] || need "PostgreSQL is not running on 127.0.0.1:5432: start it (pg_ctlcluster $version main start, as root)"
   echo "starting PostgreSQL $version..."
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   wait_port 5432 PostgreSQL
@@ -52,10 +45,10 @@ fi
 # -- RabbitMQ -------------------------------------------------------------------------
 if ! port_open 5672; then
   if ! command -v rabbitmq-server >/dev/null 2>&1; then
-    echo "installing RabbitMQ from apt..."
-    apt_install rabbitmq-server
+    apt_install RabbitMQ rabbitmq-server
   fi
   if ! port_open 5672; then
+    can_apt || [ "$(id -u)" = "0" ] || need "RabbitMQ is not running on 127.0.0.1:5672: start it (rabbitmq-server -detached, as root)"
     echo "starting RabbitMQ..."
     $SUDO rabbitmq-server -detached || true
   fi
