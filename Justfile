@@ -3,10 +3,12 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Create .venv with every workspace package (uv from deploy/local/tools.sh), and the
 # dashboard's front-end packages from the npm registry (installs Node.js if needed).
-# Fast and changes nothing when everything is in place already.
+# Fast and changes nothing when everything is in place already. Downloads trust the
+# machine's certificate store (UV_NATIVE_TLS), as pip and apt do, so that a network
+# behind a TLS-inspecting proxy whose CA the machine trusts works too.
 setup:
     bash deploy/local/tools.sh
-    .roost/tools/bin/uv sync --all-packages --frozen --python python3.11 -q
+    UV_NATIVE_TLS=1 .roost/tools/bin/uv sync --all-packages --frozen --python python3.11 -q
     bash deploy/local/ensure-node.sh
     bash deploy/local/npm-packages.sh
 

@@ -8,5 +8,7 @@ stamp=node_modules/.roost-installed-from-lock
 if [ -f "$stamp" ] && cmp -s package-lock.json "$stamp"; then
   exit 0
 fi
-npm ci --no-audit --no-fund --loglevel=error
+# Node.js trusts the machine's certificate store (OpenSSL's), not only its own list.
+NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--use-openssl-ca" \
+  npm ci --no-audit --no-fund --loglevel=error
 cp package-lock.json "$stamp"
