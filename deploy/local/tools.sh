@@ -13,6 +13,10 @@ cd "$(dirname "$0")/../.."
 
 TOOLS=.roost/tools
 BIN=$TOOLS/bin
+# Pinned: the uv that wrote uv.lock (deploy/Dockerfile installs the same), and a just
+# that reads this Justfile.
+UV_VERSION=0.13.9
+JUST_VERSION=1.59.0
 
 has_tool() {
   local found
@@ -52,8 +56,8 @@ fi
 packages=()
 for tool in "${missing[@]}"; do
   case $tool in
-    uv) packages+=("uv") ;;
-    just) packages+=("rust-just") ;;  # the PyPI package named `just` is something else
+    uv) packages+=("uv==$UV_VERSION") ;;
+    just) packages+=("rust-just==$JUST_VERSION") ;;  # PyPI's `just` is something else
   esac
 done
 echo "installing ${packages[*]} into $VENV..."

@@ -4,6 +4,7 @@ missing and apt is out of reach, stops with one line naming what to install."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,3 +80,12 @@ def test_an_old_python_is_named_with_its_version(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"roost: Python 3.11 or newer is needed, {bin_dir / 'python3'} is Python 3.9.2"
     )
+
+
+def test_the_bootstrap_installs_the_uv_the_image_installs() -> None:
+    tools = (REPO / "deploy" / "local" / "tools.sh").read_text()
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    pinned = re.search(r"^UV_VERSION=(\S+)$", tools, re.M)
+    image = re.search(r"^ARG UV_VERSION=(\S+)$", dockerfile, re.M)
+    assert pinned and image
+    assert pinned.group(1) == image.group(1)

@@ -23,6 +23,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from roost_core import admission, dag, dispatch, events, outbox, tracing
+from roost_core.engine import decisions
+from roost_core.engine.decisions import WORKER_LOST
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import (
@@ -45,9 +47,6 @@ ACTIVE = [TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]
 # The engine's own execution deadline trails the worker's (Dramatiq checks its time
 # limits once a second): the worker normally interrupts and reports first.
 EXECUTION_GRACE_SECONDS = 5.0
-FAILURES = (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
-WORKER_LOST = "WorkerLost"
-MAX_LOST = 5
 
 
 @dataclass
@@ -537,7 +536,7 @@ def fail_attempt(
     """End a failed (or timed-out) attempt, once, and either schedule the next attempt
     (retries left, and the error allows it) or fail the task for good, cancelling its
     descendants. An attempt ``lost`` with its worker is handed to another worker at once
-    without using a retry (up to MAX_LOST times, against tasks that kill workers).
+    without using a retry (decisions.after_failure decides).
     Returns False when the attempt was not the current active one."""
     status = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
     row = conn.execute(
@@ -573,11 +572,11 @@ def fail_attempt(
         (WORKER_LOST, WORKER_LOST, task_run_id),
     ).fetchone()
     failures, losses = (row[0], row[1]) if row else (1, 0)
-    again = (lost and losses <= MAX_LOST) or (
-        not lost and retryable and failures <= task_def.retries
+    retry = decisions.after_failure(
+        task_def, failures=failures, losses=losses, lost=lost, retryable=retryable
     )
-    if again:
-        delay = 0.0 if lost else task_def.retry_delay(failures)
+    if retry is not None:
+        delay = retry.delay
         run.event(
             events.TASK_RETRYING,
             task,
@@ -786,24 +785,19 @@ def _settle(
     finals: list[tuple[str, str, Jsonb, Jsonb | None]] = []
     by_id = {r.id: r for r in runs}
     for run_id, rows in tasks.items():
-        # A task that timed out has failed too (its status says how).
-        failed = sorted((name, err) for name, status, _, err in rows if status in FAILURES)
         handler = definitions.get(conn, by_id[run_id].version_id).on_failure
-        if failed and handler is not None and all(name != handler.name for name, *_ in rows):
-            _start_on_failure(conn, topology, by_id[run_id], handler, dict(failed), out)
+        end = decisions.run_end(
+            [decisions.SettledTask(n, TaskStatus(s), o, e) for n, s, o, e in rows],
+            handler.name if handler is not None else None,
+        )
+        if isinstance(end, decisions.StartOnFailure):
+            assert handler is not None
+            _start_on_failure(conn, topology, by_id[run_id], handler, end.errors, out)
             continue
-        output = {name: out for name, status, out, _ in rows if status == TaskStatus.SUCCEEDED}
-        error: Any = None
-        final = RunStatus.SUCCEEDED
-        if failed:
-            final = RunStatus.FAILED
-            error = {
-                "message": f"task(s) failed: {', '.join(n for n, _ in failed)}",
-                "failed_tasks": [{"task": n, **(e or {})} for n, e in failed],
-            }
+        final, output, error = end.status, end.output, end.error
         finals.append((run_id, final.value, Jsonb(output), Jsonb(error) if error else None))
         by_id[run_id].status = final.value
-        data = {"error": error} if failed else {"output": output}
+        data = {"error": error} if error else {"output": output}
         by_id[run_id].event(events.run_final_type(final), data=data)
         if definitions.get(conn, by_id[run_id].version_id).concurrency is not None:
             by_id[run_id].released.append((run_id, admission.RUN_ATTEMPT))  # its group place
@@ -840,7 +834,7 @@ def _start_on_failure(
         task_run_id=task_run_id,
         attempt=1,
         run_input=run.input,
-        task_errors={n: e or {} for n, e in errors.items()},
+        task_errors=errors,
         trace=run.trace,
     )
     conn.execute(
