@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from roost_core import admission, outbox
+from roost_core.engine.plan import run_async
 from roost_core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
 from roost_core.expressions import evaluate_key
 from roost_core.topology import Topology
@@ -165,7 +166,7 @@ def routes(
                     (tenant, key, body.limit, seconds),
                 )
                 async with conn.cursor() as c:
-                    rows = await outbox.insert_async(c, [admission.wake(topology)])
+                    rows = await run_async(c, outbox.insert([admission.wake(topology)]))
             relay.submit(rows)  # a raised limit may admit waiting tasks at once
             (found,) = await list_limits(conn, tenant, key)
         return JSONResponse(found)

@@ -19,6 +19,8 @@ from psycopg.types.json import Jsonb
 
 from roost_api import concurrency, ratelimits
 from roost_core import admission, dag, dispatch, events, outbox, spans, tracing
+from roost_core.engine import record
+from roost_core.engine.plan import run_async
 from roost_core.errors import (
     BadRequestError,
     ConflictError,
@@ -353,10 +355,8 @@ async def create_runs(
             ),
         )
     async with conn.cursor() as c:
-        appended = await events.append_async(c, new_events)
-        messages = await admission.enqueue_async(c, topology, messages)
         # The events' broadcast first: gateways hear of a run before a worker starts it.
-        rows = await outbox.insert_async(c, [*events.broadcast(topology, appended), *messages])
+        rows = (await run_async(c, record.write(topology, new_events, messages))).outbox_rows
     to_cancel = [(rid, limits.reasons[rid]) for rid in limits.cancel_existing]
     to_cancel += [(str(run_ids[i]), limits.reasons[str(i)]) for i in sorted(limits.cancel_new)]
     cancelled = {cancel_id for cancel_id, _ in to_cancel}
@@ -764,7 +764,8 @@ async def cancel_run(
             run_id,
         ),
     )
-    await conn.execute("SELECT pg_notify('roost_run_final', %s)", (run_id,))
+    async with conn.cursor() as c:
+        await run_async(c, record.notify_final([run_id]))
     run_events = [
         events.NewEvent(events.TASK_CANCELLED, r[6], r[1] or None, {"error": error.obj})
         for r in sorted(ended, key=lambda r: r[6])
@@ -775,10 +776,6 @@ async def cancel_run(
     held = [(str(r[0]), r[1]) for r in stopped if definition.by_name[r[6]].rate_limits]
     if definition.concurrency is not None:
         held.append((run_id, admission.RUN_ATTEMPT))  # its place in its group, or its wait
-    if held:
-        # Attempts waiting for admission leave the queue; running ones free their units.
-        async with conn.cursor() as c:
-            messages += await admission.release_async(c, topology, held)
     if stopped:
         message = CancelTasks(run_id=run_id, task_run_ids=[str(r[0]) for r in stopped])
         messages.append(
@@ -789,7 +786,8 @@ async def cancel_run(
                 mandatory=False,
             )
         )
-    return True, await _write(conn, topology, run, run_events, messages)
+    # Attempts waiting for admission leave the queue; running ones free their units.
+    return True, await _write(conn, topology, run, run_events, messages, held)
 
 
 async def _write(
@@ -798,20 +796,15 @@ async def _write(
     run: dict[str, Any],
     run_events: list[events.NewEvent],
     messages: list[outbox.OutboxMessage],
+    released: admission.Attempts = (),
 ) -> list[outbox.OutboxRow]:
-    """Append a locked run's events, then write the outbox (their broadcast first);
-    rate-limited task messages wait for admission instead."""
+    """Append a locked run's events and write the outbox (roost_core.engine.record)."""
+    batch = events.RunEvents(
+        str(run["tenant_id"]), str(run["id"]), run["workflow_name"], run_events
+    )
     async with conn.cursor() as c:
-        messages = await admission.enqueue_async(c, topology, messages)
-        appended = await events.append_async(
-            c,
-            [
-                events.RunEvents(
-                    str(run["tenant_id"]), str(run["id"]), run["workflow_name"], run_events
-                )
-            ],
-        )
-        return await outbox.insert_async(c, [*events.broadcast(topology, appended), *messages])
+        written = await run_async(c, record.write(topology, [batch], messages, released))
+    return written.outbox_rows
 
 
 async def replay_run(

@@ -1,8 +1,9 @@
 """Long-poll support: wake requests waiting for a run to end.
 
-The scheduler sends ``NOTIFY roost_run_final, '<run id>'`` in the transaction that ends
-a run, so PostgreSQL delivers it only after commit; one LISTEN connection per api
-process fans it out to the waiting requests. No polling loop."""
+The transaction that ends a run sends ``NOTIFY roost_run_final, '<run id>'``
+(roost_core.engine.record.notify_final), so PostgreSQL delivers it only after commit;
+one LISTEN connection per api process fans it out to the waiting requests. No polling
+loop."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from typing import Any
 
 import psycopg
 
+from roost_core.engine.record import RUN_FINAL_CHANNEL
+
 logger = logging.getLogger(__name__)
 
-CHANNEL = "roost_run_final"
+CHANNEL = RUN_FINAL_CHANNEL
 
 
 class RunWaiters:

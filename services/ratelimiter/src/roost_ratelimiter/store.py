@@ -18,6 +18,7 @@ import psycopg
 
 from roost_core import outbox, tracing
 from roost_core.admission import IN_USE, RUN_ATTEMPT, enqueue, unpack_run
+from roost_core.engine.plan import run
 from roost_core.topology import TASK_FAILED, Topology
 from roost_core.wire import TaskError, TaskFailed
 from roost_ratelimiter.choose import Key, KeyState, Waiter, choose
@@ -100,11 +101,11 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
         if w.attempt == RUN_ATTEMPT and not w.queue:
             # A run admitted into its concurrency group: its root tasks go on (those with
             # rate limits of their own wait again, for those).
-            messages += enqueue(conn.cursor(), topology, unpack_run(w.message))
+            messages += run(conn.cursor(), enqueue(topology, unpack_run(w.message)))
         else:
             messages.append(outbox.OutboxMessage("", w.queue, w.message))
     failed = _fail(conn, topology, decision.impossible, messages)
-    rows = outbox.insert(conn.cursor(), messages)
+    rows = run(conn.cursor(), outbox.insert(messages))
 
     gone = {w.id for w in admitted} | {w.id for w, _ in decision.impossible}
     still = [w for w in waiters if w.id not in gone]

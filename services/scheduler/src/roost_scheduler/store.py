@@ -23,7 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from roost_core import admission, dag, dispatch, events, outbox, tracing
-from roost_core.engine import decisions
+from roost_core.engine import decisions, plan, record
 from roost_core.engine.decisions import WORKER_LOST
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 _tracer = tracing.tracer("roost.scheduler")
 
 Conn = psycopg.Connection[Any]
-RUN_FINAL_CHANNEL = "roost_run_final"
 ACTIVE = [TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]
 # The engine's own execution deadline trails the worker's (Dramatiq checks its time
 # limits once a second): the worker normally interrupts and reports first.
@@ -200,23 +199,25 @@ def apply_reports(
 def _write(
     conn: Conn, topology: Topology, runs: dict[str, _Run], messages: list[outbox.OutboxMessage]
 ) -> tuple[list[outbox.OutboxRow], list[events.Event]]:
-    """Append the batch's events to the log, then write its outbox: the events'
-    broadcast first, so gateways hear of a task queued before a worker can start it."""
+    """Append the batch's events, free what its ended attempts held, and write its
+    outbox (roost_core.engine.record.write)."""
     if tracing.enabled():
         _trace_decisions(runs)
-    cur = conn.cursor()
-    appended = events.append(
-        cur,
-        [
-            events.RunEvents(r.tenant_id, r.id, r.workflow, r.events)
-            for r in runs.values()
-            if r.events
-        ],
+    written = plan.run(
+        conn.cursor(),
+        record.write(
+            topology,
+            [
+                events.RunEvents(r.tenant_id, r.id, r.workflow, r.events)
+                for r in runs.values()
+                if r.events
+            ],
+            messages,
+            # Rate-limited attempts that ended free their units.
+            [a for r in runs.values() for a in r.released],
+        ),
     )
-    # Rate-limited attempts that ended free their units; new ones wait for admission.
-    freed = admission.release(cur, topology, [a for r in runs.values() for a in r.released])
-    messages = admission.enqueue(cur, topology, [*messages, *freed])
-    return outbox.insert(cur, [*events.broadcast(topology, appended), *messages]), appended
+    return written.outbox_rows, written.appended
 
 
 def _trace_decisions(runs: dict[str, _Run]) -> None:
@@ -807,11 +808,7 @@ def _settle(
         "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = now() WHERE id = %s",
         [(f, o, e, run_id) for run_id, f, o, e in finals],
     )
-    # Delivered at commit: wakes the api's long-polling readers of these runs.
-    conn.execute(
-        "SELECT pg_notify(%s, id) FROM unnest(%s::text[]) AS id",
-        (RUN_FINAL_CHANNEL, [f[0] for f in finals]),
-    )
+    plan.run(conn.cursor(), record.notify_final([f[0] for f in finals]))
     return [(run_id, final) for run_id, final, _, _ in finals]
 
 

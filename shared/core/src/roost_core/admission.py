@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-import psycopg
-
+from roost_core.engine.plan import Plan, Statement
 from roost_core.outbox import Admission, OutboxMessage
 from roost_core.topology import RATELIMITER_WAKE, Topology
 
@@ -57,11 +56,11 @@ IN_USE = (
 # Release what the given attempts (task run id, attempt) hold or wait for.
 _RELEASE_HOLDS = (
     "DELETE FROM rate_limit_holds h USING unnest(%s::uuid[], %s::int[]) AS v(id, a)"
-    " WHERE h.task_run_id = v.id AND h.attempt = v.a"
+    " WHERE h.task_run_id = v.id AND h.attempt = v.a RETURNING 1"
 )
 _RELEASE_WAITERS = (
     "DELETE FROM rate_limit_waiters w USING unnest(%s::uuid[], %s::int[]) AS v(id, a)"
-    " WHERE w.task_run_id = v.id AND w.attempt = v.a"
+    " WHERE w.task_run_id = v.id AND w.attempt = v.a RETURNING 1"
 )
 
 Attempts = Sequence[tuple[str, int]]
@@ -122,9 +121,7 @@ def _params(held: Sequence[OutboxMessage]) -> tuple[list[Any], ...]:
     )
 
 
-def enqueue(
-    cur: psycopg.Cursor[Any], topology: Topology, messages: Sequence[OutboxMessage]
-) -> list[OutboxMessage]:
+def enqueue(topology: Topology, messages: Sequence[OutboxMessage]) -> Plan[list[OutboxMessage]]:
     """Write the task messages that need admission to the waiters table; return the rest
     (plus a wake-up for the ratelimiter when any waits) for the outbox."""
     now, held = split(messages)
@@ -132,47 +129,19 @@ def enqueue(
         return now
     dynamic = _dynamic_params(held)
     if dynamic is not None:
-        cur.execute(_UPSERT_DYNAMIC, dynamic)
-    cur.execute(_INSERT_WAITERS, _params(held))
+        yield Statement(_UPSERT_DYNAMIC, dynamic)
+    yield Statement(_INSERT_WAITERS, _params(held))
     return [*now, wake(topology)]
 
 
-async def enqueue_async(
-    cur: psycopg.AsyncCursor[Any], topology: Topology, messages: Sequence[OutboxMessage]
-) -> list[OutboxMessage]:
-    """:func:`enqueue` for an async cursor."""
-    now, held = split(messages)
-    if not held:
-        return now
-    dynamic = _dynamic_params(held)
-    if dynamic is not None:
-        await cur.execute(_UPSERT_DYNAMIC, dynamic)
-    await cur.execute(_INSERT_WAITERS, _params(held))
-    return [*now, wake(topology)]
-
-
-def release(
-    cur: psycopg.Cursor[Any], topology: Topology, attempts: Attempts
-) -> list[OutboxMessage]:
+def release(topology: Topology, attempts: Attempts) -> Plan[list[OutboxMessage]]:
     """Free what these attempts hold or wait for, inside the caller's transaction;
     returns the wake-up to write to the outbox when anything was freed."""
     if not attempts:
         return []
     params = ([a[0] for a in attempts], [a[1] for a in attempts])
-    freed = cur.execute(_RELEASE_HOLDS, params).rowcount
-    freed += cur.execute(_RELEASE_WAITERS, params).rowcount
-    return [wake(topology)] if freed else []
-
-
-async def release_async(
-    cur: psycopg.AsyncCursor[Any], topology: Topology, attempts: Attempts
-) -> list[OutboxMessage]:
-    """:func:`release` for an async cursor."""
-    if not attempts:
-        return []
-    params = ([a[0] for a in attempts], [a[1] for a in attempts])
-    freed = (await cur.execute(_RELEASE_HOLDS, params)).rowcount
-    freed += (await cur.execute(_RELEASE_WAITERS, params)).rowcount
+    freed = len((yield Statement(_RELEASE_HOLDS, params)))
+    freed += len((yield Statement(_RELEASE_WAITERS, params)))
     return [wake(topology)] if freed else []
 
 

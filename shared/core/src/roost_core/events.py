@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from pydantic import BaseModel, ConfigDict
 
+from roost_core.engine.plan import Plan, Statement
 from roost_core.outbox import OutboxMessage
 from roost_core.statuses import RunStatus
 from roost_core.topology import EVENTS_APPENDED, Topology
@@ -175,22 +175,12 @@ def _stored(flat: list[tuple[RunEvents, NewEvent]], ids: list[tuple[int, int]]) 
     ]
 
 
-def append(cur: psycopg.Cursor[Any], batches: list[RunEvents]) -> list[Event]:
+def append(batches: list[RunEvents]) -> Plan[list[Event]]:
     """Append events inside the caller's transaction, which must hold each run's lock."""
     flat = _flatten(batches)
     if not flat:
         return []
-    rows = cur.execute(_APPEND, _params(flat)).fetchall()
-    return _stored(flat, [(r[0], r[1]) for r in rows])
-
-
-async def append_async(cur: psycopg.AsyncCursor[Any], batches: list[RunEvents]) -> list[Event]:
-    """:func:`append` for an async cursor."""
-    flat = _flatten(batches)
-    if not flat:
-        return []
-    await cur.execute(_APPEND, _params(flat))
-    rows = await cur.fetchall()
+    rows = yield Statement(_APPEND, _params(flat))
     return _stored(flat, [(r[0], r[1]) for r in rows])
 
 

@@ -30,6 +30,7 @@ import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 
 from roost_core import broker
+from roost_core.engine.plan import Plan, Statement
 from roost_core.topology import declare_task_queue
 
 logger = logging.getLogger(__name__)
@@ -101,23 +102,12 @@ def _insert_params(messages: list[OutboxMessage]) -> tuple[list[Any], ...]:
     )
 
 
-def insert(cur: psycopg.Cursor[Any], messages: list[OutboxMessage]) -> list[OutboxRow]:
+def insert(messages: list[OutboxMessage]) -> Plan[list[OutboxRow]]:
     """Write ``messages`` to the outbox inside the caller's transaction."""
     if not messages:
         return []
-    ids = [row[0] for row in cur.execute(_INSERT, _insert_params(messages)).fetchall()]
-    return [OutboxRow(i, m) for i, m in zip(ids, messages, strict=True)]
-
-
-async def insert_async(
-    cur: psycopg.AsyncCursor[Any], messages: list[OutboxMessage]
-) -> list[OutboxRow]:
-    """:func:`insert` for an async cursor."""
-    if not messages:
-        return []
-    await cur.execute(_INSERT, _insert_params(messages))
-    ids = [row[0] for row in await cur.fetchall()]
-    return [OutboxRow(i, m) for i, m in zip(ids, messages, strict=True)]
+    rows = yield Statement(_INSERT, _insert_params(messages))
+    return [OutboxRow(row[0], m) for row, m in zip(rows, messages, strict=True)]
 
 
 class Publisher:
