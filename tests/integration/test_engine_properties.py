@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 
 from harness import Stack
 from roost_api import store as api
+from roost_core.engine.reports import apply_reports
+from roost_core.engine.state import Definitions
 from roost_core.events import RUN_FINAL_TYPES
 from roost_core.outbox import OutboxRow
 from roost_core.topology import Topology
@@ -34,7 +36,6 @@ from roost_core.wire import (
     TaskSucceeded,
     WorkflowDefinition,
 )
-from roost_scheduler.store import Definitions, apply_reports
 
 MAX_STEPS = 80
 

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 
 from harness import Stack
+from roost_core.engine.workers import record_heartbeats
 from roost_core.wire import WorkerHeartbeat
-from roost_scheduler.store import record_heartbeats
 
 
 def _beat(worker_id: str, state: str, sent_at: float, **more: Any) -> WorkerHeartbeat:

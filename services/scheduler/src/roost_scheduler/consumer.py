@@ -20,6 +20,10 @@ from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from roost_core import broker, metrics, outbox
+from roost_core.engine.reports import apply_reports
+from roost_core.engine.state import Definitions
+from roost_core.engine.timers import fire_timers, reclaim_lost_attempts
+from roost_core.engine.workers import record_heartbeats
 from roost_core.service import keep_running
 from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology, declare_core
 from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_report
@@ -27,13 +31,6 @@ from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.redispatch import LostMessages
 from roost_scheduler.retention import Retention
 from roost_scheduler.settings import SchedulerSettings
-from roost_scheduler.store import (
-    Definitions,
-    apply_reports,
-    fire_timers,
-    reclaim_lost_attempts,
-    record_heartbeats,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -31,12 +31,11 @@ import pika.exceptions
 import psycopg
 
 from roost_core import broker, metrics, outbox
-from roost_core.events import TASK_REDISPATCHED
-from roost_core.statuses import RunStatus, TaskStatus
+from roost_core.engine.redispatch import redispatch
+from roost_core.engine.state import Definitions
 from roost_core.topology import Topology
 from roost_scheduler.periodic import Periodic
 from roost_scheduler.settings import SchedulerSettings
-from roost_scheduler.store import BatchOutcome, Conn, Definitions, _close, _dispatch, _lock_runs
 
 logger = logging.getLogger(__name__)
 
@@ -108,44 +107,6 @@ def judge(
         else:
             kept[c.key] = since
     return lost, kept
-
-
-def redispatch(
-    conn: Conn, topology: Topology, definitions: Definitions, lost: list[Candidate]
-) -> BatchOutcome:
-    """Send the task messages of ``lost`` attempts again, inside the caller's
-    transaction, if each is still the current QUEUED attempt of a live run. Each gets a
-    ``task.redispatched`` event, and its grace starts again."""
-    if not lost:
-        return BatchOutcome([], [], 0, 0)
-    run_ids = conn.execute(
-        "SELECT DISTINCT run_id::text FROM task_runs WHERE id = ANY(%s::uuid[])",
-        ([c.task_run_id for c in lost],),
-    ).fetchall()
-    runs = _lock_runs(conn, sorted(r[0] for r in run_ids))
-    live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
-    if not live:
-        return BatchOutcome([], [], 0, 0)
-    rows = conn.execute(
-        "UPDATE task_runs t SET queued_at = now()"
-        " FROM unnest(%s::uuid[], %s::int[]) AS v(id, attempt)"
-        " WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = %s"
-        "   AND t.dispatch_at IS NULL AND t.run_id = ANY(%s::uuid[])"
-        " RETURNING t.id, t.run_id, t.task_name, t.attempt",
-        (
-            [c.task_run_id for c in lost],
-            [c.attempt for c in lost],
-            TaskStatus.QUEUED,
-            list(live),
-        ),
-    ).fetchall()
-    ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
-    out: list[outbox.OutboxMessage] = []
-    if ready:
-        _dispatch(
-            conn, topology, definitions, live, ready, out, event=TASK_REDISPATCHED, admitted=True
-        )
-    return _close(conn, topology, definitions, live, out, len(ready))
 
 
 class LostMessages(Periodic):

@@ -1,9 +1,23 @@
 """The engine core: the one home of the run and task state machine, shared by every
-service that changes runs.
+service that changes runs. Each transition runs inside its caller's transaction, guarded
+by (task run, attempt) and status, so a redelivered or duplicated message changes
+nothing.
 
 * ``decisions``: what the engine decides (retry or fail, how a run ends), as pure
   functions;
-* ``plan``: transitions written once for blocking and async connections alike;
-* ``record``: the end of every transaction that changes runs (events, admission,
-  outbox, the run-final NOTIFY).
+* ``state``: the runs a transaction has locked, what it produced, workflow definitions;
+* ``reports``, ``reports_started``: a batch of worker reports (started, succeeded,
+  failed) and what tasks emitted;
+* ``ready``: ready attempts become task messages; retries whose backoff is over;
+* ``failures``: a failed, timed-out or lost attempt is retried or fails its task;
+* ``settle``: runs whose tasks have all settled end, or start their on_failure handler;
+* ``timers``: deadlines, due retries and silent workers;
+* ``redispatch``: attempts whose task message was lost are sent again;
+* ``workers``: worker heartbeats;
+* ``record``, ``batch``, ``trace``: the end of every transaction (events, admission,
+  outbox, the run-final NOTIFY, decision spans);
+* ``plan``: transitions written once for blocking and async connections alike.
+
+The scheduler calls the transitions of worker reports and timers; the api those of
+trigger, cancel and replay (moving here next: issue #22).
 """

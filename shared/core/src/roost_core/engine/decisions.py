@@ -112,7 +112,7 @@ def ready_children(
     of theirs is in ``succeeded`` (which includes ``finished``), and one of them is in
     ``finished`` (so a child is made ready exactly once). The scheduler applies this
     rule set-wise, in one statement for a whole batch (a pending-parents count per task
-    run, in roost_scheduler.store); this is its statement for tests and readers."""
+    run, in roost_core.engine.reports); this is its statement for tests and readers."""
     just = set(finished)
     return [
         t.name

@@ -1,0 +1,49 @@
+"""The end of an engine transaction: settle the runs it finished, then write what it
+decided (roost_core.engine.record) and say what it produced."""
+
+from __future__ import annotations
+
+from roost_core import events, outbox, tracing
+from roost_core.engine import plan, record
+from roost_core.engine.settle import settle
+from roost_core.engine.state import BatchOutcome, Conn, Definitions, RunState
+from roost_core.engine.trace import trace_decisions
+from roost_core.topology import Topology
+
+
+def write_batch(
+    conn: Conn, topology: Topology, runs: dict[str, RunState], messages: list[outbox.OutboxMessage]
+) -> tuple[list[outbox.OutboxRow], list[events.Event]]:
+    """Append the batch's events, free what its ended attempts held, and write its
+    outbox (roost_core.engine.record.write)."""
+    if tracing.enabled():
+        trace_decisions(runs)
+    written = plan.run(
+        conn.cursor(),
+        record.write(
+            topology,
+            [
+                events.RunEvents(r.tenant_id, r.id, r.workflow, r.events)
+                for r in runs.values()
+                if r.events
+            ],
+            messages,
+            # Rate-limited attempts that ended free their units.
+            [a for r in runs.values() for a in r.released],
+        ),
+    )
+    return written.outbox_rows, written.appended
+
+
+def close_batch(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    live: dict[str, RunState],
+    out: list[outbox.OutboxMessage],
+    applied: int,
+) -> BatchOutcome:
+    """Settle the runs an engine-side batch touched and write its messages."""
+    finished = settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
+    rows, appended = write_batch(conn, topology, live, out)
+    return BatchOutcome(rows, finished, applied, 0, appended)

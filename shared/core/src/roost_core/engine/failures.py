@@ -1,0 +1,155 @@
+"""A failed, timed-out or lost attempt: recorded once, then retried or the task failed
+for good (its descendants never start). decisions.after_failure decides which."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from roost_core import dag, events, outbox
+from roost_core.engine import decisions
+from roost_core.engine.decisions import WORKER_LOST
+from roost_core.engine.ready import fire_dispatches
+from roost_core.engine.reports_started import started_data
+from roost_core.engine.state import ACTIVE, Conn, Definitions, RunState
+from roost_core.statuses import TaskStatus
+from roost_core.topology import Topology
+
+
+def fail_attempt(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    run: RunState,
+    out: list[outbox.OutboxMessage],
+    *,
+    task_run_id: str,
+    task: str,
+    attempt: int,
+    error: dict[str, Any],
+    worker_id: str | None,
+    started_at: float | None,
+    finished_at: float | None,
+    retryable: bool,
+    timed_out: bool,
+    lost: bool = False,
+) -> bool:
+    """End a failed (or timed-out) attempt, once, and either schedule the next attempt
+    (retries left, and the error allows it) or fail the task for good, cancelling its
+    descendants. An attempt ``lost`` with its worker is handed to another worker at once
+    without using a retry (decisions.after_failure decides).
+    Returns False when the attempt was not the current active one."""
+    status = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
+    row = conn.execute(
+        "UPDATE task_runs SET status = %s, error = %s, worker_id = coalesce(%s, worker_id),"
+        " started_at = coalesce(to_timestamp(%s), started_at),"
+        " finished_at = coalesce(to_timestamp(%s), now()), deadline_at = NULL"
+        " WHERE id = %s AND attempt = %s AND status = ANY(%s) AND dispatch_at IS NULL"
+        " RETURNING queued_at, started_at, finished_at, worker_id,"
+        "   (SELECT o.status FROM task_runs o WHERE o.id = task_runs.id)",
+        (status, Jsonb(error), worker_id, started_at, finished_at, task_run_id, attempt, ACTIVE),
+    ).fetchone()
+    if row is None:
+        return False
+    task_def = definitions.get(conn, run.version_id).by_name[task]
+    if task_def.rate_limits:
+        run.released.append((task_run_id, attempt))  # this attempt is over: units come back
+    if row[4] == TaskStatus.QUEUED and started_at is not None:
+        queued = row[0].timestamp() if row[0] is not None else None
+        run.event(
+            events.TASK_STARTED,
+            task,
+            attempt,
+            started_data(worker_id, started_at, queued),
+            started_at,
+        )
+    conn.execute(
+        "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error, queued_at,"
+        " started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (task_run_id, attempt, status, row[3], Jsonb(error), row[0], row[1], row[2]),
+    )
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE a.error->>'type' IS DISTINCT FROM %s),"
+        " count(*) FILTER (WHERE a.error->>'type' = %s)"
+        " FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id"
+        " WHERE a.task_run_id = %s AND a.attempt > t.retry_base",
+        (WORKER_LOST, WORKER_LOST, task_run_id),
+    ).fetchone()
+    failures, losses = (row[0], row[1]) if row else (1, 0)
+    retry = decisions.after_failure(
+        task_def, failures=failures, losses=losses, lost=lost, retryable=retryable
+    )
+    if retry is not None:
+        delay = retry.delay
+        run.event(
+            events.TASK_RETRYING,
+            task,
+            attempt,
+            {"error": error, "next_attempt": attempt + 1, "delay": delay},
+        )
+        # The next attempt waits out its backoff as a durable timer (dispatch_at): a
+        # scheduler restarted meanwhile still sends it on time. The last error stays
+        # visible on the task until then.
+        conn.execute(
+            "UPDATE task_runs SET status = %s, attempt = %s, output = NULL, worker_id = NULL,"
+            " started_at = NULL, finished_at = NULL, queued_at = NULL,"
+            " dispatch_at = now() + make_interval(secs => %s) WHERE id = %s",
+            (TaskStatus.QUEUED, attempt + 1, delay, task_run_id),
+        )
+        if delay <= 0:
+            fire_dispatches(conn, topology, definitions, {run.id: run}, out, [task_run_id])
+        return True
+    run.settled += 1
+    run.event(
+        events.TASK_TIMED_OUT if timed_out else events.TASK_FAILED, task, attempt, {"error": error}
+    )
+    # Descendants of a failed task never start; independent branches go on.
+    doomed = dag.descendants(definitions.get(conn, run.version_id), [task])
+    if doomed:
+        upstream = {"type": "UpstreamFailed", "message": f"not run: upstream task {task!r} failed"}
+        cancelled = conn.execute(
+            "UPDATE task_runs SET status = %s, error = %s, finished_at = now()"
+            " WHERE run_id = %s AND task_name = ANY(%s) AND status = %s RETURNING task_name",
+            (TaskStatus.CANCELLED, Jsonb(upstream), run.id, sorted(doomed), TaskStatus.PENDING),
+        ).fetchall()
+        run.settled += len(cancelled)
+        for (name,) in sorted(cancelled):
+            run.event(events.TASK_CANCELLED, name, None, {"error": upstream})
+    return True
+
+
+def engine_fail(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    run: RunState,
+    out: list[outbox.OutboxMessage],
+    row: tuple[Any, Any, str, int],
+    error: dict[str, Any],
+    *,
+    retryable: bool,
+    timed_out: bool,
+    lost: bool = False,
+) -> bool:
+    """fail_attempt for an attempt the engine ends itself (no worker report): ``row`` is
+    (task run id, run id, task name, attempt)."""
+    task_run_id, _, name, attempt = row
+    return fail_attempt(
+        conn,
+        topology,
+        definitions,
+        run,
+        out,
+        task_run_id=str(task_run_id),
+        task=name,
+        attempt=attempt,
+        error=error,
+        worker_id=None,
+        started_at=None,
+        finished_at=None,
+        retryable=retryable,
+        timed_out=timed_out,
+        lost=lost,
+    )

@@ -1,0 +1,98 @@
+"""Ready attempts become task messages: their parents' outputs, their schedule
+deadlines, and the retries whose backoff is over."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from roost_core import dispatch, events, outbox
+from roost_core.engine.state import Conn, Definitions, RunState
+from roost_core.topology import Topology
+
+
+def dispatch_ready(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    runs: dict[str, RunState],
+    ready: list[tuple[str, str, str, int]],
+    out: list[outbox.OutboxMessage],
+    known: dict[tuple[str, str], Any] | None = None,
+    *,
+    event: str = events.TASK_QUEUED,
+    admitted: bool = False,
+) -> None:
+    """Write the task messages of ``ready`` attempts (task run id, run id, task name,
+    attempt), already QUEUED in task_runs, with their parents' outputs, and set the
+    schedule deadlines of those that have one. ``admitted``: the attempts passed the
+    ratelimiter already (a redispatch), so they go straight to their queue."""
+    outputs = dict(known or {})
+    wanted: set[tuple[str, str]] = set()
+    for _, run_id, name, _ in ready:
+        task = definitions.get(conn, runs[run_id].version_id).by_name[name]
+        wanted.update((run_id, p) for p in task.parents)
+    missing = sorted(wanted - outputs.keys())
+    if missing:  # parents that finished in an earlier batch
+        for run_id, task_name, output in conn.execute(
+            "SELECT t.run_id, t.task_name, t.output FROM task_runs t"
+            " JOIN unnest(%s::uuid[], %s::text[]) AS m(run_id, task)"
+            "   ON t.run_id = m.run_id AND t.task_name = m.task",
+            ([m[0] for m in missing], [m[1] for m in missing]),
+        ):
+            outputs[(str(run_id), task_name)] = output
+    deadlines: list[tuple[str, float]] = []
+    for task_run_id, run_id, name, attempt in ready:
+        run = runs[run_id]
+        task = definitions.get(conn, run.version_id).by_name[name]
+        message, deadline = dispatch.attempt(
+            topology,
+            task,
+            tenant_id=run.tenant_id,
+            workflow=run.workflow,
+            run_id=run.id,
+            task_run_id=task_run_id,
+            attempt=attempt,
+            run_input=run.input,
+            parent_outputs={p: outputs.get((run.id, p)) for p in task.parents},
+            trace=run.trace,
+        )
+        out.append(dataclasses.replace(message, admission=None) if admitted else message)
+        run.event(event, name, attempt)
+        if deadline is not None:
+            deadlines.append((task_run_id, deadline))
+    if deadlines:
+        conn.execute(
+            "UPDATE task_runs t SET deadline_at = to_timestamp(v.d)"
+            " FROM unnest(%s::uuid[], %s::float8[]) AS v(id, d) WHERE t.id = v.id",
+            ([d[0] for d in deadlines], [d[1] for d in deadlines]),
+        )
+
+
+def fire_dispatches(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    runs: dict[str, RunState],
+    out: list[outbox.OutboxMessage],
+    task_run_ids: list[str] | None = None,
+) -> int:
+    """Send the retries whose backoff is over (of ``runs``, or just ``task_run_ids``)."""
+    if task_run_ids is not None:
+        rows = conn.execute(
+            "UPDATE task_runs SET dispatch_at = NULL, queued_at = now()"
+            " WHERE id = ANY(%s::uuid[]) AND dispatch_at <= now()"
+            " RETURNING id, run_id, task_name, attempt",
+            (task_run_ids,),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "UPDATE task_runs SET dispatch_at = NULL, queued_at = now()"
+            " WHERE run_id = ANY(%s::uuid[]) AND dispatch_at <= now()"
+            " RETURNING id, run_id, task_name, attempt",
+            ([r.id for r in runs.values()],),
+        ).fetchall()
+    ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+    if ready:
+        dispatch_ready(conn, topology, definitions, runs, ready, out)
+    return len(ready)

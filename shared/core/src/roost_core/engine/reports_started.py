@@ -1,0 +1,64 @@
+"""QUEUED -> RUNNING: a worker says an attempt started (or its first log line does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roost_core import events
+from roost_core.engine.state import EXECUTION_GRACE_SECONDS, Conn, Definitions, RunState
+from roost_core.statuses import TaskStatus
+from roost_core.wire import TaskStarted
+
+
+def apply_started(
+    conn: Conn,
+    definitions: Definitions,
+    runs: dict[str, RunState],
+    reports: list[TaskStarted],
+    statuses: list[str],
+) -> int:
+    """QUEUED -> RUNNING. A start of the same attempt on another worker (RabbitMQ
+    redelivered it after its first worker died) takes the task over, when ``statuses``
+    allow RUNNING. A task with an execution timeout gets its engine-side deadline:
+    start + timeout + grace."""
+    if not reports:
+        return 0
+    timeouts = [
+        definitions.get(conn, runs[r.run_id].version_id).by_name[r.task].execution_timeout_seconds
+        for r in reports
+    ]
+    cur = conn.execute(
+        "UPDATE task_runs t SET status = %s, started_at = to_timestamp(v.at), worker_id = v.w,"
+        " deadline_at = to_timestamp(v.at + v.timeout + %s)"
+        " FROM unnest(%s::uuid[], %s::int[], %s::float8[], %s::text[], %s::float8[])"
+        "   AS v(id, a, at, w, timeout)"
+        " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
+        " RETURNING t.run_id, t.task_name, t.attempt, t.worker_id,"
+        "   extract(epoch FROM t.started_at), extract(epoch FROM t.queued_at)",
+        (
+            TaskStatus.RUNNING,
+            EXECUTION_GRACE_SECONDS,
+            [r.task_run_id for r in reports],
+            [r.attempt for r in reports],
+            [r.started_at for r in reports],
+            [r.worker_id for r in reports],
+            timeouts,
+            statuses,
+        ),
+    )
+    rows = cur.fetchall()
+    for run_id, name, attempt, worker_id, at, queued in rows:
+        runs[str(run_id)].event(
+            events.TASK_STARTED, name, attempt, started_data(worker_id, at, queued), float(at)
+        )
+    return len(rows)
+
+
+def started_data(worker_id: str | None, started: Any, queued: Any) -> dict[str, Any]:
+    """A ``task.started`` event's data: the worker, and how long the attempt waited
+    between being queued (ready, or due for its retry) and starting."""
+    data: dict[str, Any] = {"worker_id": worker_id}
+    if queued is not None and started is not None:
+        data["queued_at"] = float(queued)
+        data["queue_wait"] = max(0.0, float(started) - float(queued))
+    return data

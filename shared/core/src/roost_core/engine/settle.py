@@ -1,0 +1,109 @@
+"""Runs whose every task has settled end (or start their on_failure handler first):
+decisions.run_end decides which."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from roost_core import admission, dispatch, events, outbox
+from roost_core.engine import decisions, plan, record
+from roost_core.engine.state import Conn, Definitions, RunState
+from roost_core.statuses import TaskStatus
+from roost_core.topology import Topology
+from roost_core.wire import TaskDefinition
+
+
+def settle(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    runs: list[RunState],
+    out: list[outbox.OutboxMessage],
+) -> list[tuple[str, str]]:
+    """Count the batch's settled tasks against their runs; end the runs with none left.
+    A run that failed and has an on_failure handler not yet run gets it now instead, and
+    ends once the handler has."""
+    if not runs:
+        return []
+    ended = [
+        str(row[0])
+        for row in conn.execute(
+            "UPDATE runs SET remaining_tasks = remaining_tasks - v.n"
+            " FROM unnest(%s::uuid[], %s::int[]) AS v(id, n) WHERE runs.id = v.id"
+            " RETURNING runs.id, runs.remaining_tasks",
+            ([r.id for r in runs], [r.settled for r in runs]),
+        )
+        if row[1] <= 0
+    ]
+    if not ended:
+        return []
+    tasks: dict[str, list[tuple[str, str, Any, Any]]] = {run_id: [] for run_id in ended}
+    for row in conn.execute(
+        "SELECT run_id, task_name, status, output, error FROM task_runs"
+        " WHERE run_id = ANY(%s::uuid[])",
+        (ended,),
+    ):
+        tasks[str(row[0])].append((row[1], row[2], row[3], row[4]))
+    finals: list[tuple[str, str, Jsonb, Jsonb | None]] = []
+    by_id = {r.id: r for r in runs}
+    for run_id, rows in tasks.items():
+        handler = definitions.get(conn, by_id[run_id].version_id).on_failure
+        end = decisions.run_end(
+            [decisions.SettledTask(n, TaskStatus(s), o, e) for n, s, o, e in rows],
+            handler.name if handler is not None else None,
+        )
+        if isinstance(end, decisions.StartOnFailure):
+            assert handler is not None
+            start_on_failure(conn, topology, by_id[run_id], handler, end.errors, out)
+            continue
+        final, output, error = end.status, end.output, end.error
+        finals.append((run_id, final.value, Jsonb(output), Jsonb(error) if error else None))
+        by_id[run_id].status = final.value
+        data = {"error": error} if error else {"output": output}
+        by_id[run_id].event(events.run_final_type(final), data=data)
+        if definitions.get(conn, by_id[run_id].version_id).concurrency is not None:
+            by_id[run_id].released.append((run_id, admission.RUN_ATTEMPT))  # its group place
+    if not finals:
+        return []
+    conn.cursor().executemany(
+        "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = now() WHERE id = %s",
+        [(f, o, e, run_id) for run_id, f, o, e in finals],
+    )
+    plan.run(conn.cursor(), record.notify_final([f[0] for f in finals]))
+    return [(run_id, final) for run_id, final, _, _ in finals]
+
+
+def start_on_failure(
+    conn: Conn,
+    topology: Topology,
+    run: RunState,
+    handler: TaskDefinition,
+    errors: dict[str, Any],
+    out: list[outbox.OutboxMessage],
+) -> None:
+    """Queue the run's on_failure handler, with the errors of the tasks that failed."""
+    task_run_id = str(uuid.uuid4())
+    message, deadline = dispatch.attempt(
+        topology,
+        handler,
+        tenant_id=run.tenant_id,
+        workflow=run.workflow,
+        run_id=run.id,
+        task_run_id=task_run_id,
+        attempt=1,
+        run_input=run.input,
+        task_errors=errors,
+        trace=run.trace,
+    )
+    conn.execute(
+        "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
+        " attempt, queued_at, deadline_at) VALUES (%s, %s, %s, '{}', 0, %s, 1, now(),"
+        " to_timestamp(%s))",
+        (task_run_id, run.id, handler.name, TaskStatus.QUEUED, deadline),
+    )
+    conn.execute("UPDATE runs SET remaining_tasks = 1 WHERE id = %s", (run.id,))
+    out.append(message)
+    run.event(events.TASK_QUEUED, handler.name, 1)

@@ -1,0 +1,108 @@
+"""The state a transaction of the engine works on: the runs it has locked (with what it
+decided about them, to write at the end), what it produced, and workflow definitions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from roost_core import events, outbox
+from roost_core.statuses import RunStatus, TaskStatus
+from roost_core.wire import WorkflowDefinition
+
+Conn = psycopg.Connection[Any]
+ACTIVE = [TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]
+# The engine's own execution deadline trails the worker's (Dramatiq checks its time
+# limits once a second): the worker normally interrupts and reports first.
+EXECUTION_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class RunState:
+    id: str
+    status: str
+    input: Any
+    workflow: str
+    version_id: str
+    tenant_id: str
+    trace: dict[str, str] | None = None  # the run's trace context, for its task messages
+    first_report_at: float | None = None
+    settled: int = 0  # tasks this batch moved to a final state
+    events: list[events.NewEvent] = field(default_factory=list)  # to append at the end
+    released: list[tuple[str, int]] = field(default_factory=list)  # attempts that ended
+
+    def event(
+        self,
+        type: str,
+        task: str | None = None,
+        attempt: int | None = None,
+        data: Any = None,
+        at: float | None = None,
+    ) -> None:
+        self.events.append(
+            events.NewEvent(type, task, attempt, data, time.time() if at is None else at)
+        )
+
+
+@dataclass
+class BatchOutcome:
+    outbox_rows: list[outbox.OutboxRow]
+    finished_runs: list[tuple[str, str]]  # (run id, final status)
+    applied: int
+    ignored: int
+    events: list[events.Event] = field(default_factory=list)  # appended to the log
+
+
+class Definitions:
+    """Workflow versions are immutable, so each is read from PostgreSQL once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, WorkflowDefinition] = {}
+
+    def get(self, conn: Conn, version_id: str) -> WorkflowDefinition:
+        found = self._cache.get(version_id)
+        if found is None:
+            row = conn.execute(
+                "SELECT definition FROM workflow_versions WHERE id = %s", (version_id,)
+            ).fetchone()
+            assert row is not None, f"workflow version {version_id} vanished"
+            found = self._cache[version_id] = WorkflowDefinition.model_validate(row[0])
+        return found
+
+
+def lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, RunState]:
+    """Lock every run the batch touches, in id order, so two scheduler replicas never
+    deadlock and each sees the other's committed work on the same run."""
+    runs: dict[str, RunState] = {}
+    for row in conn.execute(
+        "SELECT id, status, input, workflow_name, workflow_version_id, tenant_id, trace"
+        " FROM runs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
+        (run_ids,),
+    ):
+        runs[str(row[0])] = RunState(
+            str(row[0]), row[1], row[2], row[3], str(row[4]), str(row[5]), row[6]
+        )
+    return runs
+
+
+def mark_runs_running(conn: Conn, runs: Sequence[RunState]) -> None:
+    if not runs:
+        return
+    conn.execute(
+        "UPDATE runs SET status = %s, started_at = to_timestamp(v.at)"
+        " FROM unnest(%s::uuid[], %s::float8[]) AS v(id, at)"
+        " WHERE runs.id = v.id AND runs.status = %s",
+        (
+            RunStatus.RUNNING,
+            [r.id for r in runs],
+            [r.first_report_at for r in runs],
+            RunStatus.QUEUED,
+        ),
+    )
+    for run in runs:
+        run.status = RunStatus.RUNNING
+        run.event(events.RUN_STARTED, at=run.first_report_at)

@@ -1,0 +1,128 @@
+"""Timers: retries whose backoff is over, deadlines passed, and workers gone silent."""
+
+from __future__ import annotations
+
+from roost_core import outbox
+from roost_core.engine.batch import close_batch
+from roost_core.engine.decisions import WORKER_LOST
+from roost_core.engine.failures import engine_fail
+from roost_core.engine.ready import fire_dispatches
+from roost_core.engine.state import ACTIVE, BatchOutcome, Conn, Definitions, lock_runs
+from roost_core.statuses import RunStatus, TaskStatus
+from roost_core.topology import Topology
+
+
+def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> BatchOutcome:
+    """Fire every due timer, inside the caller's transaction: retries whose backoff is
+    over are sent; QUEUED attempts past their schedule deadline end TIMED_OUT; RUNNING
+    attempts past their execution deadline (the worker did not report in time) time out
+    and are retried like any failure. Runs are locked first, as for reports."""
+    due = conn.execute(
+        "(SELECT run_id FROM task_runs WHERE dispatch_at <= now() LIMIT 500)"
+        " UNION (SELECT run_id FROM task_runs WHERE deadline_at <= now() LIMIT 500)"
+    ).fetchall()
+    if not due:
+        return BatchOutcome([], [], 0, 0)
+    runs = lock_runs(conn, sorted({str(r[0]) for r in due}))
+    ended = [r.id for r in runs.values() if RunStatus(r.status).is_final]
+    if ended:  # a cancelled run keeps no timers
+        conn.execute(
+            "UPDATE task_runs SET dispatch_at = NULL, deadline_at = NULL"
+            " WHERE run_id = ANY(%s::uuid[]) AND (dispatch_at IS NOT NULL"
+            "   OR deadline_at IS NOT NULL)",
+            (ended,),
+        )
+    live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
+    out: list[outbox.OutboxMessage] = []
+    fired = fire_dispatches(conn, topology, definitions, live, out) if live else 0
+    expired = (
+        conn.execute(
+            "SELECT id, run_id, task_name, attempt, status, worker_id FROM task_runs"
+            " WHERE run_id = ANY(%s::uuid[]) AND deadline_at <= now() AND status = ANY(%s)"
+            " AND dispatch_at IS NULL",
+            ([r for r in live], ACTIVE),
+        ).fetchall()
+        if live
+        else []
+    )
+    for task_run_id, run_id, name, attempt, status, worker_id in expired:
+        run = live[str(run_id)]
+        task = definitions.get(conn, run.version_id).by_name[name]
+        if status == TaskStatus.QUEUED:
+            error = {
+                "type": "ScheduleTimeout",
+                "message": f"task {name!r} was not started by a worker within its "
+                f"schedule timeout of {task.schedule_timeout_seconds} s",
+            }
+            retryable = False
+        else:
+            error = {
+                "type": "ExecutionTimeout",
+                "message": f"task {name!r} did not finish within its execution timeout "
+                f"of {task.execution_timeout_seconds} s"
+                f" (on worker {worker_id})",
+            }
+            retryable = True
+        row = (task_run_id, run_id, name, attempt)
+        if engine_fail(
+            conn, topology, definitions, run, out, row, error, retryable=retryable, timed_out=True
+        ):
+            fired += 1
+    return close_batch(conn, topology, definitions, live, out, fired)
+
+
+_SILENT_WORKER = (
+    " LEFT JOIN workers w ON w.id = t.worker_id"
+    " WHERE t.status = %s AND t.started_at < now() - make_interval(secs => %s)"
+    " AND (w.last_heartbeat_at IS NULL OR w.last_heartbeat_at < now()"
+    "      - make_interval(secs => %s))"
+)
+
+
+def reclaim_lost_attempts(
+    conn: Conn, topology: Topology, definitions: Definitions, timeout: float
+) -> BatchOutcome:
+    """RUNNING attempts whose worker has not been heard from for ``timeout`` seconds
+    (killed, frozen, cut off) end with a WorkerLost error and go to another worker at
+    once. If the lost worker comes back and reports, its result no longer matches the
+    current attempt and is discarded."""
+    candidates = conn.execute(
+        "SELECT t.run_id FROM task_runs t" + _SILENT_WORKER + " LIMIT 500",
+        (TaskStatus.RUNNING, timeout, timeout),
+    ).fetchall()
+    if not candidates:
+        return BatchOutcome([], [], 0, 0)
+    runs = lock_runs(conn, sorted({str(r[0]) for r in candidates}))
+    live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
+    if not live:
+        return BatchOutcome([], [], 0, 0)
+    # Re-read under the run locks: a report may have landed meanwhile.
+    lost = conn.execute(
+        "SELECT t.id, t.run_id, t.task_name, t.attempt, t.worker_id FROM task_runs t"
+        + _SILENT_WORKER
+        + " AND t.run_id = ANY(%s::uuid[])",
+        (TaskStatus.RUNNING, timeout, timeout, list(live)),
+    ).fetchall()
+    out: list[outbox.OutboxMessage] = []
+    reclaimed = 0
+    for task_run_id, run_id, name, attempt, worker_id in lost:
+        error = {
+            "type": WORKER_LOST,
+            "message": f"worker {worker_id} stopped sending heartbeats for {timeout} s"
+            " while running this attempt; it was handed to another worker",
+        }
+        row = (task_run_id, run_id, name, attempt)
+        if engine_fail(
+            conn,
+            topology,
+            definitions,
+            live[str(run_id)],
+            out,
+            row,
+            error,
+            retryable=True,
+            timed_out=False,
+            lost=True,
+        ):
+            reclaimed += 1
+    return close_batch(conn, topology, definitions, live, out, reclaimed)
