@@ -19,18 +19,18 @@ from psycopg.types.json import Jsonb
 
 from roost_api import concurrency, ratelimits
 from roost_core import admission, dag, dispatch, events, outbox, spans, tracing
-from roost_core.engine import record
+from roost_core.engine import control, record
+from roost_core.engine.control import check_run_id
 from roost_core.engine.plan import run_async
 from roost_core.errors import (
     BadRequestError,
-    ConflictError,
     NotFoundError,
     UnknownRunError,
     UnknownWorkflowError,
 )
 from roost_core.statuses import RunStatus, TaskStatus, WorkerStatus
-from roost_core.topology import TASK_CANCEL, Topology
-from roost_core.wire import CancelTasks, WorkflowDefinition
+from roost_core.topology import Topology
+from roost_core.wire import WorkflowDefinition
 
 Conn = AsyncConnection[Any]
 _tracer = tracing.tracer("roost.api")
@@ -414,17 +414,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _check_run_id(run_id: str) -> None:
-    """A run id that is not even a UUID names no run: 404, not a database error."""
-    try:
-        uuid.UUID(run_id)
-    except ValueError:
-        raise UnknownRunError(f"run {run_id!r} not found: not a run id") from None
-
-
 async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     """A run with its tasks and their attempts, as the api returns it."""
-    _check_run_id(run_id)
+    check_run_id(run_id)
     async with conn.cursor(row_factory=dict_row) as cur:
         # First: the newest event this answer reflects. A client following the run's
         # events from here (`after=`) misses nothing; one more read can only repeat.
@@ -691,219 +683,27 @@ async def activity(conn: Conn, tenant_id: str, minutes: int) -> dict[str, Any]:
     return {"minutes": minutes, "points": points}
 
 
-async def _lock_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
-    _check_run_id(run_id)
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT r.id, r.status, r.input, r.workflow_name, r.tenant_id, r.concurrency_key,"
-            " r.trace,"
-            " v.definition FROM runs r"
-            " JOIN workflow_versions v ON v.id = r.workflow_version_id"
-            " WHERE r.id = %s AND r.tenant_id = %s FOR UPDATE OF r",
-            (run_id, tenant_id),
-        )
-        run = await cur.fetchone()
-    if run is None:
-        raise UnknownRunError(f"run {run_id!r} not found")
-    return run
-
-
 async def cancel_run(
     conn: Conn, topology: Topology, tenant_id: str, run_id: str, reason: str | None = None
 ) -> tuple[bool, list[outbox.OutboxRow]]:
-    """Cancel a run in the caller's transaction: every task not yet final ends CANCELLED
-    (queued ones never start, running ones are told to stop), and so does the run.
-    Returns whether anything changed (a run already ended is left as it is) and the
-    outbox rows to publish after commit."""
-    run = await _lock_run(conn, tenant_id, run_id)
-    if RunStatus(run["status"]).is_final:
-        return False, []
-    error = Jsonb({"type": "Cancelled", "message": reason or f"run {run_id} was cancelled"})
-    cur = await conn.execute(
-        "UPDATE task_runs SET status = %s, error = %s, finished_at = now(),"
-        " dispatch_at = NULL, deadline_at = NULL"
-        " WHERE run_id = %s AND status = ANY(%s)"
-        " RETURNING id, attempt, status, worker_id, queued_at, started_at, task_name",
-        (
-            TaskStatus.CANCELLED,
-            error,
-            run_id,
-            [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING],
-        ),
-    )
-    ended = await cur.fetchall()
-    stopped = [r for r in ended if r[1] > 0]
-    if stopped:
-        # The attempts that were on a queue or a worker end CANCELLED in the record too.
-        await conn.execute(
-            "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error,"
-            " queued_at, started_at, finished_at)"
-            " SELECT v.id, v.a, %s, v.w, %s, v.q, v.s, now()"
-            " FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::timestamptz[],"
-            "   %s::timestamptz[]) AS v(id, a, w, q, s) ON CONFLICT DO NOTHING",
-            (
-                TaskStatus.CANCELLED,
-                error,
-                [r[0] for r in stopped],
-                [r[1] for r in stopped],
-                [r[3] for r in stopped],
-                [r[4] for r in stopped],
-                [r[5] for r in stopped],
-            ),
-        )
-    await conn.execute(
-        "UPDATE runs SET status = %s, finished_at = now(), remaining_tasks = 0,"
-        " error = %s, output = (SELECT jsonb_object_agg(task_name, output) FROM task_runs"
-        "   WHERE run_id = %s AND status = %s)"
-        " WHERE id = %s",
-        (
-            RunStatus.CANCELLED,
-            Jsonb({"message": reason or f"run {run_id} was cancelled"}),
-            run_id,
-            TaskStatus.SUCCEEDED,
-            run_id,
-        ),
-    )
+    """Cancel a run in the caller's transaction (roost_core.engine.control.cancel_run)."""
     async with conn.cursor() as c:
-        await run_async(c, record.notify_final([run_id]))
-    run_events = [
-        events.NewEvent(events.TASK_CANCELLED, r[6], r[1] or None, {"error": error.obj})
-        for r in sorted(ended, key=lambda r: r[6])
-    ]
-    run_events.append(events.NewEvent(events.RUN_CANCELLED, data={"error": error.obj}))
-    messages: list[outbox.OutboxMessage] = []
-    definition = WorkflowDefinition.model_validate(run["definition"])
-    held = [(str(r[0]), r[1]) for r in stopped if definition.by_name[r[6]].rate_limits]
-    if definition.concurrency is not None:
-        held.append((run_id, admission.RUN_ATTEMPT))  # its place in its group, or its wait
-    if stopped:
-        message = CancelTasks(run_id=run_id, task_run_ids=[str(r[0]) for r in stopped])
-        messages.append(
-            outbox.OutboxMessage(
-                topology.control_exchange,
-                TASK_CANCEL,
-                message.model_dump_json().encode(),
-                mandatory=False,
-            )
-        )
-    # Attempts waiting for admission leave the queue; running ones free their units.
-    return True, await _write(conn, topology, run, run_events, messages, held)
-
-
-async def _write(
-    conn: Conn,
-    topology: Topology,
-    run: dict[str, Any],
-    run_events: list[events.NewEvent],
-    messages: list[outbox.OutboxMessage],
-    released: admission.Attempts = (),
-) -> list[outbox.OutboxRow]:
-    """Append a locked run's events and write the outbox (roost_core.engine.record)."""
-    batch = events.RunEvents(
-        str(run["tenant_id"]), str(run["id"]), run["workflow_name"], run_events
-    )
-    async with conn.cursor() as c:
-        written = await run_async(c, record.write(topology, [batch], messages, released))
-    return written.outbox_rows
+        return await run_async(c, control.cancel_run(topology, tenant_id, run_id, reason))
 
 
 async def replay_run(
     conn: Conn, topology: Topology, tenant_id: str, run_id: str
 ) -> list[outbox.OutboxRow]:
-    """Re-run a finished run's failed, timed-out and cancelled tasks and their
-    descendants, in the caller's transaction. Succeeded tasks keep their outputs and do
-    not run again; attempt numbers go on from where they were."""
-    run = await _lock_run(conn, tenant_id, run_id)
-    status = RunStatus(run["status"])
-    if not status.is_final:
-        raise ConflictError(f"run {run_id} is still {status}: only an ended run can be replayed")
-    definition = WorkflowDefinition.model_validate(run["definition"])
-    if definition.on_failure is not None:
-        # The failure handler runs again only if the replay fails too.
-        await conn.execute(
-            "DELETE FROM task_runs WHERE run_id = %s AND task_name = %s",
-            (run_id, definition.on_failure.name),
-        )
-    cur = await conn.execute(
-        "SELECT task_name, status, output FROM task_runs WHERE run_id = %s", (run_id,)
-    )
-    tasks = {name: (st, out) for name, st, out in await cur.fetchall()}
-    again = {n for n, (st, _) in tasks.items() if st != TaskStatus.SUCCEEDED}
-    again |= dag.descendants(definition, again)
-    if not again:
-        raise ConflictError(f"run {run_id} succeeded: nothing to replay")
-    succeeded = {n: out for n, (st, out) in tasks.items() if n not in again}
-    pending = {
-        t.name: sum(1 for p in t.parents if p not in succeeded)
-        for t in definition.tasks
-        if t.name in again
-    }
-    cur = await conn.execute(
-        "UPDATE task_runs t SET status = CASE WHEN v.pending = 0 THEN %s ELSE %s END,"
-        " pending_parents = v.pending, output = NULL, error = NULL, worker_id = NULL,"
-        " started_at = NULL, finished_at = NULL, dispatch_at = NULL, deadline_at = NULL,"
-        " retry_base = t.attempt,"  # a replayed task has its whole retry budget again
-        " attempt = CASE WHEN v.pending = 0 THEN t.attempt + 1 ELSE t.attempt END,"
-        " queued_at = CASE WHEN v.pending = 0 THEN now() END"
-        " FROM unnest(%s::text[], %s::int[]) AS v(name, pending)"
-        " WHERE t.run_id = %s AND t.task_name = v.name"
-        " RETURNING t.id, t.task_name, t.attempt, v.pending",
-        (TaskStatus.QUEUED, TaskStatus.PENDING, list(pending), list(pending.values()), run_id),
-    )
-    reset = await cur.fetchall()
-    messages: list[outbox.OutboxMessage] = []
-    deadlines: list[tuple[Any, float]] = []
-    run_events = [events.NewEvent(events.RUN_QUEUED, data={"replay": True})]
-    for task_run_id, name, attempt, still_pending in sorted(reset, key=lambda r: r[1]):
-        if still_pending:
-            continue
-        run_events.append(events.NewEvent(events.TASK_QUEUED, name, attempt))
-        task = definition.by_name[name]
-        message, deadline = dispatch.attempt(
-            topology,
-            task,
-            tenant_id=str(run["tenant_id"]),
-            workflow=definition.name,
-            run_id=run_id,
-            task_run_id=str(task_run_id),
-            attempt=attempt,
-            run_input=run["input"],
-            parent_outputs={p: succeeded.get(p) for p in task.parents},
-            trace=run["trace"],
-        )
-        messages.append(message)
-        if deadline is not None:
-            deadlines.append((task_run_id, deadline))
-    if deadlines:
-        await conn.execute(
-            "UPDATE task_runs t SET deadline_at = to_timestamp(v.d)"
-            " FROM unnest(%s::uuid[], %s::float8[]) AS v(id, d) WHERE t.id = v.id",
-            ([d[0] for d in deadlines], [d[1] for d in deadlines]),
-        )
-    await conn.execute(
-        "UPDATE runs SET status = %s, remaining_tasks = %s, finished_at = NULL, error = NULL,"
-        " output = NULL WHERE id = %s",
-        (RunStatus.RUNNING, len(reset), run_id),
-    )
-    if definition.concurrency is not None and run["concurrency_key"]:
-        # A replayed run takes a place in its group again, like a new one.
-        messages = [
-            admission.run_waiter(
-                str(run["tenant_id"]),
-                run_id,
-                run["concurrency_key"],
-                definition.concurrency.max_runs,
-                messages,
-            )
-        ]
-    return await _write(conn, topology, run, run_events, messages)
+    """Replay an ended run in the caller's transaction (roost_core.engine.control)."""
+    async with conn.cursor() as c:
+        return await run_async(c, control.replay_run(topology, tenant_id, run_id))
 
 
 async def task_logs(
     conn: Conn, tenant_id: str, run_id: str, task: str | None, after: int, limit: int
 ) -> list[dict[str, Any]]:
     """A run's log lines (optionally one task's) with event ids above ``after``."""
-    _check_run_id(run_id)
+    check_run_id(run_id)
     cur = await conn.execute(
         "SELECT 1 FROM runs WHERE id = %s AND tenant_id = %s", (run_id, tenant_id)
     )
@@ -923,7 +723,7 @@ async def task_logs(
 
 async def run_trace(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     """A run's stored spans, in start order, with the run's trace id and status."""
-    _check_run_id(run_id)
+    check_run_id(run_id)
     cur = await conn.execute(
         "SELECT status, trace->>'traceparent' FROM runs WHERE id = %s AND tenant_id = %s",
         (run_id, tenant_id),

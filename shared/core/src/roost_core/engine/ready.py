@@ -7,6 +7,8 @@ import dataclasses
 from typing import Any
 
 from roost_core import dispatch, events, outbox
+from roost_core.engine import plan
+from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.state import Conn, Definitions, RunState
 from roost_core.topology import Topology
 
@@ -61,8 +63,13 @@ def dispatch_ready(
         run.event(event, name, attempt)
         if deadline is not None:
             deadlines.append((task_run_id, deadline))
+    plan.run(conn.cursor(), set_deadlines(deadlines))
+
+
+def set_deadlines(deadlines: list[tuple[str, float]]) -> Plan[None]:
+    """Give QUEUED attempts (task run id, unix time) their schedule deadlines."""
     if deadlines:
-        conn.execute(
+        yield Statement(
             "UPDATE task_runs t SET deadline_at = to_timestamp(v.d)"
             " FROM unnest(%s::uuid[], %s::float8[]) AS v(id, d) WHERE t.id = v.id",
             ([d[0] for d in deadlines], [d[1] for d in deadlines]),
