@@ -17,9 +17,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from roost_api import concurrency, ratelimits
-from roost_core import admission, dag, dispatch, events, outbox, spans, tracing
-from roost_core.engine import control, record
+from roost_api import ratelimits
+from roost_core import events, outbox, spans, tracing
+from roost_core.engine import control, trigger
 from roost_core.engine.control import check_run_id
 from roost_core.engine.plan import run_async
 from roost_core.errors import (
@@ -215,7 +215,6 @@ async def create_runs(
     definition = wv.definition
     inputs = [r.input for r in requests]
     await ratelimits.check_admissible(conn, tenant_id, definition, inputs)
-    groups = concurrency.group_keys(definition, inputs)
     run_ids = [uuid.uuid4() for _ in requests]
     # One trace per run: a span for the run, child of the trigger's (and of the caller's
     # traceparent, if it sent one); its context travels in every task message. Free
@@ -237,136 +236,26 @@ async def create_runs(
                 span.end()
             else:
                 pending.append(span)
-    inserted: dict[uuid.UUID, Any] = {}
-    cur = await conn.execute(
-        "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
-        " status, input, idempotency_key, remaining_tasks, concurrency_key, trace, metadata)"
-        " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s, v.concurrency_key,"
-        "   v.trace::jsonb, coalesce(v.metadata::jsonb, '{}')"
-        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
-        "   WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, metadata, n)"
-        " ORDER BY v.n"
-        " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
-        "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at",
-        (
-            tenant_id,
-            wv.workflow_id,
-            wv.version_id,
-            definition.name,
-            RunStatus.QUEUED,
-            len(definition.tasks),
-            run_ids,
-            [json.dumps(r.input) for r in requests],
-            [r.idempotency_key for r in requests],
-            groups,
-            [json.dumps(t) if t else None for t in traces],
-            [json.dumps(r.metadata) if r.metadata else None for r in requests],
-        ),
-    )
-    for row in await cur.fetchall():
-        inserted[row[0]] = row[1]
-    # Runs the workflow's concurrency strategy cancels (the new runs are already counted
-    # as active in their group: the plan leaves them out).
-    limits = await concurrency.plan(
-        conn,
-        wv.workflow_id,
-        definition,
-        groups,
-        [rid in inserted for rid in run_ids],
-        exclude=[rid for rid in run_ids if rid in inserted],
-    )
-    existing: dict[str, str] = {}
-    keys = [
-        r.idempotency_key
-        for r, rid in zip(requests, run_ids, strict=True)
-        if rid not in inserted and r.idempotency_key is not None
-    ]
-    if keys:
-        cur = await conn.execute(
-            "SELECT idempotency_key, id FROM runs WHERE tenant_id = %s AND workflow_id = %s"
-            " AND idempotency_key = ANY(%s)",
-            (tenant_id, wv.workflow_id, keys),
-        )
-        existing = {key: str(rid) for key, rid in await cur.fetchall()}
-
-    roots = set(dag.roots(definition))
-    task_rows: list[tuple[uuid.UUID, uuid.UUID, str, list[str], bool]] = []
-    deadlines: list[float | None] = []
-    messages: list[outbox.OutboxMessage] = []
-    new_events: list[events.RunEvents] = []
-    for request, run_id, group, run_trace in zip(requests, run_ids, groups, traces, strict=True):
-        if run_id in inserted:
-            root_messages: list[outbox.OutboxMessage] = []
-            at = inserted[run_id].timestamp()
-            run_events = [events.NewEvent(events.RUN_QUEUED, at=at)]
-            new_events.append(events.RunEvents(tenant_id, str(run_id), definition.name, run_events))
-            for task in definition.tasks:
-                task_run_id = uuid.uuid4()
-                is_root = task.name in roots
-                task_rows.append((task_run_id, run_id, task.name, task.parents, is_root))
-                deadline = None
-                if is_root:
-                    message, deadline = dispatch.attempt(
-                        topology,
-                        task,
-                        tenant_id=tenant_id,
-                        workflow=definition.name,
-                        run_id=str(run_id),
-                        task_run_id=str(task_run_id),
-                        attempt=1,
-                        run_input=request.input,
-                        trace=run_trace,
-                    )
-                    root_messages.append(message)
-                    run_events.append(events.NewEvent(events.TASK_QUEUED, task.name, 1, at=at))
-                deadlines.append(deadline)
-            if group is not None and definition.concurrency is not None:
-                # The run waits for a place in its group; then its roots go on.
-                root_messages = [
-                    admission.run_waiter(
-                        tenant_id,
-                        str(run_id),
-                        group,
-                        definition.concurrency.max_runs,
-                        root_messages,
-                    )
-                ]
-            messages += root_messages
-    if task_rows:
-        # Task names cannot contain ',' (roost_core.dag.NAME_RE), so parents travel as CSV.
-        await conn.execute(
-            "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
-            " attempt, queued_at, deadline_at)"
-            " SELECT v.id, v.run_id, v.name, string_to_array(v.parents, ','), v.pending,"
-            "   CASE WHEN v.root THEN %s ELSE %s END, CASE WHEN v.root THEN 1 ELSE 0 END,"
-            "   CASE WHEN v.root THEN now() END, to_timestamp(v.deadline)"
-            " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::int[], %s::bool[],"
-            "   %s::float8[]) AS v(id, run_id, name, parents, pending, root, deadline)",
-            (
-                TaskStatus.QUEUED,
-                TaskStatus.PENDING,
-                [t[0] for t in task_rows],
-                [t[1] for t in task_rows],
-                [t[2] for t in task_rows],
-                [",".join(t[3]) for t in task_rows],
-                [len(t[3]) for t in task_rows],
-                [t[4] for t in task_rows],
-                deadlines,
+    async with conn.cursor() as c:
+        done = await run_async(
+            c,
+            trigger.trigger(
+                topology,
+                tenant_id,
+                wv.workflow_id,
+                wv.version_id,
+                definition,
+                [
+                    trigger.Request(i, r.input, r.idempotency_key, r.metadata, t)
+                    for i, r, t in zip(run_ids, requests, traces, strict=True)
+                ],
             ),
         )
-    async with conn.cursor() as c:
-        # The events' broadcast first: gateways hear of a run before a worker starts it.
-        rows = (await run_async(c, record.write(topology, new_events, messages))).outbox_rows
-    to_cancel = [(rid, limits.reasons[rid]) for rid in limits.cancel_existing]
-    to_cancel += [(str(run_ids[i]), limits.reasons[str(i)]) for i in sorted(limits.cancel_new)]
-    cancelled = {cancel_id for cancel_id, _ in to_cancel}
-    for cancel_id, why in to_cancel:
-        _, cancel_rows = await cancel_run(conn, topology, tenant_id, cancel_id, reason=why)
-        rows += cancel_rows
-
+    inserted, existing, cancelled = done.inserted, done.existing, done.cancelled
+    rows = done.outbox_rows
     created: list[CreatedRun] = []
     tasks_of: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for task_run_id, run_id, name, parents, is_root in task_rows:
+    for task_run_id, run_id, name, parents, is_root in done.task_rows:
         tasks_of.setdefault(run_id, []).append(
             {
                 "id": str(task_run_id),
@@ -834,9 +723,9 @@ async def push_events(
             )
             for i in indexes
         ]
-        trigger = await create_runs(conn, topology, tenant_id, wv, requests)
-        rows.extend(trigger.outbox_rows)
-        for index, run in zip(indexes, trigger.runs, strict=True):
+        created = await create_runs(conn, topology, tenant_id, wv, requests)
+        rows.extend(created.outbox_rows)
+        for index, run in zip(indexes, created.runs, strict=True):
             runs_of[index].append({"id": run.run_id, "workflow": wv.definition.name})
     cur = await conn.execute(
         "INSERT INTO pushed_events (id, tenant_id, key, data, idempotency_key, run_ids,"

@@ -14,12 +14,13 @@ nothing.
 * ``timers``: deadlines, due retries and silent workers;
 * ``redispatch``: attempts whose task message was lost are sent again;
 * ``workers``: worker heartbeats;
+* ``trigger``, ``concurrency``: new runs, and what a workflow's concurrency strategy
+  cancels to make room for them;
 * ``control``: cancelling a run, replaying an ended one;
 * ``record``, ``batch``, ``trace``: the end of every transaction (events, admission,
   outbox, the run-final NOTIFY, decision spans);
 * ``plan``: transitions written once for blocking and async connections alike.
 
-The scheduler calls the transitions of worker reports and timers, the api those of
-cancel and replay; the trigger (roost_api.store.create_runs) is the one still to move
-(issue #22).
+The scheduler calls the transitions of worker reports and timers; the api those of
+trigger, cancel and replay.
 """

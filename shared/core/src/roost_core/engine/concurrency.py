@@ -1,5 +1,6 @@
-"""Workflow concurrency at trigger time: each new run's group (the workflow's CEL
-expression over its input), and what the strategy does when a group is full.
+"""Workflow concurrency at trigger time (roost_core.engine.trigger): each new run's
+group (the workflow's CEL expression over its input), and what the strategy does when a
+group is full.
 
 * ``group_round_robin``: nothing here: the run waits in the ratelimiter for a unit of
   its group's key, groups taking turns.
@@ -16,19 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import AsyncConnection
-
 from roost_core.admission import group_key
+from roost_core.engine.plan import Plan, Statement
 from roost_core.errors import InvalidInputError
 from roost_core.expressions import evaluate_key
 from roost_core.statuses import RunStatus
 from roost_core.wire import WorkflowDefinition
 
-Conn = AsyncConnection[Any]
-
 
 @dataclass
-class Plan:
+class Cancellations:
+    """What the strategy cancels to make room."""
+
     keys: list[str | None]  # each request's group key (None: no concurrency)
     cancel_existing: list[str] = field(default_factory=list)  # run ids
     cancel_new: set[int] = field(default_factory=set)  # request indexes
@@ -51,33 +51,32 @@ def group_keys(definition: WorkflowDefinition, inputs: list[Any]) -> list[str | 
     return keys
 
 
-async def plan(
-    conn: Conn,
+def strategy(
     workflow_id: str,
     definition: WorkflowDefinition,
     keys: list[str | None],
     new: list[bool],
     exclude: list[Any],
-) -> Plan:
+) -> Plan[Cancellations]:
     """Decide the cancellations the strategy calls for; ``new`` marks the requests that
     create a run (not an earlier idempotent one), whose ids are ``exclude``d from the
     group's runs found active (they are counted in order instead)."""
-    result = Plan(keys)
+    result = Cancellations(keys)
     concurrency = definition.concurrency
     if concurrency is None or concurrency.strategy == "group_round_robin":
         return result
     wanted = sorted({k for k, n in zip(keys, new, strict=True) if k is not None and n})
     for key in wanted:  # in key order: two triggers never wait on each other's locks
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        yield Statement("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
     active: dict[str, list[str]] = {}
     if wanted:
-        cur = await conn.execute(
+        rows = yield Statement(
             "SELECT concurrency_key, id FROM runs WHERE workflow_id = %s"
             " AND concurrency_key = ANY(%s) AND status = ANY(%s) AND id <> ALL(%s::uuid[])"
             " ORDER BY created_at, id",
             (workflow_id, wanted, [RunStatus.QUEUED, RunStatus.RUNNING], exclude),
         )
-        for found_key, run_id in await cur.fetchall():
+        for found_key, run_id in rows:
             active.setdefault(found_key, []).append(str(run_id))
     limit = concurrency.max_runs
     for index, (run_key, is_new) in enumerate(zip(keys, new, strict=True)):

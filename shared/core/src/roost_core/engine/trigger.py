@@ -1,0 +1,198 @@
+"""A trigger: new runs of a workflow version, their task runs, their first events and
+their root tasks' messages, with a fixed number of statements however many runs there
+are. A request whose idempotency key was already used for this workflow (or earlier in
+the same list) gets the existing run and creates nothing. The workflow's concurrency
+strategy may cancel runs to make room (roost_core.engine.concurrency)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from roost_core import admission, dag, dispatch, events, outbox
+from roost_core.engine import concurrency, control, record
+from roost_core.engine.plan import Plan, Statement
+from roost_core.statuses import RunStatus, TaskStatus
+from roost_core.topology import Topology
+from roost_core.wire import WorkflowDefinition
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run to create: its id (the caller's, so that its trace can name it), input,
+    idempotency key, metadata and trace context."""
+
+    id: uuid.UUID
+    input: Any
+    idempotency_key: str | None = None
+    metadata: dict[str, str] | None = None
+    trace: dict[str, str] | None = None
+
+
+class TaskRow(NamedTuple):
+    """A task run the trigger created."""
+
+    id: uuid.UUID
+    run_id: uuid.UUID
+    name: str
+    parents: list[str]
+    root: bool
+
+
+@dataclass(frozen=True)
+class Triggered:
+    inserted: dict[uuid.UUID, datetime]  # the runs created, with their created_at
+    existing: dict[str, str]  # idempotency key -> the run that already had it
+    task_rows: list[TaskRow]
+    cancelled: set[str]  # runs the concurrency strategy cancelled (new or older)
+    outbox_rows: list[outbox.OutboxRow]
+
+
+def trigger(
+    topology: Topology,
+    tenant_id: str,
+    workflow_id: str,
+    version_id: str,
+    definition: WorkflowDefinition,
+    requests: Sequence[Request],
+) -> Plan[Triggered]:
+    """Create the runs of ``requests`` inside the caller's transaction."""
+    groups = concurrency.group_keys(definition, [r.input for r in requests])
+    run_ids = [r.id for r in requests]
+    traces = [r.trace for r in requests]
+    inserted: dict[uuid.UUID, Any] = {}
+    created_rows = yield Statement(
+        "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
+        " status, input, idempotency_key, remaining_tasks, concurrency_key, trace, metadata)"
+        " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s, v.concurrency_key,"
+        "   v.trace::jsonb, coalesce(v.metadata::jsonb, '{}')"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+        "   WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, metadata, n)"
+        " ORDER BY v.n"
+        " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
+        "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at",
+        (
+            tenant_id,
+            workflow_id,
+            version_id,
+            definition.name,
+            RunStatus.QUEUED,
+            len(definition.tasks),
+            run_ids,
+            [json.dumps(r.input) for r in requests],
+            [r.idempotency_key for r in requests],
+            groups,
+            [json.dumps(t) if t else None for t in traces],
+            [json.dumps(r.metadata) if r.metadata else None for r in requests],
+        ),
+    )
+    for row in created_rows:
+        inserted[row[0]] = row[1]
+    # Runs the workflow's concurrency strategy cancels (the new runs are already counted
+    # as active in their group: the plan leaves them out).
+    limits = yield from concurrency.strategy(
+        workflow_id,
+        definition,
+        groups,
+        [rid in inserted for rid in run_ids],
+        exclude=[rid for rid in run_ids if rid in inserted],
+    )
+    existing: dict[str, str] = {}
+    keys = [
+        r.idempotency_key
+        for r, rid in zip(requests, run_ids, strict=True)
+        if rid not in inserted and r.idempotency_key is not None
+    ]
+    if keys:
+        found = yield Statement(
+            "SELECT idempotency_key, id FROM runs WHERE tenant_id = %s AND workflow_id = %s"
+            " AND idempotency_key = ANY(%s)",
+            (tenant_id, workflow_id, keys),
+        )
+        existing = {key: str(rid) for key, rid in found}
+
+    roots = set(dag.roots(definition))
+    task_rows: list[TaskRow] = []
+    deadlines: list[float | None] = []
+    messages: list[outbox.OutboxMessage] = []
+    new_events: list[events.RunEvents] = []
+    for request, run_id, group, run_trace in zip(requests, run_ids, groups, traces, strict=True):
+        if run_id in inserted:
+            root_messages: list[outbox.OutboxMessage] = []
+            at = inserted[run_id].timestamp()
+            run_events = [events.NewEvent(events.RUN_QUEUED, at=at)]
+            new_events.append(events.RunEvents(tenant_id, str(run_id), definition.name, run_events))
+            for task in definition.tasks:
+                task_run_id = uuid.uuid4()
+                is_root = task.name in roots
+                task_rows.append(TaskRow(task_run_id, run_id, task.name, task.parents, is_root))
+                deadline = None
+                if is_root:
+                    message, deadline = dispatch.attempt(
+                        topology,
+                        task,
+                        tenant_id=tenant_id,
+                        workflow=definition.name,
+                        run_id=str(run_id),
+                        task_run_id=str(task_run_id),
+                        attempt=1,
+                        run_input=request.input,
+                        trace=run_trace,
+                    )
+                    root_messages.append(message)
+                    run_events.append(events.NewEvent(events.TASK_QUEUED, task.name, 1, at=at))
+                deadlines.append(deadline)
+            if group is not None and definition.concurrency is not None:
+                # The run waits for a place in its group; then its roots go on.
+                root_messages = [
+                    admission.run_waiter(
+                        tenant_id,
+                        str(run_id),
+                        group,
+                        definition.concurrency.max_runs,
+                        root_messages,
+                    )
+                ]
+            messages += root_messages
+    if task_rows:
+        # Task names cannot contain ',' (roost_core.dag.NAME_RE), so parents travel as CSV.
+        yield Statement(
+            "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
+            " attempt, queued_at, deadline_at)"
+            " SELECT v.id, v.run_id, v.name, string_to_array(v.parents, ','), v.pending,"
+            "   CASE WHEN v.root THEN %s ELSE %s END, CASE WHEN v.root THEN 1 ELSE 0 END,"
+            "   CASE WHEN v.root THEN now() END, to_timestamp(v.deadline)"
+            " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::int[], %s::bool[],"
+            "   %s::float8[]) AS v(id, run_id, name, parents, pending, root, deadline)",
+            (
+                TaskStatus.QUEUED,
+                TaskStatus.PENDING,
+                [t[0] for t in task_rows],
+                [t[1] for t in task_rows],
+                [t[2] for t in task_rows],
+                [",".join(t[3]) for t in task_rows],
+                [len(t[3]) for t in task_rows],
+                [t[4] for t in task_rows],
+                deadlines,
+            ),
+        )
+    written = yield from record.write(topology, new_events, messages)
+    rows = written.outbox_rows
+    to_cancel = [(rid, limits.reasons[rid]) for rid in limits.cancel_existing]
+    to_cancel += [(str(run_ids[i]), limits.reasons[str(i)]) for i in sorted(limits.cancel_new)]
+    cancelled = {cancel_id for cancel_id, _ in to_cancel}
+    for cancel_id, why in to_cancel:
+        _, cancel_rows = yield from control.cancel_run(topology, tenant_id, cancel_id, why)
+        rows += cancel_rows
+
+    return Triggered(
+        inserted,
+        existing,
+        task_rows,
+        cancelled,
+        rows,
+    )
