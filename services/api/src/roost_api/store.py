@@ -723,9 +723,9 @@ async def push_events(
             )
             for i in indexes
         ]
-        created = await create_runs(conn, topology, tenant_id, wv, requests)
-        rows.extend(created.outbox_rows)
-        for index, run in zip(indexes, created.runs, strict=True):
+        started = await create_runs(conn, topology, tenant_id, wv, requests)
+        rows.extend(started.outbox_rows)
+        for index, run in zip(indexes, started.runs, strict=True):
             runs_of[index].append({"id": run.run_id, "workflow": wv.definition.name})
     cur = await conn.execute(
         "INSERT INTO pushed_events (id, tenant_id, key, data, idempotency_key, run_ids,"
