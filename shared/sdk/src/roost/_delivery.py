@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from functools import partial
 from typing import Any
 
 from dramatiq.middleware import Middleware
+
+from roost_core.outbox import OutboxMessage
 
 
 class Delivery(Middleware):
@@ -46,6 +49,9 @@ class Delivery(Middleware):
         self._worker: Any = None
         self._current: dict[int, Any] = {}
         self._lock = threading.Lock()
+        # Attempts that may outlive the consumer timeout: task run id -> (since,
+        # thread, message id, their `started` report).
+        self._long: dict[str, tuple[float, int, str, OutboxMessage]] = {}
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         self._worker = worker
@@ -104,6 +110,30 @@ class Delivery(Middleware):
         except Exception:  # the connection is closed: RabbitMQ requeued it on close
             return False
         return True
+
+    def watch(self, task_run_id: str, message_id: str, started: OutboxMessage) -> None:
+        """An attempt begins on this thread: ack it early if it runs long."""
+        with self._lock:
+            self._long[task_run_id] = (
+                time.monotonic(),
+                threading.get_ident(),
+                message_id,
+                started,
+            )
+
+    def unwatch(self, task_run_id: str) -> None:
+        with self._lock:
+            self._long.pop(task_run_id, None)
+
+    def long_running(self, seconds: float) -> list[tuple[int, str, OutboxMessage]]:
+        """The attempts watched for longer than ``seconds`` (thread, message id, their
+        `started` report), each returned once."""
+        limit = time.monotonic() - seconds
+        with self._lock:
+            due = [(k, v) for k, v in self._long.items() if v[0] <= limit]
+            for key, _ in due:
+                del self._long[key]
+        return [(thread, message_id, started) for _, (_, thread, message_id, started) in due]
 
     def held(self) -> list[str]:
         """Message ids ("task run id:attempt") of every attempt this process holds:
