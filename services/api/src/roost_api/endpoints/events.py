@@ -1,0 +1,219 @@
+"""Pushed events: push one or many (they start the runs whose triggers match), and read
+them back."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from roost_api import metrics as api_metrics
+from roost_api import store
+from roost_api.http import (
+    MAX_PAGE,
+    BulkEventRequest,
+    EventItem,
+    check_input,
+    decode_cursor,
+    encode_cursor,
+    int_param,
+    json_body,
+    validation_message,
+)
+from roost_api.resources import Resources, authed, resources
+from roost_core import metrics, triggers
+from roost_core.errors import (
+    BadRequestError,
+    ConflictError,
+    InvalidInputError,
+)
+
+
+async def push(
+    r: Resources, tenant: str, items: list[EventItem], bulk: bool
+) -> list[dict[str, Any]]:
+    """Store pushed events and start the runs their keys trigger, in one transaction;
+    an event whose idempotency key was used before (or earlier in ``items``) is the
+    existing one, marked ``"existing": True`` in what this returns (not in the api's
+    answer), and starts nothing."""
+
+    def label(index: int) -> str:
+        return f"events[{index}] ({items[index].key!r})" if bulk else f"event {items[0].key!r}"
+
+    for index, item in enumerate(items):
+        try:
+            triggers.check_event_key(item.key)
+        except ValueError as exc:
+            raise BadRequestError(f"events[{index}]: {exc}" if bulk else str(exc)) from None
+    async with r.pool.connection() as conn:
+        # A concurrent push with the same idempotency key can win the insert: then
+        # this one rolls back and finds that event here on the next pass.
+        for _ in range(3):
+            keys = [i.idempotency_key for i in items if i.idempotency_key is not None]
+            existing = await store.pushed_events_by_idempotency_key(conn, tenant, keys)
+            subscribed = await r.versions.triggered(conn, tenant)
+            plans: list[tuple[store.EventRequest, list[store.WorkflowVersion]]] = []
+            planned: set[str] = set()  # idempotency keys of the events planned
+            for index, item in enumerate(items):
+                ikey = item.idempotency_key
+                if ikey is not None and (ikey in existing or ikey in planned):
+                    continue
+                matched = [
+                    wv
+                    for wv in subscribed
+                    if triggers.matches_any(wv.definition.on_events, item.key)
+                ]
+                for wv in matched:
+                    try:
+                        check_input(wv.definition, item.data)
+                    except InvalidInputError as exc:
+                        raise InvalidInputError(f"{label(index)}: {exc}") from None
+                if ikey is not None:
+                    planned.add(ikey)
+                plans.append((store.EventRequest(item.key, item.data, ikey), matched))
+            pushed: store.Pushed | None = None
+            if plans:
+                with store.run_spans_end_after():
+                    async with conn.transaction():
+                        pushed = await store.push_events(conn, r.topology, tenant, plans)
+                        if pushed is None:
+                            raise psycopg.Rollback()
+                if pushed is None:
+                    continue
+                # Committed: publishing is the fast path; the scheduler's sweeper
+                # sends anything this process fails to.
+                r.relay.submit(pushed.outbox_rows)
+                metrics.count_rows(pushed.outbox_rows)  # concurrency may cancel runs
+                for event in pushed.events:
+                    for started in event["runs"]:
+                        api_metrics.RUNS_TRIGGERED.labels(started["workflow"]).inc()
+            results: list[dict[str, Any]] = []
+            made: dict[str, dict[str, Any]] = {}  # by idempotency key
+            fresh = iter(pushed.events if pushed else [])
+            for item in items:
+                ikey = item.idempotency_key
+                if ikey is not None and ikey in existing:
+                    results.append({**existing[ikey], "existing": True})
+                elif ikey is not None and ikey in made:
+                    results.append({**made[ikey], "existing": True})
+                else:
+                    event = next(fresh)
+                    results.append(event)
+                    if ikey is not None:
+                        made[ikey] = event
+            return results
+    raise ConflictError(
+        "pushed events kept colliding with concurrent pushes of the same idempotency "
+        "keys: try again"
+    )
+
+
+async def push_event(request: Request, tenant: str) -> Response:
+    """
+    summary: Push an event; it starts a run of every workflow whose on_events matches
+    description: >-
+      Body {"key": "task:ready", "data": {...}, "idempotency_key": ...}. Every workflow
+      whose newest version has an on_events pattern matching the key ("*" matches any
+      run of characters) starts one run, with data as its input. The data is checked
+      against each matched workflow's input model first: one rejection stores nothing.
+      The event and its runs commit in one transaction. A push matching no workflow
+      is stored with no runs.
+    responses:
+      201: {description: "the event: {id, key, data, idempotency_key, created_at, runs}"}
+      200: {description: the event pushed earlier with this idempotency key}
+      400: {description: malformed request or event key}
+      422: {description: "data rejected by a matched workflow's input model"}
+    """
+    body = await json_body(request)
+    try:
+        item = EventItem.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequestError(validation_message(exc, "invalid event")) from None
+    (event,) = await push(resources(request), tenant, [item], bulk=False)
+    existed = event.pop("existing", False)
+    return JSONResponse(event, status_code=200 if existed else 201)
+
+
+async def push_events(request: Request, tenant: str) -> Response:
+    """
+    summary: Push many events in one request and one transaction
+    description: >-
+      Body {"events": [{"key": ..., "data": ..., "idempotency_key": ...}, ...]}, at
+      most 1000 events. Each starts runs as POST /api/v1/events does. Every event is
+      checked first; one rejected key or data rejects the whole request (naming its
+      index) and stores nothing. An event whose idempotency key was used before, or
+      earlier in the request, is the existing event and starts nothing.
+    responses:
+      201: {description: "{events: [...]}, in request order"}
+      400: {description: malformed request or event key}
+      422: {description: "an event's data rejected by a matched workflow's input model"}
+    """
+    body = await json_body(request)
+    try:
+        bulk = BulkEventRequest.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequestError(validation_message(exc, "invalid bulk event request")) from None
+    pushed = await push(resources(request), tenant, bulk.events, bulk=True)
+    for event in pushed:
+        event.pop("existing", None)
+    return JSONResponse({"events": pushed}, status_code=201)
+
+
+async def list_pushed_events(request: Request, tenant: str) -> Response:
+    """
+    summary: List pushed events, newest first (filter by key; keyset pagination)
+    parameters:
+      - {name: key, in: query, description: only events with exactly this key}
+      - {name: limit, in: query}
+      - {name: cursor, in: query, description: next_cursor of the previous page}
+    responses:
+      200: {description: "{events: [...], next_cursor}"}
+      400: {description: malformed key or cursor}
+    """
+    r = resources(request)
+    q = request.query_params
+    limit = int_param(request, "limit", 50, 1, MAX_PAGE)
+    cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
+    if cursor is not None:
+        try:
+            uuid.UUID(cursor[1])
+        except ValueError:
+            raise BadRequestError(f"cursor {q['cursor']!r} is malformed") from None
+    key = q.get("key") or None
+    if key is not None:
+        try:
+            triggers.check_event_key(key)
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+    async with r.pool.connection() as conn:
+        found = await store.list_pushed_events(conn, tenant, key, limit, cursor)
+    next_cursor = (
+        encode_cursor(found[-1]["created_at"], found[-1]["id"]) if len(found) == limit else None
+    )
+    return JSONResponse({"events": found, "next_cursor": next_cursor})
+
+
+async def get_pushed_event(request: Request, tenant: str) -> Response:
+    """
+    summary: A pushed event with the runs it started
+    responses:
+      200: {description: "{id, key, data, idempotency_key, created_at, runs: [{id, workflow}]}"}
+      404: {description: unknown event}
+    """
+    r = resources(request)
+    async with r.pool.connection() as conn:
+        event = await store.get_pushed_event(conn, tenant, request.path_params["event_id"])
+    return JSONResponse(event)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/api/v1/events", authed(push_event), methods=["POST"]),
+    Route("/api/v1/events/bulk", authed(push_events), methods=["POST"]),
+    Route("/api/v1/pushed-events", authed(list_pushed_events), methods=["GET"]),
+    Route("/api/v1/pushed-events/{event_id}", authed(get_pushed_event), methods=["GET"]),
+]

@@ -1,0 +1,157 @@
+"""What the api's endpoints share to read a request: the request bodies' models, query
+parameters, cursors, and input checks. Every bad value gets an error that names it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+
+from roost_core.errors import (
+    BadRequestError,
+    BrokerUnavailableError,
+    InvalidInputError,
+    RoostError,
+)
+from roost_core.metadata import Metadata
+from roost_core.wire import WorkflowDefinition
+
+MAX_WAIT_SECONDS = 60.0
+MAX_PAGE = 500
+MAX_BULK = 1000
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: Any = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    version: str | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class BulkItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: Any = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class BulkTriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs: list[BulkItem] = Field(min_length=1, max_length=MAX_BULK)
+    version: str | None = None
+
+
+class EventItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    data: Any = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+
+
+class BulkEventRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventItem] = Field(min_length=1, max_length=MAX_BULK)
+
+
+def check_input(definition: WorkflowDefinition, run_input: Any) -> None:
+    """Validate ``run_input`` against the workflow's input schema, naming the bad field."""
+    if definition.input_schema is None:
+        return
+    validator = jsonschema.Draft202012Validator(definition.input_schema)
+    errors = sorted(validator.iter_errors(run_input), key=lambda e: list(e.absolute_path))
+    if errors:
+        parts = []
+        for err in errors:
+            where = ".".join(str(p) for p in err.absolute_path) or "input"
+            if err.validator == "required":
+                missing = err.message.split("'")[1] if "'" in err.message else err.message
+                where = ".".join([*(str(p) for p in err.absolute_path), missing])
+                parts.append(f"{where}: field required")
+            else:
+                parts.append(f"{where}: {err.message}")
+        raise InvalidInputError(
+            f"input for workflow {definition.name!r} is invalid: " + "; ".join(parts)
+        )
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+
+
+def validation_message(exc: ValidationError, what: str) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+    return f"{what}: " + "; ".join(parts)
+
+
+def encode_cursor(created_at: str, run_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at}|{run_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), run_id
+    except Exception as exc:
+        raise BadRequestError(f"cursor {cursor!r} is malformed") from exc
+
+
+def float_param(request: Request, name: str, default: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequestError(f"query parameter {name}={raw!r} is not a number") from None
+    if math.isnan(value):
+        raise BadRequestError(f"query parameter {name}={raw!r} is not a number")
+    return value
+
+
+def time_param(request: Request, name: str) -> datetime | None:
+    """A time in a query parameter: ISO 8601 (a time without a zone is UTC) or unix
+    seconds."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return datetime.fromtimestamp(float(raw), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequestError(
+            f"query parameter {name}={raw!r} is not a time (ISO 8601 or unix seconds)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"query parameter {name}={raw!r} is not a whole number") from None
+    return min(max(value, low), high)
+
+
+def broker_unavailable(exc: BaseException) -> RoostError:
+    if isinstance(exc, RoostError):
+        return exc
+    return BrokerUnavailableError(f"RabbitMQ is unavailable: {type(exc).__name__} {exc}")
