@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio.to_thread
 import jsonschema
@@ -153,6 +154,23 @@ async def get_workflow(request: Request, tenant: str) -> Response:
     )
 
 
+async def _create(
+    request: Request,
+    conn: Any,
+    tenant: str,
+    wv: store.WorkflowVersion,
+    requests: list[store.RunRequest],
+) -> store.Trigger:
+    """Create runs in a transaction of their own, under the trigger's span. Once it has
+    committed the runs are durable: publishing their first tasks is the fast path, and
+    the scheduler's sweeper sends anything this process fails to."""
+    async with traced_trigger(request, wv.definition.name), conn.transaction():
+        result = await store.create_runs(conn, resources(request).topology, tenant, wv, requests)
+    resources(request).relay.submit(result.outbox_rows)
+    counted(wv.definition, result)
+    return result
+
+
 async def trigger_run(request: Request, tenant: str) -> Response:
     """
     summary: Trigger a run of a workflow
@@ -172,18 +190,8 @@ async def trigger_run(request: Request, tenant: str) -> Response:
     async with r.pool.connection() as conn:
         wv = await r.versions.get(conn, tenant, name, trigger.version)
         check_input(wv.definition, trigger.input)
-        async with traced_trigger(request, wv.definition.name), conn.transaction():
-            result = await store.create_runs(
-                conn,
-                r.topology,
-                tenant,
-                wv,
-                [store.RunRequest(trigger.input, trigger.idempotency_key, trigger.metadata)],
-            )
-        # Committed: the run is durable. Publishing is the fast path; the
-        # scheduler's sweeper sends anything this process fails to.
-        r.relay.submit(result.outbox_rows)
-        counted(wv.definition, result)
+        one = store.RunRequest(trigger.input, trigger.idempotency_key, trigger.metadata)
+        result = await _create(request, conn, tenant, wv, [one])
         (created,) = result.runs
         if created.summary is None:  # an earlier run with this idempotency key
             run = await store.get_run(conn, tenant, created.run_id)
@@ -217,16 +225,8 @@ async def trigger_runs(request: Request, tenant: str) -> Response:
                 check_input(wv.definition, item.input)
             except InvalidInputError as exc:
                 raise InvalidInputError(f"runs[{index}]: {exc}") from None
-        async with traced_trigger(request, wv.definition.name), conn.transaction():
-            result = await store.create_runs(
-                conn,
-                r.topology,
-                tenant,
-                wv,
-                [store.RunRequest(i.input, i.idempotency_key, i.metadata) for i in bulk.runs],
-            )
-    r.relay.submit(result.outbox_rows)
-    counted(wv.definition, result)
+        requests = [store.RunRequest(i.input, i.idempotency_key, i.metadata) for i in bulk.runs]
+        result = await _create(request, conn, tenant, wv, requests)
     return JSONResponse(
         {"runs": [{"id": c.run_id, "created": c.summary is not None} for c in result.runs]},
         status_code=201,
