@@ -1,0 +1,170 @@
+"""Pushed events: storing them with the runs their keys start, and reading them back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from roost_api.store.common import Conn, iso
+from roost_api.store.runs import RunRequest, create_runs
+from roost_api.store.workflows import WorkflowVersion
+from roost_core import outbox
+from roost_core.errors import (
+    NotFoundError,
+)
+from roost_core.topology import Topology
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    key: str
+    data: Any
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Pushed:
+    events: list[dict[str, Any]]  # one per request, in order, as the api returns them
+    outbox_rows: list[outbox.OutboxRow]  # to publish after commit
+
+
+async def push_events(
+    conn: Conn,
+    topology: Topology,
+    tenant_id: str,
+    plans: list[tuple[EventRequest, list[WorkflowVersion]]],
+) -> Pushed | None:
+    """Store pushed events, each with a run of every workflow version it matched, in the
+    caller's transaction: one ``create_runs`` per workflow (all its events at once) and
+    one insert for the events. Returns None, having stored events the caller must roll
+    back, when a concurrent request stored an event with one of these idempotency keys
+    first."""
+    runs_of: list[list[dict[str, str]]] = [[] for _ in plans]
+    by_version: dict[str, tuple[WorkflowVersion, list[int]]] = {}
+    for index, (_, matched) in enumerate(plans):
+        for wv in matched:
+            by_version.setdefault(wv.version_id, (wv, []))[1].append(index)
+    rows: list[outbox.OutboxRow] = []
+    ids = [uuid.uuid4() for _ in plans]
+    for wv, indexes in sorted(by_version.values(), key=lambda v: v[0].definition.name):
+        # Each run an event starts carries the event's id and key in its metadata.
+        requests = [
+            RunRequest(
+                plans[i][0].data,
+                metadata={"event_id": str(ids[i]), "event_key": plans[i][0].key},
+            )
+            for i in indexes
+        ]
+        started = await create_runs(conn, topology, tenant_id, wv, requests)
+        rows.extend(started.outbox_rows)
+        for index, run in zip(indexes, started.runs, strict=True):
+            runs_of[index].append({"id": run.run_id, "workflow": wv.definition.name})
+    cur = await conn.execute(
+        "INSERT INTO pushed_events (id, tenant_id, key, data, idempotency_key, run_ids,"
+        " created_at)"
+        " SELECT v.id, %s, v.key, v.data::jsonb, v.ikey, string_to_array(v.runs, ',')::uuid[],"
+        "   clock_timestamp()"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[])"
+        "   WITH ORDINALITY AS v(id, key, data, ikey, runs, n)"
+        " ORDER BY v.n"
+        " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+        " DO NOTHING RETURNING id, created_at",
+        (
+            tenant_id,
+            ids,
+            [r.key for r, _ in plans],
+            [json.dumps(r.data) for r, _ in plans],
+            [r.idempotency_key for r, _ in plans],
+            [",".join(run["id"] for run in runs) for runs in runs_of],
+        ),
+    )
+    created = {row[0]: row[1] for row in await cur.fetchall()}
+    if len(created) != len(plans):
+        return None
+    return Pushed(
+        [
+            {
+                "id": str(event_id),
+                "key": request.key,
+                "data": request.data,
+                "idempotency_key": request.idempotency_key,
+                "created_at": iso(created[event_id]),
+                "runs": runs,
+            }
+            for event_id, (request, _), runs in zip(ids, plans, runs_of, strict=True)
+        ],
+        rows,
+    )
+
+
+_PUSHED_EVENT = (
+    "SELECT e.id, e.key, e.data, e.idempotency_key, e.created_at,"
+    " (SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'workflow', r.workflow_name)"
+    "   ORDER BY u.n), '[]'::jsonb)"
+    "  FROM unnest(e.run_ids) WITH ORDINALITY AS u(id, n) JOIN runs r ON r.id = u.id) AS runs"
+    " FROM pushed_events e WHERE e.tenant_id = %s"
+)
+
+
+def _pushed_event(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "key": row["key"],
+        "data": row["data"],
+        "idempotency_key": row["idempotency_key"],
+        "created_at": iso(row["created_at"]),
+        "runs": row["runs"],
+    }
+
+
+async def pushed_events_by_idempotency_key(
+    conn: Conn, tenant_id: str, keys: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The tenant's pushed events with these idempotency keys, by key."""
+    if not keys:
+        return {}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_PUSHED_EVENT + " AND e.idempotency_key = ANY(%s)", (tenant_id, keys))
+        return {r["idempotency_key"]: _pushed_event(r) for r in await cur.fetchall()}
+
+
+async def get_pushed_event(conn: Conn, tenant_id: str, event_id: str) -> dict[str, Any]:
+    """A pushed event with the runs it started; NotFoundError if the tenant has none."""
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        raise NotFoundError(f"pushed event {event_id!r} not found: not an event id") from None
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_PUSHED_EVENT + " AND e.id = %s", (tenant_id, event_id))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"pushed event {event_id!r} not found")
+    return _pushed_event(row)
+
+
+async def list_pushed_events(
+    conn: Conn,
+    tenant_id: str,
+    key: str | None,
+    limit: int,
+    cursor: tuple[datetime, str] | None,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated on (created_at, id); only ``key``'s if given."""
+    query = _PUSHED_EVENT
+    params: list[Any] = [tenant_id]
+    if key:
+        query += " AND e.key = %s"
+        params.append(key)
+    if cursor:
+        query += " AND (e.created_at, e.id) < (%s, %s)"
+        params.extend(cursor)
+    query += " ORDER BY e.created_at DESC, e.id DESC LIMIT %s"
+    params.append(limit)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return [_pushed_event(r) for r in await cur.fetchall()]
