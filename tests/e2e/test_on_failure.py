@@ -43,6 +43,16 @@ def test_the_handler_runs_once_after_the_run_fails_and_sees_what_failed(
     assert handler.started_at is not None and all(f and f <= handler.started_at for f in others)
 
 
+def test_a_retried_handler_still_sees_what_failed(
+    flows: ModuleType, handler_worker: Process
+) -> None:
+    with pytest.raises(roost.RunFailedError) as caught:
+        flows.handled_again.run({}, timeout=60)
+    handler = flows.roost.runs.get(caught.value.run.id).task("cleanup_again")
+    assert handler.status == roost.TaskStatus.SUCCEEDED
+    assert handler.output == {"failed": ["always_breaks"], "attempt": 2}
+
+
 def test_the_handler_does_not_run_when_the_run_succeeds(
     flows: ModuleType, handler_worker: Process
 ) -> None:

@@ -397,7 +397,23 @@ def cleanup(input: dict, ctx: Context) -> dict:
     }
 
 
-handler_worker = roost.worker("handler", workflows=[handled], slots=4)
+# A handler whose first attempt fails: its retry must see the failed tasks too.
+handled_again = roost.workflow("t-handled-again")
+
+
+@handled_again.task()
+def always_breaks(input: dict, ctx: Context) -> dict:
+    raise ValueError("broken on purpose")
+
+
+@handled_again.on_failure(retries=1, backoff_initial_seconds=0.1)
+def cleanup_again(input: dict, ctx: Context) -> dict:
+    if ctx.attempt_number == 1:
+        raise RuntimeError("the handler's first attempt fails")
+    return {"failed": sorted(ctx.task_errors()), "attempt": ctx.attempt_number}
+
+
+handler_worker = roost.worker("handler", workflows=[handled, handled_again], slots=4)
 
 
 # -- event triggers: runs started by pushed events ------------------------------------------

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from roost_core import dispatch, events, outbox
-from roost_core.engine import plan
+from roost_core.engine import decisions, plan
 from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.state import Conn, Definitions, RunState
 from roost_core.topology import Topology
@@ -46,7 +46,9 @@ def dispatch_ready(
     deadlines: list[tuple[str, float]] = []
     for task_run_id, run_id, name, attempt in ready:
         run = runs[run_id]
-        task = definitions.get(conn, run.version_id).by_name[name]
+        definition = definitions.get(conn, run.version_id)
+        task = definition.by_name[name]
+        handler = definition.on_failure
         message, deadline = dispatch.attempt(
             topology,
             task,
@@ -57,6 +59,11 @@ def dispatch_ready(
             attempt=attempt,
             run_input=run.input,
             parent_outputs={p: outputs.get((run.id, p)) for p in task.parents},
+            # A retried failure handler needs the failures it handles, as its first
+            # attempt had them (settle.start_on_failure).
+            task_errors=_task_errors(conn, run.id, name)
+            if handler and name == handler.name
+            else None,
             trace=run.trace,
         )
         out.append(dataclasses.replace(message, admission=None) if admitted else message)
@@ -64,6 +71,16 @@ def dispatch_ready(
         if deadline is not None:
             deadlines.append((task_run_id, deadline))
     plan.run(conn.cursor(), set_deadlines(deadlines))
+
+
+def _task_errors(conn: Conn, run_id: str, handler: str) -> dict[str, Any]:
+    """The errors of a run's failed tasks, by task, as its failure handler gets them."""
+    rows = conn.execute(
+        "SELECT task_name, error FROM task_runs WHERE run_id = %s AND status = ANY(%s)"
+        " AND task_name <> %s",
+        (run_id, [s.value for s in decisions.FAILURES], handler),
+    ).fetchall()
+    return {name: error or {} for name, error in sorted(rows)}
 
 
 def set_deadlines(deadlines: list[tuple[str, float]]) -> Plan[None]:
