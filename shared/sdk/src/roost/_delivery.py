@@ -22,6 +22,9 @@ actor never raises for either; this middleware gives it the two other outcomes:
 Dramatiq acknowledges the message again when the actor returns; its consumer forgets a
 delivery tag on the first ack or nack, so the second is a no-op (it logs a warning).
 
+The attempt middleware :class:`LongTasks` (roost._middleware) puts each attempt in the
+long-task watch that :meth:`Delivery.ack_now` serves.
+
 :meth:`Delivery.held` lists every attempt this process holds: running, or delivered and
 waiting for a free thread. Heartbeats carry the list, so the scheduler can tell a
 QUEUED attempt whose message is somewhere from one whose message is gone
@@ -38,6 +41,7 @@ from typing import Any
 
 from dramatiq.middleware import Middleware
 
+from roost._middleware import Attempt, AttemptMiddleware
 from roost_core.outbox import OutboxMessage
 
 
@@ -145,3 +149,27 @@ class Delivery(Middleware):
             with contextlib.suppress(Exception), work_queue.mutex:
                 ids.extend(item.message.message_id for item in list(work_queue.queue))
         return ids
+
+
+class LongTasks(AttemptMiddleware):
+    """Puts each attempt in ``delivery``'s long-task watch while it runs and reports:
+    past ``long_task_ack_seconds`` the heartbeat tick acknowledges it early
+    (roost._heartbeats)."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self._delivery = delivery
+
+    def before_attempt(self, attempt: Attempt) -> None:
+        message = attempt.message
+        self._delivery.watch(
+            message.task_run_id, f"{message.task_run_id}:{message.attempt}", attempt.started_report
+        )
+        attempt.watched = True
+
+    def after_attempt(self, attempt: Attempt, exception: BaseException | None) -> None:
+        if attempt.watched:
+            self._delivery.unwatch(attempt.message.task_run_id)
+            attempt.watched = False
+
+    def after_skip_attempt(self, attempt: Attempt) -> None:
+        self.after_attempt(attempt, None)

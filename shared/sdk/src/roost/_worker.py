@@ -15,7 +15,11 @@ queue, are off: only a message that is not a task message at all ends there.
 What happens around each message is Dramatiq middleware that ``Worker.setup_broker``
 composes: ``roost._delivery.Delivery`` (which messages this process holds; early acks
 and requeues) and ``roost._heartbeats.Heartbeats`` (heartbeats, draining and stopping,
-long tasks' early acks), beside Dramatiq's own ``AsyncIO``.
+long tasks' early acks), beside Dramatiq's own ``AsyncIO`` and ``TimeLimit``. What
+happens around each attempt inside the actor is attempt middleware (roost._middleware)
+that it composes too, in one list: deadlines (roost._deadlines), the long-task watch
+(roost._delivery), the attempt's span (roost._spans), its reports (roost._outcomes) and
+cancellation (roost._cancellation).
 """
 
 from __future__ import annotations
@@ -35,11 +39,16 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AsyncIO
 
 from roost._attempt import AttemptRunner
+from roost._cancellation import Cancellation
 from roost._control import ControlListener
-from roost._delivery import Delivery
+from roost._deadlines import Deadlines
+from roost._delivery import Delivery, LongTasks
 from roost._errors import ConfigurationError, TaskCancelledError
 from roost._heartbeats import Heartbeats, Identity
+from roost._middleware import AttemptMiddleware
+from roost._outcomes import Outcomes
 from roost._reports import AttemptReports, ReportUndelivered
+from roost._spans import Spans
 from roost._workflow import Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
@@ -125,15 +134,24 @@ class Worker:
         rabbit.add_middleware(delivery)
         rabbit.add_middleware(self.heartbeats)
         dramatiq.set_broker(rabbit)
+        reports = AttemptReports(settings.broker_url, topology, lambda: self.worker_id)
+        # Around each attempt, outermost first: before_attempt runs down this list and
+        # after_attempt back up it. Deadlines first, so that an attempt too late to start
+        # fails before anything else happens (no watch, no span, no `started`). The
+        # long-task watch and the span then enclose everything the attempt does,
+        # reporting included (a report slow to go out still counts as running; a report
+        # that fails is recorded on the span). Outcomes before Cancellation, so that the
+        # attempt is unregistered from cancel interrupts before its result goes out,
+        # and a cancelled attempt's `started` report is withdrawn.
+        middlewares: list[AttemptMiddleware] = [
+            Deadlines(),
+            LongTasks(delivery),
+            Spans(),
+            Outcomes(reports, self.heartbeats.reporter),
+            Cancellation(control),
+        ]
         runner = AttemptRunner(
-            self.name,
-            self.workflows,
-            lambda: self.worker_id,
-            topology,
-            AttemptReports(settings.broker_url, topology, lambda: self.worker_id),
-            self.heartbeats,
-            delivery,
-            control,
+            self.name, self.workflows, lambda: self.worker_id, topology, middlewares
         )
         for wf in self.workflows.values():
             self._make_actor(rabbit, topology, wf, runner, delivery)
