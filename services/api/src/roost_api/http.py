@@ -1,5 +1,6 @@
-"""What the api's endpoints share to read a request: the request bodies' models, query
-parameters, cursors, and input checks. Every bad value gets an error that names it."""
+"""What the api's endpoints share to read a request: query parameters, cursors, and input
+checks (the request bodies' models are in ``roost_core.api_models``). Every bad value gets
+an error that names it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from roost_core.errors import (
@@ -19,45 +20,10 @@ from roost_core.errors import (
     InvalidInputError,
     RoostError,
 )
-from roost_core.metadata import Metadata
 from roost_core.wire import WorkflowDefinition
 
 MAX_WAIT_SECONDS = 60.0
 MAX_PAGE = 500
-MAX_BULK = 1000
-
-
-class TriggerRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    input: Any = Field(default_factory=dict)
-    idempotency_key: str | None = Field(default=None, max_length=255)
-    version: str | None = None
-    metadata: Metadata = Field(default_factory=dict)
-
-
-class BulkItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    input: Any = Field(default_factory=dict)
-    idempotency_key: str | None = Field(default=None, max_length=255)
-    metadata: Metadata = Field(default_factory=dict)
-
-
-class BulkTriggerRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    runs: list[BulkItem] = Field(min_length=1, max_length=MAX_BULK)
-    version: str | None = None
-
-
-class EventItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    key: str
-    data: Any = Field(default_factory=dict)
-    idempotency_key: str | None = Field(default=None, max_length=255)
-
-
-class BulkEventRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    events: list[EventItem] = Field(min_length=1, max_length=MAX_BULK)
 
 
 def check_input(definition: WorkflowDefinition, run_input: Any) -> None:

@@ -10,12 +10,13 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from roost_core import admission, outbox
+from roost_core.api_models import PutRateLimit
 from roost_core.engine.plan import run_async
 from roost_core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
 from roost_core.expressions import evaluate_key
@@ -27,13 +28,6 @@ Handler = Callable[[Request, str], Awaitable[Response]]
 
 DURATIONS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _KEY = re.compile(RATE_LIMIT_KEY_RE)
-
-
-class PutRateLimit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(ge=1, le=1_000_000_000)
-    duration: str | None = None  # None: a concurrency limit
 
 
 def window_seconds(duration: str | None) -> int | None:

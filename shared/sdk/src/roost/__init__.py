@@ -32,13 +32,25 @@ from roost._errors import (
     UnknownWorkflowError,
 )
 from roost._events import Events
-from roost._models import Attempt, PushedEvent, Run, RunSummary, RunTrace, Span, SpanEvent, TaskRun
-from roost._ratelimits import Concurrency, RateLimit, RateLimitInfo, RateLimits
+from roost._models import (
+    Attempt,
+    PushedEvent,
+    RateLimitInfo,
+    Run,
+    RunSummary,
+    RunTrace,
+    Span,
+    SpanEvent,
+    TaskRun,
+)
+from roost._ratelimits import Concurrency, RateLimit, RateLimits
 from roost._roost import Roost
 from roost._runs import RunRef, Runs
 from roost._stream import EventStream, RunEvent
 from roost._worker import Worker
+from roost._workers import Workers
 from roost._workflow import Task, Workflow
+from roost._workflows import Workflows
 from roost_core.statuses import RunStatus, TaskStatus
 
 __all__ = [
@@ -83,5 +95,7 @@ __all__ = [
     "UnknownRunError",
     "UnknownWorkflowError",
     "Worker",
+    "Workers",
     "Workflow",
+    "Workflows",
 ]

@@ -7,11 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from roost._errors import BadRequestError
-from roost._http import ApiClient
+from roost._http import ApiClient, shaped
 from roost._models import PushedEvent
+from roost_core.api_models import MAX_BULK, BulkEventRequest, EventItem
 
-# The api takes at most this many events a request (one transaction each).
-MAX_BULK = 1000
 _FIELDS = {"key", "data", "idempotency_key"}
 
 
@@ -29,15 +28,8 @@ class Events:
         against each one's input model first: one rejection stores nothing). Pushing
         again with the same ``idempotency_key`` returns the first event and starts
         nothing."""
-        body = self._api.request(
-            "POST",
-            "/api/v1/events",
-            json={
-                "key": key,
-                "data": {} if data is None else data,
-                "idempotency_key": idempotency_key,
-            },
-        )
+        item = _item(key, data, idempotency_key)
+        body = self._api.request("POST", "/api/v1/events", json=shaped(item))
         return PushedEvent.model_validate(body)
 
     def push_many(
@@ -49,7 +41,7 @@ class Events:
         stored or none. Returns the events in the order given."""
         if not 1 <= chunk_size <= MAX_BULK:
             raise BadRequestError(f"chunk_size must be between 1 and {MAX_BULK}, not {chunk_size}")
-        items: builtins.list[dict[str, Any]] = []
+        items: builtins.list[EventItem] = []
         for index, event in enumerate(events):
             if not isinstance(event, Mapping) or "key" not in event:
                 raise BadRequestError(
@@ -62,19 +54,11 @@ class Events:
                     f"events[{index}] has unknown field(s) {', '.join(sorted(unknown))}: "
                     "use key, data and idempotency_key"
                 )
-            data = event.get("data")
-            items.append(
-                {
-                    "key": event["key"],
-                    "data": {} if data is None else data,
-                    "idempotency_key": event.get("idempotency_key"),
-                }
-            )
+            items.append(_item(event["key"], event.get("data"), event.get("idempotency_key")))
         pushed: builtins.list[PushedEvent] = []
         for start in range(0, len(items), chunk_size):
-            body = self._api.request(
-                "POST", "/api/v1/events/bulk", json={"events": items[start : start + chunk_size]}
-            )
+            chunk = BulkEventRequest.model_construct(events=items[start : start + chunk_size])
+            body = self._api.request("POST", "/api/v1/events/bulk", json=shaped(chunk))
             pushed.extend(PushedEvent.model_validate(e) for e in body["events"])
         return pushed
 
@@ -95,3 +79,9 @@ class Events:
         """The pushed event with the runs it started; NotFoundError if there is none."""
         body = self._api.request("GET", f"/api/v1/pushed-events/{event_id}")
         return PushedEvent.model_validate(body)
+
+
+def _item(key: Any, data: Any, idempotency_key: Any) -> EventItem:
+    return EventItem.model_construct(
+        key=key, data={} if data is None else data, idempotency_key=idempotency_key
+    )

@@ -6,6 +6,7 @@ import ssl
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from roost._errors import ApiUnavailableError, AuthenticationError, error_for
 from roost._settings import ClientSettings
@@ -81,3 +82,10 @@ class ApiClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def shaped(model: BaseModel, *, exclude_unset: bool = False) -> dict[str, Any]:
+    """The JSON body of a request model built with ``model_construct``: the SDK only
+    shapes it, the api validates it and its errors name the bad field. Values go as
+    given (no serialization warnings; what httpx cannot encode fails as before)."""
+    return model.model_dump(exclude_unset=exclude_unset, warnings=False)

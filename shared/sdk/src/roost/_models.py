@@ -1,130 +1,30 @@
-"""What the api returns, as typed objects."""
+"""What the api returns, as typed objects: the models live with the request shapes in
+``roost_core.api_models``; re-exported here for the SDK."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from roost_core.api_models import (
+    Attempt,
+    PushedEvent,
+    RateLimitInfo,
+    Run,
+    RunSummary,
+    RunTrace,
+    Span,
+    SpanEvent,
+    TaskRun,
+    TriggeredRun,
+)
 
-from pydantic import BaseModel, ConfigDict
-
-from roost_core.statuses import RunStatus, TaskStatus
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class Attempt(_Model):
-    """One attempt of a task."""
-
-    attempt: int
-    status: TaskStatus
-    worker_id: str | None = None
-    error: dict[str, Any] | None = None
-    queued_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-
-class TaskRun(_Model):
-    """One task of a run: its status, current attempt, output or error, and timings."""
-
-    id: str
-    name: str
-    status: TaskStatus
-    parents: list[str]
-    attempt: int
-    output: Any = None
-    error: dict[str, Any] | None = None
-    worker_id: str | None = None
-    queued_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    attempts: list[Attempt] = []
-
-
-class RunSummary(_Model):
-    id: str
-    workflow: str
-    workflow_version: str | None = None
-    status: RunStatus
-    idempotency_key: str | None = None
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    metadata: dict[str, str] = {}
-
-
-class Run(RunSummary):
-    """A run with all its tasks."""
-
-    input: Any = None
-    output: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    tasks: list[TaskRun] = []
-
-    def task(self, name: str) -> TaskRun:
-        """The task named ``name``; KeyError naming it if the run has none."""
-        for t in self.tasks:
-            if t.name == name:
-                return t
-        raise KeyError(f"run {self.id} has no task {name!r}")
-
-
-class TriggeredRun(_Model):
-    """A run a pushed event started."""
-
-    id: str
-    workflow: str
-
-
-class PushedEvent(_Model):
-    """An event pushed to Roost, with the runs it started (one per workflow whose
-    ``on_events`` matched its key; none if no workflow did)."""
-
-    id: str
-    key: str
-    data: Any = None
-    idempotency_key: str | None = None
-    created_at: datetime
-    runs: list[TriggeredRun] = []
-
-
-class SpanEvent(_Model):
-    """Something that happened during a span: an exception carries ``exception.type``,
-    ``exception.message`` and ``exception.stacktrace`` attributes."""
-
-    name: str
-    at: float
-    attributes: dict[str, Any] = {}
-
-
-class Span(_Model):
-    """One finished span of a run's trace (times in unix seconds)."""
-
-    run_id: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None = None
-    name: str
-    service: str
-    kind: str
-    start: float
-    end: float
-    status: str  # unset, ok, error
-    status_message: str | None = None
-    attributes: dict[str, Any] = {}
-    events: list[SpanEvent] = []
-
-    @property
-    def duration(self) -> float:
-        return max(0.0, self.end - self.start)
-
-
-class RunTrace(_Model):
-    """A run's trace from Roost's own span store: every stored span, in start order."""
-
-    run_id: str
-    status: RunStatus
-    trace_id: str | None = None
-    spans: list[Span]
+__all__ = [
+    "Attempt",
+    "PushedEvent",
+    "RateLimitInfo",
+    "Run",
+    "RunSummary",
+    "RunTrace",
+    "Span",
+    "SpanEvent",
+    "TaskRun",
+    "TriggeredRun",
+]

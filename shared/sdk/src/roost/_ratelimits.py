@@ -14,13 +14,15 @@ from __future__ import annotations
 import builtins
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from roost._errors import InvalidDefinitionError
-from roost._http import ApiClient
+from roost._http import ApiClient, shaped
+from roost._models import RateLimitInfo
+from roost_core.api_models import PutRateLimit
 from roost_core.wire import RATE_LIMIT_KEY_RE, ConcurrencyDefinition, RateLimitUse
 
 Window = Literal["second", "minute", "hour", "day"]
@@ -99,20 +101,6 @@ class Concurrency:
         )
 
 
-class RateLimitInfo(BaseModel):
-    """A key as the api reports it, with its usage right now."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    key: str
-    limit: int
-    window: str | None  # None: a concurrency limit
-    kind: Literal["concurrency", "window"]
-    units_in_use: int
-    units_left: int
-    waiting: int  # task attempts waiting for units
-
-
 class RateLimits:
     """``roost.rate_limits``: create, change and inspect keys."""
 
@@ -123,7 +111,7 @@ class RateLimits:
         """Create or change ``key``: without ``duration``, a concurrency limit (at most
         ``limit`` units held by running tasks); with one, at most ``limit`` units admitted
         in any window of that length. Takes effect at once."""
-        body: dict[str, Any] = {"limit": limit, "duration": duration}
+        body = shaped(PutRateLimit.model_construct(limit=limit, duration=duration))
         return RateLimitInfo.model_validate(
             self._api.request("PUT", f"/api/v1/rate-limits/{quote(key, safe='')}", json=body)
         )

@@ -13,7 +13,9 @@ from roost._ratelimits import Concurrency, RateLimits
 from roost._runs import Runs
 from roost._settings import ClientSettings
 from roost._worker import Worker
+from roost._workers import Workers
 from roost._workflow import Workflow
+from roost._workflows import Workflows
 
 
 class Roost:
@@ -25,6 +27,8 @@ class Roost:
         self._api: ApiClient | None = None
         self._runs: Runs | None = None
         self._events: Events | None = None
+        self._workflows: Workflows | None = None
+        self._workers: Workers | None = None
 
     @property
     def api(self) -> ApiClient:
@@ -50,6 +54,20 @@ class Roost:
         if self._events is None:
             self._events = Events(self.api)
         return self._events
+
+    @property
+    def workflows(self) -> Workflows:
+        """Register workflow definitions, list and read them, trigger runs by name."""
+        if self._workflows is None:
+            self._workflows = Workflows(self.api)
+        return self._workflows
+
+    @property
+    def workers(self) -> Workers:
+        """The fleet's worker processes, from their heartbeats."""
+        if self._workers is None:
+            self._workers = Workers(self.api)
+        return self._workers
 
     def workflow(
         self,
@@ -90,3 +108,5 @@ class Roost:
             self._api = None
             self._runs = None
             self._events = None
+            self._workflows = None
+            self._workers = None

@@ -101,6 +101,12 @@ class Runs:
         is stored a fraction of a second after it ends."""
         return RunTrace.model_validate(self._api.request("GET", f"/api/v1/runs/{run_id}/trace"))
 
+    def cancelled_attempts(self, since: float) -> builtins.list[str]:
+        """Task runs whose attempts were cancelled since ``since`` (unix seconds): their
+        messages may still sit on a queue, and a worker drops them."""
+        body = self._api.request("GET", "/api/v1/cancelled-attempts", params={"since": since})
+        return builtins.list(body["task_run_ids"])
+
     def wait(self, run_id: str, timeout: float | None = None) -> Run:
         """Block until the run ends (long-polling the api) and return it."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -198,10 +198,7 @@ class Worker:
 
     def _recent_cancels(self) -> list[str]:
         """Attempts cancelled in the last day: their messages may still sit on a queue."""
-        body = self.roost.api.request(
-            "GET", "/api/v1/cancelled-attempts", params={"since": time.time() - 86400}
-        )
-        return list(body["task_run_ids"])
+        return self.roost.runs.cancelled_attempts(since=time.time() - 86400)
 
     def start(self) -> None:
         """Register, then run a Dramatiq worker with ``slots`` threads in this process

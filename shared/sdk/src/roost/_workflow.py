@@ -5,22 +5,32 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, Protocol, overload
 
 from pydantic import BaseModel, ValidationError
 
-from roost._durations import Duration, seconds
+from roost._durations import Duration
 from roost._errors import InvalidDefinitionError, InvalidInputError
+from roost._policy import rate_limit_uses, task_policy
 from roost._ratelimits import Concurrency, RateLimit
-from roost._runs import RunRef, outcome
+from roost._runs import RunRef, Runs, outcome
+from roost._workflows import Workflows
 from roost_core import dag, triggers
 from roost_core import metadata as run_metadata
+from roost_core.api_models import MAX_BULK, BulkItem
 from roost_core.wire import TaskDefinition, WorkflowDefinition
 
-if TYPE_CHECKING:
-    from roost._roost import Roost
-
 TaskFn = Callable[..., Any]
+
+
+class Clients(Protocol):
+    """The clients a bound workflow triggers through (a ``Roost`` has them)."""
+
+    @property
+    def runs(self) -> Runs: ...
+
+    @property
+    def workflows(self) -> Workflows: ...
 
 
 class Task:
@@ -56,7 +66,7 @@ class Workflow:
 
     def __init__(
         self,
-        roost: Roost | None,
+        roost: Clients | None,
         name: str,
         input_validator: type[BaseModel] | None = None,
         on_events: Sequence[str] | None = None,
@@ -122,7 +132,7 @@ class Workflow:
 
         ``rate_limits``: units of fleet-wide keys (``roost.rate_limits.put``) the task
         takes; it waits, durably and in FIFO order, until they are free."""
-        policy = _policy(
+        policy = task_policy(
             name,
             retries,
             backoff_factor,
@@ -132,7 +142,7 @@ class Workflow:
             schedule_timeout,
         )
         if rate_limits:
-            policy["rate_limits"] = _rate_limit_uses(name, rate_limits)
+            policy["rate_limits"] = rate_limit_uses(name, rate_limits)
 
         def decorate(fn: TaskFn) -> Task:
             task_name = name or fn.__name__
@@ -183,7 +193,7 @@ class Workflow:
         """Declare the run's failure handler: it runs once, after a run has failed (not
         when it is cancelled), and ``ctx.task_errors()`` says which tasks failed and
         how. Its own options work as for ``task``."""
-        policy = _policy(
+        policy = task_policy(
             name,
             retries,
             backoff_factor,
@@ -253,7 +263,7 @@ class Workflow:
             return raw
         return self.input_validator.model_validate(raw)
 
-    def _client(self) -> Roost:
+    def _client(self) -> Clients:
         if self._roost is None:
             raise InvalidDefinitionError(f"workflow {self.name!r} is not bound to a Roost client")
         return self._roost
@@ -262,10 +272,7 @@ class Workflow:
         """Register this definition with the api (once per process); return its version."""
         with self._lock:
             if self._registered is None:
-                body = self._client().api.request(
-                    "POST", "/api/v1/workflows", json=self.definition().model_dump(mode="json")
-                )
-                self._registered = str(body["version"])
+                self._registered = self._client().workflows.register(self.definition())
             return self._registered
 
     @overload
@@ -307,17 +314,10 @@ class Workflow:
         payload = self.validate_input({} if input is None else input)
         meta = _checked_metadata(metadata)
         version = self.register()
-        body = roost.api.request(
-            "POST",
-            f"/api/v1/workflows/{self.name}/runs",
-            json={
-                "input": payload,
-                "idempotency_key": idempotency_key,
-                "version": version,
-                "metadata": meta,
-            },
+        created = roost.workflows.trigger(
+            self.name, payload, idempotency_key=idempotency_key, metadata=meta, version=version
         )
-        ref = RunRef(roost.runs, body["id"], self.name)
+        ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:
             return ref
         return outcome(roost.runs.wait(ref.id, timeout))
@@ -338,27 +338,23 @@ class Workflow:
             raise InvalidInputError(
                 f"run_many got {len(inputs)} inputs but {len(idempotency_keys)} idempotency keys"
             )
-        if not 1 <= chunk_size <= 1000:
-            raise InvalidInputError(f"chunk_size must be between 1 and 1000, not {chunk_size}")
+        if not 1 <= chunk_size <= MAX_BULK:
+            raise InvalidInputError(
+                f"chunk_size must be between 1 and {MAX_BULK}, not {chunk_size}"
+            )
         meta = _checked_metadata(metadata)
-        items = []
+        items: list[BulkItem] = []
         for index, raw in enumerate(inputs):
             try:
                 payload = self.validate_input({} if raw is None else raw)
             except InvalidInputError as exc:
                 raise InvalidInputError(f"inputs[{index}]: {exc}") from None
             key = idempotency_keys[index] if idempotency_keys is not None else None
-            items.append({"input": payload, "idempotency_key": key, "metadata": meta})
+            item = BulkItem.model_construct(input=payload, idempotency_key=key, metadata=meta)
+            items.append(item)
         version = self.register()
-        refs: list[RunRef] = []
-        for start in range(0, len(items), chunk_size):
-            body = roost.api.request(
-                "POST",
-                f"/api/v1/workflows/{self.name}/runs/bulk",
-                json={"runs": items[start : start + chunk_size], "version": version},
-            )
-            refs.extend(RunRef(roost.runs, r["id"], self.name) for r in body["runs"])
-        return refs
+        ids = roost.workflows.trigger_many(self.name, items, version=version, chunk_size=chunk_size)
+        return [RunRef(roost.runs, run_id, self.name) for run_id in ids]
 
 
 def _checked_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
@@ -373,61 +369,3 @@ def _checked_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
         return run_metadata.check(metadata)
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
-
-
-def _rate_limit_uses(name: str | None, limits: Sequence[RateLimit]) -> list[dict[str, Any]]:
-    label = f"task {name!r}" if name else "task"
-    uses: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for limit in limits:
-        if not isinstance(limit, RateLimit):
-            raise InvalidDefinitionError(
-                f"{label}: rate_limits takes RateLimit(...) objects, not {limit!r}"
-            )
-        ident = limit.key or f"dynamic:{limit.dynamic_key}"
-        if ident in seen:
-            raise InvalidDefinitionError(f"{label}: rate limit {ident!r} is listed twice")
-        seen.add(ident)
-        uses.append(limit.use().model_dump(exclude_none=True))
-    return uses
-
-
-def _policy(
-    name: str | None,
-    retries: int,
-    backoff_factor: float | None,
-    backoff_max_seconds: float | None,
-    backoff_initial_seconds: float,
-    execution_timeout: Duration | None,
-    schedule_timeout: Duration | None,
-) -> dict[str, Any]:
-    """The retry and timeout fields of a TaskDefinition, checked now, with errors that
-    name the bad option."""
-    label = f"task {name!r}" if name else "task"
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise InvalidDefinitionError(f"{label}: retries={retries!r} must be a whole number >= 0")
-    if backoff_factor is not None and backoff_factor < 1:
-        raise InvalidDefinitionError(f"{label}: backoff_factor={backoff_factor!r} must be >= 1")
-    if backoff_initial_seconds < 0:
-        raise InvalidDefinitionError(
-            f"{label}: backoff_initial_seconds={backoff_initial_seconds!r} must be >= 0"
-        )
-    if backoff_max_seconds is not None and backoff_max_seconds < 0:
-        raise InvalidDefinitionError(
-            f"{label}: backoff_max_seconds={backoff_max_seconds!r} must be >= 0"
-        )
-    policy: dict[str, Any] = {
-        "retries": retries,
-        "backoff_initial_seconds": backoff_initial_seconds,
-    }
-    if backoff_factor is not None:
-        policy["backoff_factor"] = backoff_factor
-    if backoff_max_seconds is not None:
-        policy["backoff_max_seconds"] = backoff_max_seconds
-    exec_s = seconds(execution_timeout, f"{label}: execution_timeout")
-    sched_s = seconds(schedule_timeout, f"{label}: schedule_timeout")
-    if exec_s is not None:
-        policy["execution_timeout_seconds"] = exec_s
-    if sched_s is not None:
-        policy["schedule_timeout_seconds"] = sched_s
-    return policy

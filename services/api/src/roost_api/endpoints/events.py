@@ -16,8 +16,6 @@ from roost_api import metrics as api_metrics
 from roost_api import store
 from roost_api.http import (
     MAX_PAGE,
-    BulkEventRequest,
-    EventItem,
     check_input,
     decode_cursor,
     encode_cursor,
@@ -27,6 +25,7 @@ from roost_api.http import (
 )
 from roost_api.resources import Resources, authed, resources
 from roost_core import metrics, triggers
+from roost_core.api_models import BulkEventRequest, EventItem
 from roost_core.errors import (
     BadRequestError,
     ConflictError,

@@ -19,8 +19,6 @@ from starlette.routing import BaseRoute, Route
 from roost_api import metrics as api_metrics
 from roost_api import store
 from roost_api.http import (
-    BulkTriggerRequest,
-    TriggerRequest,
     broker_unavailable,
     check_input,
     float_param,
@@ -29,6 +27,7 @@ from roost_api.http import (
 )
 from roost_api.resources import authed, resources
 from roost_core import dag, metrics, tracing
+from roost_core.api_models import BulkTriggerRequest, TriggerRequest
 from roost_core.errors import (
     BadRequestError,
     InvalidDefinitionError,

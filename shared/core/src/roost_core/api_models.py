@@ -1,0 +1,211 @@
+"""The api's HTTP shapes, defined once: the request bodies it accepts (the api validates
+them; the SDK shapes its bodies with them) and what it answers (the SDK's typed results).
+Pure pydantic, no IO.
+
+Request models forbid unknown fields, so a typo in a body is refused with its name.
+Response models ignore unknown fields, so an older SDK still reads a newer api."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from roost_core.metadata import Metadata
+from roost_core.statuses import RunStatus, TaskStatus
+
+# Most runs or events one bulk request may carry (one transaction each).
+MAX_BULK = 1000
+
+
+# Request bodies.
+
+
+class TriggerRequest(BaseModel):
+    """``POST /api/v1/workflows/{name}/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: Any = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    version: str | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class BulkItem(BaseModel):
+    """One run of a bulk trigger."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: Any = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class BulkTriggerRequest(BaseModel):
+    """``POST /api/v1/workflows/{name}/runs/bulk``."""
+
+    model_config = ConfigDict(extra="forbid")
+    runs: list[BulkItem] = Field(min_length=1, max_length=MAX_BULK)
+    version: str | None = None
+
+
+class EventItem(BaseModel):
+    """``POST /api/v1/events``, and one event of a bulk push."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    data: Any = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+
+
+class BulkEventRequest(BaseModel):
+    """``POST /api/v1/events/bulk``."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventItem] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class PutRateLimit(BaseModel):
+    """``PUT /api/v1/rate-limits/{key}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(ge=1, le=1_000_000_000)
+    duration: str | None = None  # None: a concurrency limit
+
+
+# Responses.
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Attempt(_Model):
+    """One attempt of a task."""
+
+    attempt: int
+    status: TaskStatus
+    worker_id: str | None = None
+    error: dict[str, Any] | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class TaskRun(_Model):
+    """One task of a run: its status, current attempt, output or error, and timings."""
+
+    id: str
+    name: str
+    status: TaskStatus
+    parents: list[str]
+    attempt: int
+    output: Any = None
+    error: dict[str, Any] | None = None
+    worker_id: str | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: list[Attempt] = []
+
+
+class RunSummary(_Model):
+    id: str
+    workflow: str
+    workflow_version: str | None = None
+    status: RunStatus
+    idempotency_key: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    metadata: dict[str, str] = {}
+
+
+class Run(RunSummary):
+    """A run with all its tasks."""
+
+    input: Any = None
+    output: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    tasks: list[TaskRun] = []
+
+    def task(self, name: str) -> TaskRun:
+        """The task named ``name``; KeyError naming it if the run has none."""
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"run {self.id} has no task {name!r}")
+
+
+class TriggeredRun(_Model):
+    """A run a pushed event started."""
+
+    id: str
+    workflow: str
+
+
+class PushedEvent(_Model):
+    """An event pushed to Roost, with the runs it started (one per workflow whose
+    ``on_events`` matched its key; none if no workflow did)."""
+
+    id: str
+    key: str
+    data: Any = None
+    idempotency_key: str | None = None
+    created_at: datetime
+    runs: list[TriggeredRun] = []
+
+
+class SpanEvent(_Model):
+    """Something that happened during a span: an exception carries ``exception.type``,
+    ``exception.message`` and ``exception.stacktrace`` attributes."""
+
+    name: str
+    at: float
+    attributes: dict[str, Any] = {}
+
+
+class Span(_Model):
+    """One finished span of a run's trace (times in unix seconds)."""
+
+    run_id: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    name: str
+    service: str
+    kind: str
+    start: float
+    end: float
+    status: str  # unset, ok, error
+    status_message: str | None = None
+    attributes: dict[str, Any] = {}
+    events: list[SpanEvent] = []
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+class RunTrace(_Model):
+    """A run's trace from Roost's own span store: every stored span, in start order."""
+
+    run_id: str
+    status: RunStatus
+    trace_id: str | None = None
+    spans: list[Span]
+
+
+class RateLimitInfo(BaseModel):
+    """A key as the api reports it, with its usage right now."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    key: str
+    limit: int
+    window: str | None  # None: a concurrency limit
+    kind: Literal["concurrency", "window"]
+    units_in_use: int
+    units_left: int
+    waiting: int  # task attempts waiting for units

@@ -1,0 +1,82 @@
+"""Workflows over HTTP: register definitions, read them, trigger their runs."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from roost._http import ApiClient, shaped
+from roost._models import Run
+from roost_core.api_models import BulkItem, BulkTriggerRequest, TriggerRequest
+from roost_core.wire import WorkflowDefinition
+
+
+class Workflows:
+    """``roost.workflows``: register workflow definitions, list and read them, and
+    trigger runs by workflow name (``Workflow.run`` and ``run_many`` go through here)."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+
+    def register(self, definition: WorkflowDefinition) -> str:
+        """Register ``definition`` (a new version only if it changed); return its version."""
+        body = self._api.request(
+            "POST", "/api/v1/workflows", json=definition.model_dump(mode="json")
+        )
+        return str(body["version"])
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        """Every workflow, with its newest version."""
+        body = self._api.request("GET", "/api/v1/workflows")
+        return builtins.list(body["workflows"])
+
+    def get(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """The definition of ``name``'s newest version (or of ``version``)."""
+        params = {"version": version} if version is not None else None
+        body: dict[str, Any] = self._api.request(
+            "GET", f"/api/v1/workflows/{quote(name, safe='')}", params=params
+        )
+        return body
+
+    def trigger(
+        self,
+        name: str,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
+        version: str | None = None,
+    ) -> Run:
+        """Start one run of workflow ``name`` (of ``version``, or its newest); return it
+        as created (or the earlier run with the same ``idempotency_key``). The input is
+        sent as given: the api checks it against the workflow's input model."""
+        fields: dict[str, Any] = {
+            "input": input,
+            "idempotency_key": idempotency_key,
+            "metadata": metadata or {},
+        }
+        if version is not None:  # no version: the api picks the newest
+            fields["version"] = version
+        request = TriggerRequest.model_construct(**fields)
+        body = self._api.request(
+            "POST", f"/api/v1/workflows/{name}/runs", json=shaped(request, exclude_unset=True)
+        )
+        return Run.model_validate(body)
+
+    def trigger_many(
+        self, name: str, runs: Sequence[BulkItem], *, version: str | None, chunk_size: int
+    ) -> builtins.list[str]:
+        """Start one run per item, one request (and transaction) per chunk of
+        ``chunk_size``; return the run ids in order (an idempotent repeat gives the
+        earlier run's id)."""
+        ids: builtins.list[str] = []
+        for start in range(0, len(runs), chunk_size):
+            chunk = builtins.list(runs[start : start + chunk_size])
+            request = BulkTriggerRequest.model_construct(runs=chunk, version=version)
+            body = self._api.request(
+                "POST", f"/api/v1/workflows/{name}/runs/bulk", json=shaped(request)
+            )
+            ids.extend(str(r["id"]) for r in body["runs"])
+        return ids

@@ -1,0 +1,43 @@
+"""The ``roost`` command line: one module per command group (``roost.cli.runs``,
+``events``, ``workers``, ``rate_limits``, ``tokens``), the service launchers
+(``services``), ``doctor``, and what they share (``console``)."""
+
+from __future__ import annotations
+
+import typer
+
+from roost.cli import doctor, runs, services
+from roost.cli.events import events_app
+from roost.cli.rate_limits import rate_limits_app
+from roost.cli.runs import runs_app
+from roost.cli.tokens import token_app
+from roost.cli.workers import workers_app
+
+app = typer.Typer(
+    help="Roost: durable DAG workflows.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+# Registered in the order `roost --help` has always listed them.
+for command in (
+    services.migrate,
+    services.api,
+    services.scheduler,
+    services.gateway,
+    services.ratelimiter,
+    services.dashboard,
+    services.worker,
+    runs.run,
+    doctor.doctor,
+):
+    app.command()(command)
+app.add_typer(token_app, name="token")
+app.add_typer(runs_app, name="runs")
+app.add_typer(workers_app, name="workers")
+app.add_typer(events_app, name="events")
+app.add_typer(rate_limits_app, name="rate-limits")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,71 @@
+"""What every command shares: the consoles, failing with a message, the client from the
+environment, ``--meta`` pairs, and how a run is printed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Column, Table
+
+from roost._models import Run
+from roost._roost import Roost
+from roost_core import metadata as run_metadata
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def client() -> Roost:
+    try:
+        return Roost()
+    except Exception as exc:
+        fail(f"bad settings: {exc}")
+
+
+def meta_pairs(pairs: list[str] | None) -> dict[str, str]:
+    """``--meta KEY=VALUE`` options as run metadata (a bad pair stops the command)."""
+    try:
+        return run_metadata.parse_pairs(pairs or [])
+    except ValueError as exc:
+        fail(f"--meta: {exc}")
+
+
+def duration(start: Any, end: Any) -> str:
+    if start is None or end is None:
+        return "-"
+    return f"{(end - start).total_seconds() * 1000:.0f} ms"
+
+
+def print_run(run: Run) -> None:
+    out.print(
+        f"run [bold]{run.id}[/] of {run.workflow} (version {run.workflow_version}): "
+        f"[bold]{run.status}[/]",
+        highlight=False,
+    )
+    # Task names are never cut: the other columns give way.
+    table = Table(
+        Column("task", no_wrap=True), "status", "attempt", "worker", "duration", "output / error"
+    )
+    for t in run.tasks:
+        detail = json.dumps(t.output) if t.output is not None else ""
+        if t.error:
+            detail = f"{t.error.get('type')}: {t.error.get('message')}"
+        table.add_row(
+            t.name,
+            t.status,
+            str(t.attempt),
+            t.worker_id or "-",
+            duration(t.started_at, t.finished_at),
+            detail[:120],
+        )
+    out.print(table)
+    if run.error:
+        out.print(f"[red]{run.error.get('message')}[/]", highlight=False)

@@ -1,0 +1,188 @@
+"""``roost run`` and ``roost runs``: trigger a run, then inspect, follow, cancel and
+replay runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from roost._errors import RoostError
+from roost._models import Run
+from roost._roost import Roost
+from roost.cli.console import client, duration, fail, meta_pairs, out, print_run
+
+runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
+
+
+def run(
+    workflow: Annotated[str, typer.Argument(help="workflow name")],
+    input: Annotated[str, typer.Option("--input", help="run input as JSON")] = "{}",
+    wait: Annotated[bool, typer.Option("--wait", help="wait for the run to end")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="watch the run live (its tasks, progress, logs)")
+    ] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="same key, same run")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds to wait with --wait")] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="metadata KEY=VALUE (repeatable)")
+    ] = None,
+) -> None:
+    """Trigger a run of a registered workflow."""
+    try:
+        payload = json.loads(input)
+    except json.JSONDecodeError as exc:
+        fail(f"--input is not valid JSON ({exc}): {input!r}")
+    pairs = meta_pairs(meta)
+    roost = client()
+    try:
+        created = roost.workflows.trigger(
+            workflow, payload, idempotency_key=idempotency_key, metadata=pairs
+        )
+        out.print(f"run {created.id} {created.status}", highlight=False)
+        if watch:
+            _watch(roost, created)
+        elif wait:
+            final = roost.runs.wait(created.id, timeout)
+            print_run(final)
+            if final.status != "SUCCEEDED":
+                raise typer.Exit(1)
+    except RoostError as exc:
+        fail(str(exc))
+
+
+@runs_app.command("list")
+def runs_list(
+    workflow: Annotated[str | None, typer.Option(help="only this workflow")] = None,
+    status: Annotated[str | None, typer.Option(help="only this status")] = None,
+    limit: Annotated[int, typer.Option(help="page size")] = 20,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option("--meta", help="only runs with metadata KEY=VALUE (repeatable)"),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List runs, newest first."""
+    pairs = meta_pairs(meta)
+    try:
+        runs, _ = client().runs.list(workflow=workflow, status=status, limit=limit, meta=pairs)
+    except RoostError as exc:
+        fail(str(exc))
+    if json_out:
+        print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
+        return
+    table = Table("id", "workflow", "status", "created", "duration", "metadata")
+    for r in runs:
+        table.add_row(
+            r.id,
+            r.workflow,
+            r.status,
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            duration(r.started_at, r.finished_at),
+            " ".join(f"{k}={v}" for k, v in sorted(r.metadata.items())),
+        )
+    out.print(table)
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Cancel a run: queued tasks never start, running ones are interrupted."""
+    try:
+        found = client().runs.cancel(run_id)
+    except RoostError as exc:
+        fail(str(exc))
+    print_run(found)
+
+
+@runs_app.command("replay")
+def runs_replay(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Re-run an ended run's failed and cancelled tasks and their descendants."""
+    try:
+        found = client().runs.replay(run_id)
+    except RoostError as exc:
+        fail(str(exc))
+    print_run(found)
+
+
+def _watch(roost: Roost, run: Run) -> None:
+    """Follow ``run`` live until it ends; exit 1 unless it succeeded."""
+    from rich.live import Live
+
+    from roost._watch import RunView
+
+    view = RunView(run)
+    with Live(view.render(), console=out, refresh_per_second=8) as live:
+        for event in roost.runs.subscribe(run.id):
+            view.apply(event)
+            live.update(view.render())
+    if view.status != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+@runs_app.command("logs")
+def runs_logs(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    task: Annotated[str | None, typer.Option(help="only this task's lines")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new lines until the run ends")
+    ] = False,
+) -> None:
+    """Print a run's log lines (every task's, oldest first)."""
+    from datetime import datetime
+
+    def show(at: float, name: str | None, attempt: int | None, message: str) -> None:
+        stamp = datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
+        out.print(f"[dim]{stamp}[/] [bold]{name}[/]#{attempt} {message}", highlight=False)
+
+    roost = client()
+    try:
+        if not follow:
+            after: int | None = 0
+            while after is not None:
+                lines, after = roost.runs.logs(run_id, task=task, after=after, limit=500)
+                for line in lines:
+                    show(line["at"], line["task"], line["attempt"], line["message"])
+            return
+        for event in roost.runs.subscribe(run_id, types=["task.log", "run.*"]):
+            if event.type == "task.log" and (task is None or event.task == task):
+                show(event.at, event.task, event.attempt, str(event.data.get("message", "")))
+    except RoostError as exc:
+        fail(str(exc))
+
+
+@runs_app.command("trace")
+def runs_trace(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    json_out: Annotated[bool, typer.Option("--json", help="print the spans as JSON")] = False,
+) -> None:
+    """Show where a run spent its time: its trace as a waterfall, one line per span,
+    indented under its parent, with durations and bars (from Roost's own span store:
+    no collector needed)."""
+    from roost._waterfall import render
+
+    try:
+        found = client().runs.trace(run_id)
+    except RoostError as exc:
+        fail(str(exc))
+    if json_out:
+        print(found.model_dump_json(indent=2))
+        return
+    out.print(render(found, width=out.width))
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show a run and each of its tasks."""
+    try:
+        found = client().runs.get(run_id)
+    except RoostError as exc:
+        fail(str(exc))
+    if json_out:
+        print(found.model_dump_json(indent=2))
+        return
+    print_run(found)
