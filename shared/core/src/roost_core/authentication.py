@@ -14,7 +14,7 @@ matches still gets its 404, a wrong method its 405, whatever the credentials.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from roost_core.auth import Principal, TokenVerifier
 from roost_core.db import translate_errors
 from roost_core.errors import AuthenticationError, RoostError
+
+T = TypeVar("T")
 
 Authenticator = Callable[[HTTPConnection], Awaitable[Any]]
 """Finds a request's credentials and checks them: the principal, or raise a RoostError
@@ -65,12 +67,17 @@ def bearer_or_stream_token(verifier: TokenVerifier) -> Authenticator:
     return authenticate
 
 
+def user_of(request: HTTPConnection, kind: type[T]) -> T:
+    """What the middleware put on the request (``request.user``), of the service's kind."""
+    found = request.scope.get("user")
+    if not isinstance(found, kind):
+        raise AuthenticationError(f"no authenticated {kind.__name__} for {request.url.path!r}")
+    return found
+
+
 def principal_of(request: HTTPConnection) -> Principal:
     """Who the request's token speaks for, as the middleware found it."""
-    found = request.scope.get("user")
-    if not isinstance(found, Principal):
-        raise AuthenticationError(f"no authenticated principal for {request.url.path!r}")
-    return found
+    return user_of(request, Principal)
 
 
 def tenant_of(request: HTTPConnection) -> str:
