@@ -1,6 +1,7 @@
 """The api's application: a versioned JSON API under /api/v1, plus /health, /ready and
 /metrics. Endpoints are module-level functions grouped by resource in
-``roost_api.endpoints``; what they share (``roost_api.resources``) is made here, once."""
+``roost_api.endpoints``; what they share (``roost_api.resources``) is made here, once.
+Every route but the public ones needs an API token (``roost_core.authentication``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import psycopg
+from psycopg import errors as pg_errors
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -18,16 +22,34 @@ from roost_api import metrics as api_metrics
 from roost_api import ratelimits, store
 from roost_api.endpoints import events, operations, runs, workflows
 from roost_api.http import json_body
-from roost_api.resources import Declarer, Resources, authed
+from roost_api.resources import Declarer, Resources
 from roost_api.settings import ApiSettings
 from roost_api.waiters import RunWaiters
 from roost_core.auth import TokenVerifier
-from roost_core.db import async_pool
+from roost_core.authentication import Authentication, bearer_token, error_response
+from roost_core.db import async_pool, translate_errors
 from roost_core.errors import RoostError
 from roost_core.outbox import OutboxRelay
 from roost_core.topology import Topology
 
 logger = logging.getLogger(__name__)
+
+# What needs no token: the probes, the metrics and the API's own description.
+PUBLIC = frozenset({"/health", "/ready", "/metrics", "/api/v1/openapi.json"})
+
+
+async def roost_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RoostError)
+    return error_response(request, exc)
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A driver error an endpoint let through, as the Roost error it stands for."""
+    try:
+        with translate_errors():
+            raise exc
+    except RoostError as translated:
+        return error_response(request, translated)
 
 
 def create_app(settings: ApiSettings) -> Starlette:
@@ -64,7 +86,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         await res.pool.close()
 
     routes: list[BaseRoute] = [
-        *ratelimits.routes(pool, topology, res.relay, authed, json_body),
+        *ratelimits.routes(pool, topology, res.relay, json_body),
         Route("/metrics", api_metrics.metrics_endpoint, methods=["GET"]),
         *operations.ROUTES,
         *workflows.ROUTES,
@@ -85,12 +107,18 @@ def create_app(settings: ApiSettings) -> Starlette:
 
     routes.append(Route("/api/v1/openapi.json", openapi, methods=["GET"], include_in_schema=False))
 
-    async def roost_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RoostError)
-        return JSONResponse(
-            {"error": {"code": exc.code, "message": str(exc)}}, status_code=exc.http_status
-        )
-
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoostError: roost_error})
+    authentication = Middleware(
+        Authentication, authenticate=bearer_token(res.verifier), public=PUBLIC
+    )
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[authentication],
+        exception_handlers={
+            RoostError: roost_error,
+            psycopg.OperationalError: database_error,
+            pg_errors.UniqueViolation: database_error,
+        },
+    )
     app.state.roost = res
     return app

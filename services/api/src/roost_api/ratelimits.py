@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from roost_core import admission, outbox
 from roost_core.api_models import PutRateLimit
+from roost_core.authentication import tenant_of
 from roost_core.engine.plan import run_async
 from roost_core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
 from roost_core.expressions import evaluate_key
@@ -24,7 +25,6 @@ from roost_core.topology import Topology
 from roost_core.wire import RATE_LIMIT_KEY_RE, WorkflowDefinition
 
 Conn = AsyncConnection[Any]
-Handler = Callable[[Request, str], Awaitable[Response]]
 
 DURATIONS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _KEY = re.compile(RATE_LIMIT_KEY_RE)
@@ -124,10 +124,9 @@ def routes(
     pool: AsyncConnectionPool[Any],
     topology: Topology,
     relay: outbox.OutboxRelay,
-    authed: Callable[[Handler], Callable[[Request], Awaitable[Response]]],
     json_body: Callable[[Request], Awaitable[Any]],
 ) -> list[Route]:
-    async def put_limit(request: Request, tenant: str) -> Response:
+    async def put_limit(request: Request) -> Response:
         """
         summary: Create or change a rate-limit key
         description: >-
@@ -138,6 +137,7 @@ def routes(
           200: {description: the key with its usage}
           400: {description: a bad key, limit or duration}
         """
+        tenant = tenant_of(request)
         key = request.path_params["key"]
         if not _KEY.match(key):
             raise BadRequestError(
@@ -165,13 +165,14 @@ def routes(
             (found,) = await list_limits(conn, tenant, key)
         return JSONResponse(found)
 
-    async def get_limit(request: Request, tenant: str) -> Response:
+    async def get_limit(request: Request) -> Response:
         """
         summary: One rate-limit key with its usage
         responses:
           200: {description: "key, limit, window, units_in_use, units_left, waiting"}
           404: {description: no such key}
         """
+        tenant = tenant_of(request)
         key = request.path_params["key"]
         async with pool.connection() as conn:
             found = await list_limits(conn, tenant, key)
@@ -179,17 +180,18 @@ def routes(
             raise NotFoundError(f"rate limit {key!r} not found")
         return JSONResponse(found[0])
 
-    async def list_all(request: Request, tenant: str) -> Response:
+    async def list_all(request: Request) -> Response:
         """
         summary: Every rate-limit key with its usage and the tasks waiting on it
         responses:
           200: {description: "{rate_limits: [...]}"}
         """
+        tenant = tenant_of(request)
         async with pool.connection() as conn:
             return JSONResponse({"rate_limits": await list_limits(conn, tenant)})
 
     return [
-        Route("/api/v1/rate-limits", authed(list_all), methods=["GET"]),
-        Route("/api/v1/rate-limits/{key:path}", authed(put_limit), methods=["PUT"]),
-        Route("/api/v1/rate-limits/{key:path}", authed(get_limit), methods=["GET"]),
+        Route("/api/v1/rate-limits", list_all, methods=["GET"]),
+        Route("/api/v1/rate-limits/{key:path}", put_limit, methods=["PUT"]),
+        Route("/api/v1/rate-limits/{key:path}", get_limit, methods=["GET"]),
     ]

@@ -5,20 +5,17 @@ broker declarer, the run waiters and the workflow-version cache."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pika.exceptions
 from starlette.requests import Request
-from starlette.responses import Response
 
 from roost_api import store
 from roost_api.settings import ApiSettings
 from roost_api.waiters import RunWaiters
 from roost_core import broker
 from roost_core.auth import TokenVerifier
-from roost_core.db import translate_errors
 from roost_core.outbox import OutboxRelay
 from roost_core.topology import Topology, declare_core, declare_task_queue
 
@@ -104,21 +101,3 @@ def resources(request: Request) -> Resources:
     """The process's shared resources, from the app serving ``request``."""
     found: Resources = request.app.state.roost
     return found
-
-
-Handler = Callable[[Request, str], Awaitable[Response]]
-
-
-def authed(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """An endpoint that needs a valid API token: ``handler`` gets the token's tenant."""
-
-    async def endpoint(request: Request) -> Response:
-        with translate_errors():
-            tenant = await resources(request).verifier.tenant_for(
-                request.headers.get("authorization")
-            )
-            return await handler(request, tenant)
-
-    endpoint.__doc__ = handler.__doc__
-    endpoint.__name__ = handler.__name__
-    return endpoint

@@ -7,9 +7,13 @@ from typing import Any
 
 import httpx
 
+from roost_core.errors import AuthenticationError
+
 
 class ApiError(Exception):
-    """The api refused a request (``status``) or could not be reached (``status`` 0)."""
+    """The api refused a request (``status``) or could not be reached (``status`` 0); a
+    token it refuses (401) raises roost_core's ``AuthenticationError`` instead, which ends
+    the session (``roost_dashboard.site.refuse``)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -47,5 +51,7 @@ class Api:
                 message = resp.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = resp.text[:300] or resp.reason_phrase
+            if resp.status_code == 401:
+                raise AuthenticationError(message)
             raise ApiError(resp.status_code, message)
         return resp.json()

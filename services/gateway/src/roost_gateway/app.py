@@ -24,6 +24,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from roost_core.auth import TokenVerifier
+from roost_core.authentication import (
+    Authentication,
+    bearer_or_stream_token,
+    error_response,
+    tenant_of,
+)
 from roost_core.db import async_pool, translate_errors
 from roost_core.errors import BadRequestError, RoostError, UnknownRunError, UnknownWorkflowError
 from roost_core.topology import Topology
@@ -37,6 +43,14 @@ from roost_gateway.streams import TypeFilter, run_stream, scope_stream
 logger = logging.getLogger(__name__)
 
 SUBSCRIBERS = Gauge("roost_gateway_subscribers", "Streams attached to this gateway.")
+
+# What needs no token: the probes and the metrics.
+PUBLIC = frozenset({"/health", "/ready", "/metrics"})
+
+
+async def roost_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RoostError)
+    return error_response(request, exc)
 
 
 def create_app(settings: GatewaySettings) -> Starlette:
@@ -64,14 +78,6 @@ def create_app(settings: GatewaySettings) -> Starlette:
         span_writer.stop()
         await pool.close()
 
-    async def tenant_of(request: Request) -> str:
-        with translate_errors():
-            header = request.headers.get("authorization")
-            token = request.query_params.get("token")
-            if token and not header:
-                return (await verifier.stream_principal(token)).tenant_id
-            return await verifier.tenant_for(header)
-
     def sse(content: AsyncIterator[Any]) -> EventSourceResponse:
         return EventSourceResponse(
             content,
@@ -82,7 +88,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         )
 
     async def run_events(request: Request) -> Response:
-        tenant = await tenant_of(request)
+        tenant = tenant_of(request)
         run_id = request.path_params["run_id"]
         after = _after(request)
         wanted = _types(request)
@@ -103,7 +109,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return sse(run_stream(hub, log, sub, run_id, after, wanted))
 
     async def workflow_events(request: Request) -> Response:
-        tenant = await tenant_of(request)
+        tenant = tenant_of(request)
         name = request.path_params["name"]
         scope = Scope(tenant, workflow=name)
         after, wanted = _after(request), _types(request)
@@ -113,7 +119,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return sse(scope_stream(hub, log, hub.subscribe(scope), scope, after, wanted))
 
     async def tenant_events(request: Request) -> Response:
-        tenant = await tenant_of(request)
+        tenant = tenant_of(request)
         scope = Scope(tenant)
         after, wanted = _after(request), _types(request)
         return sse(scope_stream(hub, log, hub.subscribe(scope), scope, after, wanted))
@@ -137,12 +143,6 @@ def create_app(settings: GatewaySettings) -> Starlette:
         body["subscribers"] = hub.subscribers  # type: ignore[assignment]
         return JSONResponse(body, status_code=200 if not problems else 503)
 
-    async def roost_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RoostError)
-        return JSONResponse(
-            {"error": {"code": exc.code, "message": str(exc)}}, status_code=exc.http_status
-        )
-
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
@@ -153,7 +153,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
     ]
     # EventSource from a dashboard on another origin: allowed, but only with a stream
     # token in the URL (no cookies, no credentials mode).
-    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])]
+    middleware = [
+        Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"]),
+        Middleware(Authentication, authenticate=bearer_or_stream_token(verifier), public=PUBLIC),
+    ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

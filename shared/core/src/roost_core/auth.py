@@ -1,4 +1,5 @@
-"""Bearer-token authentication, shared by the api and the gateway.
+"""Bearer-token authentication, shared by the api and the gateway (whose middleware,
+``roost_core.authentication``, calls it).
 
 Two kinds of token:
 
@@ -59,10 +60,6 @@ class TokenVerifier:
         self._pool = pool
         self._ttl = ttl
         self._cache: dict[str, tuple[Principal, float]] = {}
-
-    async def tenant_for(self, authorization: str | None) -> str:
-        """The tenant id of the token in an ``Authorization`` header, or raise."""
-        return (await self.principal(authorization)).tenant_id
 
     async def principal(self, authorization: str | None) -> Principal:
         """Who the API token in an ``Authorization`` header speaks for, or raise."""

@@ -23,9 +23,10 @@ from roost_api.http import (
     json_body,
     validation_message,
 )
-from roost_api.resources import Resources, authed, resources
+from roost_api.resources import Resources, resources
 from roost_core import metrics, triggers
 from roost_core.api_models import BulkEventRequest, EventItem
+from roost_core.authentication import tenant_of
 from roost_core.errors import (
     BadRequestError,
     ConflictError,
@@ -112,7 +113,7 @@ async def push(
     )
 
 
-async def push_event(request: Request, tenant: str) -> Response:
+async def push_event(request: Request) -> Response:
     """
     summary: Push an event; it starts a run of every workflow whose on_events matches
     description: >-
@@ -128,6 +129,7 @@ async def push_event(request: Request, tenant: str) -> Response:
       400: {description: malformed request or event key}
       422: {description: "data rejected by a matched workflow's input model"}
     """
+    tenant = tenant_of(request)
     body = await json_body(request)
     try:
         item = EventItem.model_validate(body)
@@ -138,7 +140,7 @@ async def push_event(request: Request, tenant: str) -> Response:
     return JSONResponse(event, status_code=200 if existed else 201)
 
 
-async def push_events(request: Request, tenant: str) -> Response:
+async def push_events(request: Request) -> Response:
     """
     summary: Push many events in one request and one transaction
     description: >-
@@ -152,6 +154,7 @@ async def push_events(request: Request, tenant: str) -> Response:
       400: {description: malformed request or event key}
       422: {description: "an event's data rejected by a matched workflow's input model"}
     """
+    tenant = tenant_of(request)
     body = await json_body(request)
     try:
         bulk = BulkEventRequest.model_validate(body)
@@ -163,7 +166,7 @@ async def push_events(request: Request, tenant: str) -> Response:
     return JSONResponse({"events": pushed}, status_code=201)
 
 
-async def list_pushed_events(request: Request, tenant: str) -> Response:
+async def list_pushed_events(request: Request) -> Response:
     """
     summary: List pushed events, newest first (filter by key; keyset pagination)
     parameters:
@@ -174,6 +177,7 @@ async def list_pushed_events(request: Request, tenant: str) -> Response:
       200: {description: "{events: [...], next_cursor}"}
       400: {description: malformed key or cursor}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     q = request.query_params
     limit = int_param(request, "limit", 50, 1, MAX_PAGE)
@@ -197,13 +201,14 @@ async def list_pushed_events(request: Request, tenant: str) -> Response:
     return JSONResponse({"events": found, "next_cursor": next_cursor})
 
 
-async def get_pushed_event(request: Request, tenant: str) -> Response:
+async def get_pushed_event(request: Request) -> Response:
     """
     summary: A pushed event with the runs it started
     responses:
       200: {description: "{id, key, data, idempotency_key, created_at, runs: [{id, workflow}]}"}
       404: {description: unknown event}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     async with r.pool.connection() as conn:
         event = await store.get_pushed_event(conn, tenant, request.path_params["event_id"])
@@ -211,8 +216,8 @@ async def get_pushed_event(request: Request, tenant: str) -> Response:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/api/v1/events", authed(push_event), methods=["POST"]),
-    Route("/api/v1/events/bulk", authed(push_events), methods=["POST"]),
-    Route("/api/v1/pushed-events", authed(list_pushed_events), methods=["GET"]),
-    Route("/api/v1/pushed-events/{event_id}", authed(get_pushed_event), methods=["GET"]),
+    Route("/api/v1/events", push_event, methods=["POST"]),
+    Route("/api/v1/events/bulk", push_events, methods=["POST"]),
+    Route("/api/v1/pushed-events", list_pushed_events, methods=["GET"]),
+    Route("/api/v1/pushed-events/{event_id}", get_pushed_event, methods=["GET"]),
 ]

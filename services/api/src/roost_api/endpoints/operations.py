@@ -10,9 +10,9 @@ from starlette.routing import BaseRoute, Route
 
 from roost_api import store
 from roost_api.http import int_param, json_body
-from roost_api.resources import authed, resources
+from roost_api.resources import resources
 from roost_core.auth import MAX_STREAM_TOKEN_SECONDS, mint_stream_token
-from roost_core.db import translate_errors
+from roost_core.authentication import principal_of, tenant_of
 from roost_core.errors import (
     BadRequestError,
     BrokerUnavailableError,
@@ -46,7 +46,7 @@ async def ready(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
-async def activity(request: Request, tenant: str) -> Response:
+async def activity(request: Request) -> Response:
     """
     summary: The last minutes of activity, a point per minute (for charts)
     description: >-
@@ -57,6 +57,7 @@ async def activity(request: Request, tenant: str) -> Response:
     responses:
       200: {description: "{minutes, points: [...], ready: {workflow: n}}"}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     minutes = int_param(request, "minutes", 60, 1, 1440)
     async with r.pool.connection() as conn:
@@ -72,7 +73,7 @@ async def activity(request: Request, tenant: str) -> Response:
     return JSONResponse(body)
 
 
-async def list_workers(request: Request, tenant: str) -> Response:
+async def list_workers(request: Request) -> Response:
     """
     summary: Worker processes, alive, draining, stopped or dead, from their heartbeats
     description: >-
@@ -101,9 +102,7 @@ async def stream_token(request: Request) -> Response:
       201: {description: "{token, expires_at}"}
       401: {description: missing, invalid or revoked API token}
     """
-    r = resources(request)
-    with translate_errors():
-        principal = await r.verifier.principal(request.headers.get("authorization"))
+    principal = principal_of(request)
     body = await json_body(request) if await request.body() else {}
     ttl = body.get("ttl_seconds", 300) if isinstance(body, dict) else None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
@@ -119,7 +118,7 @@ async def stream_token(request: Request) -> Response:
 ROUTES: list[BaseRoute] = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
-    Route("/api/v1/activity", authed(activity), methods=["GET"]),
-    Route("/api/v1/workers", authed(list_workers), methods=["GET"]),
+    Route("/api/v1/activity", activity, methods=["GET"]),
+    Route("/api/v1/workers", list_workers, methods=["GET"]),
     Route("/api/v1/stream-tokens", stream_token, methods=["POST"]),
 ]

@@ -20,15 +20,16 @@ from roost_api.http import (
     int_param,
     time_param,
 )
-from roost_api.resources import authed, resources
+from roost_api.resources import resources
 from roost_core import metadata, metrics
+from roost_core.authentication import tenant_of
 from roost_core.errors import (
     BadRequestError,
 )
 from roost_core.statuses import RunStatus
 
 
-async def get_run(request: Request, tenant: str) -> Response:
+async def get_run(request: Request) -> Response:
     """
     summary: A run with each task's status, attempts, output, error and timings
     parameters:
@@ -37,6 +38,7 @@ async def get_run(request: Request, tenant: str) -> Response:
       200: {description: the run}
       404: {description: unknown run}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
     wait = float_param(request, "wait", 0.0)
@@ -60,13 +62,14 @@ async def get_run(request: Request, tenant: str) -> Response:
                 await asyncio.wait_for(event.wait(), remaining)
 
 
-async def cancel_run(request: Request, tenant: str) -> Response:
+async def cancel_run(request: Request) -> Response:
     """
     summary: Cancel a run (queued tasks never start, running ones are interrupted)
     responses:
       200: {description: "the run, CANCELLED (or as it was, if it had already ended)"}
       404: {description: unknown run}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
     async with r.pool.connection() as conn:
@@ -77,7 +80,7 @@ async def cancel_run(request: Request, tenant: str) -> Response:
         return JSONResponse(await store.get_run(conn, tenant, run_id))
 
 
-async def replay_run(request: Request, tenant: str) -> Response:
+async def replay_run(request: Request) -> Response:
     """
     summary: Re-run an ended run's failed and cancelled tasks and their descendants
     responses:
@@ -85,6 +88,7 @@ async def replay_run(request: Request, tenant: str) -> Response:
       404: {description: unknown run}
       409: {description: the run has not ended, or it succeeded}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
     async with r.pool.connection() as conn:
@@ -94,7 +98,7 @@ async def replay_run(request: Request, tenant: str) -> Response:
         return JSONResponse(await store.get_run(conn, tenant, run_id))
 
 
-async def task_logs(request: Request, tenant: str) -> Response:
+async def task_logs(request: Request) -> Response:
     """
     summary: A run's log lines, oldest first (paginated by event id)
     parameters:
@@ -105,6 +109,7 @@ async def task_logs(request: Request, tenant: str) -> Response:
       200: {description: "{logs: [{id, task, attempt, message, at}], next_after}"}
       404: {description: unknown run}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
     limit = int_param(request, "limit", 100, 1, MAX_PAGE)
@@ -117,7 +122,7 @@ async def task_logs(request: Request, tenant: str) -> Response:
     return JSONResponse({"logs": logs, "next_after": next_after})
 
 
-async def run_trace(request: Request, tenant: str) -> Response:
+async def run_trace(request: Request) -> Response:
     """
     summary: A run's trace, from Roost's own span store (no collector needed)
     description: >-
@@ -129,13 +134,14 @@ async def run_trace(request: Request, tenant: str) -> Response:
       200: {description: "{run_id, status, trace_id, spans: [...]}"}
       404: {description: unknown run}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     async with r.pool.connection() as conn:
         body = await store.run_trace(conn, tenant, request.path_params["run_id"])
     return JSONResponse(body)
 
 
-async def list_runs(request: Request, tenant: str) -> Response:
+async def list_runs(request: Request) -> Response:
     """
     summary: List runs, newest first (filter by workflow, status, creation time and
       metadata; keyset pagination)
@@ -152,6 +158,7 @@ async def list_runs(request: Request, tenant: str) -> Response:
       200: {description: a page of runs}
       400: {description: a bad filter, named}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     q = request.query_params
     limit = int_param(request, "limit", 50, 1, MAX_PAGE)
@@ -179,7 +186,7 @@ async def list_runs(request: Request, tenant: str) -> Response:
     return JSONResponse({"runs": runs, "next_cursor": next_cursor})
 
 
-async def cancelled_attempts(request: Request, tenant: str) -> Response:
+async def cancelled_attempts(request: Request) -> Response:
     """
     summary: Task runs whose queued or running attempt was cancelled since a time
     description: Workers ask at start, so that they never start an attempt cancelled
@@ -189,6 +196,7 @@ async def cancelled_attempts(request: Request, tenant: str) -> Response:
     responses:
       200: {description: "{task_run_ids: [...]}"}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     since = float_param(request, "since", 0.0)
     async with r.pool.connection() as conn:
@@ -197,11 +205,11 @@ async def cancelled_attempts(request: Request, tenant: str) -> Response:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/api/v1/runs", authed(list_runs), methods=["GET"]),
-    Route("/api/v1/cancelled-attempts", authed(cancelled_attempts), methods=["GET"]),
-    Route("/api/v1/runs/{run_id}", authed(get_run), methods=["GET"]),
-    Route("/api/v1/runs/{run_id}/cancel", authed(cancel_run), methods=["POST"]),
-    Route("/api/v1/runs/{run_id}/replay", authed(replay_run), methods=["POST"]),
-    Route("/api/v1/runs/{run_id}/logs", authed(task_logs), methods=["GET"]),
-    Route("/api/v1/runs/{run_id}/trace", authed(run_trace), methods=["GET"]),
+    Route("/api/v1/runs", list_runs, methods=["GET"]),
+    Route("/api/v1/cancelled-attempts", cancelled_attempts, methods=["GET"]),
+    Route("/api/v1/runs/{run_id}", get_run, methods=["GET"]),
+    Route("/api/v1/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+    Route("/api/v1/runs/{run_id}/replay", replay_run, methods=["POST"]),
+    Route("/api/v1/runs/{run_id}/logs", task_logs, methods=["GET"]),
+    Route("/api/v1/runs/{run_id}/trace", run_trace, methods=["GET"]),
 ]

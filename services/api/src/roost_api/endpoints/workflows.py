@@ -25,9 +25,10 @@ from roost_api.http import (
     json_body,
     validation_message,
 )
-from roost_api.resources import authed, resources
+from roost_api.resources import resources
 from roost_core import dag, metrics, tracing
 from roost_core.api_models import BulkTriggerRequest, TriggerRequest
+from roost_core.authentication import tenant_of
 from roost_core.errors import (
     BadRequestError,
     InvalidDefinitionError,
@@ -67,7 +68,7 @@ def counted(definition: WorkflowDefinition, result: store.Trigger) -> None:
         metrics.count_rows(result.outbox_rows)
 
 
-async def register_workflow(request: Request, tenant: str) -> Response:
+async def register_workflow(request: Request) -> Response:
     """
     summary: Register a workflow definition (a new version if it changed)
     responses:
@@ -75,6 +76,7 @@ async def register_workflow(request: Request, tenant: str) -> Response:
       201: {description: new version}
       422: {description: invalid definition}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     body = await json_body(request)
     try:
@@ -104,18 +106,19 @@ async def register_workflow(request: Request, tenant: str) -> Response:
     )
 
 
-async def list_workflows(request: Request, tenant: str) -> Response:
+async def list_workflows(request: Request) -> Response:
     """
     summary: List workflows with their newest version
     responses:
       200: {description: workflows}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     async with r.pool.connection() as conn:
         return JSONResponse({"workflows": await store.list_workflows(conn, tenant)})
 
 
-async def workflow_stats(request: Request, tenant: str) -> Response:
+async def workflow_stats(request: Request) -> Response:
     """
     summary: A workflow's recent runs in numbers
     description: >-
@@ -128,6 +131,7 @@ async def workflow_stats(request: Request, tenant: str) -> Response:
         duration_p50, duration_p95}"}
       404: {description: unknown workflow}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     hours = float_param(request, "hours", 24.0)
     if not 0 < hours <= 2160:
@@ -137,13 +141,14 @@ async def workflow_stats(request: Request, tenant: str) -> Response:
     return JSONResponse(stats)
 
 
-async def get_workflow(request: Request, tenant: str) -> Response:
+async def get_workflow(request: Request) -> Response:
     """
     summary: A workflow's newest version
     responses:
       200: {description: the workflow}
       404: {description: unknown workflow}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     name = request.path_params["name"]
     async with r.pool.connection() as conn:
@@ -170,7 +175,7 @@ async def _create(
     return result
 
 
-async def trigger_run(request: Request, tenant: str) -> Response:
+async def trigger_run(request: Request) -> Response:
     """
     summary: Trigger a run of a workflow
     responses:
@@ -179,6 +184,7 @@ async def trigger_run(request: Request, tenant: str) -> Response:
       404: {description: unknown workflow}
       422: {description: input rejected by the workflow's input model}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     name = request.path_params["name"]
     body = await json_body(request)
@@ -198,7 +204,7 @@ async def trigger_run(request: Request, tenant: str) -> Response:
     return JSONResponse(created.summary, status_code=201)
 
 
-async def trigger_runs(request: Request, tenant: str) -> Response:
+async def trigger_runs(request: Request) -> Response:
     """
     summary: Trigger many runs of a workflow in one request and one transaction
     description: >-
@@ -210,6 +216,7 @@ async def trigger_runs(request: Request, tenant: str) -> Response:
       404: {description: unknown workflow}
       422: {description: an input rejected by the workflow's input model}
     """
+    tenant = tenant_of(request)
     r = resources(request)
     name = request.path_params["name"]
     body = await json_body(request)
@@ -233,10 +240,10 @@ async def trigger_runs(request: Request, tenant: str) -> Response:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/api/v1/workflows", authed(register_workflow), methods=["POST"]),
-    Route("/api/v1/workflows", authed(list_workflows), methods=["GET"]),
-    Route("/api/v1/workflows/{name}", authed(get_workflow), methods=["GET"]),
-    Route("/api/v1/workflows/{name}/stats", authed(workflow_stats), methods=["GET"]),
-    Route("/api/v1/workflows/{name}/runs", authed(trigger_run), methods=["POST"]),
-    Route("/api/v1/workflows/{name}/runs/bulk", authed(trigger_runs), methods=["POST"]),
+    Route("/api/v1/workflows", register_workflow, methods=["POST"]),
+    Route("/api/v1/workflows", list_workflows, methods=["GET"]),
+    Route("/api/v1/workflows/{name}", get_workflow, methods=["GET"]),
+    Route("/api/v1/workflows/{name}/stats", workflow_stats, methods=["GET"]),
+    Route("/api/v1/workflows/{name}/runs", trigger_run, methods=["POST"]),
+    Route("/api/v1/workflows/{name}/runs/bulk", trigger_runs, methods=["POST"]),
 ]
