@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from roost_core import logs, tracing
+from roost_core.serving import serve
 from roost_gateway.app import create_app
 from roost_gateway.settings import GatewaySettings
 
@@ -15,14 +14,7 @@ def main() -> None:
     settings = GatewaySettings()
     app = create_app(settings)
     tracing.instrument_starlette(app)
-    uvicorn.run(
-        app,
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        log_level="warning",
-        log_config=None,  # uvicorn's loggers go through ours (roost_core.logs)
-        access_log=False,
-    )
+    serve(app, host=settings.gateway_host, port=settings.gateway_port)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ that is killed and restarted loses nothing and admits nothing twice."""
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from typing import Any
@@ -16,9 +15,9 @@ import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import Counter, Gauge, Histogram
 
-from roost_core import broker, metrics, outbox
-from roost_core.service import keep_running
-from roost_core.topology import Topology, declare_core
+from roost_core import metrics, outbox
+from roost_core.service import consuming, keep_running
+from roost_core.topology import Topology
 from roost_ratelimiter.settings import RatelimiterSettings
 from roost_ratelimiter.store import admission_pass, prune
 
@@ -56,29 +55,27 @@ class Ratelimiter:
         self.relay.stop()
 
     def _consume(self) -> None:
-        with psycopg.connect(self.settings.database_url) as conn:
-            connection = broker.connect(self.settings.broker_url)
-            try:
-                channel = connection.channel()
-                declare_core(channel, self.topology)
-                channel.basic_qos(prefetch_count=500)
-                channel.basic_consume(self.topology.ratelimiter_queue, self._on_wake)
-                logger.info("ratelimiter consuming", extra={"action": "ratelimiter_consuming"})
-                next_pass = 0.0  # at once: whatever waited while no ratelimiter ran
-                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-                while not self.stopping.is_set():
-                    wait = max(0.0, next_pass - time.monotonic())
-                    connection.process_data_events(time_limit=min(wait, 0.5))
-                    if self._woken or time.monotonic() >= next_pass:
-                        self._woken = False
-                        next_pass = time.monotonic() + self._pass(conn)
-                    if time.monotonic() >= next_prune:
-                        with conn.transaction():
-                            prune(conn)
-                        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-            finally:
-                if connection.is_open:
-                    connection.close()
+        with consuming(
+            self.settings.database_url,
+            self.settings.broker_url,
+            self.topology,
+            queue=self.topology.ratelimiter_queue,
+            prefetch=500,
+            on_message=self._on_wake,
+        ) as (conn, connection, _):
+            logger.info("ratelimiter consuming", extra={"action": "ratelimiter_consuming"})
+            next_pass = 0.0  # at once: whatever waited while no ratelimiter ran
+            next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            while not self.stopping.is_set():
+                wait = max(0.0, next_pass - time.monotonic())
+                connection.process_data_events(time_limit=min(wait, 0.5))
+                if self._woken or time.monotonic() >= next_pass:
+                    self._woken = False
+                    next_pass = time.monotonic() + self._pass(conn)
+                if time.monotonic() >= next_prune:
+                    with conn.transaction():
+                        prune(conn)
+                    next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
 
     def _on_wake(self, channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
         # A hint only: ack at once; the pass reads the truth from PostgreSQL.
@@ -118,8 +115,3 @@ class Ratelimiter:
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
-
-
-def install_signal_handlers(ratelimiter: Ratelimiter) -> None:
-    signal.signal(signal.SIGTERM, ratelimiter.stop)
-    signal.signal(signal.SIGINT, ratelimiter.stop)

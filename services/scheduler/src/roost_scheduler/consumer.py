@@ -9,7 +9,6 @@ touches is row-locked in id order."""
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from typing import Any
@@ -19,13 +18,13 @@ from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from roost_core import broker, metrics, outbox
+from roost_core import metrics, outbox
 from roost_core.engine.reports import apply_reports
 from roost_core.engine.state import Definitions
 from roost_core.engine.timers import fire_timers, reclaim_lost_attempts
 from roost_core.engine.workers import record_heartbeats
-from roost_core.service import keep_running
-from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology, declare_core
+from roost_core.service import consuming, keep_running
+from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology
 from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_report
 from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.redispatch import LostMessages
@@ -81,36 +80,34 @@ class Scheduler:
         self.sweep_publisher.close()
 
     def _consume(self) -> None:
-        with psycopg.connect(self.settings.database_url) as conn:
-            connection = broker.connect(self.settings.broker_url)
-            try:
-                channel = connection.channel()
-                declare_core(channel, self.topology)
-                channel.basic_qos(prefetch_count=self.settings.scheduler_prefetch)
-                channel.basic_consume(self.topology.scheduler_queue, self._on_message)
-                logger.info(
-                    "scheduler consuming",
-                    extra={"action": "scheduler_consuming", "queue": self.topology.scheduler_queue},
-                )
-                next_sweep = next_timers = 0.0
-                tick = min(0.5, self.settings.timer_interval_seconds)
-                while not self.stopping.is_set():
-                    connection.process_data_events(time_limit=tick)
-                    if self._buffer:
-                        # Take whatever else has already arrived, without waiting.
-                        connection.process_data_events(time_limit=0)
-                        batch, self._buffer = self._buffer, []
-                        self._handle(conn, channel, batch)
-                    now = time.monotonic()
-                    if now >= next_timers:
-                        self._fire_timers(conn)
-                        next_timers = now + self.settings.timer_interval_seconds
-                    if now >= next_sweep:
-                        outbox.sweep(conn, self.sweep_publisher, self.settings.sweep_grace_seconds)
-                        next_sweep = now + self.settings.sweep_interval_seconds
-            finally:
-                if connection.is_open:
-                    connection.close()
+        with consuming(
+            self.settings.database_url,
+            self.settings.broker_url,
+            self.topology,
+            queue=self.topology.scheduler_queue,
+            prefetch=self.settings.scheduler_prefetch,
+            on_message=self._on_message,
+        ) as (conn, connection, channel):
+            logger.info(
+                "scheduler consuming",
+                extra={"action": "scheduler_consuming", "queue": self.topology.scheduler_queue},
+            )
+            next_sweep = next_timers = 0.0
+            tick = min(0.5, self.settings.timer_interval_seconds)
+            while not self.stopping.is_set():
+                connection.process_data_events(time_limit=tick)
+                if self._buffer:
+                    # Take whatever else has already arrived, without waiting.
+                    connection.process_data_events(time_limit=0)
+                    batch, self._buffer = self._buffer, []
+                    self._handle(conn, channel, batch)
+                now = time.monotonic()
+                if now >= next_timers:
+                    self._fire_timers(conn)
+                    next_timers = now + self.settings.timer_interval_seconds
+                if now >= next_sweep:
+                    outbox.sweep(conn, self.sweep_publisher, self.settings.sweep_grace_seconds)
+                    next_sweep = now + self.settings.sweep_interval_seconds
 
     def _on_message(self, channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
         self._buffer.append((method.delivery_tag, method.routing_key, body))
@@ -201,8 +198,3 @@ class Scheduler:
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
-
-
-def install_signal_handlers(scheduler: Scheduler) -> None:
-    signal.signal(signal.SIGTERM, scheduler.stop)
-    signal.signal(signal.SIGINT, scheduler.stop)

@@ -1,16 +1,24 @@
-"""The outer loop of the consuming services (scheduler, ratelimiter): run, and when the
-broker or the database goes away, log it and reconnect with backoff, never exit."""
+"""What the consuming services (scheduler, ratelimiter) share: their ``main``
+(:func:`run_until_stopped`), their connections for one consuming session
+(:func:`consuming`), and the outer loop that, when the broker or the database goes
+away, logs it and reconnects with backoff, never exiting (:func:`keep_running`)."""
 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 import pika.exceptions
 import psycopg
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
+from roost_core import broker, tracing
 from roost_core.errors import BrokerUnavailableError, DatabaseUnavailableError
+from roost_core.topology import Topology, declare_core
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +57,53 @@ def keep_running(
                 on_lost()
             stopping.wait(backoff)
             backoff = min(backoff * 2, 10.0)
+
+
+class Service(Protocol):
+    """A consuming service: runs until :meth:`stop` (a signal handler) is called."""
+
+    def run_forever(self) -> None: ...
+
+    def stop(self, *_: Any) -> None: ...
+
+
+def run_until_stopped(
+    name: str, *, broker_url: str, namespace: str, make: Callable[[], Service]
+) -> None:
+    """The ``main`` of a consuming service: its spans go out through the broker, SIGTERM
+    and SIGINT stop it after the work in hand, and its last spans are flushed."""
+    tracing.setup(name, broker_url=broker_url, namespace=namespace)
+    service = make()
+    signal.signal(signal.SIGTERM, service.stop)
+    signal.signal(signal.SIGINT, service.stop)
+    service.run_forever()
+    tracing.shutdown()
+
+
+Consumer = Callable[[BlockingChannel, Any, Any, bytes], None]
+
+
+@contextmanager
+def consuming(
+    database_url: str,
+    broker_url: str,
+    topology: Topology,
+    *,
+    queue: str,
+    prefetch: int,
+    on_message: Consumer,
+) -> Iterator[tuple[psycopg.Connection[Any], BlockingConnection, BlockingChannel]]:
+    """One consuming session: a database connection and a broker channel consuming
+    ``queue`` (the core topology declared first, so a fresh broker works), both closed
+    on the way out; :func:`keep_running` opens a new one after a lost dependency."""
+    with psycopg.connect(database_url) as conn:
+        connection = broker.connect(broker_url)
+        try:
+            channel = connection.channel()
+            declare_core(channel, topology)
+            channel.basic_qos(prefetch_count=prefetch)
+            channel.basic_consume(queue, on_message)
+            yield conn, connection, channel
+        finally:
+            if connection.is_open:
+                connection.close()
