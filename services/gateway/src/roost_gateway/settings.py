@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from roost_core.settings import CoreSettings
+from roost_core.settings import TokenCheckingSettings
 
 
-class GatewaySettings(CoreSettings):
+class GatewaySettings(TokenCheckingSettings):
     gateway_host: str = Field(default="127.0.0.1", description="interface to listen on")
     gateway_port: int = Field(default=7078, description="TCP port to listen on")
-    db_pool_size: int = Field(default=10, description="PostgreSQL connections in the pool")
-    token_cache_seconds: float = Field(
-        default=10.0, description="how long a verified token is trusted before re-checking"
-    )
     ping_seconds: float = Field(
         default=15.0, gt=0, description="heartbeat comment on idle streams (keeps proxies open)"
     )

@@ -37,3 +37,12 @@ class CoreSettings(BaseSettings):
                 f"ROOST_NAMESPACE={value!r} may hold only letters, digits, '_' and '-'"
             )
         return value
+
+
+class TokenCheckingSettings(CoreSettings):
+    """What the services that check API tokens against PostgreSQL share (api, gateway)."""
+
+    db_pool_size: int = Field(default=10, description="PostgreSQL connections in the pool")
+    token_cache_seconds: float = Field(
+        default=10.0, description="how long a verified token is trusted before re-checking"
+    )
