@@ -17,10 +17,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import Counter, Gauge, Histogram
 
 from roost_core import broker, metrics, outbox
+from roost_core.engine.admit import admission_pass, prune
 from roost_core.service import keep_running
 from roost_core.topology import Topology, declare_core
 from roost_ratelimiter.settings import RatelimiterSettings
-from roost_ratelimiter.store import admission_pass, prune
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""One admission pass, in one PostgreSQL transaction.
+"""One admission pass of the ratelimiter, in one PostgreSQL transaction: which waiting
+attempts and runs take their units now (the choice is :mod:`.choose`), and what the
+admitted and the never-admissible produce.
 
 Passes are serialized across replicas by a transaction-scoped advisory lock: usage is
 read and units are taken under it, so two replicas can never both hand out the last
@@ -18,10 +20,10 @@ import psycopg
 
 from roost_core import outbox, tracing
 from roost_core.admission import IN_USE, RUN_ATTEMPT, enqueue, unpack_run
+from roost_core.engine.choose import Key, KeyState, Waiter, choose
 from roost_core.engine.plan import run
 from roost_core.topology import TASK_FAILED, Topology
 from roost_core.wire import TaskError, TaskFailed
-from roost_ratelimiter.choose import Key, KeyState, Waiter, choose
 
 Conn = psycopg.Connection[Any]
 _tracer = tracing.tracer("roost.ratelimiter")
