@@ -26,6 +26,7 @@ from typing import Any
 
 from roost_core.engine.plan import Plan, Statement
 from roost_core.outbox import Admission, OutboxMessage
+from roost_core.queries import SQL
 from roost_core.topology import RATELIMITER_WAKE, Topology
 
 _INSERT_WAITERS = (
@@ -40,18 +41,9 @@ _INSERT_WAITERS = (
     " ORDER BY v.n ON CONFLICT (task_run_id, attempt) DO NOTHING"
 )
 
-# Units of the key in the rate_limits row `l` in use right now: held concurrency units,
-# or the admissions still inside the window. One definition for the ratelimiter's passes
-# and the api's listing, so both count alike.
-IN_USE = (
-    "CASE WHEN l.window_seconds IS NULL THEN"
-    "   (SELECT coalesce(sum(h.units), 0) FROM rate_limit_holds h"
-    "    WHERE h.tenant_id = l.tenant_id AND h.key = l.key)"
-    " ELSE (SELECT coalesce(sum(a.units), 0) FROM rate_limit_admissions a"
-    "   WHERE a.tenant_id = l.tenant_id AND a.key = l.key"
-    "   AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))"
-    " END"
-)
+# What a key has in use now; one definition for the ratelimiter's passes and the api's
+# listing, so both count alike.
+IN_USE = SQL.units_in_use
 
 # Release what the given attempts (task run id, attempt) hold or wait for.
 _RELEASE_HOLDS = (
