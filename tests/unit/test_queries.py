@@ -11,7 +11,7 @@ from roost_core import queries
 from roost_core.queries import Queries, QueryFileError, UnknownQueryError
 
 # Every package that runs statements; importing a module binds the statements it uses.
-PACKAGES = ("roost_core", "roost_api", "roost_scheduler", "roost_ratelimiter")
+PACKAGES = ("roost_core", "roost_api", "roost_scheduler", "roost_ratelimiter", "roost_gateway")
 
 
 def _import_everything() -> None:

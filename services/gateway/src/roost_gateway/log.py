@@ -113,8 +113,5 @@ class EventLog:
     async def run_spans(self, run_id: str) -> list[spans.SpanRecord]:
         """The run's spans stored so far, in start order."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {spans.SPAN_COLUMNS} FROM spans WHERE run_id = %s ORDER BY started_at",
-                (run_id,),
-            )
+            cur = await conn.execute(spans.RUN_SPANS, {"run_id": run_id})
             return [spans.from_row(r) for r in await cur.fetchall()]

@@ -377,11 +377,7 @@ async def run_trace(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     row = await cur.fetchone()
     if row is None:
         raise UnknownRunError(f"run {run_id!r} not found")
-    cur = await conn.execute(
-        f"SELECT {spans.SPAN_COLUMNS} FROM spans WHERE run_id = %s"
-        " ORDER BY started_at, ended_at DESC",
-        (run_id,),
-    )
+    cur = await conn.execute(spans.RUN_SPANS_WATERFALL, {"run_id": run_id})
     records = [spans.from_row(r) for r in await cur.fetchall()]
     traceparent = row[1] or ""
     trace_id = traceparent.split("-")[1] if traceparent.count("-") == 3 else None

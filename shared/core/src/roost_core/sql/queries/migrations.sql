@@ -1,0 +1,20 @@
+-- lock_migrations --
+-- Keeps two concurrent `roost migrate` from racing, until unlocked.
+SELECT pg_advisory_lock(%(lock_id)s);
+
+-- unlock_migrations --
+-- Lets the next `roost migrate` go on.
+SELECT pg_advisory_unlock(%(lock_id)s);
+
+-- create_schema_migrations --
+-- The record of applied migrations, made on first use.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+
+-- applied_migrations --
+-- The versions applied so far.
+SELECT version FROM schema_migrations;
+
+-- record_migration --
+-- A migration was applied.
+INSERT INTO schema_migrations (version) VALUES (%(version)s);
