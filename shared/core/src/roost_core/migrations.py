@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 # Any constant works; it only keeps two concurrent `roost migrate` from racing.
 _LOCK_ID = 0x526F6F7374
 _LOCK_MIGRATIONS = SQL.lock_migrations
-_UNLOCK_MIGRATIONS = SQL.unlock_migrations
+_UNLOCK_MIGRATIONS = SQL.advisory_unlock
 _CREATE_SCHEMA_MIGRATIONS = SQL.create_schema_migrations
 _APPLIED_MIGRATIONS = SQL.applied_migrations
 _RECORD_MIGRATION = SQL.record_migration

@@ -2,8 +2,8 @@
 -- Keeps two concurrent `roost migrate` from racing, until unlocked.
 SELECT pg_advisory_lock(%(lock_id)s);
 
--- unlock_migrations --
--- Lets the next `roost migrate` go on.
+-- advisory_unlock --
+-- Releases a session-level advisory lock (of `roost migrate`, or of a chore).
 SELECT pg_advisory_unlock(%(lock_id)s);
 
 -- create_schema_migrations --
@@ -18,3 +18,8 @@ SELECT version FROM schema_migrations;
 -- record_migration --
 -- A migration was applied.
 INSERT INTO schema_migrations (version) VALUES (%(version)s);
+
+-- try_advisory_lock --
+-- Takes a session-level advisory lock if no other session holds it (the replica that
+-- gets it does a periodic chore; the others skip it).
+SELECT pg_try_advisory_lock(%(lock_id)s);
