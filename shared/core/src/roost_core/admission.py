@@ -31,10 +31,6 @@ from roost_core.topology import RATELIMITER_WAKE, Topology
 
 _INSERT_WAITERS = SQL.insert_waiters
 
-# What a key has in use now; one definition for the ratelimiter's passes and the api's
-# listing, so both count alike.
-IN_USE = SQL.units_in_use
-
 _RELEASE_HOLDS = SQL.release_holds
 _RELEASE_WAITERS = SQL.release_waiters
 

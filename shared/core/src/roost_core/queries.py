@@ -61,7 +61,8 @@ class Queries:
             self._statements[name] = _INCLUDE.sub(self._include, statement)
 
     def _include(self, match: re.Match[str]) -> str:
-        return self[match.group(1)]
+        # A fragment may take in fragments of its own, wherever they are written.
+        return _INCLUDE.sub(self._include, self[match.group(1)])
 
     def __getitem__(self, name: str) -> str:
         try:

@@ -62,3 +62,32 @@ SELECT * FROM unnest(%(tenant_ids)s::uuid[], %(keys)s::text[], %(units)s::int[])
 DELETE FROM rate_limit_admissions a USING rate_limits l
 WHERE l.tenant_id = a.tenant_id AND l.key = a.key
 AND a.admitted_at < now() - make_interval(secs => greatest(l.window_seconds, 600));
+
+-- rate_limit_usage --
+-- (A fragment.) Each of a tenant's keys with its units in use and attempts waiting.
+SELECT l.key, l.limit_value, l.window_seconds, l.created_at, l.updated_at,
+  {{units_in_use}} AS in_use,
+  (SELECT count(*) FROM rate_limit_waiters w
+   WHERE w.tenant_id = l.tenant_id AND l.key = ANY(w.keys)) AS waiting
+FROM rate_limits l WHERE l.tenant_id = %(tenant_id)s
+
+-- rate_limits_with_usage --
+-- A tenant's keys with their usage, by key (the api's listing).
+{{rate_limit_usage}} ORDER BY l.key;
+
+-- rate_limit_with_usage --
+-- One of a tenant's keys with its usage.
+{{rate_limit_usage}} AND l.key = %(key)s ORDER BY l.key;
+
+-- rate_limit_sizes --
+-- The limits of the given keys of a tenant (to refuse a trigger that could never be
+-- admitted).
+SELECT key, limit_value FROM rate_limits WHERE tenant_id = %(tenant_id)s
+AND key = ANY(%(keys)s);
+
+-- put_rate_limit --
+-- Creates or changes a rate-limit key.
+INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)
+VALUES (%(tenant_id)s, %(key)s, %(limit)s, %(window_seconds)s)
+ON CONFLICT (tenant_id, key) DO UPDATE SET limit_value = EXCLUDED.limit_value,
+  window_seconds = EXCLUDED.window_seconds, updated_at = now();
