@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -19,6 +20,7 @@ _UNLOCK_MIGRATIONS = SQL.advisory_unlock
 _CREATE_SCHEMA_MIGRATIONS = SQL.create_schema_migrations
 _APPLIED_MIGRATIONS = SQL.applied_migrations
 _RECORD_MIGRATION = SQL.record_migration
+_COUNT_APPLIED = SQL.count_migrations
 
 
 def available() -> list[tuple[str, str]]:
@@ -26,6 +28,12 @@ def available() -> list[tuple[str, str]]:
     folder = resources.files("roost_core").joinpath("sql", "migrations")
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text()) for f in files]
+
+
+def count_applied(conn: psycopg.Connection[Any]) -> int:
+    """How many migrations the database has applied."""
+    row = conn.execute(_COUNT_APPLIED).fetchone()
+    return int(row[0]) if row else 0
 
 
 def apply(conninfo: str) -> list[str]:

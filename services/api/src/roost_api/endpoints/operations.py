@@ -18,8 +18,9 @@ from roost_core.errors import (
     BadRequestError,
     BrokerUnavailableError,
 )
+from roost_core.queries import SQL as CORE_SQL
 
-_PING = SQL.ping
+_PING = CORE_SQL.ping
 _TENANT_WORKFLOW_NAMES = SQL.tenant_workflow_names
 
 

@@ -23,7 +23,3 @@ SELECT DISTINCT name FROM workflows ORDER BY name;
 -- tenant_workflow_names --
 -- A tenant's workflow names.
 SELECT name FROM workflows WHERE tenant_id = %(tenant_id)s ORDER BY name;
-
--- ping --
--- Whether PostgreSQL answers.
-SELECT 1;
