@@ -57,6 +57,12 @@ class Queries:
                 self._statements[name] = statement
                 self._where[name] = source
         self._used: set[str] = set()
+        #: Names other statements take in with ``{{name}}`` (fragments, mostly).
+        self.included: frozenset[str] = frozenset(
+            m.group(1)
+            for statement in self._statements.values()
+            for m in _INCLUDE.finditer(statement)
+        )
         for name, statement in list(self._statements.items()):
             self._statements[name] = _INCLUDE.sub(self._include, statement)
 
