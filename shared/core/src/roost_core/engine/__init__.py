@@ -23,6 +23,9 @@ nothing.
   outbox, the run-final NOTIFY, decision spans);
 * ``plan``: transitions written once for blocking and async connections alike.
 
+Their SQL is in ``roost_core/sql/queries/*.sql``, a named statement each, with named
+parameters (``roost_core.queries``).
+
 The scheduler calls the transitions of worker reports and timers; the api those of
 trigger, cancel and replay; the ratelimiter the admission pass.
 """
