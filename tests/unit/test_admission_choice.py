@@ -3,7 +3,7 @@ over the limit."""
 
 from __future__ import annotations
 
-from roost_ratelimiter.choose import KeyState, Waiter, choose
+from roost_core.engine.choose import KeyState, Waiter, choose
 
 T = "tenant"
 

@@ -23,9 +23,15 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from roost_api.statements import SQL
 from roost_core.errors import BrokerUnavailableError
 
 logger = logging.getLogger(__name__)
+
+_CAPACITY = SQL.worker_capacity
+_WAITING = SQL.waiting_per_key
+_OUTBOX_DEPTH = SQL.outbox_depth
+_WORKFLOW_NAMES = SQL.workflow_names
 
 RUNS_TRIGGERED = Counter(
     "roost_runs_triggered", "Runs created by triggers, by workflow.", ["workflow"]
@@ -55,30 +61,19 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 async def _refresh(conn: psycopg.AsyncConnection[Any], heartbeat_timeout: float) -> None:
-    # A draining worker's slots are busy until its tasks end, but never free: it takes
-    # no new task. A stopped worker counts for nothing, however recent its goodbye.
-    cur = await conn.execute(
-        "SELECT count(*) FILTER (WHERE state = 'alive'), count(*) FILTER (WHERE state ="
-        " 'draining'), coalesce(sum(slots) FILTER (WHERE state = 'alive'), 0),"
-        " coalesce(sum(running) FILTER (WHERE state = 'alive'), 0), coalesce(sum(running), 0)"
-        " FROM workers WHERE state <> 'stopped'"
-        " AND last_heartbeat_at > now() - make_interval(secs => %s)",
-        (heartbeat_timeout,),
-    )
+    cur = await conn.execute(_CAPACITY, {"timeout": heartbeat_timeout})
     row = await cur.fetchone()
     alive, draining, slots, alive_busy, busy = row if row else (0, 0, 0, 0, 0)
     WORKERS_ALIVE.set(alive)
     WORKERS_DRAINING.set(draining)
     WORKER_SLOTS.labels("busy").set(busy)
     WORKER_SLOTS.labels("free").set(max(0, slots - alive_busy))
-    cur = await conn.execute(
-        "SELECT k.key, count(*) FROM rate_limit_waiters w, unnest(w.keys) AS k(key) GROUP BY k.key"
-    )
+    cur = await conn.execute(_WAITING)
     waiting = dict(await cur.fetchall())
     RATE_LIMIT_WAITING.clear()
     for key, count in waiting.items():
         RATE_LIMIT_WAITING.labels(key).set(count)
-    cur = await conn.execute("SELECT count(*) FROM outbox")
+    cur = await conn.execute(_OUTBOX_DEPTH)
     row = await cur.fetchone()
     OUTBOX_DEPTH.set(row[0] if row else 0)
 
@@ -88,7 +83,7 @@ async def _refresh_queues(
     ready_counts: Callable[[list[str]], dict[str, int]],
     task_queue: Callable[[str], str],
 ) -> None:
-    cur = await conn.execute("SELECT DISTINCT name FROM workflows ORDER BY name")
+    cur = await conn.execute(_WORKFLOW_NAMES)
     names = [row[0] for row in await cur.fetchall()]
     counts = await asyncio.to_thread(ready_counts, names)
     TASKS_READY.clear()

@@ -21,6 +21,7 @@ from roost_core.authentication import tenant_of
 from roost_core.engine.plan import run_async
 from roost_core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
 from roost_core.expressions import evaluate_key
+from roost_core.queries import SQL
 from roost_core.topology import Topology
 from roost_core.wire import RATE_LIMIT_KEY_RE, WorkflowDefinition
 
@@ -48,14 +49,12 @@ def _window_name(seconds: int | None) -> str | None:
     return next((n for n, s in DURATIONS.items() if s == seconds), f"{seconds}s")
 
 
-_USAGE = (
-    "SELECT l.key, l.limit_value, l.window_seconds, l.created_at, l.updated_at, "
-    + admission.IN_USE
-    + " AS in_use,"
-    " (SELECT count(*) FROM rate_limit_waiters w"
-    "  WHERE w.tenant_id = l.tenant_id AND l.key = ANY(w.keys)) AS waiting"
-    " FROM rate_limits l WHERE l.tenant_id = %s"
-)
+# Usage is counted by the same SQL as the ratelimiter's passes (roost_core's
+# units_in_use), so both count alike.
+_USAGE = SQL.rate_limits_with_usage
+_USAGE_OF_KEY = SQL.rate_limit_with_usage
+_SIZES = SQL.rate_limit_sizes
+_PUT = SQL.put_rate_limit
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +72,9 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_limits(conn: Conn, tenant_id: str, key: str | None = None) -> list[dict[str, Any]]:
-    query = _USAGE + (" AND l.key = %s" if key is not None else "") + " ORDER BY l.key"
-    params: tuple[Any, ...] = (tenant_id, key) if key is not None else (tenant_id,)
+    query = _USAGE if key is None else _USAGE_OF_KEY
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
+        await cur.execute(query, {"tenant_id": tenant_id, "key": key})
         return [_public(r) for r in await cur.fetchall()]
 
 
@@ -102,8 +100,7 @@ async def check_admissible(
     if not wanted:
         return
     cur = await conn.execute(
-        "SELECT key, limit_value FROM rate_limits WHERE tenant_id = %s AND key = ANY(%s)",
-        (tenant_id, sorted({k for _, k, _ in wanted})),
+        _SIZES, {"tenant_id": tenant_id, "keys": sorted({k for _, k, _ in wanted})}
     )
     limits = {key: limit for key, limit in await cur.fetchall()}
     for task_name, key, units in sorted(wanted):
@@ -153,11 +150,13 @@ def routes(
         async with pool.connection() as conn:
             async with conn.transaction():
                 await conn.execute(
-                    "INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)"
-                    " VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, key) DO UPDATE SET"
-                    " limit_value = EXCLUDED.limit_value,"
-                    " window_seconds = EXCLUDED.window_seconds, updated_at = now()",
-                    (tenant, key, body.limit, seconds),
+                    _PUT,
+                    {
+                        "tenant_id": tenant,
+                        "key": key,
+                        "limit": body.limit,
+                        "window_seconds": seconds,
+                    },
                 )
                 async with conn.cursor() as c:
                     rows = await run_async(c, outbox.insert([admission.wake(topology)]))

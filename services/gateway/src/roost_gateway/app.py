@@ -32,6 +32,7 @@ from roost_core.authentication import (
 )
 from roost_core.db import async_pool, translate_errors
 from roost_core.errors import BadRequestError, RoostError, UnknownRunError, UnknownWorkflowError
+from roost_core.queries import SQL
 from roost_core.topology import Topology
 from roost_gateway.consumer import EventConsumer
 from roost_gateway.hub import Hub, Scope
@@ -42,6 +43,7 @@ from roost_gateway.streams import TypeFilter, run_stream, scope_stream
 
 logger = logging.getLogger(__name__)
 
+_PING = SQL.ping
 SUBSCRIBERS = Gauge("roost_gateway_subscribers", "Streams attached to this gateway.")
 
 # What needs no token: the probes and the metrics.
@@ -136,7 +138,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             problems.append("not connected to RabbitMQ")
         try:
             async with pool.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
+                await conn.execute(_PING)
         except Exception as exc:
             problems.append(f"PostgreSQL unavailable: {type(exc).__name__}")
         body = {"status": "ready" if not problems else "unavailable", "problems": problems}

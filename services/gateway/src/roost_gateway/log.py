@@ -9,11 +9,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from roost_core import spans
 from roost_core.events import Event
+from roost_gateway.statements import SQL
 
-_COLUMNS = (
-    "SELECT id, seq, tenant_id, run_id, workflow, type, task, attempt, data,"
-    " extract(epoch FROM created_at) FROM events"
-)
+_RUN_WORKFLOW = SQL.run_workflow
+_WORKFLOW_EXISTS = SQL.workflow_exists
+_LAST_RUN_EVENT = SQL.last_run_event
+_SEQ_AT = SQL.seq_at
+_RUN_PAGE = SQL.run_events_page
+_WORKFLOW_PAGE = SQL.workflow_events_page
+_TENANT_PAGE = SQL.tenant_events_page
+_LAST_ID = SQL.last_event_id
 
 
 def _event(row: tuple[Any, ...]) -> Event:
@@ -42,35 +47,25 @@ class EventLog:
         except ValueError:
             return None
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT workflow_name FROM runs WHERE id = %s AND tenant_id = %s",
-                (run_id, tenant_id),
-            )
+            cur = await conn.execute(_RUN_WORKFLOW, {"run_id": run_id, "tenant_id": tenant_id})
             row = await cur.fetchone()
         return None if row is None else str(row[0])
 
     async def workflow_exists(self, tenant_id: str, name: str) -> bool:
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT 1 FROM workflows WHERE tenant_id = %s AND name = %s", (tenant_id, name)
-            )
+            cur = await conn.execute(_WORKFLOW_EXISTS, {"tenant_id": tenant_id, "name": name})
             return await cur.fetchone() is not None
 
     async def last_run_event(self, run_id: str) -> Event | None:
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                _COLUMNS + " WHERE run_id = %s ORDER BY seq DESC LIMIT 1", (run_id,)
-            )
+            cur = await conn.execute(_LAST_RUN_EVENT, {"run_id": run_id})
             row = await cur.fetchone()
         return None if row is None else _event(row)
 
     async def seq_at(self, run_id: str, event_id: int) -> int:
         """The seq of the run's last event with an id at most ``event_id`` (0: none)."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = %s AND id <= %s",
-                (run_id, event_id),
-            )
+            cur = await conn.execute(_SEQ_AT, {"run_id": run_id, "event_id": event_id})
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -80,8 +75,13 @@ class EventLog:
         """A run's events after ``after_seq`` (and before ``before_seq``), in order."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                _COLUMNS + " WHERE run_id = %s AND seq > %s AND seq < %s ORDER BY seq LIMIT %s",
-                (run_id, after_seq, before_seq or 2**31 - 1, limit),
+                _RUN_PAGE,
+                {
+                    "run_id": run_id,
+                    "after_seq": after_seq,
+                    "before_seq": before_seq or 2**31 - 1,
+                    "limit": limit,
+                },
             )
             return [_event(r) for r in await cur.fetchall()]
 
@@ -92,29 +92,29 @@ class EventLog:
         async with self._pool.connection() as conn:
             if workflow is not None:
                 cur = await conn.execute(
-                    _COLUMNS + " WHERE workflow = %s AND tenant_id = %s AND id > %s"
-                    " ORDER BY id LIMIT %s",
-                    (workflow, tenant_id, after_id, limit),
+                    _WORKFLOW_PAGE,
+                    {
+                        "workflow": workflow,
+                        "tenant_id": tenant_id,
+                        "after_id": after_id,
+                        "limit": limit,
+                    },
                 )
             else:
                 cur = await conn.execute(
-                    _COLUMNS + " WHERE tenant_id = %s AND id > %s ORDER BY id LIMIT %s",
-                    (tenant_id, after_id, limit),
+                    _TENANT_PAGE, {"tenant_id": tenant_id, "after_id": after_id, "limit": limit}
                 )
             return [_event(r) for r in await cur.fetchall()]
 
     async def last_id(self) -> int:
         """The newest event id: where a live-only stream starts."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute("SELECT coalesce(max(id), 0) FROM events")
+            cur = await conn.execute(_LAST_ID)
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     async def run_spans(self, run_id: str) -> list[spans.SpanRecord]:
         """The run's spans stored so far, in start order."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {spans.SPAN_COLUMNS} FROM spans WHERE run_id = %s ORDER BY started_at",
-                (run_id,),
-            )
+            cur = await conn.execute(spans.RUN_SPANS, {"run_id": run_id})
             return [spans.from_row(r) for r in await cur.fetchall()]

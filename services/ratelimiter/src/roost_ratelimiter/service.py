@@ -16,10 +16,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import Counter, Gauge, Histogram
 
 from roost_core import metrics, outbox
+from roost_core.engine.admit import admission_pass, prune
 from roost_core.service import consuming, keep_running
 from roost_core.topology import Topology
 from roost_ratelimiter.settings import RatelimiterSettings
-from roost_ratelimiter.store import admission_pass, prune
 
 logger = logging.getLogger(__name__)
 

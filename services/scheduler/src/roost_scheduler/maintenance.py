@@ -17,11 +17,23 @@ import time
 
 import psycopg
 
+from roost_core.queries import SQL as CORE_SQL
 from roost_scheduler.periodic import Periodic
+from roost_scheduler.statements import SQL
 
 logger = logging.getLogger(__name__)
 
 _LOCK_ID = 0x526F6F7374 + 1  # distinct from the migration lock
+_TRY_LOCK = CORE_SQL.try_advisory_lock
+_UNLOCK = CORE_SQL.advisory_unlock
+_AUTOVACUUM = SQL.autovacuum_setting
+_MAINTAIN = (
+    SQL.vacuum_outbox,
+    SQL.analyze_runs,
+    SQL.analyze_task_runs,
+    SQL.analyze_events,
+    SQL.analyze_spans,
+)
 
 
 class Maintenance(Periodic):
@@ -39,7 +51,7 @@ class Maintenance(Periodic):
         # VACUUM cannot run in a transaction: its own autocommit connection.
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             if self._needed is None:
-                row = conn.execute("SHOW autovacuum").fetchone()
+                row = conn.execute(_AUTOVACUUM).fetchone()
                 self._needed = not row or row[0] != "on"
                 if self._needed:
                     logger.info(
@@ -48,17 +60,14 @@ class Maintenance(Periodic):
                     )
             if not self._needed:
                 return
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_ID,)).fetchone()
+            row = conn.execute(_TRY_LOCK, {"lock_id": _LOCK_ID}).fetchone()
             if not row or not row[0]:
                 return  # another replica is at it
             try:
-                conn.execute("VACUUM (ANALYZE) outbox")
-                conn.execute("ANALYZE runs")
-                conn.execute("ANALYZE task_runs")
-                conn.execute("ANALYZE events")
-                conn.execute("ANALYZE spans")
+                for statement in _MAINTAIN:
+                    conn.execute(statement)
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
+                conn.execute(_UNLOCK, {"lock_id": _LOCK_ID})
         logger.info(
             "hot tables maintained",
             extra={

@@ -36,35 +36,15 @@ from roost_core.engine.state import Definitions
 from roost_core.topology import Topology
 from roost_scheduler.periodic import Periodic
 from roost_scheduler.settings import SchedulerSettings
+from roost_scheduler.statements import SQL
 
 logger = logging.getLogger(__name__)
 
 _LIMIT = 500  # attempts looked at per check, oldest first
 
-# QUEUED attempts older than the grace (%(grace)s), not waiting for admission (a task
-# waiter is keyed by its attempt, a run waiter by its run and attempt 0), and held by no
-# live worker (heard from within %(timeout)s, not stopped).
-_UNHELD = """
-SELECT t.id::text, t.attempt, r.workflow_name, now()
-FROM task_runs t JOIN runs r ON r.id = t.run_id
-WHERE t.status = 'QUEUED' AND t.dispatch_at IS NULL
-  AND t.queued_at < now() - make_interval(secs => %(grace)s)
-  AND NOT EXISTS (SELECT 1 FROM rate_limit_waiters w
-                  WHERE (w.task_run_id = t.id AND w.attempt = t.attempt)
-                     OR (w.task_run_id = t.run_id AND w.attempt = 0))
-  AND NOT EXISTS (SELECT 1 FROM workers k
-                  WHERE k.state <> 'stopped'
-                    AND k.last_heartbeat_at > now() - make_interval(secs => %(timeout)s)
-                    AND k.held @> ARRAY[t.id::text || ':' || t.attempt])
-ORDER BY t.queued_at LIMIT %(limit)s
-"""
-
-# The oldest latest heartbeat of any live worker: until it is newer than a suspicion
-# (plus the confirmation margin), that worker may hold the suspected message.
-_OLDEST_LIVE_BEAT = """
-SELECT min(last_heartbeat_at) FROM workers
-WHERE state <> 'stopped' AND last_heartbeat_at > now() - make_interval(secs => %(timeout)s)
-"""
+_UNHELD = SQL.unheld_attempts
+_OLDEST_LIVE_BEAT = SQL.oldest_live_beat
+_QUEUES_WITH_OUTBOX = SQL.queues_with_outbox_messages
 
 
 @dataclass(frozen=True)
@@ -170,14 +150,7 @@ class LostMessages(Periodic):
     def _busy_queues(self, conn: psycopg.Connection[Any], queues: list[str]) -> set[str]:
         """The queues with ready messages (asked of RabbitMQ) or outbox rows bound for
         them. A queue that does not exist holds nothing."""
-        busy = {
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT routing_key FROM outbox"
-                " WHERE exchange = '' AND routing_key = ANY(%s)",
-                (queues,),
-            )
-        }
+        busy = {r[0] for r in conn.execute(_QUEUES_WITH_OUTBOX, {"queues": queues})}
         for attempt in range(2):
             try:
                 if self._connection is None or not self._connection.is_open:

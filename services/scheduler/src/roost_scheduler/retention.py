@@ -16,30 +16,26 @@ from typing import Any
 
 import psycopg
 
+from roost_core.queries import SQL as CORE_SQL
 from roost_core.statuses import RunStatus
 from roost_scheduler.periodic import Periodic
+from roost_scheduler.statements import SQL
 
 logger = logging.getLogger(__name__)
 
 _LOCK_ID = 0x526F6F7374 + 2  # distinct from the migration and maintenance locks
 CHUNK = 500
 _FINAL = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
+_TRY_LOCK = CORE_SQL.try_advisory_lock
+_UNLOCK = CORE_SQL.advisory_unlock
+_DELETE_EXPIRED = SQL.delete_expired_runs
 
 
 def delete_expired(conn: psycopg.Connection[Any], days: float, chunk: int = CHUNK) -> int:
     """Delete one chunk of runs that ended more than ``days`` ago; return how many."""
     with conn.transaction():
         row = conn.execute(
-            "WITH gone AS ("
-            "  DELETE FROM runs WHERE id IN ("
-            "    SELECT id FROM runs"
-            "    WHERE finished_at < now() - make_interval(secs => %s) AND status = ANY(%s)"
-            "    ORDER BY finished_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-            "  RETURNING id),"
-            " events_gone AS (DELETE FROM events WHERE run_id IN (SELECT id FROM gone)),"
-            " spans_gone AS (DELETE FROM spans WHERE run_id IN (SELECT id FROM gone))"
-            " SELECT count(*) FROM gone",
-            (days * 86400.0, _FINAL, chunk),
+            _DELETE_EXPIRED, {"seconds": days * 86400.0, "statuses": _FINAL, "limit": chunk}
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -59,7 +55,7 @@ class Retention(Periodic):
 
     def _run(self) -> None:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_ID,)).fetchone()
+            row = conn.execute(_TRY_LOCK, {"lock_id": _LOCK_ID}).fetchone()
             if not row or not row[0]:
                 return  # another replica is at it
             deleted = 0
@@ -70,7 +66,7 @@ class Retention(Periodic):
                     if n < CHUNK:
                         break
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
+                conn.execute(_UNLOCK, {"lock_id": _LOCK_ID})
         if deleted:
             logger.info(
                 "expired runs deleted",

@@ -24,64 +24,23 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from roost_core.engine.plan import Plan, Statement
+from roost_core.engine.plan import Plan, Statement, columns
 from roost_core.outbox import Admission, OutboxMessage
+from roost_core.queries import SQL
 from roost_core.topology import RATELIMITER_WAKE, Topology
 
-_INSERT_WAITERS = (
-    "INSERT INTO rate_limit_waiters (tenant_id, run_id, task_run_id, attempt, task, keys,"
-    " units, queue, message)"
-    " SELECT v.tenant_id, v.run_id, v.task_run_id, v.attempt, v.task,"
-    "   string_to_array(v.keys, ' '), string_to_array(v.units, ' ')::int[], v.queue, v.message"
-    " FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::int[], %s::text[], %s::text[],"
-    "   %s::text[], %s::text[], %s::bytea[])"
-    "   WITH ORDINALITY AS v(tenant_id, run_id, task_run_id, attempt, task, keys, units, queue,"
-    "   message, n)"
-    " ORDER BY v.n ON CONFLICT (task_run_id, attempt) DO NOTHING"
-)
+_INSERT_WAITERS = SQL.insert_waiters
 
-# Units of the key in the rate_limits row `l` in use right now: held concurrency units,
-# or the admissions still inside the window. One definition for the ratelimiter's passes
-# and the api's listing, so both count alike.
-IN_USE = (
-    "CASE WHEN l.window_seconds IS NULL THEN"
-    "   (SELECT coalesce(sum(h.units), 0) FROM rate_limit_holds h"
-    "    WHERE h.tenant_id = l.tenant_id AND h.key = l.key)"
-    " ELSE (SELECT coalesce(sum(a.units), 0) FROM rate_limit_admissions a"
-    "   WHERE a.tenant_id = l.tenant_id AND a.key = l.key"
-    "   AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))"
-    " END"
-)
-
-# Release what the given attempts (task run id, attempt) hold or wait for.
-_RELEASE_HOLDS = (
-    "DELETE FROM rate_limit_holds h USING unnest(%s::uuid[], %s::int[]) AS v(id, a)"
-    " WHERE h.task_run_id = v.id AND h.attempt = v.a RETURNING 1"
-)
-_RELEASE_WAITERS = (
-    "DELETE FROM rate_limit_waiters w USING unnest(%s::uuid[], %s::int[]) AS v(id, a)"
-    " WHERE w.task_run_id = v.id AND w.attempt = v.a RETURNING 1"
-)
+_RELEASE_HOLDS = SQL.release_holds
+_RELEASE_WAITERS = SQL.release_waiters
 
 Attempts = Sequence[tuple[str, int]]
 
 
-# Dynamic keys are created on first use with the limit their task declares; a changed
-# declaration updates them (rows that already match are not rewritten).
-_UPSERT_DYNAMIC = (
-    "INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)"
-    " SELECT DISTINCT ON (v.tenant_id, v.key) v.tenant_id, v.key, v.limit_value, v.seconds"
-    " FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::int[])"
-    "   AS v(tenant_id, key, limit_value, seconds)"
-    " ORDER BY v.tenant_id, v.key"
-    " ON CONFLICT (tenant_id, key) DO UPDATE SET limit_value = EXCLUDED.limit_value,"
-    "   window_seconds = EXCLUDED.window_seconds, updated_at = now()"
-    " WHERE rate_limits.limit_value IS DISTINCT FROM EXCLUDED.limit_value"
-    "   OR rate_limits.window_seconds IS DISTINCT FROM EXCLUDED.window_seconds"
-)
+_UPSERT_DYNAMIC = SQL.upsert_dynamic_keys
 
 
-def _dynamic_params(held: Sequence[OutboxMessage]) -> tuple[list[Any], ...] | None:
+def _dynamic_params(held: Sequence[OutboxMessage]) -> dict[str, list[Any]] | None:
     rows = [
         (m.admission.tenant_id, key, limit, window)
         for m in held
@@ -90,7 +49,7 @@ def _dynamic_params(held: Sequence[OutboxMessage]) -> tuple[list[Any], ...] | No
     ]
     if not rows:
         return None
-    return tuple(list(col) for col in zip(*rows, strict=True))
+    return columns(("tenant_ids", "keys", "limits", "window_seconds"), rows)
 
 
 def split(messages: Sequence[OutboxMessage]) -> tuple[list[OutboxMessage], list[OutboxMessage]]:
@@ -105,20 +64,20 @@ def wake(topology: Topology) -> OutboxMessage:
     return OutboxMessage(topology.events_exchange, RATELIMITER_WAKE, b"{}", mandatory=False)
 
 
-def _params(held: Sequence[OutboxMessage]) -> tuple[list[Any], ...]:
+def _params(held: Sequence[OutboxMessage]) -> dict[str, list[Any]]:
     adm = [m.admission for m in held]
     assert all(a is not None for a in adm)
-    return (
-        [a.tenant_id for a in adm if a],
-        [a.run_id for a in adm if a],
-        [a.task_run_id for a in adm if a],
-        [a.attempt for a in adm if a],
-        [a.task for a in adm if a],
-        [" ".join(a.keys) for a in adm if a],
-        [" ".join(str(u) for u in a.units) for a in adm if a],
-        [m.routing_key for m in held],
-        [m.body for m in held],
-    )
+    return {
+        "tenant_ids": [a.tenant_id for a in adm if a],
+        "run_ids": [a.run_id for a in adm if a],
+        "task_run_ids": [a.task_run_id for a in adm if a],
+        "attempts": [a.attempt for a in adm if a],
+        "tasks": [a.task for a in adm if a],
+        "keys": [" ".join(a.keys) for a in adm if a],
+        "units": [" ".join(str(u) for u in a.units) for a in adm if a],
+        "queues": [m.routing_key for m in held],
+        "messages": [m.body for m in held],
+    }
 
 
 def enqueue(topology: Topology, messages: Sequence[OutboxMessage]) -> Plan[list[OutboxMessage]]:
@@ -139,7 +98,7 @@ def release(topology: Topology, attempts: Attempts) -> Plan[list[OutboxMessage]]
     returns the wake-up to write to the outbox when anything was freed."""
     if not attempts:
         return []
-    params = ([a[0] for a in attempts], [a[1] for a in attempts])
+    params = columns(("task_run_ids", "attempts"), attempts)
     freed = len((yield Statement(_RELEASE_HOLDS, params)))
     freed += len((yield Statement(_RELEASE_WAITERS, params)))
     return [wake(topology)] if freed else []

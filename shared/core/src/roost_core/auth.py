@@ -25,7 +25,11 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from roost_core.errors import AuthenticationError
+from roost_core.queries import SQL
 from roost_core.tokens import hash_token
+
+# A token is looked up by its hash (a bearer token) or its id (a stream token).
+_BY_COLUMN = {"token_hash": SQL.token_by_hash, "id": SQL.token_by_id}
 
 STREAM_TOKEN_PREFIX = "rss_"
 MAX_STREAM_TOKEN_SECONDS = 3600
@@ -107,11 +111,7 @@ class TokenVerifier:
         if column == "id":
             uuid.UUID(value)  # raises ValueError: not a token id
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT tenant_id, id, token_hash FROM api_tokens"
-                f" WHERE {column} = %s AND revoked_at IS NULL",
-                (value,),
-            )
+            cur = await conn.execute(_BY_COLUMN[column], {"value": value})
             row = await cur.fetchone()
         if row is None:
             return None

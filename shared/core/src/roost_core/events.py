@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from roost_core.engine.plan import Plan, Statement
 from roost_core.outbox import OutboxMessage
+from roost_core.queries import SQL
 from roost_core.statuses import RunStatus
 from roost_core.topology import EVENTS_APPENDED, Topology
 
@@ -121,40 +122,24 @@ class RunEvents:
     events: list[NewEvent]
 
 
-# One statement for any number of events and runs. Each run's next seq continues from
-# its last event (one index probe per run, under the run lock the caller holds). A run
-# created in this same transaction has none, so it starts at 1.
-_APPEND = (
-    "WITH v AS (SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[],"
-    "   %s::text[], %s::int[], %s::text[], %s::float8[])"
-    "   WITH ORDINALITY AS v(tenant_id, run_id, workflow, type, task, attempt, data, at, n)),"
-    " base AS (SELECT r.run_id, coalesce((SELECT max(e.seq) FROM events e"
-    "   WHERE e.run_id = r.run_id), 0) AS seq FROM (SELECT DISTINCT run_id FROM v) r)"
-    " INSERT INTO events (tenant_id, run_id, workflow, seq, type, task, attempt, data,"
-    "   created_at)"
-    " SELECT v.tenant_id, v.run_id, v.workflow,"
-    "   base.seq + row_number() OVER (PARTITION BY v.run_id ORDER BY v.n),"
-    "   v.type, v.task, v.attempt, v.data::jsonb, to_timestamp(v.at)"
-    " FROM v JOIN base ON base.run_id = v.run_id ORDER BY v.n"
-    " RETURNING id, seq"
-)
+_APPEND = SQL.append_events
 
 
 def _flatten(batches: list[RunEvents]) -> list[tuple[RunEvents, NewEvent]]:
     return [(b, e) for b in batches for e in b.events]
 
 
-def _params(flat: list[tuple[RunEvents, NewEvent]]) -> tuple[list[Any], ...]:
-    return (
-        [b.tenant_id for b, _ in flat],
-        [b.run_id for b, _ in flat],
-        [b.workflow for b, _ in flat],
-        [e.type for _, e in flat],
-        [e.task for _, e in flat],
-        [e.attempt for _, e in flat],
-        [None if e.data is None else json.dumps(e.data) for _, e in flat],
-        [e.at for _, e in flat],
-    )
+def _params(flat: list[tuple[RunEvents, NewEvent]]) -> dict[str, list[Any]]:
+    return {
+        "tenant_ids": [b.tenant_id for b, _ in flat],
+        "run_ids": [b.run_id for b, _ in flat],
+        "workflows": [b.workflow for b, _ in flat],
+        "types": [e.type for _, e in flat],
+        "tasks": [e.task for _, e in flat],
+        "attempts": [e.attempt for _, e in flat],
+        "data": [None if e.data is None else json.dumps(e.data) for _, e in flat],
+        "at": [e.at for _, e in flat],
+    }
 
 
 def _stored(flat: list[tuple[RunEvents, NewEvent]], ids: list[tuple[int, int]]) -> list[Event]:

@@ -31,6 +31,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from roost_core import broker
 from roost_core.engine.plan import Plan, Statement
+from roost_core.queries import SQL
 from roost_core.topology import declare_task_queue
 
 logger = logging.getLogger(__name__)
@@ -81,25 +82,19 @@ class OutboxRow:
     message: OutboxMessage
 
 
-# One statement for any number of rows. WITH ORDINALITY keeps the returned ids in the
-# order of the messages (RETURNING follows the insertion order of the SELECT).
-_INSERT = (
-    "INSERT INTO outbox (exchange, routing_key, body, headers, mandatory)"
-    " SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb, m.mandatory"
-    " FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[], %s::bool[])"
-    "   WITH ORDINALITY AS m(exchange, routing_key, body, headers, mandatory, n)"
-    " ORDER BY m.n RETURNING id"
-)
+_INSERT = SQL.insert_outbox
+_DELETE = SQL.delete_outbox
+_CLAIM_STALE = SQL.claim_stale_outbox
 
 
-def _insert_params(messages: list[OutboxMessage]) -> tuple[list[Any], ...]:
-    return (
-        [m.exchange for m in messages],
-        [m.routing_key for m in messages],
-        [m.body for m in messages],
-        [json.dumps(m.headers) if m.headers else None for m in messages],
-        [m.mandatory for m in messages],
-    )
+def _insert_params(messages: list[OutboxMessage]) -> dict[str, list[Any]]:
+    return {
+        "exchanges": [m.exchange for m in messages],
+        "routing_keys": [m.routing_key for m in messages],
+        "bodies": [m.body for m in messages],
+        "headers": [json.dumps(m.headers) if m.headers else None for m in messages],
+        "mandatory": [m.mandatory for m in messages],
+    }
 
 
 def insert(messages: list[OutboxMessage]) -> Plan[list[OutboxRow]]:
@@ -348,7 +343,7 @@ class OutboxRelay:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = psycopg.connect(self._conninfo, autocommit=True)
-                self._conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (ids,))
+                self._conn.execute(_DELETE, {"ids": ids})
                 return
             except psycopg.Error:
                 logger.warning(
@@ -368,15 +363,10 @@ def sweep(
     """Publish outbox rows older than ``older_than_s`` (left by a crash or a failed fast
     path) and delete them. Safe with several sweepers: rows are claimed SKIP LOCKED."""
     with conn.transaction():
-        rows = conn.execute(
-            "SELECT id, exchange, routing_key, body, headers, mandatory FROM outbox"
-            " WHERE created_at < now() - make_interval(secs => %s)"
-            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            (older_than_s, limit),
-        ).fetchall()
+        rows = conn.execute(_CLAIM_STALE, {"older_than_s": older_than_s, "limit": limit}).fetchall()
         if not rows:
             return 0
         publisher.publish_batch([OutboxMessage(r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows])
-        conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in rows],))
+        conn.execute(_DELETE, {"ids": [r[0] for r in rows]})
     logger.info("outbox swept", extra={"action": "outbox_swept", "count": len(rows)})
     return len(rows)

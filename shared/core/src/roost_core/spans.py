@@ -35,6 +35,7 @@ from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 
 from roost_core import broker
+from roost_core.queries import SQL
 from roost_core.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,9 @@ def _well_formed(span: Any) -> bool:
         return False
 
 
+_COUNTS = SQL.span_counts
+_STORED = SQL.stored_spans
+_INSERT = SQL.insert_spans
 _TEXT_FIELDS = ("run_id", "trace_id", "span_id", "name", "service", "kind")
 
 
@@ -317,25 +321,14 @@ def store(
         by_run[span["run_id"]].setdefault(span["span_id"], span)
     if not by_run:
         return []
-    # How many spans each existing run has (an index lookup each); runs not found are
-    # gone or never committed.
-    counts = {
-        row[0]: int(row[1])
-        for row in conn.execute(
-            "SELECT r.id::text, (SELECT count(*) FROM spans s WHERE s.run_id = r.id)"
-            " FROM runs r WHERE r.id = ANY(%s::uuid[])",
-            (list(by_run),),
-        )
-    }
+    counts = {row[0]: int(row[1]) for row in conn.execute(_COUNTS, {"run_ids": list(by_run)})}
     # Near its cap, a redelivered span must not take the place of a new one: only for
     # those runs, look up which of these spans they have already.
     full = [r for r, n in counts.items() if n + len(by_run[r]) > cap]
     have: dict[str, set[str]] = defaultdict(set)
     if full:
         for run_id, span_id in conn.execute(
-            "SELECT run_id::text, span_id FROM spans"
-            " WHERE run_id = ANY(%s::uuid[]) AND span_id = ANY(%s::text[])",
-            (full, [sid for r in full for sid in by_run[r]]),
+            _STORED, {"run_ids": full, "span_ids": [sid for r in full for sid in by_run[r]]}
         ):
             have[run_id].add(span_id)
     wanted: list[WireSpan] = []
@@ -344,30 +337,14 @@ def store(
         wanted += fresh[: max(0, cap - count)]
     if not wanted:
         return []
-    # The batch goes as one JSON document that PostgreSQL unpacks: much cheaper than a
-    # parameter array per column.
-    rows = conn.execute(
-        "INSERT INTO spans (run_id, span_id, trace_id, parent_span_id, name, service, kind,"
-        " started_at, ended_at, status, status_message, attributes, events)"
-        " SELECT v.run_id, v.span_id, v.trace_id, v.parent_span_id, v.name, v.service,"
-        "   v.kind, to_timestamp(v.start), to_timestamp(v.\"end\"), coalesce(v.status, 'unset'),"
-        "   v.status_message, coalesce(v.attributes, '{}'), coalesce(v.events, '[]')"
-        " FROM json_to_recordset(%s::json) AS v(run_id uuid, span_id text, trace_id text,"
-        "   parent_span_id text, name text, service text, kind text, start float8,"
-        '   "end" float8, status text, status_message text, attributes jsonb, events jsonb)'
-        " ON CONFLICT (run_id, span_id) DO NOTHING"
-        " RETURNING run_id::text, span_id",
-        (json.dumps(wanted, separators=(",", ":")),),
-    ).fetchall()
+    rows = conn.execute(_INSERT, {"spans": json.dumps(wanted, separators=(",", ":"))}).fetchall()
     inserted = {(r[0], r[1]) for r in rows}
     return [s for s in wanted if (s["run_id"], s["span_id"]) in inserted]
 
 
-SPAN_COLUMNS = (
-    "run_id::text, trace_id, span_id, parent_span_id, name, service, kind,"
-    " extract(epoch FROM started_at)::float8, extract(epoch FROM ended_at)::float8,"
-    " status, status_message, attributes, events"
-)
+# A run's spans, each read by from_row: in start order, and in the api's waterfall order.
+RUN_SPANS = SQL.run_spans
+RUN_SPANS_WATERFALL = SQL.run_spans_waterfall
 
 
 def from_row(row: Sequence[Any]) -> SpanRecord:

@@ -9,6 +9,9 @@ import uuid
 import psycopg
 
 from roost_core.db import DEFAULT_TENANT_ID, translate_errors
+from roost_core.queries import SQL
+
+_INSERT = SQL.insert_token
 
 TOKEN_PREFIX = "rst_"
 
@@ -22,7 +25,12 @@ def create(conninfo: str, name: str, tenant_id: str = DEFAULT_TENANT_ID) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with translate_errors(), psycopg.connect(conninfo) as conn:
         conn.execute(
-            "INSERT INTO api_tokens (id, tenant_id, name, token_hash) VALUES (%s, %s, %s, %s)",
-            (uuid.uuid4(), tenant_id, name, hash_token(token)),
+            _INSERT,
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": tenant_id,
+                "name": name,
+                "token_hash": hash_token(token),
+            },
         )
     return token

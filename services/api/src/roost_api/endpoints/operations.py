@@ -11,12 +11,17 @@ from starlette.routing import BaseRoute, Route
 from roost_api import store
 from roost_api.http import int_param, json_body
 from roost_api.resources import resources
+from roost_api.statements import SQL
 from roost_core.auth import MAX_STREAM_TOKEN_SECONDS, mint_stream_token
 from roost_core.authentication import principal_of, tenant_of
 from roost_core.errors import (
     BadRequestError,
     BrokerUnavailableError,
 )
+from roost_core.queries import SQL as CORE_SQL
+
+_PING = CORE_SQL.ping
+_TENANT_WORKFLOW_NAMES = SQL.tenant_workflow_names
 
 
 async def health(request: Request) -> Response:
@@ -38,7 +43,7 @@ async def ready(request: Request) -> Response:
     r = resources(request)
     try:
         async with r.pool.connection(timeout=2) as conn:
-            await conn.execute("SELECT 1")
+            await conn.execute(_PING)
     except Exception as exc:
         return JSONResponse(
             {"status": "unavailable", "error": f"PostgreSQL: {exc}"}, status_code=503
@@ -62,9 +67,7 @@ async def activity(request: Request) -> Response:
     minutes = int_param(request, "minutes", 60, 1, 1440)
     async with r.pool.connection() as conn:
         body = await store.activity(conn, tenant, minutes)
-        cur = await conn.execute(
-            "SELECT name FROM workflows WHERE tenant_id = %s ORDER BY name", (tenant,)
-        )
+        cur = await conn.execute(_TENANT_WORKFLOW_NAMES, {"tenant_id": tenant})
         names = [r[0] for r in await cur.fetchall()]
     try:
         body["ready"] = await anyio.to_thread.run_sync(r.declarer.ready_counts, names)

@@ -10,6 +10,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from roost_api.statements import SQL
 from roost_api.store.common import Conn, iso
 from roost_api.store.runs import RunRequest, create_runs
 from roost_api.store.workflows import WorkflowVersion
@@ -65,23 +66,15 @@ async def push_events(
         for index, run in zip(indexes, started.runs, strict=True):
             runs_of[index].append({"id": run.run_id, "workflow": wv.definition.name})
     cur = await conn.execute(
-        "INSERT INTO pushed_events (id, tenant_id, key, data, idempotency_key, run_ids,"
-        " created_at)"
-        " SELECT v.id, %s, v.key, v.data::jsonb, v.ikey, string_to_array(v.runs, ',')::uuid[],"
-        "   clock_timestamp()"
-        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[])"
-        "   WITH ORDINALITY AS v(id, key, data, ikey, runs, n)"
-        " ORDER BY v.n"
-        " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
-        " DO NOTHING RETURNING id, created_at",
-        (
-            tenant_id,
-            ids,
-            [r.key for r, _ in plans],
-            [json.dumps(r.data) for r, _ in plans],
-            [r.idempotency_key for r, _ in plans],
-            [",".join(run["id"] for run in runs) for runs in runs_of],
-        ),
+        _INSERT_PUSHED,
+        {
+            "tenant_id": tenant_id,
+            "ids": ids,
+            "keys": [r.key for r, _ in plans],
+            "data": [json.dumps(r.data) for r, _ in plans],
+            "idempotency_keys": [r.idempotency_key for r, _ in plans],
+            "run_ids": [",".join(run["id"] for run in runs) for runs in runs_of],
+        },
     )
     created = {row[0]: row[1] for row in await cur.fetchall()}
     if len(created) != len(plans):
@@ -102,13 +95,10 @@ async def push_events(
     )
 
 
-_PUSHED_EVENT = (
-    "SELECT e.id, e.key, e.data, e.idempotency_key, e.created_at,"
-    " (SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'workflow', r.workflow_name)"
-    "   ORDER BY u.n), '[]'::jsonb)"
-    "  FROM unnest(e.run_ids) WITH ORDINALITY AS u(id, n) JOIN runs r ON r.id = u.id) AS runs"
-    " FROM pushed_events e WHERE e.tenant_id = %s"
-)
+_INSERT_PUSHED = SQL.insert_pushed_events
+_PUSHED_EVENT = SQL.pushed_event
+_BY_IDEMPOTENCY_KEY = SQL.pushed_events_by_idempotency_key
+_BY_ID = SQL.pushed_event_by_id
 
 
 def _pushed_event(row: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +119,7 @@ async def pushed_events_by_idempotency_key(
     if not keys:
         return {}
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_PUSHED_EVENT + " AND e.idempotency_key = ANY(%s)", (tenant_id, keys))
+        await cur.execute(_BY_IDEMPOTENCY_KEY, {"tenant_id": tenant_id, "keys": keys})
         return {r["idempotency_key"]: _pushed_event(r) for r in await cur.fetchall()}
 
 
@@ -140,7 +130,7 @@ async def get_pushed_event(conn: Conn, tenant_id: str, event_id: str) -> dict[st
     except ValueError:
         raise NotFoundError(f"pushed event {event_id!r} not found: not an event id") from None
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_PUSHED_EVENT + " AND e.id = %s", (tenant_id, event_id))
+        await cur.execute(_BY_ID, {"tenant_id": tenant_id, "id": event_id})
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"pushed event {event_id!r} not found")
@@ -155,16 +145,23 @@ async def list_pushed_events(
     cursor: tuple[datetime, str] | None,
 ) -> list[dict[str, Any]]:
     """Newest first, keyset-paginated on (created_at, id); only ``key``'s if given."""
+    # Built here, from the named fragment: only the filters given go in the WHERE, so each
+    # combination gets a plan of its own for the (tenant_id, created_at, id) keyset index
+    # (a fixed statement with "%(key)s IS NULL OR ..." would get one generic plan).
     query = _PUSHED_EVENT
-    params: list[Any] = [tenant_id]
     if key:
-        query += " AND e.key = %s"
-        params.append(key)
+        query += " AND e.key = %(key)s"
     if cursor:
-        query += " AND (e.created_at, e.id) < (%s, %s)"
-        params.extend(cursor)
-    query += " ORDER BY e.created_at DESC, e.id DESC LIMIT %s"
-    params.append(limit)
+        query += " AND (e.created_at, e.id) < (%(after_at)s, %(after_id)s)"
+    query += " ORDER BY e.created_at DESC, e.id DESC LIMIT %(limit)s"
+    after_at, after_id = cursor or (None, None)
+    params = {
+        "tenant_id": tenant_id,
+        "key": key,
+        "after_at": after_at,
+        "after_id": after_id,
+        "limit": limit,
+    }
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         return [_pushed_event(r) for r in await cur.fetchall()]

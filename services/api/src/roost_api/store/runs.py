@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from roost_api import ratelimits
+from roost_api.statements import SQL
 from roost_api.store.common import Conn, iso
 from roost_api.store.workflows import WorkflowVersion
 from roost_core import events, outbox, spans, tracing
@@ -28,6 +29,18 @@ from roost_core.errors import (
 )
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
+
+_NEWEST_EVENT = SQL.newest_run_event
+_RUN = SQL.run_with_definition
+_TASK_RUNS = SQL.run_task_runs
+_ATTEMPTS = SQL.run_attempts
+_STATUS = SQL.run_status
+_RUNS_PAGE = SQL.runs_page
+_WORKFLOW_ID = SQL.workflow_id
+_EXISTS = SQL.run_exists
+_LOG_LINES = SQL.run_log_lines
+_TRACE_CONTEXT = SQL.run_trace_context
+_CANCELLED_SINCE = SQL.cancelled_attempts_since
 
 _tracer = tracing.tracer("roost.api")
 
@@ -176,26 +189,16 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     async with conn.cursor(row_factory=dict_row) as cur:
         # First: the newest event this answer reflects. A client following the run's
         # events from here (`after=`) misses nothing; one more read can only repeat.
-        await cur.execute(
-            "SELECT max(id) AS last FROM events WHERE run_id = %s AND tenant_id = %s",
-            (run_id, tenant_id),
-        )
+        params = {"run_id": run_id, "tenant_id": tenant_id}
+        await cur.execute(_NEWEST_EVENT, params)
         newest = await cur.fetchone()
-        await cur.execute(
-            "SELECT r.*, v.version, v.definition FROM runs r JOIN workflow_versions v"
-            " ON v.id = r.workflow_version_id WHERE r.id = %s AND r.tenant_id = %s",
-            (run_id, tenant_id),
-        )
+        await cur.execute(_RUN, params)
         run = await cur.fetchone()
         if run is None:
             raise UnknownRunError(f"run {run_id!r} not found")
-        await cur.execute("SELECT * FROM task_runs WHERE run_id = %s", (run_id,))
+        await cur.execute(_TASK_RUNS, params)
         tasks = await cur.fetchall()
-        await cur.execute(
-            "SELECT a.* FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id"
-            " WHERE t.run_id = %s ORDER BY a.attempt",
-            (run_id,),
-        )
+        await cur.execute(_ATTEMPTS, params)
         attempts = await cur.fetchall()
     by_task: dict[Any, list[dict[str, Any]]] = {}
     for a in attempts:
@@ -268,7 +271,7 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_status(conn: Conn, run_id: str) -> str | None:
-    cur = await conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,))
+    cur = await conn.execute(_STATUS, {"run_id": run_id})
     row = await cur.fetchone()
     return row[0] if row else None
 
@@ -289,41 +292,39 @@ async def list_runs(
 
     A workflow filter is turned into its id first, so that the (workflow_id, [status,]
     created_at) indexes serve it: tested with a million runs (``just bench``)."""
-    query = (
-        "SELECT r.*, v.version FROM runs r"
-        " JOIN workflow_versions v ON v.id = r.workflow_version_id WHERE r.tenant_id = %s"
-    )
-    params: list[Any] = [tenant_id]
+    # Built here, from the named fragment: only the filters given go in the WHERE, so
+    # PostgreSQL plans each combination for the index that serves it; one fixed
+    # statement with "%(x)s IS NULL OR ..." per filter would get a generic plan that
+    # scans.
+    query = _RUNS_PAGE
+    params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
     if workflow:
-        cur = await conn.execute(
-            "SELECT id FROM workflows WHERE tenant_id = %s AND name = %s", (tenant_id, workflow)
-        )
+        cur = await conn.execute(_WORKFLOW_ID, {"tenant_id": tenant_id, "name": workflow})
         found = await cur.fetchone()
         if found is None:
             return []  # no such workflow: no runs of it (as for a name with no runs yet)
-        query += " AND r.workflow_id = %s"
-        params.append(found[0])
+        query += " AND r.workflow_id = %(workflow_id)s"
+        params["workflow_id"] = found[0]
     if status:
         if status not in RunStatus.__members__:
             raise BadRequestError(
                 f"unknown status {status!r}: use one of {', '.join(RunStatus.__members__)}"
             )
-        query += " AND r.status = %s"
-        params.append(status)
+        query += " AND r.status = %(status)s"
+        params["status"] = status
     if metadata:
-        query += " AND r.metadata @> %s"
-        params.append(Jsonb(metadata))
+        query += " AND r.metadata @> %(metadata)s"
+        params["metadata"] = Jsonb(metadata)
     if since is not None:
-        query += " AND r.created_at >= %s"
-        params.append(since)
+        query += " AND r.created_at >= %(since)s"
+        params["since"] = since
     if until is not None:
-        query += " AND r.created_at < %s"
-        params.append(until)
+        query += " AND r.created_at < %(until)s"
+        params["until"] = until
     if cursor:
-        query += " AND (r.created_at, r.id) < (%s, %s)"
-        params.extend(cursor)
-    query += " ORDER BY r.created_at DESC, r.id DESC LIMIT %s"
-    params.append(limit)
+        query += " AND (r.created_at, r.id) < (%(after_at)s, %(after_id)s)"
+        params["after_at"], params["after_id"] = cursor
+    query += " ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s"
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         return [_run_summary(r) for r in await cur.fetchall()]
@@ -350,16 +351,18 @@ async def task_logs(
 ) -> list[dict[str, Any]]:
     """A run's log lines (optionally one task's) with event ids above ``after``."""
     check_run_id(run_id)
-    cur = await conn.execute(
-        "SELECT 1 FROM runs WHERE id = %s AND tenant_id = %s", (run_id, tenant_id)
-    )
+    cur = await conn.execute(_EXISTS, {"run_id": run_id, "tenant_id": tenant_id})
     if await cur.fetchone() is None:
         raise UnknownRunError(f"run {run_id!r} not found")
     cur = await conn.execute(
-        "SELECT id, task, attempt, data->>'message', extract(epoch FROM created_at) FROM events"
-        " WHERE run_id = %s AND type = %s AND (%s::text IS NULL OR task = %s) AND id > %s"
-        " ORDER BY seq LIMIT %s",
-        (run_id, events.TASK_LOG, task, task, after, limit),
+        _LOG_LINES,
+        {
+            "run_id": run_id,
+            "type": events.TASK_LOG,
+            "task": task,
+            "after": after,
+            "limit": limit,
+        },
     )
     return [
         {"id": r[0], "task": r[1], "attempt": r[2], "message": r[3], "at": float(r[4])}
@@ -370,18 +373,11 @@ async def task_logs(
 async def run_trace(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     """A run's stored spans, in start order, with the run's trace id and status."""
     check_run_id(run_id)
-    cur = await conn.execute(
-        "SELECT status, trace->>'traceparent' FROM runs WHERE id = %s AND tenant_id = %s",
-        (run_id, tenant_id),
-    )
+    cur = await conn.execute(_TRACE_CONTEXT, {"run_id": run_id, "tenant_id": tenant_id})
     row = await cur.fetchone()
     if row is None:
         raise UnknownRunError(f"run {run_id!r} not found")
-    cur = await conn.execute(
-        f"SELECT {spans.SPAN_COLUMNS} FROM spans WHERE run_id = %s"
-        " ORDER BY started_at, ended_at DESC",
-        (run_id,),
-    )
+    cur = await conn.execute(spans.RUN_SPANS_WATERFALL, {"run_id": run_id})
     records = [spans.from_row(r) for r in await cur.fetchall()]
     traceparent = row[1] or ""
     trace_id = traceparent.split("-")[1] if traceparent.count("-") == 3 else None
@@ -396,10 +392,7 @@ async def run_trace(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
 async def cancelled_attempts(conn: Conn, tenant_id: str, since: float) -> list[str]:
     """Task runs with an attempt cancelled since ``since`` (unix seconds), newest first."""
     cur = await conn.execute(
-        "SELECT a.task_run_id FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id"
-        " JOIN runs r ON r.id = t.run_id"
-        " WHERE a.status = %s AND a.finished_at >= to_timestamp(%s) AND r.tenant_id = %s"
-        " ORDER BY a.finished_at DESC LIMIT 100000",
-        (TaskStatus.CANCELLED, since, tenant_id),
+        _CANCELLED_SINCE,
+        {"cancelled": TaskStatus.CANCELLED, "since": since, "tenant_id": tenant_id},
     )
     return [str(row[0]) for row in await cur.fetchall()]

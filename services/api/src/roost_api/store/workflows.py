@@ -11,11 +11,21 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from roost_api.statements import SQL
 from roost_api.store.common import Conn, iso
 from roost_core.errors import (
     UnknownWorkflowError,
 )
 from roost_core.wire import WorkflowDefinition
+
+_UPSERT_WORKFLOW = SQL.upsert_workflow
+_REGISTER_VERSION = SQL.register_version
+_VERSION = SQL.workflow_version
+_NEWEST_VERSION = SQL.newest_workflow_version
+_EVENT_TRIGGERED = SQL.event_triggered_workflows
+_WITH_CURRENT_VERSION = SQL.workflows_with_current_version
+_WORKFLOW_ID = SQL.workflow_id
+_RUN_STATS = SQL.workflow_run_stats
 
 
 @dataclass(frozen=True)
@@ -32,20 +42,19 @@ async def register_workflow(
     """Upsert the workflow and its version; return it and whether the version is new."""
     version = definition.version_hash()
     cur = await conn.execute(
-        "INSERT INTO workflows (id, tenant_id, name) VALUES (%s, %s, %s)"
-        " ON CONFLICT (tenant_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-        (uuid.uuid4(), tenant_id, definition.name),
+        _UPSERT_WORKFLOW, {"id": uuid.uuid4(), "tenant_id": tenant_id, "name": definition.name}
     )
     row = await cur.fetchone()
     assert row is not None
     workflow_id = row[0]
-    # Registering makes the version current, even an older one again (a rollback).
-    # xmax = 0 only on a freshly inserted row: it tells a new version from a known one.
     cur = await conn.execute(
-        "INSERT INTO workflow_versions (id, workflow_id, version, definition)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (workflow_id, version)"
-        " DO UPDATE SET registered_at = clock_timestamp() RETURNING id, (xmax = 0)",
-        (uuid.uuid4(), workflow_id, version, Jsonb(definition.model_dump(mode="json"))),
+        _REGISTER_VERSION,
+        {
+            "id": uuid.uuid4(),
+            "workflow_id": workflow_id,
+            "version": version,
+            "definition": Jsonb(definition.model_dump(mode="json")),
+        },
     )
     row = await cur.fetchone()
     assert row is not None
@@ -56,17 +65,10 @@ async def find_version(
     conn: Conn, tenant_id: str, name: str, version: str | None
 ) -> WorkflowVersion:
     """The given version of a workflow, or its newest; raise if it is unknown."""
-    query = (
-        "SELECT w.id, v.id, v.version, v.definition FROM workflows w"
-        " JOIN workflow_versions v ON v.workflow_id = w.id"
-        " WHERE w.tenant_id = %s AND w.name = %s"
+    cur = await conn.execute(
+        _VERSION if version else _NEWEST_VERSION,
+        {"tenant_id": tenant_id, "name": name, "version": version},
     )
-    params: list[Any] = [tenant_id, name]
-    if version:
-        query += " AND v.version = %s"
-        params.append(version)
-    query += " ORDER BY v.registered_at DESC LIMIT 1"
-    cur = await conn.execute(query, params)
     row = await cur.fetchone()
     if row is None:
         if version:
@@ -128,15 +130,7 @@ async def triggered_versions(conn: Conn, tenant_id: str) -> list[WorkflowVersion
     """The newest version of every workflow of the tenant whose definition subscribes
     to events (non-empty ``on_events``), by workflow name. An older version's patterns
     do not count: only what the workflow's newest version says."""
-    cur = await conn.execute(
-        "SELECT w.id, v.id, v.version, v.definition FROM workflows w"
-        " CROSS JOIN LATERAL (SELECT x.id, x.version, x.definition FROM workflow_versions x"
-        "   WHERE x.workflow_id = w.id ORDER BY x.registered_at DESC LIMIT 1) v"
-        " WHERE w.tenant_id = %s"
-        "   AND jsonb_array_length(coalesce(v.definition->'on_events', '[]'::jsonb)) > 0"
-        " ORDER BY w.name",
-        (tenant_id,),
-    )
+    cur = await conn.execute(_EVENT_TRIGGERED, {"tenant_id": tenant_id})
     return [
         WorkflowVersion(str(r[0]), str(r[1]), r[2], WorkflowDefinition.model_validate(r[3]))
         for r in await cur.fetchall()
@@ -145,13 +139,7 @@ async def triggered_versions(conn: Conn, tenant_id: str) -> list[WorkflowVersion
 
 async def list_workflows(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT DISTINCT ON (w.id) w.name, v.version, v.definition, v.registered_at,"
-            " (SELECT count(*) FROM workflow_versions x WHERE x.workflow_id = w.id) AS versions"
-            " FROM workflows w JOIN workflow_versions v ON v.workflow_id = w.id"
-            " WHERE w.tenant_id = %s ORDER BY w.id, v.registered_at DESC",
-            (tenant_id,),
-        )
+        await cur.execute(_WITH_CURRENT_VERSION, {"tenant_id": tenant_id})
         rows = await cur.fetchall()
     return sorted(
         (
@@ -173,24 +161,11 @@ async def workflow_stats(conn: Conn, tenant_id: str, name: str, hours: float) ->
     """A workflow's runs created in the last ``hours``: counts by outcome, the success
     rate of those that ended, and the p50/p95 of their durations (created to finished).
     Reads the workflow's runs through its (workflow_id, created_at) index."""
-    cur = await conn.execute(
-        "SELECT id FROM workflows WHERE tenant_id = %s AND name = %s", (tenant_id, name)
-    )
+    cur = await conn.execute(_WORKFLOW_ID, {"tenant_id": tenant_id, "name": name})
     found = await cur.fetchone()
     if found is None:
         raise UnknownWorkflowError(f"workflow {name!r} not found: no worker registered it")
-    cur = await conn.execute(
-        "SELECT count(*),"
-        " count(*) FILTER (WHERE status = 'SUCCEEDED'),"
-        " count(*) FILTER (WHERE status = 'FAILED'),"
-        " count(*) FILTER (WHERE status = 'CANCELLED'),"
-        " percentile_cont(0.5) WITHIN GROUP (ORDER BY"
-        "   extract(epoch FROM finished_at - created_at)) FILTER (WHERE finished_at IS NOT NULL),"
-        " percentile_cont(0.95) WITHIN GROUP (ORDER BY"
-        "   extract(epoch FROM finished_at - created_at)) FILTER (WHERE finished_at IS NOT NULL)"
-        " FROM runs WHERE workflow_id = %s AND created_at >= now() - make_interval(secs => %s)",
-        (found[0], hours * 3600.0),
-    )
+    cur = await conn.execute(_RUN_STATS, {"workflow_id": found[0], "seconds": hours * 3600.0})
     row = await cur.fetchone()
     total, succeeded, failed, cancelled, p50, p95 = row if row else (0, 0, 0, 0, None, None)
     ended = succeeded + failed + cancelled

@@ -17,10 +17,15 @@ nothing.
 * ``trigger``, ``concurrency``: new runs, and what a workflow's concurrency strategy
   cancels to make room for them;
 * ``control``: cancelling a run, replaying an ended one;
+* ``admit``, ``choose``: the ratelimiter's admission pass, and its pure choice of whom
+  to admit;
 * ``record``, ``batch``, ``trace``: the end of every transaction (events, admission,
   outbox, the run-final NOTIFY, decision spans);
 * ``plan``: transitions written once for blocking and async connections alike.
 
+Their SQL is in ``roost_core/sql/queries/*.sql``, a named statement each, with named
+parameters (``roost_core.queries``).
+
 The scheduler calls the transitions of worker reports and timers; the api those of
-trigger, cancel and replay.
+trigger, cancel and replay; the ratelimiter the admission pass.
 """

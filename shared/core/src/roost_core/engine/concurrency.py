@@ -21,8 +21,12 @@ from roost_core.admission import group_key
 from roost_core.engine.plan import Plan, Statement
 from roost_core.errors import InvalidInputError
 from roost_core.expressions import evaluate_key
+from roost_core.queries import SQL
 from roost_core.statuses import RunStatus
 from roost_core.wire import WorkflowDefinition
+
+_LOCK_GROUP = SQL.lock_concurrency_group
+_ACTIVE_IN_GROUPS = SQL.active_group_runs
 
 
 @dataclass
@@ -67,14 +71,17 @@ def strategy(
         return result
     wanted = sorted({k for k, n in zip(keys, new, strict=True) if k is not None and n})
     for key in wanted:  # in key order: two triggers never wait on each other's locks
-        yield Statement("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        yield Statement(_LOCK_GROUP, {"key": key})
     active: dict[str, list[str]] = {}
     if wanted:
         rows = yield Statement(
-            "SELECT concurrency_key, id FROM runs WHERE workflow_id = %s"
-            " AND concurrency_key = ANY(%s) AND status = ANY(%s) AND id <> ALL(%s::uuid[])"
-            " ORDER BY created_at, id",
-            (workflow_id, wanted, [RunStatus.QUEUED, RunStatus.RUNNING], exclude),
+            _ACTIVE_IN_GROUPS,
+            {
+                "workflow_id": workflow_id,
+                "keys": wanted,
+                "statuses": [RunStatus.QUEUED, RunStatus.RUNNING],
+                "exclude": exclude,
+            },
         )
         for found_key, run_id in rows:
             active.setdefault(found_key, []).append(str(run_id))

@@ -15,9 +15,19 @@ from roost_core.engine import record
 from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.ready import set_deadlines
 from roost_core.errors import ConflictError, UnknownRunError
+from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import TASK_CANCEL, Topology
 from roost_core.wire import CancelTasks, WorkflowDefinition
+
+_LOCK_RUN = SQL.lock_run
+_CANCEL_TASKS = SQL.cancel_tasks
+_RECORD_CANCELLED = SQL.record_cancelled_attempts
+_CANCEL_RUN = SQL.cancel_run
+_DELETE_TASK_RUN = SQL.delete_task_run
+_TASK_RESULTS = SQL.task_results
+_RESET_TASKS = SQL.reset_tasks
+_RESTART_RUN = SQL.restart_run
 
 
 @dataclass(frozen=True)
@@ -48,13 +58,7 @@ def check_run_id(run_id: str) -> None:
 def lock_run(tenant_id: str, run_id: str) -> Plan[LockedRun]:
     """Lock one of the tenant's runs (``FOR UPDATE``); raise if it does not exist."""
     check_run_id(run_id)
-    rows = yield Statement(
-        "SELECT r.id::text, r.status, r.input, r.workflow_name, r.tenant_id::text,"
-        " r.concurrency_key, r.trace, v.definition FROM runs r"
-        " JOIN workflow_versions v ON v.id = r.workflow_version_id"
-        " WHERE r.id = %s AND r.tenant_id = %s FOR UPDATE OF r",
-        (run_id, tenant_id),
-    )
+    rows = yield Statement(_LOCK_RUN, {"run_id": run_id, "tenant_id": tenant_id})
     if not rows:
         raise UnknownRunError(f"run {run_id!r} not found")
     r = rows[0]
@@ -75,48 +79,36 @@ def cancel_run(
         return False, []
     error = {"type": "Cancelled", "message": reason or f"run {run_id} was cancelled"}
     ended = yield Statement(
-        "UPDATE task_runs SET status = %s, error = %s, finished_at = now(),"
-        " dispatch_at = NULL, deadline_at = NULL"
-        " WHERE run_id = %s AND status = ANY(%s)"
-        " RETURNING id, attempt, status, worker_id, queued_at, started_at, task_name",
-        (
-            TaskStatus.CANCELLED,
-            Jsonb(error),
-            run_id,
-            [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING],
-        ),
+        _CANCEL_TASKS,
+        {
+            "cancelled": TaskStatus.CANCELLED,
+            "error": Jsonb(error),
+            "run_id": run_id,
+            "statuses": [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING],
+        },
     )
     stopped = [r for r in ended if r[1] > 0]
     if stopped:
-        # The attempts that were on a queue or a worker end CANCELLED in the record too.
         yield Statement(
-            "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error,"
-            " queued_at, started_at, finished_at)"
-            " SELECT v.id, v.a, %s, v.w, %s, v.q, v.s, now()"
-            " FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::timestamptz[],"
-            "   %s::timestamptz[]) AS v(id, a, w, q, s) ON CONFLICT DO NOTHING",
-            (
-                TaskStatus.CANCELLED,
-                Jsonb(error),
-                [r[0] for r in stopped],
-                [r[1] for r in stopped],
-                [r[3] for r in stopped],
-                [r[4] for r in stopped],
-                [r[5] for r in stopped],
-            ),
+            _RECORD_CANCELLED,
+            {
+                "cancelled": TaskStatus.CANCELLED,
+                "error": Jsonb(error),
+                "task_run_ids": [r[0] for r in stopped],
+                "attempts": [r[1] for r in stopped],
+                "worker_ids": [r[3] for r in stopped],
+                "queued_at": [r[4] for r in stopped],
+                "started_at": [r[5] for r in stopped],
+            },
         )
     yield Statement(
-        "UPDATE runs SET status = %s, finished_at = now(), remaining_tasks = 0,"
-        " error = %s, output = (SELECT jsonb_object_agg(task_name, output) FROM task_runs"
-        "   WHERE run_id = %s AND status = %s)"
-        " WHERE id = %s",
-        (
-            RunStatus.CANCELLED,
-            Jsonb({"message": reason or f"run {run_id} was cancelled"}),
-            run_id,
-            TaskStatus.SUCCEEDED,
-            run_id,
-        ),
+        _CANCEL_RUN,
+        {
+            "cancelled": RunStatus.CANCELLED,
+            "error": Jsonb({"message": reason or f"run {run_id} was cancelled"}),
+            "run_id": run_id,
+            "succeeded": TaskStatus.SUCCEEDED,
+        },
     )
     yield from record.notify_final([run_id])
     run_events = [
@@ -155,14 +147,8 @@ def replay_run(topology: Topology, tenant_id: str, run_id: str) -> Plan[list[out
         )
     definition = run.definition
     if definition.on_failure is not None:
-        # The failure handler runs again only if the replay fails too.
-        yield Statement(
-            "DELETE FROM task_runs WHERE run_id = %s AND task_name = %s",
-            (run_id, definition.on_failure.name),
-        )
-    rows = yield Statement(
-        "SELECT task_name, status, output FROM task_runs WHERE run_id = %s", (run_id,)
-    )
+        yield Statement(_DELETE_TASK_RUN, {"run_id": run_id, "task": definition.on_failure.name})
+    rows = yield Statement(_TASK_RESULTS, {"run_id": run_id})
     tasks = {name: (st, out) for name, st, out in rows}
     again = {n for n, (st, _) in tasks.items() if st != TaskStatus.SUCCEEDED}
     again |= dag.descendants(definition, again)
@@ -175,16 +161,14 @@ def replay_run(topology: Topology, tenant_id: str, run_id: str) -> Plan[list[out
         if t.name in again
     }
     reset = yield Statement(
-        "UPDATE task_runs t SET status = CASE WHEN v.pending = 0 THEN %s ELSE %s END,"
-        " pending_parents = v.pending, output = NULL, error = NULL, worker_id = NULL,"
-        " started_at = NULL, finished_at = NULL, dispatch_at = NULL, deadline_at = NULL,"
-        " retry_base = t.attempt,"  # a replayed task has its whole retry budget again
-        " attempt = CASE WHEN v.pending = 0 THEN t.attempt + 1 ELSE t.attempt END,"
-        " queued_at = CASE WHEN v.pending = 0 THEN now() END"
-        " FROM unnest(%s::text[], %s::int[]) AS v(name, pending)"
-        " WHERE t.run_id = %s AND t.task_name = v.name"
-        " RETURNING t.id, t.task_name, t.attempt, v.pending",
-        (TaskStatus.QUEUED, TaskStatus.PENDING, list(pending), list(pending.values()), run_id),
+        _RESET_TASKS,
+        {
+            "queued": TaskStatus.QUEUED,
+            "pending": TaskStatus.PENDING,
+            "tasks": list(pending),
+            "pending_parents": list(pending.values()),
+            "run_id": run_id,
+        },
     )
     messages: list[outbox.OutboxMessage] = []
     deadlines: list[tuple[str, float]] = []
@@ -211,9 +195,7 @@ def replay_run(topology: Topology, tenant_id: str, run_id: str) -> Plan[list[out
             deadlines.append((str(task_run_id), deadline))
     yield from set_deadlines(deadlines)
     yield Statement(
-        "UPDATE runs SET status = %s, remaining_tasks = %s, finished_at = NULL, error = NULL,"
-        " output = NULL WHERE id = %s",
-        (RunStatus.RUNNING, len(reset), run_id),
+        _RESTART_RUN, {"running": RunStatus.RUNNING, "remaining": len(reset), "run_id": run_id}
     )
     if definition.concurrency is not None and run.concurrency_key:
         # A replayed run takes a place in its group again, like a new one.

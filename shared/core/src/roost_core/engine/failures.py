@@ -13,8 +13,15 @@ from roost_core.engine.decisions import WORKER_LOST
 from roost_core.engine.ready import fire_dispatches
 from roost_core.engine.reports_started import started_data
 from roost_core.engine.state import ACTIVE, Conn, Definitions, RunState
+from roost_core.queries import SQL
 from roost_core.statuses import TaskStatus
 from roost_core.topology import Topology
+
+_END_ATTEMPT = SQL.end_failed_attempt
+_RECORD_ATTEMPT = SQL.record_failed_attempt
+_COUNT_FAILURES = SQL.count_failures
+_RETRY = SQL.schedule_retry
+_CANCEL_DESCENDANTS = SQL.cancel_descendants
 
 
 def fail_attempt(
@@ -42,13 +49,17 @@ def fail_attempt(
     Returns False when the attempt was not the current active one."""
     status = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
     row = conn.execute(
-        "UPDATE task_runs SET status = %s, error = %s, worker_id = coalesce(%s, worker_id),"
-        " started_at = coalesce(to_timestamp(%s), started_at),"
-        " finished_at = coalesce(to_timestamp(%s), now()), deadline_at = NULL"
-        " WHERE id = %s AND attempt = %s AND status = ANY(%s) AND dispatch_at IS NULL"
-        " RETURNING queued_at, started_at, finished_at, worker_id,"
-        "   (SELECT o.status FROM task_runs o WHERE o.id = task_runs.id)",
-        (status, Jsonb(error), worker_id, started_at, finished_at, task_run_id, attempt, ACTIVE),
+        _END_ATTEMPT,
+        {
+            "status": status,
+            "error": Jsonb(error),
+            "worker_id": worker_id,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "task_run_id": task_run_id,
+            "attempt": attempt,
+            "statuses": ACTIVE,
+        },
     ).fetchone()
     if row is None:
         return False
@@ -65,17 +76,20 @@ def fail_attempt(
             started_at,
         )
     conn.execute(
-        "INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error, queued_at,"
-        " started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT DO NOTHING",
-        (task_run_id, attempt, status, row[3], Jsonb(error), row[0], row[1], row[2]),
+        _RECORD_ATTEMPT,
+        {
+            "task_run_id": task_run_id,
+            "attempt": attempt,
+            "status": status,
+            "worker_id": row[3],
+            "error": Jsonb(error),
+            "queued_at": row[0],
+            "started_at": row[1],
+            "finished_at": row[2],
+        },
     )
     row = conn.execute(
-        "SELECT count(*) FILTER (WHERE a.error->>'type' IS DISTINCT FROM %s),"
-        " count(*) FILTER (WHERE a.error->>'type' = %s)"
-        " FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id"
-        " WHERE a.task_run_id = %s AND a.attempt > t.retry_base",
-        (WORKER_LOST, WORKER_LOST, task_run_id),
+        _COUNT_FAILURES, {"worker_lost": WORKER_LOST, "task_run_id": task_run_id}
     ).fetchone()
     failures, losses = (row[0], row[1]) if row else (1, 0)
     retry = decisions.after_failure(
@@ -93,10 +107,13 @@ def fail_attempt(
         # scheduler restarted meanwhile still sends it on time. The last error stays
         # visible on the task until then.
         conn.execute(
-            "UPDATE task_runs SET status = %s, attempt = %s, output = NULL, worker_id = NULL,"
-            " started_at = NULL, finished_at = NULL, queued_at = NULL,"
-            " dispatch_at = now() + make_interval(secs => %s) WHERE id = %s",
-            (TaskStatus.QUEUED, attempt + 1, delay, task_run_id),
+            _RETRY,
+            {
+                "queued": TaskStatus.QUEUED,
+                "attempt": attempt + 1,
+                "delay": delay,
+                "task_run_id": task_run_id,
+            },
         )
         if delay <= 0:
             fire_dispatches(conn, topology, definitions, {run.id: run}, out, [task_run_id])
@@ -110,9 +127,14 @@ def fail_attempt(
     if doomed:
         upstream = {"type": "UpstreamFailed", "message": f"not run: upstream task {task!r} failed"}
         cancelled = conn.execute(
-            "UPDATE task_runs SET status = %s, error = %s, finished_at = now()"
-            " WHERE run_id = %s AND task_name = ANY(%s) AND status = %s RETURNING task_name",
-            (TaskStatus.CANCELLED, Jsonb(upstream), run.id, sorted(doomed), TaskStatus.PENDING),
+            _CANCEL_DESCENDANTS,
+            {
+                "cancelled": TaskStatus.CANCELLED,
+                "error": Jsonb(upstream),
+                "run_id": run.id,
+                "tasks": sorted(doomed),
+                "pending": TaskStatus.PENDING,
+            },
         ).fetchall()
         run.settled += len(cancelled)
         for (name,) in sorted(cancelled):

@@ -10,7 +10,7 @@ on a blocking cursor, :func:`run_async` on an async one; plans compose with
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -56,3 +56,13 @@ async def run_async(cur: psycopg.AsyncCursor[Any], plan: Plan[T]) -> T:
     except StopIteration as done:
         result: T = done.value
         return result
+
+
+def columns(names: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """``rows`` as named parameters, a list per column, for statements that take many rows
+    at once (``unnest(%(ids)s::uuid[], %(attempts)s::int[])``)."""
+    lists: list[list[Any]] = [[] for _ in names]
+    for row in rows:
+        for values, value in zip(lists, row, strict=True):
+            values.append(value)
+    return dict(zip(names, lists, strict=True))

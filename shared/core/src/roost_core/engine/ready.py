@@ -10,7 +10,14 @@ from roost_core import dispatch, events, outbox
 from roost_core.engine import decisions, plan
 from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.state import Conn, Definitions, RunState
+from roost_core.queries import SQL
 from roost_core.topology import Topology
+
+_PARENT_OUTPUTS = SQL.parent_outputs
+_TASK_ERRORS = SQL.failed_task_errors
+_SET_DEADLINES = SQL.set_schedule_deadlines
+_FIRE_OF_TASKS = SQL.fire_due_retries_of_tasks
+_FIRE_OF_RUNS = SQL.fire_due_retries_of_runs
 
 
 def dispatch_ready(
@@ -37,10 +44,7 @@ def dispatch_ready(
     missing = sorted(wanted - outputs.keys())
     if missing:  # parents that finished in an earlier batch
         for run_id, task_name, output in conn.execute(
-            "SELECT t.run_id, t.task_name, t.output FROM task_runs t"
-            " JOIN unnest(%s::uuid[], %s::text[]) AS m(run_id, task)"
-            "   ON t.run_id = m.run_id AND t.task_name = m.task",
-            ([m[0] for m in missing], [m[1] for m in missing]),
+            _PARENT_OUTPUTS, plan.columns(("run_ids", "tasks"), missing)
         ):
             outputs[(str(run_id), task_name)] = output
     deadlines: list[tuple[str, float]] = []
@@ -76,9 +80,12 @@ def dispatch_ready(
 def _task_errors(conn: Conn, run_id: str, handler: str) -> dict[str, Any]:
     """The errors of a run's failed tasks, by task, as its failure handler gets them."""
     rows = conn.execute(
-        "SELECT task_name, error FROM task_runs WHERE run_id = %s AND status = ANY(%s)"
-        " AND task_name <> %s",
-        (run_id, [s.value for s in decisions.FAILURES], handler),
+        _TASK_ERRORS,
+        {
+            "run_id": run_id,
+            "failures": [s.value for s in decisions.FAILURES],
+            "handler": handler,
+        },
     ).fetchall()
     return {name: error or {} for name, error in sorted(rows)}
 
@@ -86,11 +93,7 @@ def _task_errors(conn: Conn, run_id: str, handler: str) -> dict[str, Any]:
 def set_deadlines(deadlines: list[tuple[str, float]]) -> Plan[None]:
     """Give QUEUED attempts (task run id, unix time) their schedule deadlines."""
     if deadlines:
-        yield Statement(
-            "UPDATE task_runs t SET deadline_at = to_timestamp(v.d)"
-            " FROM unnest(%s::uuid[], %s::float8[]) AS v(id, d) WHERE t.id = v.id",
-            ([d[0] for d in deadlines], [d[1] for d in deadlines]),
-        )
+        yield Statement(_SET_DEADLINES, plan.columns(("task_run_ids", "deadlines"), deadlines))
 
 
 def fire_dispatches(
@@ -103,19 +106,9 @@ def fire_dispatches(
 ) -> int:
     """Send the retries whose backoff is over (of ``runs``, or just ``task_run_ids``)."""
     if task_run_ids is not None:
-        rows = conn.execute(
-            "UPDATE task_runs SET dispatch_at = NULL, queued_at = now()"
-            " WHERE id = ANY(%s::uuid[]) AND dispatch_at <= now()"
-            " RETURNING id, run_id, task_name, attempt",
-            (task_run_ids,),
-        ).fetchall()
+        rows = conn.execute(_FIRE_OF_TASKS, {"task_run_ids": task_run_ids}).fetchall()
     else:
-        rows = conn.execute(
-            "UPDATE task_runs SET dispatch_at = NULL, queued_at = now()"
-            " WHERE run_id = ANY(%s::uuid[]) AND dispatch_at <= now()"
-            " RETURNING id, run_id, task_name, attempt",
-            ([r.id for r in runs.values()],),
-        ).fetchall()
+        rows = conn.execute(_FIRE_OF_RUNS, {"run_ids": [r.id for r in runs.values()]}).fetchall()
     ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
     if ready:
         dispatch_ready(conn, topology, definitions, runs, ready, out)

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from roost_core import admission, events, outbox
 from roost_core.engine.plan import Plan, Statement
+from roost_core.queries import SQL
 from roost_core.topology import Topology
 
 # NOTIFY channel of runs that reached a final state, payload the run id: delivered at
 # commit, it wakes the api's long-polling readers of those runs (roost_api.waiters).
 RUN_FINAL_CHANNEL = "roost_run_final"
+_NOTIFY = SQL.notify_run_final
 
 
 @dataclass(frozen=True)
@@ -47,5 +49,4 @@ def write(
 def notify_final(run_ids: list[str]) -> Plan[None]:
     """Tell the api's waiters, at commit, that these runs have ended."""
     if run_ids:
-        yield Statement("SELECT pg_notify(%s, id) FROM unnest(%s::text[]) AS id",
-                        (RUN_FINAL_CHANNEL, run_ids))  # fmt: skip
+        yield Statement(_NOTIFY, {"channel": RUN_FINAL_CHANNEL, "run_ids": run_ids})

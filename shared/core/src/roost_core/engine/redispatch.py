@@ -11,8 +11,12 @@ from roost_core.engine.batch import close_batch
 from roost_core.engine.ready import dispatch_ready
 from roost_core.engine.state import BatchOutcome, Conn, Definitions, lock_runs
 from roost_core.events import TASK_REDISPATCHED
+from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
+
+_RUNS_OF = SQL.runs_of_task_runs
+_REQUEUE = SQL.requeue_lost_attempts
 
 
 class Lost(Protocol):
@@ -33,26 +37,19 @@ def redispatch(
     ``task.redispatched`` event, and its grace starts again."""
     if not lost:
         return BatchOutcome([], [], 0, 0)
-    run_ids = conn.execute(
-        "SELECT DISTINCT run_id::text FROM task_runs WHERE id = ANY(%s::uuid[])",
-        ([c.task_run_id for c in lost],),
-    ).fetchall()
+    run_ids = conn.execute(_RUNS_OF, {"task_run_ids": [c.task_run_id for c in lost]}).fetchall()
     runs = lock_runs(conn, sorted(r[0] for r in run_ids))
     live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
     if not live:
         return BatchOutcome([], [], 0, 0)
     rows = conn.execute(
-        "UPDATE task_runs t SET queued_at = now()"
-        " FROM unnest(%s::uuid[], %s::int[]) AS v(id, attempt)"
-        " WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = %s"
-        "   AND t.dispatch_at IS NULL AND t.run_id = ANY(%s::uuid[])"
-        " RETURNING t.id, t.run_id, t.task_name, t.attempt",
-        (
-            [c.task_run_id for c in lost],
-            [c.attempt for c in lost],
-            TaskStatus.QUEUED,
-            list(live),
-        ),
+        _REQUEUE,
+        {
+            "task_run_ids": [c.task_run_id for c in lost],
+            "attempts": [c.attempt for c in lost],
+            "queued": TaskStatus.QUEUED,
+            "run_ids": list(live),
+        },
     ).fetchall()
     ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
     out: list[outbox.OutboxMessage] = []

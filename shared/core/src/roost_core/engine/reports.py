@@ -28,9 +28,14 @@ from roost_core.engine.state import (
     lock_runs,
     mark_runs_running,
 )
+from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import TaskEmitted, TaskFailed, TaskReport, TaskStarted, TaskSucceeded
+
+# The hot path's statements (see their comments in sql/queries/reports.sql).
+_SUCCEED = SQL.succeed_attempts
+_RELEASE_CHILDREN = SQL.release_children
 
 
 def apply_reports(
@@ -142,32 +147,18 @@ def _apply_succeeded(
     a task_attempts row."""
     if not reports:
         return 0
-    # Keep this statement's WHERE to the guard it needs (id, attempt, status): one more
-    # predicate ("dispatch_at IS NULL", redundant since a pending retry already has a
-    # new attempt number) made PostgreSQL plan it badly on tables without statistics
-    # and cost four times the CPU per run under bulk load.
     done = conn.execute(
-        "UPDATE task_runs t SET status = %s, output = v.o::jsonb, worker_id = v.w,"
-        " started_at = to_timestamp(v.s), finished_at = to_timestamp(v.f),"
-        " deadline_at = NULL, error = NULL"
-        " FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::text[], %s::float8[],"
-        "   %s::float8[]) AS v(id, a, o, w, s, f)"
-        " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
-        # The sub-select sees the row as it was before this statement: was it started?
-        " RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id, t.id,"
-        "   extract(epoch FROM t.started_at), extract(epoch FROM t.finished_at),"
-        "   (SELECT o.status FROM task_runs o WHERE o.id = t.id),"
-        "   extract(epoch FROM t.queued_at)",
-        (
-            TaskStatus.SUCCEEDED,
-            [r.task_run_id for r in reports],
-            [r.attempt for r in reports],
-            [json.dumps(r.output) for r in reports],
-            [r.worker_id for r in reports],
-            [r.started_at for r in reports],
-            [r.finished_at for r in reports],
-            ACTIVE,
-        ),
+        _SUCCEED,
+        {
+            "succeeded": TaskStatus.SUCCEEDED,
+            "task_run_ids": [r.task_run_id for r in reports],
+            "attempts": [r.attempt for r in reports],
+            "outputs": [json.dumps(r.output) for r in reports],
+            "worker_ids": [r.worker_id for r in reports],
+            "started_at": [r.started_at for r in reports],
+            "finished_at": [r.finished_at for r in reports],
+            "statuses": ACTIVE,
+        },
     ).fetchall()
     if not done:
         return 0
@@ -205,24 +196,14 @@ def _apply_succeeded(
             float(finished),
         )
 
-    # Children of the finished tasks: one less pending parent each; at zero, queued.
     children = conn.execute(
-        "UPDATE task_runs c SET pending_parents = c.pending_parents - d.n,"
-        " status = CASE WHEN c.pending_parents = d.n THEN %s ELSE c.status END,"
-        " attempt = CASE WHEN c.pending_parents = d.n THEN c.attempt + 1 ELSE c.attempt END,"
-        " queued_at = CASE WHEN c.pending_parents = d.n THEN now() ELSE c.queued_at END"
-        " FROM (SELECT k.id, count(*)::int AS n FROM task_runs k"
-        "       JOIN unnest(%s::uuid[], %s::text[]) AS f(run_id, task)"
-        "         ON k.run_id = f.run_id AND f.task = ANY(k.parents)"
-        "       WHERE k.status = %s GROUP BY k.id) AS d"
-        " WHERE c.id = d.id AND c.pending_parents >= d.n"
-        " RETURNING c.id, c.run_id, c.task_name, c.pending_parents, c.attempt",
-        (
-            TaskStatus.QUEUED,
-            [k[0] for k in outputs],
-            [k[1] for k in outputs],
-            TaskStatus.PENDING,
-        ),
+        _RELEASE_CHILDREN,
+        {
+            "queued": TaskStatus.QUEUED,
+            "run_ids": [k[0] for k in outputs],
+            "tasks": [k[1] for k in outputs],
+            "pending": TaskStatus.PENDING,
+        },
     ).fetchall()
     ready = [(str(row[0]), str(row[1]), row[2], row[4]) for row in children if row[3] == 0]
     if ready:

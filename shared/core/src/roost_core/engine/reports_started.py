@@ -6,8 +6,11 @@ from typing import Any
 
 from roost_core import events
 from roost_core.engine.state import EXECUTION_GRACE_SECONDS, Conn, Definitions, RunState
+from roost_core.queries import SQL
 from roost_core.statuses import TaskStatus
 from roost_core.wire import TaskStarted
+
+_START = SQL.start_attempts
 
 
 def apply_started(
@@ -28,23 +31,17 @@ def apply_started(
         for r in reports
     ]
     cur = conn.execute(
-        "UPDATE task_runs t SET status = %s, started_at = to_timestamp(v.at), worker_id = v.w,"
-        " deadline_at = to_timestamp(v.at + v.timeout + %s)"
-        " FROM unnest(%s::uuid[], %s::int[], %s::float8[], %s::text[], %s::float8[])"
-        "   AS v(id, a, at, w, timeout)"
-        " WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%s)"
-        " RETURNING t.run_id, t.task_name, t.attempt, t.worker_id,"
-        "   extract(epoch FROM t.started_at), extract(epoch FROM t.queued_at)",
-        (
-            TaskStatus.RUNNING,
-            EXECUTION_GRACE_SECONDS,
-            [r.task_run_id for r in reports],
-            [r.attempt for r in reports],
-            [r.started_at for r in reports],
-            [r.worker_id for r in reports],
-            timeouts,
-            statuses,
-        ),
+        _START,
+        {
+            "running": TaskStatus.RUNNING,
+            "grace_seconds": EXECUTION_GRACE_SECONDS,
+            "task_run_ids": [r.task_run_id for r in reports],
+            "attempts": [r.attempt for r in reports],
+            "started_at": [r.started_at for r in reports],
+            "worker_ids": [r.worker_id for r in reports],
+            "timeouts": timeouts,
+            "statuses": statuses,
+        },
     )
     rows = cur.fetchall()
     for run_id, name, attempt, worker_id, at, queued in rows:

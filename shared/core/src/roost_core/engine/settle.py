@@ -11,9 +11,16 @@ from psycopg.types.json import Jsonb
 from roost_core import admission, dispatch, events, outbox
 from roost_core.engine import decisions, plan, record
 from roost_core.engine.state import Conn, Definitions, RunState
+from roost_core.queries import SQL
 from roost_core.statuses import TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import TaskDefinition
+
+_COUNT_SETTLED = SQL.count_settled
+_TASKS_OF_RUNS = SQL.tasks_of_runs
+_END_RUN = SQL.end_run
+_QUEUE_ON_FAILURE = SQL.queue_on_failure
+_ONE_REMAINING = SQL.one_task_remaining
 
 
 def settle(
@@ -31,21 +38,15 @@ def settle(
     ended = [
         str(row[0])
         for row in conn.execute(
-            "UPDATE runs SET remaining_tasks = remaining_tasks - v.n"
-            " FROM unnest(%s::uuid[], %s::int[]) AS v(id, n) WHERE runs.id = v.id"
-            " RETURNING runs.id, runs.remaining_tasks",
-            ([r.id for r in runs], [r.settled for r in runs]),
+            _COUNT_SETTLED,
+            {"run_ids": [r.id for r in runs], "settled": [r.settled for r in runs]},
         )
         if row[1] <= 0
     ]
     if not ended:
         return []
     tasks: dict[str, list[tuple[str, str, Any, Any]]] = {run_id: [] for run_id in ended}
-    for row in conn.execute(
-        "SELECT run_id, task_name, status, output, error FROM task_runs"
-        " WHERE run_id = ANY(%s::uuid[])",
-        (ended,),
-    ):
+    for row in conn.execute(_TASKS_OF_RUNS, {"run_ids": ended}):
         tasks[str(row[0])].append((row[1], row[2], row[3], row[4]))
     finals: list[tuple[str, str, Jsonb, Jsonb | None]] = []
     by_id = {r.id: r for r in runs}
@@ -69,8 +70,8 @@ def settle(
     if not finals:
         return []
     conn.cursor().executemany(
-        "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = now() WHERE id = %s",
-        [(f, o, e, run_id) for run_id, f, o, e in finals],
+        _END_RUN,
+        [{"status": f, "output": o, "error": e, "run_id": run_id} for run_id, f, o, e in finals],
     )
     plan.run(conn.cursor(), record.notify_final([f[0] for f in finals]))
     return [(run_id, final) for run_id, final, _, _ in finals]
@@ -99,11 +100,15 @@ def start_on_failure(
         trace=run.trace,
     )
     conn.execute(
-        "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
-        " attempt, queued_at, deadline_at) VALUES (%s, %s, %s, '{}', 0, %s, 1, now(),"
-        " to_timestamp(%s))",
-        (task_run_id, run.id, handler.name, TaskStatus.QUEUED, deadline),
+        _QUEUE_ON_FAILURE,
+        {
+            "task_run_id": task_run_id,
+            "run_id": run.id,
+            "task": handler.name,
+            "queued": TaskStatus.QUEUED,
+            "deadline": deadline,
+        },
     )
-    conn.execute("UPDATE runs SET remaining_tasks = 1 WHERE id = %s", (run.id,))
+    conn.execute(_ONE_REMAINING, {"run_id": run.id})
     out.append(message)
     run.event(events.TASK_QUEUED, handler.name, 1)

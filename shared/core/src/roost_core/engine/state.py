@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 
 from roost_core import events, outbox
+from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.wire import WorkflowDefinition
 
@@ -19,6 +20,10 @@ ACTIVE = [TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]
 # The engine's own execution deadline trails the worker's (Dramatiq checks its time
 # limits once a second): the worker normally interrupts and reports first.
 EXECUTION_GRACE_SECONDS = 5.0
+
+_DEFINITION = SQL.workflow_definition
+_LOCK_RUNS = SQL.lock_runs
+_MARK_RUNNING = SQL.mark_runs_running
 
 
 @dataclass
@@ -66,9 +71,7 @@ class Definitions:
     def get(self, conn: Conn, version_id: str) -> WorkflowDefinition:
         found = self._cache.get(version_id)
         if found is None:
-            row = conn.execute(
-                "SELECT definition FROM workflow_versions WHERE id = %s", (version_id,)
-            ).fetchone()
+            row = conn.execute(_DEFINITION, {"version_id": version_id}).fetchone()
             assert row is not None, f"workflow version {version_id} vanished"
             found = self._cache[version_id] = WorkflowDefinition.model_validate(row[0])
         return found
@@ -78,11 +81,7 @@ def lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, RunState]:
     """Lock every run the batch touches, in id order, so two scheduler replicas never
     deadlock and each sees the other's committed work on the same run."""
     runs: dict[str, RunState] = {}
-    for row in conn.execute(
-        "SELECT id, status, input, workflow_name, workflow_version_id, tenant_id, trace"
-        " FROM runs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
-        (run_ids,),
-    ):
+    for row in conn.execute(_LOCK_RUNS, {"run_ids": run_ids}):
         runs[str(row[0])] = RunState(
             str(row[0]), row[1], row[2], row[3], str(row[4]), str(row[5]), row[6]
         )
@@ -93,15 +92,13 @@ def mark_runs_running(conn: Conn, runs: Sequence[RunState]) -> None:
     if not runs:
         return
     conn.execute(
-        "UPDATE runs SET status = %s, started_at = to_timestamp(v.at)"
-        " FROM unnest(%s::uuid[], %s::float8[]) AS v(id, at)"
-        " WHERE runs.id = v.id AND runs.status = %s",
-        (
-            RunStatus.RUNNING,
-            [r.id for r in runs],
-            [r.first_report_at for r in runs],
-            RunStatus.QUEUED,
-        ),
+        _MARK_RUNNING,
+        {
+            "running": RunStatus.RUNNING,
+            "run_ids": [r.id for r in runs],
+            "started_at": [r.first_report_at for r in runs],
+            "queued": RunStatus.QUEUED,
+        },
     )
     for run in runs:
         run.status = RunStatus.RUNNING

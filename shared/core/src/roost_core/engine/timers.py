@@ -8,8 +8,13 @@ from roost_core.engine.decisions import WORKER_LOST
 from roost_core.engine.failures import engine_fail
 from roost_core.engine.ready import fire_dispatches
 from roost_core.engine.state import ACTIVE, BatchOutcome, Conn, Definitions, lock_runs
+from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
+
+_DUE = SQL.runs_with_due_timers
+_CLEAR_TIMERS = SQL.clear_timers
+_EXPIRED = SQL.expired_attempts
 
 
 def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> BatchOutcome:
@@ -17,31 +22,18 @@ def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> Bat
     over are sent; QUEUED attempts past their schedule deadline end TIMED_OUT; RUNNING
     attempts past their execution deadline (the worker did not report in time) time out
     and are retried like any failure. Runs are locked first, as for reports."""
-    due = conn.execute(
-        "(SELECT run_id FROM task_runs WHERE dispatch_at <= now() LIMIT 500)"
-        " UNION (SELECT run_id FROM task_runs WHERE deadline_at <= now() LIMIT 500)"
-    ).fetchall()
+    due = conn.execute(_DUE).fetchall()
     if not due:
         return BatchOutcome([], [], 0, 0)
     runs = lock_runs(conn, sorted({str(r[0]) for r in due}))
     ended = [r.id for r in runs.values() if RunStatus(r.status).is_final]
     if ended:  # a cancelled run keeps no timers
-        conn.execute(
-            "UPDATE task_runs SET dispatch_at = NULL, deadline_at = NULL"
-            " WHERE run_id = ANY(%s::uuid[]) AND (dispatch_at IS NOT NULL"
-            "   OR deadline_at IS NOT NULL)",
-            (ended,),
-        )
+        conn.execute(_CLEAR_TIMERS, {"run_ids": ended})
     live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
     out: list[outbox.OutboxMessage] = []
     fired = fire_dispatches(conn, topology, definitions, live, out) if live else 0
     expired = (
-        conn.execute(
-            "SELECT id, run_id, task_name, attempt, status, worker_id FROM task_runs"
-            " WHERE run_id = ANY(%s::uuid[]) AND deadline_at <= now() AND status = ANY(%s)"
-            " AND dispatch_at IS NULL",
-            ([r for r in live], ACTIVE),
-        ).fetchall()
+        conn.execute(_EXPIRED, {"run_ids": list(live), "statuses": ACTIVE}).fetchall()
         if live
         else []
     )
@@ -71,12 +63,8 @@ def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> Bat
     return close_batch(conn, topology, definitions, live, out, fired)
 
 
-_SILENT_WORKER = (
-    " LEFT JOIN workers w ON w.id = t.worker_id"
-    " WHERE t.status = %s AND t.started_at < now() - make_interval(secs => %s)"
-    " AND (w.last_heartbeat_at IS NULL OR w.last_heartbeat_at < now()"
-    "      - make_interval(secs => %s))"
-)
+_LOST_RUNS = SQL.runs_with_lost_attempts
+_LOST = SQL.lost_attempts
 
 
 def reclaim_lost_attempts(
@@ -87,8 +75,7 @@ def reclaim_lost_attempts(
     once. If the lost worker comes back and reports, its result no longer matches the
     current attempt and is discarded."""
     candidates = conn.execute(
-        "SELECT t.run_id FROM task_runs t" + _SILENT_WORKER + " LIMIT 500",
-        (TaskStatus.RUNNING, timeout, timeout),
+        _LOST_RUNS, {"running": TaskStatus.RUNNING, "timeout": timeout}
     ).fetchall()
     if not candidates:
         return BatchOutcome([], [], 0, 0)
@@ -98,10 +85,7 @@ def reclaim_lost_attempts(
         return BatchOutcome([], [], 0, 0)
     # Re-read under the run locks: a report may have landed meanwhile.
     lost = conn.execute(
-        "SELECT t.id, t.run_id, t.task_name, t.attempt, t.worker_id FROM task_runs t"
-        + _SILENT_WORKER
-        + " AND t.run_id = ANY(%s::uuid[])",
-        (TaskStatus.RUNNING, timeout, timeout, list(live)),
+        _LOST, {"running": TaskStatus.RUNNING, "timeout": timeout, "run_ids": list(live)}
     ).fetchall()
     out: list[outbox.OutboxMessage] = []
     reclaimed = 0

@@ -16,9 +16,14 @@ from typing import Any, NamedTuple
 from roost_core import admission, dag, dispatch, events, outbox
 from roost_core.engine import concurrency, control, record
 from roost_core.engine.plan import Plan, Statement
+from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 from roost_core.wire import WorkflowDefinition
+
+_INSERT_RUNS = SQL.insert_runs
+_EXISTING = SQL.runs_by_idempotency_key
+_INSERT_TASK_RUNS = SQL.insert_task_runs
 
 
 @dataclass(frozen=True)
@@ -66,29 +71,21 @@ def trigger(
     traces = [r.trace for r in requests]
     inserted: dict[uuid.UUID, Any] = {}
     created_rows = yield Statement(
-        "INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,"
-        " status, input, idempotency_key, remaining_tasks, concurrency_key, trace, metadata)"
-        " SELECT v.id, %s, %s, %s, %s, %s, v.input::jsonb, v.key, %s, v.concurrency_key,"
-        "   v.trace::jsonb, coalesce(v.metadata::jsonb, '{}')"
-        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
-        "   WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, metadata, n)"
-        " ORDER BY v.n"
-        " ON CONFLICT (tenant_id, workflow_id, idempotency_key)"
-        "   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at",
-        (
-            tenant_id,
-            workflow_id,
-            version_id,
-            definition.name,
-            RunStatus.QUEUED,
-            len(definition.tasks),
-            run_ids,
-            [json.dumps(r.input) for r in requests],
-            [r.idempotency_key for r in requests],
-            groups,
-            [json.dumps(t) if t else None for t in traces],
-            [json.dumps(r.metadata) if r.metadata else None for r in requests],
-        ),
+        _INSERT_RUNS,
+        {
+            "tenant_id": tenant_id,
+            "workflow_id": workflow_id,
+            "version_id": version_id,
+            "workflow": definition.name,
+            "queued": RunStatus.QUEUED,
+            "tasks": len(definition.tasks),
+            "run_ids": run_ids,
+            "inputs": [json.dumps(r.input) for r in requests],
+            "idempotency_keys": [r.idempotency_key for r in requests],
+            "concurrency_keys": groups,
+            "traces": [json.dumps(t) if t else None for t in traces],
+            "metadata": [json.dumps(r.metadata) if r.metadata else None for r in requests],
+        },
     )
     for row in created_rows:
         inserted[row[0]] = row[1]
@@ -109,9 +106,7 @@ def trigger(
     ]
     if keys:
         found = yield Statement(
-            "SELECT idempotency_key, id FROM runs WHERE tenant_id = %s AND workflow_id = %s"
-            " AND idempotency_key = ANY(%s)",
-            (tenant_id, workflow_id, keys),
+            _EXISTING, {"tenant_id": tenant_id, "workflow_id": workflow_id, "keys": keys}
         )
         existing = {key: str(rid) for key, rid in found}
 
@@ -159,26 +154,19 @@ def trigger(
                 ]
             messages += root_messages
     if task_rows:
-        # Task names cannot contain ',' (roost_core.dag.NAME_RE), so parents travel as CSV.
         yield Statement(
-            "INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,"
-            " attempt, queued_at, deadline_at)"
-            " SELECT v.id, v.run_id, v.name, string_to_array(v.parents, ','), v.pending,"
-            "   CASE WHEN v.root THEN %s ELSE %s END, CASE WHEN v.root THEN 1 ELSE 0 END,"
-            "   CASE WHEN v.root THEN now() END, to_timestamp(v.deadline)"
-            " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::int[], %s::bool[],"
-            "   %s::float8[]) AS v(id, run_id, name, parents, pending, root, deadline)",
-            (
-                TaskStatus.QUEUED,
-                TaskStatus.PENDING,
-                [t[0] for t in task_rows],
-                [t[1] for t in task_rows],
-                [t[2] for t in task_rows],
-                [",".join(t[3]) for t in task_rows],
-                [len(t[3]) for t in task_rows],
-                [t[4] for t in task_rows],
-                deadlines,
-            ),
+            _INSERT_TASK_RUNS,
+            {
+                "queued": TaskStatus.QUEUED,
+                "pending": TaskStatus.PENDING,
+                "ids": [t[0] for t in task_rows],
+                "run_ids": [t[1] for t in task_rows],
+                "names": [t[2] for t in task_rows],
+                "parents": [",".join(t[3]) for t in task_rows],
+                "pending_parents": [len(t[3]) for t in task_rows],
+                "roots": [t[4] for t in task_rows],
+                "deadlines": deadlines,
+            },
         )
     written = yield from record.write(topology, new_events, messages)
     rows = written.outbox_rows

@@ -32,9 +32,10 @@ def doctor() -> None:
     def check_db() -> str:
         import psycopg
 
+        from roost_core import migrations
+
         with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
-            row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
-        applied = row[0] if row else 0
+            applied = migrations.count_applied(conn)
         return f"PostgreSQL reachable ({describe(settings.database_url)}), {applied} migration(s)"
 
     hints = {

@@ -1,4 +1,6 @@
-"""One admission pass, in one PostgreSQL transaction.
+"""One admission pass of the ratelimiter, in one PostgreSQL transaction: which waiting
+attempts and runs take their units now (the choice is :mod:`.choose`), and what the
+admitted and the never-admissible produce.
 
 Passes are serialized across replicas by a transaction-scoped advisory lock: usage is
 read and units are taken under it, so two replicas can never both hand out the last
@@ -17,38 +19,24 @@ from typing import Any
 import psycopg
 
 from roost_core import outbox, tracing
-from roost_core.admission import IN_USE, RUN_ATTEMPT, enqueue, unpack_run
-from roost_core.engine.plan import run
+from roost_core.admission import RUN_ATTEMPT, enqueue, unpack_run
+from roost_core.engine.choose import Key, KeyState, Waiter, choose
+from roost_core.engine.plan import columns, run
+from roost_core.queries import SQL
 from roost_core.topology import TASK_FAILED, Topology
 from roost_core.wire import TaskError, TaskFailed
-from roost_ratelimiter.choose import Key, KeyState, Waiter, choose
 
 Conn = psycopg.Connection[Any]
 _tracer = tracing.tracer("roost.ratelimiter")
 
-_LOCK = "SELECT pg_advisory_xact_lock(hashtext('roost.ratelimiter.admission'))"
-
-# The first `batch` waiters of every key that has any, oldest first.
-_WAITERS = (
-    "SELECT DISTINCT w.id, w.tenant_id, w.run_id, w.task_run_id, w.attempt, w.task, w.keys,"
-    "   w.units, w.queue, w.message, extract(epoch FROM w.enqueued_at)"
-    " FROM (SELECT DISTINCT tenant_id, unnest(keys) AS key FROM rate_limit_waiters) k"
-    " CROSS JOIN LATERAL (SELECT * FROM rate_limit_waiters w"
-    "   WHERE w.tenant_id = k.tenant_id AND k.key = ANY(w.keys) ORDER BY w.id LIMIT %s) w"
-    " ORDER BY w.id"
-)
-
-_KEYS = (
-    "SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds, " + IN_USE + ","
-    # When the oldest admission still in the window leaves it: units come back then.
-    " CASE WHEN l.window_seconds IS NOT NULL THEN"
-    "   (SELECT extract(epoch FROM min(a.admitted_at)) + l.window_seconds"
-    "    FROM rate_limit_admissions a WHERE a.tenant_id = l.tenant_id AND a.key = l.key"
-    "    AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))"
-    " END"
-    " FROM rate_limits l JOIN unnest(%s::uuid[], %s::text[]) AS v(tenant_id, key)"
-    "   ON l.tenant_id = v.tenant_id AND l.key = v.key"
-)
+_LOCK = SQL.lock_admission
+_WAITERS = SQL.first_waiters
+_KEYS = SQL.key_usage
+_TRACES = SQL.run_traces
+_TAKE = SQL.take_waiters
+_HOLDS = SQL.insert_holds
+_ADMISSIONS = SQL.insert_admissions
+_PRUNE = SQL.prune_admissions
 
 
 @dataclass
@@ -63,7 +51,7 @@ class PassOutcome:
 def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) -> PassOutcome:
     """Admit what fits now, inside the caller's transaction."""
     conn.execute(_LOCK)
-    rows = conn.execute(_WAITERS, (batch,)).fetchall()
+    rows = conn.execute(_WAITERS, {"batch": batch}).fetchall()
     enqueued = {r[0]: float(r[10]) for r in rows}
     waiters = [
         Waiter(
@@ -86,7 +74,7 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
     keys: dict[Key, KeyState] = {}
     refill: dict[Key, float] = {}
     for tenant, key, limit, window, in_use, frees_at in conn.execute(
-        _KEYS, ([t for t, _ in wanted], [k for _, k in wanted])
+        _KEYS, {"tenant_ids": [t for t, _ in wanted], "keys": [k for _, k in wanted]}
     ):
         keys[(str(tenant), key)] = KeyState(limit, window, int(in_use))
         if frees_at is not None:
@@ -116,12 +104,7 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
 def _trace_admissions(conn: Conn, admitted: list[Waiter], enqueued: dict[int, float]) -> None:
     """A span per admission in its run's trace, from when the attempt began to wait to
     now, with the time waited and the keys."""
-    traces = dict(
-        conn.execute(
-            "SELECT id, trace FROM runs WHERE id = ANY(%s::uuid[]) AND trace IS NOT NULL",
-            ([w.run_id for w in admitted],),
-        ).fetchall()
-    )
+    traces = dict(conn.execute(_TRACES, {"run_ids": [w.run_id for w in admitted]}).fetchall())
     now = time.time()
     for w in admitted:
         carrier = traces.get(uuid.UUID(w.run_id))
@@ -147,13 +130,7 @@ def _trace_admissions(conn: Conn, admitted: list[Waiter], enqueued: dict[int, fl
 def _take(conn: Conn, chosen: list[Waiter], keys: dict[Key, KeyState]) -> list[Waiter]:
     """Remove the chosen waiters and record what they take. A waiter deleted meanwhile
     (its run was cancelled) is not admitted."""
-    deleted = {
-        r[0]
-        for r in conn.execute(
-            "DELETE FROM rate_limit_waiters WHERE id = ANY(%s) RETURNING id",
-            ([w.id for w in chosen],),
-        )
-    }
+    deleted = {r[0] for r in conn.execute(_TAKE, {"ids": [w.id for w in chosen]})}
     taken = [w for w in chosen if w.id in deleted]
     holds: list[tuple[str, str, str, int, int]] = []
     windows: list[tuple[str, str, int]] = []
@@ -164,19 +141,10 @@ def _take(conn: Conn, chosen: list[Waiter], keys: dict[Key, KeyState]) -> list[W
             else:
                 windows.append((tenant, key, units))
     if holds:
-        conn.execute(
-            "INSERT INTO rate_limit_holds (tenant_id, key, task_run_id, attempt, units)"
-            " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::int[], %s::int[])"
-            " ON CONFLICT (task_run_id, key) DO UPDATE SET attempt = EXCLUDED.attempt,"
-            "   units = EXCLUDED.units, acquired_at = now()",
-            tuple(list(col) for col in zip(*holds, strict=True)),
-        )
+        names = ("tenant_ids", "keys", "task_run_ids", "attempts", "units")
+        conn.execute(_HOLDS, columns(names, holds))
     if windows:
-        conn.execute(
-            "INSERT INTO rate_limit_admissions (tenant_id, key, units)"
-            " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int[])",
-            tuple(list(col) for col in zip(*windows, strict=True)),
-        )
+        conn.execute(_ADMISSIONS, columns(("tenant_ids", "keys", "units"), windows))
     return taken
 
 
@@ -190,13 +158,7 @@ def _fail(
     they need) fail for good, reported to the scheduler like any failure."""
     if not impossible:
         return 0
-    deleted = {
-        r[0]
-        for r in conn.execute(
-            "DELETE FROM rate_limit_waiters WHERE id = ANY(%s) RETURNING id",
-            ([w.id for w, _ in impossible],),
-        )
-    }
+    deleted = {r[0] for r in conn.execute(_TAKE, {"ids": [w.id for w, _ in impossible]})}
     now = time.time()
     for waiter, reason in impossible:
         if waiter.id not in deleted:
@@ -225,8 +187,4 @@ def _fail(
 def prune(conn: Conn) -> int:
     """Drop window admissions no window can count any more (kept 10 minutes at least,
     for whoever wants to look at recent admissions)."""
-    return conn.execute(
-        "DELETE FROM rate_limit_admissions a USING rate_limits l"
-        " WHERE l.tenant_id = a.tenant_id AND l.key = a.key"
-        " AND a.admitted_at < now() - make_interval(secs => greatest(l.window_seconds, 600))"
-    ).rowcount
+    return conn.execute(_PRUNE).rowcount

@@ -1,0 +1,57 @@
+-- lock_run --
+-- Locks one of the tenant's runs, with its workflow version's definition.
+SELECT r.id::text, r.status, r.input, r.workflow_name, r.tenant_id::text,
+  r.concurrency_key, r.trace, v.definition FROM runs r
+JOIN workflow_versions v ON v.id = r.workflow_version_id
+WHERE r.id = %(run_id)s AND r.tenant_id = %(tenant_id)s FOR UPDATE OF r;
+
+-- cancel_tasks --
+-- Every task of a run not yet final ends CANCELLED.
+UPDATE task_runs SET status = %(cancelled)s, error = %(error)s, finished_at = now(),
+  dispatch_at = NULL, deadline_at = NULL
+WHERE run_id = %(run_id)s AND status = ANY(%(statuses)s)
+RETURNING id, attempt, status, worker_id, queued_at, started_at, task_name;
+
+-- record_cancelled_attempts --
+-- The attempts that were on a queue or a worker end CANCELLED in the record too.
+INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error,
+  queued_at, started_at, finished_at)
+SELECT v.id, v.a, %(cancelled)s, v.w, %(error)s, v.q, v.s, now()
+FROM unnest(%(task_run_ids)s::uuid[], %(attempts)s::int[], %(worker_ids)s::text[],
+  %(queued_at)s::timestamptz[], %(started_at)s::timestamptz[]) AS v(id, a, w, q, s)
+ON CONFLICT DO NOTHING;
+
+-- cancel_run --
+-- A run ends CANCELLED, with the outputs of the tasks that succeeded.
+UPDATE runs SET status = %(cancelled)s, finished_at = now(), remaining_tasks = 0,
+  error = %(error)s, output = (SELECT jsonb_object_agg(task_name, output) FROM task_runs
+    WHERE run_id = %(run_id)s AND status = %(succeeded)s)
+WHERE id = %(run_id)s;
+
+-- delete_task_run --
+-- Drops a run's task run (its failure handler, which runs again only if the replay
+-- fails too).
+DELETE FROM task_runs WHERE run_id = %(run_id)s AND task_name = %(task)s;
+
+-- task_results --
+-- How each task of a run ended.
+SELECT task_name, status, output FROM task_runs WHERE run_id = %(run_id)s;
+
+-- reset_tasks --
+-- The tasks a replay runs again start over: queued at once if no parent is still to
+-- run, with their whole retry budget again (retry_base) and attempt numbers going on.
+UPDATE task_runs t SET status = CASE WHEN v.pending = 0 THEN %(queued)s ELSE %(pending)s END,
+  pending_parents = v.pending, output = NULL, error = NULL, worker_id = NULL,
+  started_at = NULL, finished_at = NULL, dispatch_at = NULL, deadline_at = NULL,
+  retry_base = t.attempt,
+  attempt = CASE WHEN v.pending = 0 THEN t.attempt + 1 ELSE t.attempt END,
+  queued_at = CASE WHEN v.pending = 0 THEN now() END
+FROM unnest(%(tasks)s::text[], %(pending_parents)s::int[]) AS v(name, pending)
+WHERE t.run_id = %(run_id)s AND t.task_name = v.name
+RETURNING t.id, t.task_name, t.attempt, v.pending;
+
+-- restart_run --
+-- A replayed run runs again.
+UPDATE runs SET status = %(running)s, remaining_tasks = %(remaining)s, finished_at = NULL,
+  error = NULL, output = NULL
+WHERE id = %(run_id)s;

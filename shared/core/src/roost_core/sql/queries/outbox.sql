@@ -1,0 +1,21 @@
+-- insert_outbox --
+-- Writes messages to publish after commit; one statement for any number of rows, and
+-- WITH ORDINALITY keeps the returned ids in the order of the messages (RETURNING follows
+-- the insertion order of the SELECT).
+INSERT INTO outbox (exchange, routing_key, body, headers, mandatory)
+SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb, m.mandatory
+FROM unnest(%(exchanges)s::text[], %(routing_keys)s::text[], %(bodies)s::bytea[],
+  %(headers)s::text[], %(mandatory)s::bool[])
+  WITH ORDINALITY AS m(exchange, routing_key, body, headers, mandatory, n)
+ORDER BY m.n RETURNING id;
+
+-- delete_outbox --
+-- Drops published outbox rows.
+DELETE FROM outbox WHERE id = ANY(%(ids)s);
+
+-- claim_stale_outbox --
+-- Claims outbox rows older than a grace period (left by a crash or a failed fast path)
+-- that no other sweeper holds.
+SELECT id, exchange, routing_key, body, headers, mandatory FROM outbox
+WHERE created_at < now() - make_interval(secs => %(older_than_s)s)
+ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;

@@ -1,0 +1,27 @@
+-- count_settled --
+-- Counts tasks that settled against their runs; returns what each run has left.
+UPDATE runs SET remaining_tasks = remaining_tasks - v.n
+FROM unnest(%(run_ids)s::uuid[], %(settled)s::int[]) AS v(id, n) WHERE runs.id = v.id
+RETURNING runs.id, runs.remaining_tasks;
+
+-- tasks_of_runs --
+-- Every task of the given runs, with how it ended.
+SELECT run_id, task_name, status, output, error FROM task_runs
+WHERE run_id = ANY(%(run_ids)s::uuid[]);
+
+-- end_run --
+-- A run ends (one row of an executemany).
+UPDATE runs SET status = %(status)s, output = %(output)s, error = %(error)s,
+  finished_at = now()
+WHERE id = %(run_id)s;
+
+-- queue_on_failure --
+-- A run's on_failure handler, queued as a task run of its own.
+INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,
+  attempt, queued_at, deadline_at)
+VALUES (%(task_run_id)s, %(run_id)s, %(task)s, '{}', 0, %(queued)s, 1, now(),
+  to_timestamp(%(deadline)s));
+
+-- one_task_remaining --
+-- The run now waits for its on_failure handler alone.
+UPDATE runs SET remaining_tasks = 1 WHERE id = %(run_id)s;

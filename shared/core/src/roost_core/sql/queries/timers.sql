@@ -1,0 +1,34 @@
+-- runs_with_due_timers --
+-- Runs with a retry whose backoff is over or a deadline passed (a batch of each).
+(SELECT run_id FROM task_runs WHERE dispatch_at <= now() LIMIT 500)
+UNION (SELECT run_id FROM task_runs WHERE deadline_at <= now() LIMIT 500);
+
+-- clear_timers --
+-- Ended runs keep no timers.
+UPDATE task_runs SET dispatch_at = NULL, deadline_at = NULL
+WHERE run_id = ANY(%(run_ids)s::uuid[]) AND (dispatch_at IS NOT NULL
+  OR deadline_at IS NOT NULL);
+
+-- expired_attempts --
+-- Active attempts of the given runs past their deadline (and not waiting to be sent).
+SELECT id, run_id, task_name, attempt, status, worker_id FROM task_runs
+WHERE run_id = ANY(%(run_ids)s::uuid[]) AND deadline_at <= now()
+AND status = ANY(%(statuses)s) AND dispatch_at IS NULL;
+
+-- silent_worker --
+-- (A fragment, after FROM task_runs t.) RUNNING attempts whose worker has been silent
+-- (or never heard of) for %(timeout)s seconds.
+LEFT JOIN workers w ON w.id = t.worker_id
+WHERE t.status = %(running)s AND t.started_at < now() - make_interval(secs => %(timeout)s)
+AND (w.last_heartbeat_at IS NULL OR w.last_heartbeat_at < now()
+     - make_interval(secs => %(timeout)s))
+
+-- runs_with_lost_attempts --
+-- Runs with an attempt on a silent worker (a batch).
+SELECT t.run_id FROM task_runs t {{silent_worker}} LIMIT 500;
+
+-- lost_attempts --
+-- The attempts on silent workers of the given runs, read again under their locks.
+SELECT t.id, t.run_id, t.task_name, t.attempt, t.worker_id FROM task_runs t
+{{silent_worker}}
+AND t.run_id = ANY(%(run_ids)s::uuid[]);
