@@ -32,7 +32,7 @@ import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -48,14 +48,27 @@ from roost._heartbeats import Heartbeats, Identity
 from roost._middleware import AttemptMiddleware
 from roost._outcomes import Outcomes
 from roost._reports import AttemptReports, ReportUndelivered
+from roost._runs import Runs
+from roost._settings import ClientSettings
 from roost._spans import Spans
 from roost._workflow import Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
 from roost_core.wire import WORKER_VERSION_MAX
 
-if TYPE_CHECKING:
-    from roost._roost import Roost
+
+class WorkerClients(Protocol):
+    """What a worker needs of its ``Roost`` client: its settings, the runs client (to
+    learn of cancels made while it was away), and ``close`` before a fork."""
+
+    @property
+    def settings(self) -> ClientSettings: ...
+
+    @property
+    def runs(self) -> Runs: ...
+
+    def close(self) -> None: ...
+
 
 logger = logging.getLogger("roost.worker")
 
@@ -72,7 +85,7 @@ class Worker:
 
     def __init__(
         self,
-        roost: Roost,
+        roost: WorkerClients,
         name: str,
         workflows: list[Workflow],
         slots: int = 8,
