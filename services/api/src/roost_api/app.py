@@ -19,9 +19,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.schemas import SchemaGenerator
 
 from roost_api import metrics as api_metrics
-from roost_api import ratelimits, store
-from roost_api.endpoints import events, operations, runs, workflows
-from roost_api.http import json_body
+from roost_api import store
+from roost_api.endpoints import events, operations, rate_limits, runs, workflows
 from roost_api.resources import Declarer, Resources
 from roost_api.settings import ApiSettings
 from roost_api.waiters import RunWaiters
@@ -86,7 +85,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         await res.pool.close()
 
     routes: list[BaseRoute] = [
-        *ratelimits.routes(pool, topology, res.relay, json_body),
+        *rate_limits.ROUTES,
         Route("/metrics", api_metrics.metrics_endpoint, methods=["GET"]),
         *operations.ROUTES,
         *workflows.ROUTES,

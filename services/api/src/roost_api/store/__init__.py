@@ -10,6 +10,7 @@ from roost_api.store.events import (
     pushed_events_by_idempotency_key,
 )
 from roost_api.store.operations import activity, list_workers
+from roost_api.store.rate_limits import check_admissible, list_limits, put_limit, window_seconds
 from roost_api.store.runs import (
     CreatedRun,
     RunRequest,
@@ -36,6 +37,10 @@ from roost_api.store.workflows import (
 )
 
 __all__ = [
+    "check_admissible",
+    "list_limits",
+    "put_limit",
+    "window_seconds",
     "CreatedRun",
     "EventRequest",
     "Pushed",

@@ -15,9 +15,9 @@ from opentelemetry import trace
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from roost_api import ratelimits
 from roost_api.statements import SQL
 from roost_api.store.common import Conn, iso
+from roost_api.store.rate_limits import check_admissible
 from roost_api.store.workflows import WorkflowVersion
 from roost_core import events, outbox, spans, tracing
 from roost_core.engine import control, trigger
@@ -98,7 +98,7 @@ async def create_runs(
     earlier in the same list) gets the existing run and creates nothing."""
     definition = wv.definition
     inputs = [r.input for r in requests]
-    await ratelimits.check_admissible(conn, tenant_id, definition, inputs)
+    await check_admissible(conn, tenant_id, definition, inputs)
     run_ids = [uuid.uuid4() for _ in requests]
     # One trace per run: a span for the run, child of the trigger's (and of the caller's
     # traceparent, if it sent one); its context travels in every task message. Free

@@ -1,34 +1,25 @@
-"""Rate-limit keys over HTTP: ``PUT /api/v1/rate-limits/{key}``, list and read them with
-their usage, and the trigger-time check that a task can ever be admitted."""
+"""Rate-limit keys: create or change one (waking the ratelimiter), list and read them
+with their usage, and the trigger-time check that a task can ever be admitted."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
-from pydantic import ValidationError
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from roost_core import admission, outbox
-from roost_core.api_models import PutRateLimit
-from roost_core.authentication import tenant_of
 from roost_core.engine.plan import run_async
-from roost_core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
+from roost_core.errors import BadRequestError, ConflictError, InvalidInputError
 from roost_core.expressions import evaluate_key
 from roost_core.queries import SQL
 from roost_core.topology import Topology
-from roost_core.wire import RATE_LIMIT_KEY_RE, WorkflowDefinition
+from roost_core.wire import WorkflowDefinition
 
 Conn = AsyncConnection[Any]
 
 DURATIONS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_KEY = re.compile(RATE_LIMIT_KEY_RE)
 
 
 def window_seconds(duration: str | None) -> int | None:
@@ -117,80 +108,13 @@ async def check_admissible(
             )
 
 
-def routes(
-    pool: AsyncConnectionPool[Any],
-    topology: Topology,
-    relay: outbox.OutboxRelay,
-    json_body: Callable[[Request], Awaitable[Any]],
-) -> list[Route]:
-    async def put_limit(request: Request) -> Response:
-        """
-        summary: Create or change a rate-limit key
-        description: >-
-          Body {"limit": N, "duration": "second"|"minute"|"hour"|"day"}; without a
-          duration the key is a concurrency limit (units held while a task runs). A change
-          takes effect at once: lowering a limit admits nothing new until usage is below it.
-        responses:
-          200: {description: the key with its usage}
-          400: {description: a bad key, limit or duration}
-        """
-        tenant = tenant_of(request)
-        key = request.path_params["key"]
-        if not _KEY.match(key):
-            raise BadRequestError(
-                f"rate limit key {key!r} must be 1-200 characters: letters, digits and _.:/@-"
-            )
-        try:
-            body = PutRateLimit.model_validate(await json_body(request))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise BadRequestError(f"invalid rate limit: {where}: {first['msg']}") from None
-        seconds = window_seconds(body.duration)
-        async with pool.connection() as conn:
-            async with conn.transaction():
-                await conn.execute(
-                    _PUT,
-                    {
-                        "tenant_id": tenant,
-                        "key": key,
-                        "limit": body.limit,
-                        "window_seconds": seconds,
-                    },
-                )
-                async with conn.cursor() as c:
-                    rows = await run_async(c, outbox.insert([admission.wake(topology)]))
-            relay.submit(rows)  # a raised limit may admit waiting tasks at once
-            (found,) = await list_limits(conn, tenant, key)
-        return JSONResponse(found)
-
-    async def get_limit(request: Request) -> Response:
-        """
-        summary: One rate-limit key with its usage
-        responses:
-          200: {description: "key, limit, window, units_in_use, units_left, waiting"}
-          404: {description: no such key}
-        """
-        tenant = tenant_of(request)
-        key = request.path_params["key"]
-        async with pool.connection() as conn:
-            found = await list_limits(conn, tenant, key)
-        if not found:
-            raise NotFoundError(f"rate limit {key!r} not found")
-        return JSONResponse(found[0])
-
-    async def list_all(request: Request) -> Response:
-        """
-        summary: Every rate-limit key with its usage and the tasks waiting on it
-        responses:
-          200: {description: "{rate_limits: [...]}"}
-        """
-        tenant = tenant_of(request)
-        async with pool.connection() as conn:
-            return JSONResponse({"rate_limits": await list_limits(conn, tenant)})
-
-    return [
-        Route("/api/v1/rate-limits", list_all, methods=["GET"]),
-        Route("/api/v1/rate-limits/{key:path}", put_limit, methods=["PUT"]),
-        Route("/api/v1/rate-limits/{key:path}", get_limit, methods=["GET"]),
-    ]
+async def put_limit(
+    conn: Conn, topology: Topology, tenant_id: str, key: str, limit: int, seconds: int | None
+) -> list[outbox.OutboxRow]:
+    """Create or change ``key`` and wake the ratelimiter (a raised limit may admit waiting
+    tasks at once); returns the outbox rows for the caller to relay after commit."""
+    await conn.execute(
+        _PUT, {"tenant_id": tenant_id, "key": key, "limit": limit, "window_seconds": seconds}
+    )
+    async with conn.cursor() as c:
+        return await run_async(c, outbox.insert([admission.wake(topology)]))
