@@ -461,6 +461,12 @@ def test_in_a_browser_new_runs_appear_on_the_runs_page_without_a_reload(
     page.evaluate("() => { window.__noReload = true; }")
     row = _a_new_run_appears_and_succeeds(page, flows, pace=0.2)
     # Its start and duration filled in live too (four tasks of 0.2 s: at least 0.8 s).
+    # When the run started before its row reached the page, the page fetches the
+    # finished row from the server after showing the status: wait for that too.
+    page.wait_for_function(
+        f"() => document.querySelector(\"{row} [data-field=duration]\").textContent.endsWith(' s')",
+        timeout=10_000,
+    )
     duration = page.inner_text(f"{row} [data-field=duration]")
     assert duration.endswith(" s") and float(duration.split()[0]) >= 0.8, duration
     assert page.inner_text(f"{row} td:nth-child(4)") == "api"  # the trigger
