@@ -49,3 +49,8 @@ bench *ARGS: setup servers browser
     .venv/bin/python tests/bench/ratelimiter_bench.py
     .venv/bin/python tests/bench/tracing_bench.py
     .venv/bin/python tests/bench/dashboard_bench.py
+
+# Where PostgreSQL spends W1, W1 bulk and W2, statement by statement (pg_stat_statements
+# on a private server the bench starts and stops; issue #17).
+bench-statements *ARGS: setup servers
+    .venv/bin/python tests/bench/bench.py --workloads W1,W2 --statements {{ARGS}}

@@ -17,8 +17,17 @@
 It starts its own stack (tests/harness.py: a fresh database and vhost, the api and one
 scheduler) and stops everything it started, by PID, when it ends.
 
+With ``--statements`` the stack runs on a private PostgreSQL server the bench starts
+(and always stops) with ``pg_stat_statements`` loaded and the shared server's durability
+settings, and W1, W1 bulk and W2 each end with a table of where PostgreSQL spent the
+phase: the top statements by execution time, per run, each named after its block in
+Roost's ``.sql`` files, with statements and PostgreSQL milliseconds per run
+(tests/bench/pg_statements.py). The other tables still print, but measured on the
+private server: compare them with other ``--statements`` runs only.
+
     .venv/bin/python tests/bench/bench.py [--quick] [--runs N] [--sequential N] ...
     .venv/bin/python tests/bench/bench.py --workloads W4 [--subscribers 1,100,1000]
+    .venv/bin/python tests/bench/bench.py --workloads W1,W2 --statements
 """
 
 from __future__ import annotations
@@ -57,7 +66,9 @@ import psycopg  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from harness import Process, Stack  # noqa: E402
+from bench.pg_statements import PrivatePostgres, StatementProbe  # noqa: E402
+from bench.pg_statements import report as report_statements  # noqa: E402
+from harness import PG_ADMIN_URL, Process, Stack  # noqa: E402
 
 # Wide enough for the table when the output goes to a file or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 130)
@@ -278,12 +289,19 @@ class Throughput:
 
 
 def w1_roost(
-    stack: Stack, flows: ModuleType, runs: int, clients: int, roots: dict[str, int], bulk: int = 0
+    stack: Stack,
+    flows: ModuleType,
+    runs: int,
+    clients: int,
+    roots: dict[str, int],
+    bulk: int = 0,
+    probe: StatementProbe | None = None,
 ) -> Throughput:
-    """W1 with one `wf.run` per run, or with ``bulk`` runs per `wf.run_many` request."""
+    """W1 with one `wf.run` per run, or with ``bulk`` runs per `wf.run_many` request;
+    ``probe`` reads PostgreSQL's statements over the same window as the CPU meter."""
     from roost import Roost
 
-    poll = psycopg.connect(stack.database_url, autocommit=True)
+    poll = psycopg.connect(probe.client_url if probe else stack.database_url, autocommit=True)
     (baseline,) = poll.execute(
         "SELECT count(*) FROM runs WHERE workflow_name = %s", (flows.LINEAR,)
     ).fetchone() or (0,)
@@ -305,6 +323,8 @@ def w1_roost(
     def settle() -> None:
         wait_until("W1 warm-up", done_runs, clients)
         meter.start()
+        if probe:
+            probe.begin()
 
     def trigger(wf: Any, k: int) -> None:
         if bulk:
@@ -317,6 +337,8 @@ def w1_roost(
         first, last = fire(clients, runs // bulk if bulk else runs, prepare, trigger, settle)
         wait_until("W1 Roost runs", done_runs, clients + runs)
         meter.stop()
+        if probe:
+            probe.end(f"W1 bulk ({bulk}/request)" if bulk else "W1", runs)
     finally:
         poll.close()
     row = stack.sql(
@@ -361,12 +383,16 @@ class Latency:
     late: list[float] = field(default_factory=list)  # runs.finished_at -> client has it
 
 
-def w2_sequential(stack: Stack, flows: ModuleType, runs: int) -> Latency:
+def w2_sequential(
+    stack: Stack, flows: ModuleType, runs: int, probe: StatementProbe | None = None
+) -> Latency:
     from roost import Roost
 
     wf = flows.build_handoff(Roost())
     wf.register()
     wf.run({"warmup": True}, timeout=60)
+    if probe:
+        probe.begin()
     total: list[float] = []
     handoff: list[float] = []
     worst: tuple[float, str, float, float, dict[str, Any]] | None = None
@@ -382,6 +408,8 @@ def w2_sequential(stack: Stack, flows: ModuleType, runs: int) -> Latency:
             handoff.append(result[child]["start"] - result[parent]["end"])
         if worst is None or took > worst[0]:
             worst = (took, ref.id, w0, time.time(), result)
+    if probe:
+        probe.end("W2 sequential", runs)
     finished = dict(
         stack.sql(  # type: ignore[arg-type]
             "SELECT id::text, extract(epoch FROM finished_at)::float8 FROM runs WHERE id = ANY(%s)",
@@ -983,6 +1011,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="W4 subscribers per client process (250)",
     )
     parser.add_argument("--quick", action="store_true", help="small numbers, a smoke check")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="run on a private PostgreSQL with pg_stat_statements; print the top statements "
+        "of W1, W1 bulk and W2",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
     defaults = {
@@ -1028,13 +1062,22 @@ def main(argv: list[str] | None = None) -> int:
     raw_queue = f"rawbench_{uuid.uuid4().hex[:10]}"
     # The stack's processes inherit os.environ: the worker must build the same fan-out.
     os.environ["BENCH_FANOUT"] = str(args.fanout)
+    private_pg: PrivatePostgres | None = None
+    probe: StatementProbe | None = None
     stack = Stack(workdir / "stack")
     raw_proc: Process | None = None
     ok = False
     elapsed: dict[str, float] = {}
     try:
+        if args.statements:
+            private_pg = PrivatePostgres(PG_ADMIN_URL)
+            log(f"starting a private PostgreSQL with pg_stat_statements in {private_pg.root}")
+            private_pg.start()
+            stack.pg_admin_url = private_pg.admin_url
         log(f"starting the stack in {workdir}")
         stack.start()
+        if private_pg is not None:
+            probe = StatementProbe(private_pg, stack.database_url)
         for key in (
             "ROOST_API_URL",
             "ROOST_TOKEN",
@@ -1082,7 +1125,12 @@ def main(argv: list[str] | None = None) -> int:
             t = time.monotonic()
             log(f"W1 Roost: {args.runs} runs from {args.clients} threads")
             roost_w1 = w1_roost(
-                stack, flows, args.runs, args.clients, {**roots, "roost worker": worker.pid}
+                stack,
+                flows,
+                args.runs,
+                args.clients,
+                {**roots, "roost worker": worker.pid},
+                probe=probe,
             )
             elapsed["W1 Roost"] = time.monotonic() - t
             log(f"W1 Roost: {roost_w1.per_second:.1f} runs/s")
@@ -1096,6 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.clients,
                 {**roots, "roost worker": worker.pid},
                 bulk=args.bulk,
+                probe=probe,
             )
             elapsed["W1 Roost bulk"] = time.monotonic() - t
             log(f"W1 Roost, bulk: {roost_bulk.per_second:.1f} runs/s")
@@ -1103,7 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
         if "W2" in wanted:
             t = time.monotonic()
             log(f"W2: {args.sequential} sequential runs")
-            w2 = w2_sequential(stack, flows, args.sequential)
+            w2 = w2_sequential(stack, flows, args.sequential, probe)
             log(w2.slowest)
             elapsed["W2"] = time.monotonic() - t
 
@@ -1148,6 +1197,8 @@ def main(argv: list[str] | None = None) -> int:
             if seconds > SLOW_WORKLOAD_SECONDS:
                 log(f"[yellow]{name} took {seconds:.0f} s (over {SLOW_WORKLOAD_SECONDS:.0f} s)")
         report(args, facts, roost_w1, roost_bulk, raw_w1, w2, w3, elapsed, w4)
+        if probe is not None and private_pg is not None:
+            report_statements(console, probe.phases, private_pg.settings)
         ok = True
         return 0
     finally:
@@ -1155,7 +1206,11 @@ def main(argv: list[str] | None = None) -> int:
             stop_process(raw_proc)
         if "ROOST_BROKER_URL" in stack.env and getattr(stack, "vhost", "/") == "/":
             delete_queues(stack.env["ROOST_BROKER_URL"], raw_queue)
+        if probe is not None:
+            probe.close()
         stack.stop()
+        if private_pg is not None:
+            private_pg.stop()
         if ok and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
