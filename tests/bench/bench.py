@@ -8,6 +8,9 @@
 - W2  runs one after another: trigger -> done (client wall time), and the hand-off from a
       task's end to its child's start (timestamps taken inside the tasks).
 - W3  one run of 1 -> N parallel children -> 1 join: trigger -> done.
+- IDLE  what the whole stack (every service, the worker, PostgreSQL and RabbitMQ) costs
+      with nothing to do: % of one core per process over a quiet stretch, after the
+      other workloads have settled.
 - W4  event fan-out through the gateway: 1, 100 and 1,000 subscribers to one workflow's
       event stream while a task streams chunks stamped with ``time.time()``; latency from
       the task's stamp to each subscriber's receipt (p50/p99), and the gateway's RSS with
@@ -74,7 +77,7 @@ from harness import PG_ADMIN_URL, Process, Stack  # noqa: E402
 console = Console(width=None if sys.stdout.isatty() else 130)
 STALL_SECONDS = 120.0  # give up when nothing finishes for this long
 SLOW_WORKLOAD_SECONDS = 300.0
-WORKLOADS = ("W1", "W2", "W3", "W4")
+WORKLOADS = ("W1", "W2", "W3", "W4", "IDLE")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -257,6 +260,34 @@ class CpuMeter:
 
 
 # -- the workloads -------------------------------------------------------------------------
+
+
+IDLE_SETTLE_SECONDS = 10.0
+
+
+def idle(roots: dict[str, int], seconds: float) -> CpuMeter:
+    """CPU of every process of the stack over ``seconds`` with nothing to do, after
+    ``IDLE_SETTLE_SECONDS`` for the last workload's leftovers (outbox deletes, spans,
+    retention) to clear."""
+    time.sleep(IDLE_SETTLE_SECONDS)
+    meter = CpuMeter(roots).start()
+    time.sleep(seconds)
+    return meter.stop()
+
+
+def report_idle(meter: CpuMeter, services: set[str]) -> None:
+    table = Table(
+        title=f"IDLE: CPU with nothing to do (% of one core, over {meter.wall:.0f} s)",
+        caption="Roost's processes together: "
+        + f"{sum(v for k, v in meter.usage.items() if k in services):.2f}% of one core "
+        + "(issue #17's target: <= 2%)",
+    )
+    table.add_column("process")
+    table.add_column("% of one core", justify="right")
+    for name, value in sorted(meter.usage.items(), key=lambda kv: -kv[1]):
+        if name != "bench client":
+            table.add_row(name, f"{value:.2f}")
+    console.print(table)
 
 
 @dataclass
@@ -1112,7 +1143,7 @@ def main(argv: list[str] | None = None) -> int:
         w3: float | None = None
         w4: Fanout | None = None
         worker: Process | None = None
-        if wanted & {"W1", "W2", "W3"}:
+        if wanted & {"W1", "W2", "W3", "IDLE"}:
             log(f"starting the Roost worker ({args.processes} x {args.threads})")
             worker = stack.start_worker(
                 "bench.bench_flows:worker",
@@ -1162,6 +1193,15 @@ def main(argv: list[str] | None = None) -> int:
             w3 = w3_fanout(flows, args.fanout)
             elapsed["W3"] = time.monotonic() - t
 
+        idle_cpu: CpuMeter | None = None
+        if worker is not None and "IDLE" in wanted:
+            seconds = 10.0 if args.quick else 30.0
+            log(f"IDLE: {IDLE_SETTLE_SECONDS:.0f} s to settle, then {seconds:.0f} s measured")
+            every = {p.name: p.pid for p in stack.processes if p is not worker}
+            t = time.monotonic()
+            idle_cpu = idle({**every, "roost worker": worker.pid}, seconds)
+            elapsed["IDLE"] = time.monotonic() - t
+
         if worker is not None:
             # The raw side gets the machine to itself: no Roost worker polling alongside.
             worker.stop()
@@ -1197,6 +1237,8 @@ def main(argv: list[str] | None = None) -> int:
             if seconds > SLOW_WORKLOAD_SECONDS:
                 log(f"[yellow]{name} took {seconds:.0f} s (over {SLOW_WORKLOAD_SECONDS:.0f} s)")
         report(args, facts, roost_w1, roost_bulk, raw_w1, w2, w3, elapsed, w4)
+        if idle_cpu is not None:
+            report_idle(idle_cpu, {p.name for p in stack.processes} | {"roost worker"})
         if probe is not None and private_pg is not None:
             report_statements(console, probe.phases, private_pg.settings)
         ok = True
