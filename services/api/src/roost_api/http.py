@@ -8,10 +8,10 @@ import base64
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from roost_core.errors import (
@@ -21,6 +21,8 @@ from roost_core.errors import (
     RoostError,
 )
 from roost_core.wire import WorkflowDefinition
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_WAIT_SECONDS = 60.0
 MAX_PAGE = 500
@@ -55,6 +57,16 @@ async def json_body(request: Request) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+
+
+async def parsed_body(request: Request, model: type[M], what: str) -> M:
+    """The request's JSON body as ``model``; a BadRequestError naming every bad field,
+    prefixed with ``what``, if it does not fit."""
+    body = await json_body(request)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequestError(validation_message(exc, what)) from None
 
 
 def validation_message(exc: ValidationError, what: str) -> str:

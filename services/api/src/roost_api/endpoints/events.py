@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 import psycopg
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -20,8 +19,7 @@ from roost_api.http import (
     decode_cursor,
     encode_cursor,
     int_param,
-    json_body,
-    validation_message,
+    parsed_body,
 )
 from roost_api.resources import Resources, resources
 from roost_core import metrics, triggers
@@ -130,11 +128,7 @@ async def push_event(request: Request) -> Response:
       422: {description: "data rejected by a matched workflow's input model"}
     """
     tenant = tenant_of(request)
-    body = await json_body(request)
-    try:
-        item = EventItem.model_validate(body)
-    except ValidationError as exc:
-        raise BadRequestError(validation_message(exc, "invalid event")) from None
+    item = await parsed_body(request, EventItem, "invalid event")
     (event,) = await push(resources(request), tenant, [item], bulk=False)
     existed = event.pop("existing", False)
     return JSONResponse(event, status_code=200 if existed else 201)
@@ -155,11 +149,7 @@ async def push_events(request: Request) -> Response:
       422: {description: "an event's data rejected by a matched workflow's input model"}
     """
     tenant = tenant_of(request)
-    body = await json_body(request)
-    try:
-        bulk = BulkEventRequest.model_validate(body)
-    except ValidationError as exc:
-        raise BadRequestError(validation_message(exc, "invalid bulk event request")) from None
+    bulk = await parsed_body(request, BulkEventRequest, "invalid bulk event request")
     pushed = await push(resources(request), tenant, bulk.events, bulk=True)
     for event in pushed:
         event.pop("existing", None)

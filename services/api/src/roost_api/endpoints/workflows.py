@@ -23,6 +23,7 @@ from roost_api.http import (
     check_input,
     float_param,
     json_body,
+    parsed_body,
     validation_message,
 )
 from roost_api.resources import resources
@@ -187,11 +188,7 @@ async def trigger_run(request: Request) -> Response:
     tenant = tenant_of(request)
     r = resources(request)
     name = request.path_params["name"]
-    body = await json_body(request)
-    try:
-        trigger = TriggerRequest.model_validate(body)
-    except ValidationError as exc:
-        raise BadRequestError(validation_message(exc, "invalid trigger request")) from None
+    trigger = await parsed_body(request, TriggerRequest, "invalid trigger request")
     async with r.pool.connection() as conn:
         wv = await r.versions.get(conn, tenant, name, trigger.version)
         check_input(wv.definition, trigger.input)
@@ -219,11 +216,7 @@ async def trigger_runs(request: Request) -> Response:
     tenant = tenant_of(request)
     r = resources(request)
     name = request.path_params["name"]
-    body = await json_body(request)
-    try:
-        bulk = BulkTriggerRequest.model_validate(body)
-    except ValidationError as exc:
-        raise BadRequestError(validation_message(exc, "invalid bulk trigger request")) from None
+    bulk = await parsed_body(request, BulkTriggerRequest, "invalid bulk trigger request")
     async with r.pool.connection() as conn:
         wv = await r.versions.get(conn, tenant, name, bulk.version)
         for index, item in enumerate(bulk.runs):

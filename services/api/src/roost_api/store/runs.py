@@ -183,6 +183,20 @@ async def create_runs(
     return Trigger(created, rows)
 
 
+def _attempt(row: dict[str, Any]) -> dict[str, Any]:
+    """One attempt as HTTP shows it, from a task_attempts row or a task run's current
+    attempt (the same columns)."""
+    return {
+        "attempt": row["attempt"],
+        "status": row["status"],
+        "worker_id": row["worker_id"],
+        "error": row["error"],
+        "queued_at": iso(row["queued_at"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+    }
+
+
 async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     """A run with its tasks and their attempts, as the api returns it."""
     check_run_id(run_id)
@@ -202,34 +216,14 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
         attempts = await cur.fetchall()
     by_task: dict[Any, list[dict[str, Any]]] = {}
     for a in attempts:
-        by_task.setdefault(a["task_run_id"], []).append(
-            {
-                "attempt": a["attempt"],
-                "status": a["status"],
-                "worker_id": a["worker_id"],
-                "error": a["error"],
-                "queued_at": iso(a["queued_at"]),
-                "started_at": iso(a["started_at"]),
-                "finished_at": iso(a["finished_at"]),
-            }
-        )
+        by_task.setdefault(a["task_run_id"], []).append(_attempt(a))
     # Tasks in the order the workflow defines them.
     order = {t["name"]: i for i, t in enumerate(run["definition"]["tasks"])}
     task_list = []
     for t in sorted(tasks, key=lambda t: order.get(t["task_name"], len(order))):
         task_attempts = by_task.get(t["id"], [])
         if t["attempt"] and not any(a["attempt"] == t["attempt"] for a in task_attempts):
-            task_attempts.append(
-                {
-                    "attempt": t["attempt"],
-                    "status": t["status"],
-                    "worker_id": t["worker_id"],
-                    "error": t["error"],
-                    "queued_at": iso(t["queued_at"]),
-                    "started_at": iso(t["started_at"]),
-                    "finished_at": iso(t["finished_at"]),
-                }
-            )
+            task_attempts.append(_attempt(t))  # its current attempt, not yet recorded
         task_list.append(
             {
                 "id": str(t["id"]),
