@@ -102,8 +102,17 @@ def consuming(
             channel = connection.channel()
             declare_core(channel, topology)
             channel.basic_qos(prefetch_count=prefetch)
+            # The broker cancels a consumer whose queue it deletes or recovers (a restart
+            # under load): without this the loop would go on with nothing to consume.
+            channel.add_on_cancel_callback(lambda _frame: _cancelled(queue))
             channel.basic_consume(queue, on_message)
             yield conn, connection, channel
         finally:
             if connection.is_open:
                 connection.close()
+
+
+def _cancelled(queue: str) -> None:
+    raise BrokerUnavailableError(
+        f"the broker cancelled the consumer of queue {queue!r}: consuming again"
+    )
