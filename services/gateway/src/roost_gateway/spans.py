@@ -20,9 +20,9 @@ import pika
 import psycopg
 from prometheus_client import Counter
 
-from roost_core import broker, spans
-from roost_core.service import keep_running
-from roost_core.topology import SPANS_STORED, Topology, declare_core
+from roost_core import spans
+from roost_core.service import consuming, keep_running
+from roost_core.topology import SPANS_STORED, Topology
 
 logger = logging.getLogger(__name__)
 
@@ -58,22 +58,21 @@ class SpanWriter:
         keep_running(self._consume, self._stopping, name="span_writer", on_lost=self._buffer.clear)
 
     def _consume(self) -> None:
-        with psycopg.connect(self._database_url, autocommit=True) as conn:
-            connection = broker.connect(self._broker_url)
-            try:
-                channel = connection.channel()
-                declare_core(channel, self._topology)
-                channel.basic_qos(prefetch_count=PREFETCH)
-                channel.basic_consume(self._topology.spans_queue, self._on_message)
-                while not self._stopping.is_set():
-                    connection.process_data_events(time_limit=0.5)
-                    if self._buffer:
-                        connection.process_data_events(time_limit=0)
-                        batch, self._buffer = self._buffer, []
-                        self._store(conn, channel, batch)
-            finally:
-                if connection.is_open:
-                    connection.close()
+        with consuming(
+            self._database_url,
+            self._broker_url,
+            self._topology,
+            queue=self._topology.spans_queue,
+            prefetch=PREFETCH,
+            on_message=self._on_message,
+            autocommit=True,
+        ) as (conn, connection, channel):
+            while not self._stopping.is_set():
+                connection.process_data_events(time_limit=0.5)
+                if self._buffer:
+                    connection.process_data_events(time_limit=0)
+                    batch, self._buffer = self._buffer, []
+                    self._store(conn, channel, batch)
 
     def _on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
         self._buffer.append((method.delivery_tag, body))

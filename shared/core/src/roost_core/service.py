@@ -92,11 +92,12 @@ def consuming(
     queue: str,
     prefetch: int,
     on_message: Consumer,
+    autocommit: bool = False,
 ) -> Iterator[tuple[psycopg.Connection[Any], BlockingConnection, BlockingChannel]]:
     """One consuming session: a database connection and a broker channel consuming
     ``queue`` (the core topology declared first, so a fresh broker works), both closed
     on the way out; :func:`keep_running` opens a new one after a lost dependency."""
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(database_url, autocommit=autocommit) as conn:
         connection = broker.connect(broker_url)
         try:
             channel = connection.channel()
