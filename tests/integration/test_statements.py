@@ -13,7 +13,8 @@ import roost_scheduler.statements
 from harness import Stack
 from roost_core import queries
 
-_PARAM = re.compile(r"%\(([a-z_]+)\)s")
+# %(name)s is a text parameter, %(name)b a binary one (arrays: roost_core.queries).
+_PARAM = re.compile(r"%\(([a-z_]+)\)[sb]")
 # PREPARE takes these; the rest (VACUUM, ANALYZE, SHOW, CREATE TABLE) it cannot.
 _PREPARABLE = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "(")
 # Every set of statements: the core's, and each service's own.

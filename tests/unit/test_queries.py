@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 
 import pytest
 
@@ -33,6 +34,16 @@ def test_statements_take_named_parameters_only() -> None:
     for loaded in queries.LOADED:
         for name in loaded.names:
             assert "%s" not in loaded[name], name
+
+
+def test_array_parameters_are_bound_in_binary() -> None:
+    # psycopg dumps a list in text format element by element in Python (escaping each
+    # one): ~8x the client CPU of the binary format for the engine's parallel arrays.
+    _import_everything()
+    text_arrays = re.compile(r"%\([a-z_]+\)s::[a-z0-9_ ]+\[\]")
+    for loaded in queries.LOADED:
+        for name in loaded.names:
+            assert not text_arrays.search(loaded[name]), (loaded.source(name), name)
 
 
 def test_an_unknown_name_fails_when_asked_for() -> None:

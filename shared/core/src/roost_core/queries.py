@@ -6,11 +6,14 @@ statement does, and the statement (Procrastinate keeps its queries the same way)
     -- release_holds --
     -- Frees the concurrency units the given attempts hold.
     DELETE FROM rate_limit_holds h
-    USING unnest(%(task_run_ids)s::uuid[], %(attempts)s::int[]) AS v(id, a)
+    USING unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[]) AS v(id, a)
     WHERE h.task_run_id = v.id AND h.attempt = v.a
     RETURNING 1;
 
-Parameters are named (``%(name)s``, bound from a dict). A block may take in a fragment
+Parameters are named (``%(name)s``, bound from a dict). An array parameter is bound in
+binary (``%(name)b::type[]``): psycopg dumps a list in text format element by element in
+Python, escaping each one, which cost the engine's many parallel arrays eight times the
+CPU of the binary format (issue #17; a test keeps it so). A block may take in a fragment
 written once for several statements with ``{{fragment_name}}``, substituted at load.
 
 Files are read once, at import; modules bind the statements they use to module

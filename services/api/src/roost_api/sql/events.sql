@@ -4,8 +4,8 @@
 INSERT INTO pushed_events (id, tenant_id, key, data, idempotency_key, run_ids, created_at)
 SELECT v.id, %(tenant_id)s, v.key, v.data::jsonb, v.ikey, string_to_array(v.runs, ',')::uuid[],
   clock_timestamp()
-FROM unnest(%(ids)s::uuid[], %(keys)s::text[], %(data)s::text[],
-  %(idempotency_keys)s::text[], %(run_ids)s::text[])
+FROM unnest(%(ids)b::uuid[], %(keys)b::text[], %(data)b::text[],
+  %(idempotency_keys)b::text[], %(run_ids)b::text[])
   WITH ORDINALITY AS v(id, key, data, ikey, runs, n)
 ORDER BY v.n
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL

@@ -60,7 +60,7 @@ async def run_async(cur: psycopg.AsyncCursor[Any], plan: Plan[T]) -> T:
 
 def columns(names: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> dict[str, list[Any]]:
     """``rows`` as named parameters, a list per column, for statements that take many rows
-    at once (``unnest(%(ids)s::uuid[], %(attempts)s::int[])``)."""
+    at once (``unnest(%(ids)b::uuid[], %(attempts)b::int[])``)."""
     lists: list[list[Any]] = [[] for _ in names]
     for row in rows:
         for values, value in zip(lists, row, strict=True):

@@ -5,9 +5,9 @@ INSERT INTO rate_limit_waiters (tenant_id, run_id, task_run_id, attempt, task, k
   units, queue, message)
 SELECT v.tenant_id, v.run_id, v.task_run_id, v.attempt, v.task,
   string_to_array(v.keys, ' '), string_to_array(v.units, ' ')::int[], v.queue, v.message
-FROM unnest(%(tenant_ids)s::uuid[], %(run_ids)s::uuid[], %(task_run_ids)s::uuid[],
-  %(attempts)s::int[], %(tasks)s::text[], %(keys)s::text[], %(units)s::text[],
-  %(queues)s::text[], %(messages)s::bytea[])
+FROM unnest(%(tenant_ids)b::uuid[], %(run_ids)b::uuid[], %(task_run_ids)b::uuid[],
+  %(attempts)b::int[], %(tasks)b::text[], %(keys)b::text[], %(units)b::text[],
+  %(queues)b::text[], %(messages)b::bytea[])
   WITH ORDINALITY AS v(tenant_id, run_id, task_run_id, attempt, task, keys, units, queue,
   message, n)
 ORDER BY v.n ON CONFLICT (task_run_id, attempt) DO NOTHING;
@@ -15,13 +15,13 @@ ORDER BY v.n ON CONFLICT (task_run_id, attempt) DO NOTHING;
 -- release_holds --
 -- Frees the units the given attempts (task run id, attempt) hold.
 DELETE FROM rate_limit_holds h
-USING unnest(%(task_run_ids)s::uuid[], %(attempts)s::int[]) AS v(id, a)
+USING unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[]) AS v(id, a)
 WHERE h.task_run_id = v.id AND h.attempt = v.a RETURNING 1;
 
 -- release_waiters --
 -- Removes the given attempts (task run id, attempt) from the waiters.
 DELETE FROM rate_limit_waiters w
-USING unnest(%(task_run_ids)s::uuid[], %(attempts)s::int[]) AS v(id, a)
+USING unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[]) AS v(id, a)
 WHERE w.task_run_id = v.id AND w.attempt = v.a RETURNING 1;
 
 -- upsert_dynamic_keys --
@@ -29,8 +29,8 @@ WHERE w.task_run_id = v.id AND w.attempt = v.a RETURNING 1;
 -- declaration updates them (rows that already match are not rewritten).
 INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)
 SELECT DISTINCT ON (v.tenant_id, v.key) v.tenant_id, v.key, v.limit_value, v.seconds
-FROM unnest(%(tenant_ids)s::uuid[], %(keys)s::text[], %(limits)s::int[],
-  %(window_seconds)s::int[]) AS v(tenant_id, key, limit_value, seconds)
+FROM unnest(%(tenant_ids)b::uuid[], %(keys)b::text[], %(limits)b::int[],
+  %(window_seconds)b::int[]) AS v(tenant_id, key, limit_value, seconds)
 ORDER BY v.tenant_id, v.key
 ON CONFLICT (tenant_id, key) DO UPDATE SET limit_value = EXCLUDED.limit_value,
   window_seconds = EXCLUDED.window_seconds, updated_at = now()

@@ -20,7 +20,7 @@ SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds, {{units_in_use}},
      FROM rate_limit_admissions a WHERE a.tenant_id = l.tenant_id AND a.key = l.key
      AND a.admitted_at > clock_timestamp() - make_interval(secs => l.window_seconds))
   END
-FROM rate_limits l JOIN unnest(%(tenant_ids)s::uuid[], %(keys)s::text[]) AS v(tenant_id, key)
+FROM rate_limits l JOIN unnest(%(tenant_ids)b::uuid[], %(keys)b::text[]) AS v(tenant_id, key)
   ON l.tenant_id = v.tenant_id AND l.key = v.key;
 
 -- units_in_use --
@@ -37,7 +37,7 @@ END
 
 -- run_traces --
 -- The trace carriers of the given runs that have one.
-SELECT id, trace FROM runs WHERE id = ANY(%(run_ids)s::uuid[]) AND trace IS NOT NULL;
+SELECT id, trace FROM runs WHERE id = ANY(%(run_ids)b::uuid[]) AND trace IS NOT NULL;
 
 -- take_waiters --
 -- Removes the given waiters, returning those still there (a cancelled run's are gone).
@@ -46,15 +46,15 @@ DELETE FROM rate_limit_waiters WHERE id = ANY(%(ids)s) RETURNING id;
 -- insert_holds --
 -- Records the concurrency units admitted attempts hold until they end.
 INSERT INTO rate_limit_holds (tenant_id, key, task_run_id, attempt, units)
-SELECT * FROM unnest(%(tenant_ids)s::uuid[], %(keys)s::text[], %(task_run_ids)s::uuid[],
-  %(attempts)s::int[], %(units)s::int[])
+SELECT * FROM unnest(%(tenant_ids)b::uuid[], %(keys)b::text[], %(task_run_ids)b::uuid[],
+  %(attempts)b::int[], %(units)b::int[])
 ON CONFLICT (task_run_id, key) DO UPDATE SET attempt = EXCLUDED.attempt,
   units = EXCLUDED.units, acquired_at = now();
 
 -- insert_admissions --
 -- Records the units admitted attempts take from window keys.
 INSERT INTO rate_limit_admissions (tenant_id, key, units)
-SELECT * FROM unnest(%(tenant_ids)s::uuid[], %(keys)s::text[], %(units)s::int[]);
+SELECT * FROM unnest(%(tenant_ids)b::uuid[], %(keys)b::text[], %(units)b::int[]);
 
 -- prune_admissions --
 -- Drops window admissions no window can count any more (kept 10 minutes at least, for

@@ -7,5 +7,5 @@ SELECT pg_advisory_xact_lock(hashtext(%(key)s));
 -- (new) runs.
 SELECT concurrency_key, id FROM runs WHERE workflow_id = %(workflow_id)s
 AND concurrency_key = ANY(%(keys)s) AND status = ANY(%(statuses)s)
-AND id <> ALL(%(exclude)s::uuid[])
+AND id <> ALL(%(exclude)b::uuid[])
 ORDER BY created_at, id;

@@ -17,8 +17,8 @@ RETURNING id, attempt, status, worker_id, queued_at, started_at, task_name;
 INSERT INTO task_attempts (task_run_id, attempt, status, worker_id, error,
   queued_at, started_at, finished_at)
 SELECT v.id, v.a, %(cancelled)s, v.w, %(error)s, v.q, v.s, now()
-FROM unnest(%(task_run_ids)s::uuid[], %(attempts)s::int[], %(worker_ids)s::text[],
-  %(queued_at)s::timestamptz[], %(started_at)s::timestamptz[]) AS v(id, a, w, q, s)
+FROM unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[], %(worker_ids)b::text[],
+  %(queued_at)b::timestamptz[], %(started_at)b::timestamptz[]) AS v(id, a, w, q, s)
 ON CONFLICT DO NOTHING;
 
 -- cancel_run --
@@ -46,7 +46,7 @@ UPDATE task_runs t SET status = CASE WHEN v.pending = 0 THEN %(queued)s ELSE %(p
   retry_base = t.attempt,
   attempt = CASE WHEN v.pending = 0 THEN t.attempt + 1 ELSE t.attempt END,
   queued_at = CASE WHEN v.pending = 0 THEN now() END
-FROM unnest(%(tasks)s::text[], %(pending_parents)s::int[]) AS v(name, pending)
+FROM unnest(%(tasks)b::text[], %(pending_parents)b::int[]) AS v(name, pending)
 WHERE t.run_id = %(run_id)s AND t.task_name = v.name
 RETURNING t.id, t.task_name, t.attempt, v.pending;
 

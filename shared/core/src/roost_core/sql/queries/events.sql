@@ -3,9 +3,9 @@
 -- Each run's next seq continues from its last event (one index probe per run, under the
 -- run lock the caller holds). A run created in this same transaction has none, so it
 -- starts at 1.
-WITH v AS (SELECT * FROM unnest(%(tenant_ids)s::uuid[], %(run_ids)s::uuid[],
-    %(workflows)s::text[], %(types)s::text[], %(tasks)s::text[], %(attempts)s::int[],
-    %(data)s::text[], %(at)s::float8[])
+WITH v AS (SELECT * FROM unnest(%(tenant_ids)b::uuid[], %(run_ids)b::uuid[],
+    %(workflows)b::text[], %(types)b::text[], %(tasks)b::text[], %(attempts)b::int[],
+    %(data)b::text[], %(at)b::float8[])
   WITH ORDINALITY AS v(tenant_id, run_id, workflow, type, task, attempt, data, at, n)),
 base AS (SELECT r.run_id, coalesce((SELECT max(e.seq) FROM events e
   WHERE e.run_id = r.run_id), 0) AS seq FROM (SELECT DISTINCT run_id FROM v) r)

@@ -4,8 +4,8 @@
 -- the insertion order of the SELECT).
 INSERT INTO outbox (exchange, routing_key, body, headers, mandatory)
 SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb, m.mandatory
-FROM unnest(%(exchanges)s::text[], %(routing_keys)s::text[], %(bodies)s::bytea[],
-  %(headers)s::text[], %(mandatory)s::bool[])
+FROM unnest(%(exchanges)b::text[], %(routing_keys)b::text[], %(bodies)b::bytea[],
+  %(headers)b::text[], %(mandatory)b::bool[])
   WITH ORDINALITY AS m(exchange, routing_key, body, headers, mandatory, n)
 ORDER BY m.n RETURNING id;
 

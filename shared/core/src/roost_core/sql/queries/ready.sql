@@ -1,7 +1,7 @@
 -- parent_outputs --
 -- The outputs of the given (run, task) pairs: parents that finished in an earlier batch.
 SELECT t.run_id, t.task_name, t.output FROM task_runs t
-JOIN unnest(%(run_ids)s::uuid[], %(tasks)s::text[]) AS m(run_id, task)
+JOIN unnest(%(run_ids)b::uuid[], %(tasks)b::text[]) AS m(run_id, task)
   ON t.run_id = m.run_id AND t.task_name = m.task;
 
 -- failed_task_errors --
@@ -12,17 +12,17 @@ AND status = ANY(%(failures)s) AND task_name <> %(handler)s;
 -- set_schedule_deadlines --
 -- Gives QUEUED attempts their schedule deadlines (unix times).
 UPDATE task_runs t SET deadline_at = to_timestamp(v.d)
-FROM unnest(%(task_run_ids)s::uuid[], %(deadlines)s::float8[]) AS v(id, d)
+FROM unnest(%(task_run_ids)b::uuid[], %(deadlines)b::float8[]) AS v(id, d)
 WHERE t.id = v.id;
 
 -- fire_due_retries_of_tasks --
 -- The given task runs' retries whose backoff is over are queued.
 UPDATE task_runs SET dispatch_at = NULL, queued_at = now()
-WHERE id = ANY(%(task_run_ids)s::uuid[]) AND dispatch_at <= now()
+WHERE id = ANY(%(task_run_ids)b::uuid[]) AND dispatch_at <= now()
 RETURNING id, run_id, task_name, attempt;
 
 -- fire_due_retries_of_runs --
 -- The given runs' retries whose backoff is over are queued.
 UPDATE task_runs SET dispatch_at = NULL, queued_at = now()
-WHERE run_id = ANY(%(run_ids)s::uuid[]) AND dispatch_at <= now()
+WHERE run_id = ANY(%(run_ids)b::uuid[]) AND dispatch_at <= now()
 RETURNING id, run_id, task_name, attempt;

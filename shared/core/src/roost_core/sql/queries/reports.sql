@@ -8,8 +8,8 @@
 UPDATE task_runs t SET status = %(succeeded)s, output = v.o::jsonb, worker_id = v.w,
   started_at = to_timestamp(v.s), finished_at = to_timestamp(v.f),
   deadline_at = NULL, error = NULL
-FROM unnest(%(task_run_ids)s::uuid[], %(attempts)s::int[], %(outputs)s::text[],
-  %(worker_ids)s::text[], %(started_at)s::float8[], %(finished_at)s::float8[])
+FROM unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[], %(outputs)b::text[],
+  %(worker_ids)b::text[], %(started_at)b::float8[], %(finished_at)b::float8[])
   AS v(id, a, o, w, s, f)
 WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%(statuses)s)
 RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id, t.id,
@@ -25,7 +25,7 @@ UPDATE task_runs c SET pending_parents = c.pending_parents - d.n,
   attempt = CASE WHEN c.pending_parents = d.n THEN c.attempt + 1 ELSE c.attempt END,
   queued_at = CASE WHEN c.pending_parents = d.n THEN now() ELSE c.queued_at END
 FROM (SELECT k.id, count(*)::int AS n FROM task_runs k
-      JOIN unnest(%(run_ids)s::uuid[], %(tasks)s::text[]) AS f(run_id, task)
+      JOIN unnest(%(run_ids)b::uuid[], %(tasks)b::text[]) AS f(run_id, task)
         ON k.run_id = f.run_id AND f.task = ANY(k.parents)
       WHERE k.status = %(pending)s GROUP BY k.id) AS d
 WHERE c.id = d.id AND c.pending_parents >= d.n

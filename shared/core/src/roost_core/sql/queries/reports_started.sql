@@ -3,8 +3,8 @@
 -- execution timeout gets its engine-side deadline: start + timeout + grace.
 UPDATE task_runs t SET status = %(running)s, started_at = to_timestamp(v.at), worker_id = v.w,
   deadline_at = to_timestamp(v.at + v.timeout + %(grace_seconds)s)
-FROM unnest(%(task_run_ids)s::uuid[], %(attempts)s::int[], %(started_at)s::float8[],
-  %(worker_ids)s::text[], %(timeouts)s::float8[]) AS v(id, a, at, w, timeout)
+FROM unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[], %(started_at)b::float8[],
+  %(worker_ids)b::text[], %(timeouts)b::float8[]) AS v(id, a, at, w, timeout)
 WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%(statuses)s)
 RETURNING t.run_id, t.task_name, t.attempt, t.worker_id,
   extract(epoch FROM t.started_at), extract(epoch FROM t.queued_at);

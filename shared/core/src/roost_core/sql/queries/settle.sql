@@ -1,13 +1,13 @@
 -- count_settled --
 -- Counts tasks that settled against their runs; returns what each run has left.
 UPDATE runs SET remaining_tasks = remaining_tasks - v.n
-FROM unnest(%(run_ids)s::uuid[], %(settled)s::int[]) AS v(id, n) WHERE runs.id = v.id
+FROM unnest(%(run_ids)b::uuid[], %(settled)b::int[]) AS v(id, n) WHERE runs.id = v.id
 RETURNING runs.id, runs.remaining_tasks;
 
 -- tasks_of_runs --
 -- Every task of the given runs, with how it ended.
 SELECT run_id, task_name, status, output, error FROM task_runs
-WHERE run_id = ANY(%(run_ids)s::uuid[]);
+WHERE run_id = ANY(%(run_ids)b::uuid[]);
 
 -- end_run --
 -- A run ends (one row of an executemany).

@@ -2,12 +2,12 @@
 -- How many spans each of the given runs has (an index lookup each); runs not found are
 -- gone or never committed.
 SELECT r.id::text, (SELECT count(*) FROM spans s WHERE s.run_id = r.id)
-FROM runs r WHERE r.id = ANY(%(run_ids)s::uuid[]);
+FROM runs r WHERE r.id = ANY(%(run_ids)b::uuid[]);
 
 -- stored_spans --
 -- Which of the given spans runs near their cap have already.
 SELECT run_id::text, span_id FROM spans
-WHERE run_id = ANY(%(run_ids)s::uuid[]) AND span_id = ANY(%(span_ids)s::text[]);
+WHERE run_id = ANY(%(run_ids)b::uuid[]) AND span_id = ANY(%(span_ids)b::text[]);
 
 -- insert_spans --
 -- Stores a batch of spans, sent as one JSON document that PostgreSQL unpacks (much

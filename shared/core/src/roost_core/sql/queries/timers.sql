@@ -6,13 +6,13 @@ UNION (SELECT run_id FROM task_runs WHERE deadline_at <= now() LIMIT 500);
 -- clear_timers --
 -- Ended runs keep no timers.
 UPDATE task_runs SET dispatch_at = NULL, deadline_at = NULL
-WHERE run_id = ANY(%(run_ids)s::uuid[]) AND (dispatch_at IS NOT NULL
+WHERE run_id = ANY(%(run_ids)b::uuid[]) AND (dispatch_at IS NOT NULL
   OR deadline_at IS NOT NULL);
 
 -- expired_attempts --
 -- Active attempts of the given runs past their deadline (and not waiting to be sent).
 SELECT id, run_id, task_name, attempt, status, worker_id FROM task_runs
-WHERE run_id = ANY(%(run_ids)s::uuid[]) AND deadline_at <= now()
+WHERE run_id = ANY(%(run_ids)b::uuid[]) AND deadline_at <= now()
 AND status = ANY(%(statuses)s) AND dispatch_at IS NULL;
 
 -- silent_worker --
@@ -31,4 +31,4 @@ SELECT t.run_id FROM task_runs t {{silent_worker}} LIMIT 500;
 -- The attempts on silent workers of the given runs, read again under their locks.
 SELECT t.id, t.run_id, t.task_name, t.attempt, t.worker_id FROM task_runs t
 {{silent_worker}}
-AND t.run_id = ANY(%(run_ids)s::uuid[]);
+AND t.run_id = ANY(%(run_ids)b::uuid[]);

@@ -6,8 +6,8 @@ INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name
 SELECT v.id, %(tenant_id)s, %(workflow_id)s, %(version_id)s, %(workflow)s, %(queued)s,
   v.input::jsonb, v.key, %(tasks)s, v.concurrency_key, v.trace::jsonb,
   coalesce(v.metadata::jsonb, '{}')
-FROM unnest(%(run_ids)s::uuid[], %(inputs)s::text[], %(idempotency_keys)s::text[],
-  %(concurrency_keys)s::text[], %(traces)s::text[], %(metadata)s::text[])
+FROM unnest(%(run_ids)b::uuid[], %(inputs)b::text[], %(idempotency_keys)b::text[],
+  %(concurrency_keys)b::text[], %(traces)b::text[], %(metadata)b::text[])
   WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, metadata, n)
 ORDER BY v.n
 ON CONFLICT (tenant_id, workflow_id, idempotency_key)
@@ -27,6 +27,6 @@ INSERT INTO task_runs (id, run_id, task_name, parents, pending_parents, status,
 SELECT v.id, v.run_id, v.name, string_to_array(v.parents, ','), v.pending,
   CASE WHEN v.root THEN %(queued)s ELSE %(pending)s END, CASE WHEN v.root THEN 1 ELSE 0 END,
   CASE WHEN v.root THEN now() END, to_timestamp(v.deadline)
-FROM unnest(%(ids)s::uuid[], %(run_ids)s::uuid[], %(names)s::text[], %(parents)s::text[],
-  %(pending_parents)s::int[], %(roots)s::bool[], %(deadlines)s::float8[])
+FROM unnest(%(ids)b::uuid[], %(run_ids)b::uuid[], %(names)b::text[], %(parents)b::text[],
+  %(pending_parents)b::int[], %(roots)b::bool[], %(deadlines)b::float8[])
   AS v(id, run_id, name, parents, pending, root, deadline);

@@ -5,9 +5,9 @@ INSERT INTO workers (id, name, workflows, slots, running, held, last_heartbeat_a
   state, version, sdk_version, last_sent_at)
 SELECT v.id, v.name, string_to_array(v.workflows, ','), v.slots, v.running,
   string_to_array(v.held, ','), now(), v.state, v.version, v.sdk_version, v.sent_at
-FROM unnest(%(ids)s::text[], %(names)s::text[], %(workflows)s::text[], %(slots)s::int[],
-  %(running)s::int[], %(held)s::text[], %(states)s::text[], %(versions)s::text[],
-  %(sdk_versions)s::text[], %(sent_at)s::float8[])
+FROM unnest(%(ids)b::text[], %(names)b::text[], %(workflows)b::text[], %(slots)b::int[],
+  %(running)b::int[], %(held)b::text[], %(states)b::text[], %(versions)b::text[],
+  %(sdk_versions)b::text[], %(sent_at)b::float8[])
   AS v(id, name, workflows, slots, running, held, state, version, sdk_version, sent_at)
 ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), running = EXCLUDED.running,
   held = EXCLUDED.held,
