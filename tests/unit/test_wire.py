@@ -11,12 +11,15 @@ from pydantic import ValidationError
 
 from roost_core.topology import Topology, task_queue_arguments
 from roost_core.wire import (
+    TaskEmitted,
     TaskError,
     TaskFailed,
     TaskMessage,
     TaskSucceeded,
     decode_report,
+    decode_report_batch,
     dramatiq_envelope,
+    encode_report_batch,
 )
 
 
@@ -83,3 +86,19 @@ def test_reports_round_trip_and_malformed_ones_are_refused() -> None:
         decode_report(b'{"kind": "succeeded"}')
     with pytest.raises(ValidationError):
         decode_report(b"not json")
+
+
+def test_a_report_batch_keeps_each_kind_in_its_order_and_refuses_a_malformed_one() -> None:
+    encode = encode_report_batch
+    common = {"run_id": "r", "task": "t", "attempt": 1, "worker_id": "w", "started_at": 1.0}
+    made = [
+        TaskEmitted(**common, task_run_id="a", type="log", at=1.1, data="one"),
+        TaskSucceeded(**common, task_run_id="a", finished_at=2.0, output=None),
+        TaskEmitted(**common, task_run_id="b", type="log", at=1.2, data="two"),
+        TaskSucceeded(**common, task_run_id="b", finished_at=2.0, output={"x": 1}),
+    ]
+    results, emitted = decode_report_batch(encode([m.model_dump_json().encode() for m in made]))
+    assert [(r.task_run_id, r.output) for r in results] == [("a", None), ("b", {"x": 1})]
+    assert [e.data for e in emitted] == ["one", "two"]
+    with pytest.raises(ValidationError):
+        decode_report_batch(encode([made[1].model_dump_json().encode(), b'{"kind": "odd"}']))

@@ -24,8 +24,14 @@ from roost_core.engine.state import Definitions
 from roost_core.engine.timers import fire_timers, reclaim_lost_attempts
 from roost_core.engine.workers import record_heartbeats
 from roost_core.service import consuming, keep_running
-from roost_core.topology import TASK_EMITTED, WORKER_HEARTBEAT, Topology
-from roost_core.wire import TaskEmitted, TaskReport, WorkerHeartbeat, decode_report
+from roost_core.topology import TASK_EMITTED, TASK_REPORTS, WORKER_HEARTBEAT, Topology
+from roost_core.wire import (
+    TaskEmitted,
+    TaskReport,
+    WorkerHeartbeat,
+    decode_report,
+    decode_report_batch,
+)
 from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.redispatch import LostMessages
 from roost_scheduler.retention import Retention
@@ -126,6 +132,10 @@ class Scheduler:
             try:
                 if key == WORKER_HEARTBEAT:
                     beats.append(WorkerHeartbeat.model_validate_json(body))
+                elif key == TASK_REPORTS:
+                    results, lines = decode_report_batch(body)
+                    reports += results
+                    emitted += lines
                 elif key == TASK_EMITTED:
                     emitted.append(TaskEmitted.model_validate_json(body))
                 else:

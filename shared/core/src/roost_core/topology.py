@@ -16,7 +16,19 @@ WORKER_HEARTBEAT = "worker.heartbeat"
 # Routing keys of what a task emits while it runs (log lines, progress, stream chunks),
 # written to the event log by the scheduler.
 TASK_EMITTED = "task.emitted"
-SCHEDULER_BINDINGS = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED, WORKER_HEARTBEAT, TASK_EMITTED)
+
+# Routing key of a batch of the above in one message (roost_core.wire.encode_report_batch):
+# how a worker process sends its reports, so that one publisher confirm covers the
+# results of every task that ended meanwhile (roost._report_batcher).
+TASK_REPORTS = "task.reports"
+SCHEDULER_BINDINGS = (
+    TASK_STARTED,
+    TASK_SUCCEEDED,
+    TASK_FAILED,
+    WORKER_HEARTBEAT,
+    TASK_EMITTED,
+    TASK_REPORTS,
+)
 
 # Routing key of the broadcasts that tell every gateway replica which events were just
 # appended to the durable event log.

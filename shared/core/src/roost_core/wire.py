@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -270,6 +270,30 @@ class _ReportEnvelope(BaseModel):
 def decode_report(body: bytes) -> TaskReport:
     """Parse a worker report; raises pydantic.ValidationError on a malformed body."""
     return _ReportEnvelope.model_validate_json(b'{"report":' + body + b"}").report
+
+
+class _ReportBatch(BaseModel):
+    reports: list[Annotated[TaskReport | TaskEmitted, Field(discriminator="kind")]]
+
+
+def encode_report_batch(reports: list[bytes]) -> bytes:
+    """One message holding several reports, each already encoded (``model_dump_json``),
+    in the order they were made: started, succeeded, failed or emitted, of any tasks."""
+    return b'{"reports":[' + b",".join(reports) + b"]}"
+
+
+def decode_report_batch(body: bytes) -> tuple[list[TaskReport], list[TaskEmitted]]:
+    """Parse a batch of reports into results and starts, and what tasks emitted, each in
+    its order; raises pydantic.ValidationError if any of them is malformed (the batch
+    came from one worker process with one bug: the scheduler dead-letters it whole)."""
+    reports: list[TaskReport] = []
+    emitted: list[TaskEmitted] = []
+    for report in _ReportBatch.model_validate_json(body).reports:
+        if isinstance(report, TaskEmitted):
+            emitted.append(report)
+        else:
+            reports.append(report)
+    return reports, emitted
 
 
 def dramatiq_envelope(queue_name: str, actor_name: str, message: TaskMessage) -> bytes:
