@@ -32,7 +32,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-from roost_core.spans import RUN_ID, SpanShipper
+from roost_core.spans import RUN_ID, SpanShipper, WireSpan
 from roost_core.topology import Topology
 
 _configured = False
@@ -146,6 +146,18 @@ def setup(service: str, *, broker_url: str | None = None, namespace: str | None 
 def enabled() -> bool:
     """Whether this process records spans (else skip building spans nobody records)."""
     return _configured
+
+
+def store_only() -> bool:
+    """Whether spans go to the span store and nowhere else: then a hot path may make its
+    spans as records (``roost_core.light_spans``), at a fraction of an SDK span's cost."""
+    return _configured and not _exporting and _shipper is not None
+
+
+def ship(record: WireSpan) -> None:
+    """Send a span already in the span store's record form (its service filled in)."""
+    if _shipper is not None:
+        _shipper.ship(record)
 
 
 def record_span(

@@ -80,18 +80,23 @@ class AttemptRunner:
     def _attempt(self, msg: TaskMessage) -> Attempt:
         worker_id = self._worker_id()
         started_at = time.time()
-        started = TaskStarted(
-            run_id=msg.run_id,
-            task_run_id=msg.task_run_id,
-            task=msg.task,
-            attempt=msg.attempt,
-            worker_id=worker_id,
-            started_at=started_at,
-        )
-        report = OutboxMessage(
-            self._topology.events_exchange, topo.TASK_STARTED, started.model_dump_json().encode()
-        )
-        return Attempt(msg, worker_id, started_at, report)
+
+        def started() -> OutboxMessage:
+            report = TaskStarted(
+                run_id=msg.run_id,
+                task_run_id=msg.task_run_id,
+                task=msg.task,
+                attempt=msg.attempt,
+                worker_id=worker_id,
+                started_at=started_at,
+            )
+            return OutboxMessage(
+                self._topology.events_exchange,
+                topo.TASK_STARTED,
+                report.model_dump_json().encode(),
+            )
+
+        return Attempt(msg, worker_id, started_at, started)
 
     def _outcome_of(self, attempt: Attempt, error: BaseException) -> Outcome | None:
         for middleware in self.middlewares:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -54,8 +55,8 @@ class Delivery(Middleware):
         self._current: dict[int, Any] = {}
         self._lock = threading.Lock()
         # Attempts that may outlive the consumer timeout: task run id -> (since,
-        # thread, message id, their `started` report).
-        self._long: dict[str, tuple[float, int, str, OutboxMessage]] = {}
+        # thread, message id, what builds their `started` report).
+        self._long: dict[str, tuple[float, int, str, Callable[[], OutboxMessage]]] = {}
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         self._worker = worker
@@ -115,7 +116,9 @@ class Delivery(Middleware):
             return False
         return True
 
-    def watch(self, task_run_id: str, message_id: str, started: OutboxMessage) -> None:
+    def watch(
+        self, task_run_id: str, message_id: str, started: Callable[[], OutboxMessage]
+    ) -> None:
         """An attempt begins on this thread: ack it early if it runs long."""
         with self._lock:
             self._long[task_run_id] = (
@@ -129,9 +132,9 @@ class Delivery(Middleware):
         with self._lock:
             self._long.pop(task_run_id, None)
 
-    def long_running(self, seconds: float) -> list[tuple[int, str, OutboxMessage]]:
-        """The attempts watched for longer than ``seconds`` (thread, message id, their
-        `started` report), each returned once."""
+    def long_running(self, seconds: float) -> list[tuple[int, str, Callable[[], OutboxMessage]]]:
+        """The attempts watched for longer than ``seconds`` (thread, message id, what
+        builds their `started` report), each returned once."""
         limit = time.monotonic() - seconds
         with self._lock:
             due = [(k, v) for k, v in self._long.items() if v[0] <= limit]
@@ -162,7 +165,9 @@ class LongTasks(AttemptMiddleware):
     def before_attempt(self, attempt: Attempt) -> None:
         message = attempt.message
         self._delivery.watch(
-            message.task_run_id, f"{message.task_run_id}:{message.attempt}", attempt.started_report
+            message.task_run_id,
+            f"{message.task_run_id}:{message.attempt}",
+            lambda: attempt.started_report,
         )
         attempt.watched = True
 

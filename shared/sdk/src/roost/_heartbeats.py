@@ -146,7 +146,7 @@ class Heartbeats(Middleware):
             self._long_task_ack_seconds
         ):
             try:
-                self.reporter.publish_confirmed(started_report)
+                self.reporter.publish_confirmed(started_report())
             except Exception:
                 # Not acked then: RabbitMQ still holds the message, nothing is lost.
                 logger.warning(

@@ -39,7 +39,11 @@ class Outcomes(AttemptMiddleware):
         if attempt.start_at_once:
             self._reports.started_now(attempt.started_report)
         else:
-            attempt.pending_start = self._reporter.schedule(attempt.started_report)
+            # Built on the reporter's thread, only if it is due before the attempt ends.
+            reporter = self._reporter
+            attempt.pending_start = reporter.schedule(
+                lambda: reporter.publish_unconfirmed(attempt.started_report)
+            )
 
     def after_attempt(self, attempt: Attempt, exception: BaseException | None) -> None:
         outcome = attempt.outcome

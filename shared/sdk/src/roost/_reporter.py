@@ -83,6 +83,11 @@ class Reporter:
                 self._cond.notify()
         return pending
 
+    def publish_unconfirmed(self, message: OutboxMessage) -> None:
+        """Publish without a confirm; only from a scheduled callable (this reporter's
+        own thread)."""
+        self._publisher.publish_unconfirmed(message)
+
     def publish_confirmed(self, message: OutboxMessage) -> None:
         """Publish and wait for RabbitMQ's confirm; only from a scheduled callable (this
         reporter's own thread)."""

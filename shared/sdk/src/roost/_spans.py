@@ -4,17 +4,27 @@ Each attempt gets a span, ``task <workflow>.<task>``, a child of its run's span 
 carrier the task message brings), current in the task's thread while the task runs and
 reports, so that spans the task starts nest under it (roost._attempt carries it over to
 the event loop's thread for async tasks). A no-op when tracing is off.
+
+When spans go only to the span store (no collector), the span is a
+``roost_core.light_spans.LightSpan``, made and shipped as one record: the same span in
+the store at a fraction of an SDK span's CPU, which was a sixth of a no-op task's
+(issue #17). With a collector, or a parent that is not a sampled W3C context, it is an
+SDK span.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
+from types import TracebackType
+from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from roost._middleware import Attempt, AttemptMiddleware, Failed
 from roost_core import tracing
+from roost_core.light_spans import LightSpan, parse_traceparent
 
 _tracer = tracing.tracer("roost.worker")
 
@@ -28,18 +38,24 @@ class Spans(AttemptMiddleware):
 
     def before_attempt(self, attempt: Attempt) -> None:
         message = attempt.message
+        name = f"task {message.workflow}.{message.task}"
+        attributes: dict[str, Any] = {  # few: each costs on every attempt
+            "roost.run_id": message.run_id,
+            "roost.task": message.task,
+            "roost.attempt": message.attempt,
+            "roost.worker_id": attempt.worker_id,
+        }
+        parent = parse_traceparent(message.trace) if tracing.store_only() else None
+        if parent is not None:
+            attempt.span_scope = _LightScope(LightSpan(parent, name, "consumer", attributes))
+            return
         scope = ExitStack()
         scope.enter_context(
             self._tracer.start_as_current_span(
-                f"task {message.workflow}.{message.task}",
+                name,
                 context=tracing.extract(message.trace),
                 kind=SpanKind.CONSUMER,
-                attributes={  # few: each costs on every attempt
-                    "roost.run_id": message.run_id,
-                    "roost.task": message.task,
-                    "roost.attempt": message.attempt,
-                    "roost.worker_id": attempt.worker_id,
-                },
+                attributes=attributes,
             )
         )
         attempt.span_scope = scope
@@ -59,6 +75,27 @@ class Spans(AttemptMiddleware):
 
     def after_skip_attempt(self, attempt: Attempt) -> None:
         self.after_attempt(attempt, None)
+
+
+class _LightScope(AbstractContextManager[bool | None]):
+    """A light span, current from here until the scope exits; then shipped. An exception
+    escaping is recorded on it, as the SDK's ``start_as_current_span`` would."""
+
+    def __init__(self, span: LightSpan) -> None:
+        self._span = span
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self._span.record_exception(exc, escaped=True)
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        otel_context.detach(self._token)
+        tracing.ship(self._span.record(""))
 
 
 def _span_failed(exc: BaseException, outcome: str) -> None:
