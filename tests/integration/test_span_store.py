@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from harness import Stack
-from roost_core.spans import SpanEventRecord, SpanRecord, store
+from roost_core.span_store import StoredCounts, store
+from roost_core.spans import SpanEventRecord, SpanRecord
 
 
 def _run(stack: Stack, finished_days_ago: float | None, status: str = "SUCCEEDED") -> str:
@@ -70,6 +71,24 @@ def _span(run_id: str, n: int, parent: int | None = None) -> SpanRecord:
 def _count(stack: Stack, table: str, run_id: str) -> int:
     (row,) = stack.sql(f"SELECT count(*) FROM {table} WHERE run_id = %s", run_id)
     return int(row[0])  # type: ignore[call-overload]
+
+
+def test_a_writer_that_remembers_counts_still_keeps_each_run_under_its_cap(stack: Stack) -> None:
+    # StoredCounts spares the count query for runs far from their cap; near it, the
+    # run is counted again, so the cap holds batch after batch, redeliveries included.
+    run = _run(stack, finished_days_ago=None, status="RUNNING")
+    known = StoredCounts()
+    stored: list[str] = []
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        for first in range(1, 40, 3):
+            batch = [_span(run, n) for n in range(first, first + 3)]
+            with conn.transaction():
+                stored += [s["span_id"] for s in store(conn, batch, cap=20, known=known)]
+            with conn.transaction():
+                assert store(conn, batch, cap=20, known=known) == []  # redelivered
+    assert len(stored) == len(set(stored)) == 20
+    assert _count(stack, "spans", run) == 20
+    assert known.get(run) == 20
 
 
 def test_spans_are_stored_once_bounded_per_run_and_only_for_existing_runs(stack: Stack) -> None:

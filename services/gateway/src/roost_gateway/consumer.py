@@ -103,6 +103,8 @@ class EventConsumer:
                 return
             self._call(self._hub.dispatch_spans, spans)
             return
+        if not self._hub.listening:
+            return  # nobody is subscribed here: the log has these events for whoever comes
         try:
             batch = EventBatch.model_validate_json(body)
         except ValidationError as exc:

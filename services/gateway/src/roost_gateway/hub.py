@@ -103,12 +103,16 @@ class Hub:
         self.buffer_limit = buffer_limit
         self._subs: dict[tuple[str, ...], set[Subscriber]] = {}
         self.dispatched = 0
-        # Read by the consumer thread: with nobody asking for spans, broadcasts of
-        # spans are dropped unread.
+        # Read by the consumer thread: with nobody listening, broadcasts are dropped
+        # unread (with nobody asking for spans, those of spans). Safe: a subscriber is
+        # counted before it reads the log, and a broadcast is sent after its events
+        # committed, so what one dropped the log still gives it.
+        self.listening = 0
         self.span_subscribers = 0
 
     def subscribe(self, scope: Scope, *, spans: bool = False) -> Subscriber:
         sub = Subscriber(scope, self.buffer_limit, spans=spans)
+        self.listening += 1
         self.span_subscribers += spans
         self._subs.setdefault(_key(scope), set()).add(sub)
         return sub
@@ -118,6 +122,7 @@ class Hub:
         subs = self._subs.get(key)
         if subs is not None and sub in subs:
             subs.discard(sub)
+            self.listening -= 1
             self.span_subscribers -= sub.spans
             if not subs:
                 del self._subs[key]

@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from roost_core import spans
+from roost_core import span_store, spans
 from roost_core.events import Event
 from roost_gateway.statements import SQL
 
@@ -116,5 +116,5 @@ class EventLog:
     async def run_spans(self, run_id: str) -> list[spans.SpanRecord]:
         """The run's spans stored so far, in start order."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(spans.RUN_SPANS, {"run_id": run_id})
-            return [spans.from_row(r) for r in await cur.fetchall()]
+            cur = await conn.execute(span_store.RUN_SPANS, {"run_id": run_id})
+            return [span_store.from_row(r) for r in await cur.fetchall()]

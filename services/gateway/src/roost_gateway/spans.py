@@ -20,7 +20,7 @@ import pika
 import psycopg
 from prometheus_client import Counter
 
-from roost_core import spans
+from roost_core import span_store, spans
 from roost_core.service import consuming, keep_running
 from roost_core.topology import SPANS_STORED, Topology
 
@@ -43,6 +43,7 @@ class SpanWriter:
         self._database_url = database_url
         self._topology = topology
         self._cap = max_spans_per_run
+        self._known = span_store.StoredCounts()
         self._stopping = threading.Event()
         self._buffer: list[tuple[int, bytes]] = []
         self._thread = threading.Thread(target=self._run, name="span-writer", daemon=True)
@@ -92,7 +93,7 @@ class SpanWriter:
         stored: list[spans.WireSpan] = []
         if records:
             with conn.transaction():
-                stored = spans.store(conn, records, self._cap)
+                stored = span_store.store(conn, records, self._cap, self._known)
             SPANS_STORED_TOTAL.inc(len(stored))
             SPANS_DROPPED.inc(len(records) - len(stored))
         if stored:

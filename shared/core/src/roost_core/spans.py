@@ -1,11 +1,11 @@
 """Roost's own span store: a run's trace, visible with no collector at all.
 
 Every process that makes spans of runs (api, scheduler, ratelimiter, workers) ships
-the finished ones to a RabbitMQ queue (``<namespace>.spans``) in batches, from
-OpenTelemetry's batch processor thread, so the hot path never waits for it. Scheduler
-replicas store them in PostgreSQL (``spans``, bounded per run, deleted with the run) and
-broadcast what they stored, so each gateway streams ``span`` events to the run's
-subscribers as spans end.
+the finished ones to a RabbitMQ queue (``<namespace>.spans``) in batches, from a
+thread of its own, so the hot path never waits for it. Each gateway replica's span
+writer stores them in PostgreSQL (``roost_core.span_store``: ``spans``, bounded per run,
+deleted with the run) and broadcasts what it stored, so each gateway streams ``span``
+events to the run's subscribers as spans end.
 
 Spans are telemetry, not state: a span lost to a full queue or a broker outage costs a
 line in a waterfall, never a run. Messages are transient and the queue is bounded.
@@ -22,20 +22,16 @@ import json
 import logging
 import os
 import threading
-import uuid
-from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections import deque
 from typing import Any, Literal
 
 import pika
 import pika.exceptions
-import psycopg
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 
 from roost_core import broker
-from roost_core.queries import SQL
 from roost_core.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -163,9 +159,6 @@ def _well_formed(span: Any) -> bool:
         return False
 
 
-_COUNTS = SQL.span_counts
-_STORED = SQL.stored_spans
-_INSERT = SQL.insert_spans
 _TEXT_FIELDS = ("run_id", "trace_id", "span_id", "name", "service", "kind")
 
 
@@ -298,68 +291,3 @@ class SpanShipper(SpanProcessor):
         self._thread.join(timeout=2)
         self._flush()
         self._close()
-
-
-# -- the store (scheduler side) ------------------------------------------------------
-
-
-def store(
-    conn: psycopg.Connection[Any], spans: Iterable[WireSpan | SpanRecord], cap: int
-) -> list[WireSpan]:
-    """Insert ``spans`` of existing runs, at most ``cap`` per run (counting those
-    already stored), each once (a redelivered batch adds nothing); return those
-    inserted. Spans of runs that do not exist (deleted, or never committed) are dropped.
-    Two replicas storing spans of one run at the same instant may pass the cap by one
-    batch: the bound is there to keep a runaway task from filling the table."""
-    by_run: dict[str, dict[str, WireSpan]] = defaultdict(dict)
-    for item in spans:
-        span = item.model_dump() if isinstance(item, SpanRecord) else item
-        try:
-            uuid.UUID(span["run_id"])
-        except ValueError:
-            continue  # not a run id: a user set the attribute to something else
-        by_run[span["run_id"]].setdefault(span["span_id"], span)
-    if not by_run:
-        return []
-    counts = {row[0]: int(row[1]) for row in conn.execute(_COUNTS, {"run_ids": list(by_run)})}
-    # Near its cap, a redelivered span must not take the place of a new one: only for
-    # those runs, look up which of these spans they have already.
-    full = [r for r, n in counts.items() if n + len(by_run[r]) > cap]
-    have: dict[str, set[str]] = defaultdict(set)
-    if full:
-        for run_id, span_id in conn.execute(
-            _STORED, {"run_ids": full, "span_ids": [sid for r in full for sid in by_run[r]]}
-        ):
-            have[run_id].add(span_id)
-    wanted: list[WireSpan] = []
-    for run_id, count in counts.items():
-        fresh = [s for sid, s in by_run[run_id].items() if sid not in have[run_id]]
-        wanted += fresh[: max(0, cap - count)]
-    if not wanted:
-        return []
-    rows = conn.execute(_INSERT, {"spans": json.dumps(wanted, separators=(",", ":"))}).fetchall()
-    inserted = {(r[0], r[1]) for r in rows}
-    return [s for s in wanted if (s["run_id"], s["span_id"]) in inserted]
-
-
-# A run's spans, each read by from_row: in start order, and in the api's waterfall order.
-RUN_SPANS = SQL.run_spans
-RUN_SPANS_WATERFALL = SQL.run_spans_waterfall
-
-
-def from_row(row: Sequence[Any]) -> SpanRecord:
-    return SpanRecord(
-        run_id=row[0],
-        trace_id=row[1],
-        span_id=row[2],
-        parent_span_id=row[3],
-        name=row[4],
-        service=row[5],
-        kind=row[6],
-        start=float(row[7]),
-        end=float(row[8]),
-        status=row[9],
-        status_message=row[10],
-        attributes=row[11] or {},
-        events=[SpanEventRecord.model_validate(e) for e in row[12] or []],
-    )

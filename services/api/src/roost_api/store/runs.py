@@ -19,7 +19,7 @@ from roost_api.statements import SQL
 from roost_api.store.common import Conn, iso
 from roost_api.store.rate_limits import check_admissible
 from roost_api.store.workflows import WorkflowVersion
-from roost_core import events, outbox, spans, tracing
+from roost_core import events, outbox, span_store, tracing
 from roost_core.engine import control, trigger
 from roost_core.engine.control import check_run_id
 from roost_core.engine.plan import run_async
@@ -371,8 +371,8 @@ async def run_trace(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     row = await cur.fetchone()
     if row is None:
         raise UnknownRunError(f"run {run_id!r} not found")
-    cur = await conn.execute(spans.RUN_SPANS_WATERFALL, {"run_id": run_id})
-    records = [spans.from_row(r) for r in await cur.fetchall()]
+    cur = await conn.execute(span_store.RUN_SPANS_WATERFALL, {"run_id": run_id})
+    records = [span_store.from_row(r) for r in await cur.fetchall()]
     traceparent = row[1] or ""
     trace_id = traceparent.split("-")[1] if traceparent.count("-") == 3 else None
     return {
