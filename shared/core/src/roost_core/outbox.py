@@ -275,7 +275,17 @@ class Publisher:
 
 class OutboxRelay:
     """The fast path: a background thread that publishes freshly committed outbox rows
-    and deletes them once confirmed. ``submit`` never blocks the caller."""
+    and deletes them once confirmed. ``submit`` never blocks the caller.
+
+    Publishing is at once; deleting waits up to ``DELETE_DELAY_SECONDS`` to gather the
+    rows of many batches into one statement: under single triggers a DELETE of its own
+    per trigger was a second PostgreSQL commit per run (issue #17). Rows waiting for
+    their delete are long younger than the sweeper's grace period, so nothing sends
+    them twice; a relay that dies meanwhile leaves them to the sweeper, which sends them
+    again (consumers are idempotent)."""
+
+    DELETE_DELAY_SECONDS = 0.1
+    DELETE_BATCH = 2000
 
     def __init__(self, broker_url: str, conninfo: str, *, name: str = "outbox-relay") -> None:
         self._publisher = Publisher(broker_url)
@@ -298,33 +308,39 @@ class OutboxRelay:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                break
-            stop = False
-            # Drain whatever else has arrived: one DELETE for all of it.
-            while True:
+        sent: list[int] = []  # published, not yet deleted
+        delete_at = 0.0
+        stop = False
+        while not stop:
+            try:
+                wait = max(0.0, delete_at - time.monotonic()) if sent else None
+                first = self._queue.get(timeout=wait)
+            except queue.Empty:
+                first = []  # time to delete what was sent
+            batch: list[OutboxRow] = []
+            # Drain whatever else has arrived: one publish for all of it.
+            while first is not None:
+                batch.extend(first)
                 try:
-                    more = self._queue.get_nowait()
+                    first = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if more is None:
-                    stop = True
-                    break
-                batch.extend(more)
-            self._publish_batch(batch)
-            if stop:
-                break
+            stop = first is None
+            if batch:
+                if not sent:
+                    delete_at = time.monotonic() + self.DELETE_DELAY_SECONDS
+                sent += self._publish_batch(batch)
+            if sent and (stop or len(sent) >= self.DELETE_BATCH or time.monotonic() >= delete_at):
+                self._delete(sent)
+                sent = []
         self._publisher.close()
         if self._conn is not None:
             self._conn.close()
 
-    def _publish_batch(self, rows: list[OutboxRow]) -> None:
-        done: list[int] = []
+    def _publish_batch(self, rows: list[OutboxRow]) -> list[int]:
+        """Publish ``rows``; return the ids of those RabbitMQ took (all, or none)."""
         try:
             self._publisher.publish_batch([row.message for row in rows])
-            done = [row.id for row in rows]
         except Exception:
             # Nothing of this batch counts as sent: the rows stay in the outbox and the
             # sweeper publishes them (a partial publish may mean duplicates, never loss).
@@ -334,9 +350,9 @@ class OutboxRelay:
                 exc_info=True,
             )
             self._publisher.close()
-        self.published += len(done)
-        if done:
-            self._delete(done)
+            return []
+        self.published += len(rows)
+        return [row.id for row in rows]
 
     def _delete(self, ids: list[int]) -> None:
         for attempt in range(2):

@@ -11,7 +11,7 @@ ORDER BY m.n RETURNING id;
 
 -- delete_outbox --
 -- Drops published outbox rows.
-DELETE FROM outbox WHERE id = ANY(%(ids)s);
+DELETE FROM outbox WHERE id = ANY(%(ids)b::bigint[]);
 
 -- claim_stale_outbox --
 -- Claims outbox rows older than a grace period (left by a crash or a failed fast path)
