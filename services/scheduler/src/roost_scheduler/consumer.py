@@ -20,8 +20,8 @@ from pydantic import ValidationError
 
 from roost_core import metrics, outbox
 from roost_core.engine.reports import apply_reports
-from roost_core.engine.state import Definitions
-from roost_core.engine.timers import fire_timers, reclaim_lost_attempts
+from roost_core.engine.state import BatchOutcome, Definitions
+from roost_core.engine.timers import attempts_lost, fire_timers, reclaim_lost_attempts, timers_due
 from roost_core.engine.workers import record_heartbeats
 from roost_core.service import consuming, keep_running
 from roost_core.topology import TASK_EMITTED, TASK_REPORTS, WORKER_HEARTBEAT, Topology
@@ -93,6 +93,7 @@ class Scheduler:
             queue=self.topology.scheduler_queue,
             prefetch=self.settings.scheduler_prefetch,
             on_message=self._on_message,
+            autocommit=True,  # every change is in a transaction block; reads need none
         ) as (conn, connection, channel):
             logger.info(
                 "scheduler consuming",
@@ -112,7 +113,9 @@ class Scheduler:
                     self._fire_timers(conn)
                     next_timers = now + self.settings.timer_interval_seconds
                 if now >= next_sweep:
-                    outbox.sweep(conn, self.sweep_publisher, self.settings.sweep_grace_seconds)
+                    grace = self.settings.sweep_grace_seconds
+                    if outbox.stranded(conn, grace):
+                        outbox.sweep(conn, self.sweep_publisher, grace)
                     next_sweep = now + self.settings.sweep_interval_seconds
 
     def _on_message(self, channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
@@ -178,25 +181,15 @@ class Scheduler:
     def _fire_timers(self, conn: psycopg.Connection[Any]) -> None:
         """Retries whose backoff is over, and attempts past a deadline. Durable: the
         timers are rows, so a restarted scheduler fires what its predecessor did not."""
-        with conn.transaction():
-            outcome = fire_timers(conn, self.topology, self.definitions)
+        # The reads first, outside any transaction: idle, that is all this costs.
+        outcome = BatchOutcome([], [], 0, 0)
+        if timers_due(conn):
+            with conn.transaction():
+                outcome = fire_timers(conn, self.topology, self.definitions)
         now = time.monotonic()
         if now >= self._next_liveness:
             self._next_liveness = now + 1.0
-            with conn.transaction():
-                lost = reclaim_lost_attempts(
-                    conn,
-                    self.topology,
-                    self.definitions,
-                    self.settings.worker_heartbeat_timeout_seconds,
-                )
-            self.relay.submit(lost.outbox_rows)
-            metrics.count(lost.events)
-            if lost.applied:
-                logger.warning(
-                    "attempts of lost workers handed to others",
-                    extra={"action": "worker_lost", "count": lost.applied},
-                )
+            self._reclaim_lost(conn)
         self.relay.submit(outcome.outbox_rows)
         metrics.count(outcome.events)
         if outcome.applied:
@@ -204,6 +197,21 @@ class Scheduler:
         for run_id, status in outcome.finished_runs:
             logger.info(
                 "run finished", extra={"action": "run_finished", "run_id": run_id, "status": status}
+            )
+
+    def _reclaim_lost(self, conn: psycopg.Connection[Any]) -> None:
+        """Attempts of workers gone silent go to other workers."""
+        timeout = self.settings.worker_heartbeat_timeout_seconds
+        if not attempts_lost(conn, timeout):
+            return
+        with conn.transaction():
+            lost = reclaim_lost_attempts(conn, self.topology, self.definitions, timeout)
+        self.relay.submit(lost.outbox_rows)
+        metrics.count(lost.events)
+        if lost.applied:
+            logger.warning(
+                "attempts of lost workers handed to others",
+                extra={"action": "worker_lost", "count": lost.applied},
             )
 
     def stop(self, *_: Any) -> None:

@@ -85,6 +85,7 @@ class OutboxRow:
 _INSERT = SQL.insert_outbox
 _DELETE = SQL.delete_outbox
 _CLAIM_STALE = SQL.claim_stale_outbox
+_ANY_STALE = SQL.any_stale_outbox
 
 
 def _insert_params(messages: list[OutboxMessage]) -> dict[str, list[Any]]:
@@ -371,6 +372,13 @@ class OutboxRelay:
                     self._conn.close()
                 self._conn = None
                 time.sleep(0.2)
+
+
+def stranded(conn: psycopg.Connection[Any], older_than_s: float) -> bool:
+    """Whether any outbox row is older than ``older_than_s``: one read, so that an idle
+    sweeper opens no transaction."""
+    found = conn.execute(_ANY_STALE, {"older_than_s": older_than_s})
+    return found.fetchone() is not None
 
 
 def sweep(

@@ -17,6 +17,18 @@ _CLEAR_TIMERS = SQL.clear_timers
 _EXPIRED = SQL.expired_attempts
 
 
+def timers_due(conn: Conn) -> bool:
+    """Whether any timer is due: one cheap read, so that an idle scheduler, which looks
+    five times a second, opens no transaction (issue #17's idle target)."""
+    return conn.execute(_DUE).fetchone() is not None
+
+
+def attempts_lost(conn: Conn, timeout: float) -> bool:
+    """Whether any RUNNING attempt's worker has been silent for ``timeout`` seconds."""
+    found = conn.execute(_LOST_RUNS, {"running": TaskStatus.RUNNING, "timeout": timeout})
+    return found.fetchone() is not None
+
+
 def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> BatchOutcome:
     """Fire every due timer, inside the caller's transaction: retries whose backoff is
     over are sent; QUEUED attempts past their schedule deadline end TIMED_OUT; RUNNING

@@ -13,6 +13,11 @@ ORDER BY m.n RETURNING id;
 -- Drops published outbox rows.
 DELETE FROM outbox WHERE id = ANY(%(ids)b::bigint[]);
 
+-- any_stale_outbox --
+-- Whether any outbox row is older than a grace period (a read before claiming any).
+SELECT 1 FROM outbox WHERE created_at < now() - make_interval(secs => %(older_than_s)s)
+LIMIT 1;
+
 -- claim_stale_outbox --
 -- Claims outbox rows older than a grace period (left by a crash or a failed fast path)
 -- that no other sweeper holds.
