@@ -16,7 +16,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import Counter, Gauge, Histogram
 
 from roost_core import metrics, outbox
-from roost_core.engine.admit import admission_pass, prune
+from roost_core.engine.admit import admission_pass, anything_waits, prune
 from roost_core.service import consuming, keep_running
 from roost_core.topology import Topology
 from roost_ratelimiter.settings import RatelimiterSettings
@@ -62,6 +62,7 @@ class Ratelimiter:
             queue=self.topology.ratelimiter_queue,
             prefetch=500,
             on_message=self._on_wake,
+            autocommit=True,  # every change is in a transaction block; reads need none
         ) as (conn, connection, _):
             logger.info("ratelimiter consuming", extra={"action": "ratelimiter_consuming"})
             next_pass = 0.0  # at once: whatever waited while no ratelimiter ran
@@ -84,6 +85,9 @@ class Ratelimiter:
 
     def _pass(self, conn: psycopg.Connection[Any]) -> float:
         """Run one pass; return the seconds until the next one is due."""
+        if not anything_waits(conn):
+            WAITING.set(0)
+            return self.settings.admission_interval_seconds
         started = time.perf_counter()
         self._rotation += 1
         with conn.transaction():

@@ -31,6 +31,7 @@ _tracer = tracing.tracer("roost.ratelimiter")
 
 _LOCK = SQL.lock_admission
 _WAITERS = SQL.first_waiters
+_ANY_WAITING = SQL.any_waiting
 _KEYS = SQL.key_usage
 _TRACES = SQL.run_traces
 _TAKE = SQL.take_waiters
@@ -46,6 +47,12 @@ class PassOutcome:
     failed: int
     waiting: int
     next_refill: float | None  # unix time a window key blocking a waiter frees units
+
+
+def anything_waits(conn: Conn) -> bool:
+    """Whether any attempt or run waits for admission: one read, so that an idle
+    ratelimiter opens no transaction for its periodic pass (issue #17's idle target)."""
+    return conn.execute(_ANY_WAITING).fetchone() is not None
 
 
 def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) -> PassOutcome:

@@ -1,3 +1,7 @@
+-- any_waiting --
+-- Whether anything waits for admission (a read before a pass opens its transaction).
+SELECT 1 FROM rate_limit_waiters LIMIT 1;
+
 -- lock_admission --
 -- Serializes admission passes across ratelimiter replicas, until the pass commits.
 SELECT pg_advisory_xact_lock(hashtext('roost.ratelimiter.admission'));
