@@ -58,6 +58,10 @@ class Submitted:
         self._done = threading.Event()
         self.delivered = False
 
+    @property
+    def settled(self) -> bool:
+        return self._done.is_set()
+
     def settle(self, delivered: bool) -> None:
         self.delivered = delivered
         self._done.set()
@@ -106,6 +110,8 @@ class ReportBatcher:
         (True) unless too many reports are waiting already."""
         item = Submitted(body)
         with self._cond:
+            if self._stopped:
+                return False  # nothing sends any more: a result's message goes back
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="roost-reports", daemon=True)
                 self._thread.start()
@@ -145,7 +151,16 @@ class ReportBatcher:
         publisher = Publisher(self._url)
         try:
             while (batch := self._take()) is not None:
-                self._send(publisher, batch)
+                try:
+                    self._send(publisher, batch)
+                except Exception:
+                    # Not the broker (that is retried in _send): a bug. Its reports are
+                    # given up, so that no worker thread waits forever; the thread goes on.
+                    logger.exception("could not send reports", extra={"action": "report_failed"})
+                    publisher.close()
+                    for item in batch:
+                        if not item.settled:
+                            item.settle(False)
         finally:
             publisher.close()
 
