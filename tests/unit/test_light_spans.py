@@ -70,3 +70,17 @@ def test_a_span_started_inside_is_its_child_in_its_run() -> None:
     assert child.parent.span_id == span.get_span_context().span_id
     assert format(child.context.trace_id, "032x") == TRACE
     assert child.attributes is not None and child.attributes["roost.run_id"] == "r1"
+
+
+def test_attributes_opentelemetry_would_refuse_are_dropped_and_the_record_stays_json() -> None:
+    import json
+
+    span = LightSpan((TRACE, PARENT), "task wf.a", "consumer", {"roost.run_id": "r1"})
+    span.set_attribute("ok", 1.5)
+    span.set_attribute("tags", ("a", "b"))
+    span.set_attribute("thing", object())
+    span.add_event("step", {"n": 1, "bad": object()})
+    record = span.record("roost-worker")
+    assert record["attributes"] == {"roost.run_id": "r1", "ok": 1.5, "tags": ["a", "b"]}
+    assert record["events"][0]["attributes"] == {"n": 1}
+    json.dumps(record)

@@ -69,16 +69,29 @@ class LightSpan(NonRecordingSpan):
         return True
 
     def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
+        # What OpenTelemetry allows (the SDK drops anything else): a primitive, or a
+        # sequence of them, which goes out as a JSON list.
+        if isinstance(value, str | bool | int | float):
+            self.attributes[key] = value
+        elif isinstance(value, list | tuple) and all(
+            isinstance(v, str | bool | int | float) for v in value
+        ):
+            self.attributes[key] = list(value)
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        self.attributes.update(attributes)
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
 
     def add_event(
         self, name: str, attributes: Attributes = None, timestamp: int | None = None
     ) -> None:
         at = time.time() if timestamp is None else timestamp / 1e9
-        self._events.append({"name": name, "at": at, "attributes": dict(attributes or {})})
+        details = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in (attributes or {}).items()
+            if isinstance(v, str | bool | int | float | tuple | list)
+        }
+        self._events.append({"name": name, "at": at, "attributes": details})
 
     def record_exception(
         self,

@@ -248,7 +248,14 @@ class SpanShipper(SpanProcessor):
     def _publish(self, records: list[WireSpan]) -> None:
         if not records:
             return
-        body = encode(records)
+        try:
+            body = encode(records)
+        except (TypeError, ValueError) as exc:  # a value JSON cannot hold: drop the batch
+            logger.warning(
+                "spans dropped: not JSON",
+                extra={"action": "spans_dropped", "count": len(records), "error": repr(exc)},
+            )
+            return
         for attempt in range(2):
             try:
                 if self._connection is None or not self._connection.is_open:
