@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from roost._report_batcher import ReportBatcher
 from roost_core import topology as topo
 from roost_core.outbox import OutboxMessage
@@ -44,12 +42,8 @@ class AttemptReports:
         worker_id: Callable[[], str],
         batcher: ReportBatcher | None = None,
     ) -> None:
-        self._topology = topology
         self._worker_id = worker_id
         self._batcher = batcher or ReportBatcher(broker_url, topology)
-
-    def message(self, key: str, report: BaseModel) -> OutboxMessage:
-        return OutboxMessage(self._topology.events_exchange, key, report.model_dump_json().encode())
 
     def result(self, key: str, report: Any) -> None:
         """Send a result and wait for RabbitMQ's confirm (before Dramatiq acks); raise
