@@ -6,6 +6,10 @@ a generator that yields each :class:`Statement` it needs and receives that state
 rows back, with every decision in between written once. :func:`run` carries a plan out
 on a blocking cursor, :func:`run_async` on an async one; plans compose with
 ``yield from``. (The "sans-I/O" style of h11 and hyper-h2, applied to SQL.)
+
+On a connection in pipeline mode (``conn.pipeline()``, issue #17) a statement is sent
+without waiting for the one before it: the runners wait only for the rows a plan reads,
+so a statement yielded with ``rows=False`` costs no round trip of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import pq
 
 T = TypeVar("T")
 Rows = list[tuple[Any, ...]]
@@ -27,6 +32,9 @@ class Statement:
 
     sql: str
     params: Any = None
+    # False: the plan does not read this statement's rows (it is sent a [] instead), so a
+    # pipelined connection need not wait for them before sending the next statement.
+    rows: bool = True
 
 
 Plan = Generator[Statement, Rows, T]
@@ -38,7 +46,7 @@ def run(cur: psycopg.Cursor[Any], plan: Plan[T]) -> T:
         statement = next(plan)
         while True:
             cur.execute(statement.sql, statement.params)
-            rows = cur.fetchall() if cur.description is not None else []
+            rows = _rows(cur) if statement.rows else []
             statement = plan.send(rows)
     except StopIteration as done:
         result: T = done.value
@@ -51,11 +59,40 @@ async def run_async(cur: psycopg.AsyncCursor[Any], plan: Plan[T]) -> T:
         statement = next(plan)
         while True:
             await cur.execute(statement.sql, statement.params)
-            rows = await cur.fetchall() if cur.description is not None else []
+            rows = await _rows_async(cur) if statement.rows else []
             statement = plan.send(rows)
     except StopIteration as done:
         result: T = done.value
         return result
+
+
+def _no_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
+    """Whether the statement just run returned no rows at all (no RETURNING or SELECT).
+    In pipeline mode its result is known only once fetched, so this says False then."""
+    res = cur.pgresult
+    return res is not None and res.status == pq.ExecStatus.COMMAND_OK
+
+
+def _rows(cur: psycopg.Cursor[Any]) -> Rows:
+    if _no_rows(cur):
+        return []
+    try:
+        return cur.fetchall()  # in pipeline mode, this waits for the result
+    except psycopg.ProgrammingError:
+        if _no_rows(cur):  # pipelined: a statement without rows is found out only now
+            return []
+        raise
+
+
+async def _rows_async(cur: psycopg.AsyncCursor[Any]) -> Rows:
+    if _no_rows(cur):
+        return []
+    try:
+        return await cur.fetchall()
+    except psycopg.ProgrammingError:
+        if _no_rows(cur):
+            return []
+        raise
 
 
 def columns(names: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> dict[str, list[Any]]:

@@ -49,4 +49,4 @@ def write(
 def notify_final(run_ids: list[str]) -> Plan[None]:
     """Tell the api's waiters, at commit, that these runs have ended."""
     if run_ids:
-        yield Statement(_NOTIFY, {"channel": RUN_FINAL_CHANNEL, "run_ids": run_ids})
+        yield Statement(_NOTIFY, {"channel": RUN_FINAL_CHANNEL, "run_ids": run_ids}, rows=False)

@@ -167,6 +167,7 @@ def trigger(
                 "roots": [t[4] for t in task_rows],
                 "deadlines": deadlines,
             },
+            rows=False,
         )
     written = yield from record.write(topology, new_events, messages)
     rows = written.outbox_rows
