@@ -23,6 +23,7 @@ from roost_api import store
 from roost_api.endpoints import events, operations, rate_limits, runs, workflows
 from roost_api.resources import Declarer, Resources
 from roost_api.settings import ApiSettings
+from roost_api.trigger_batch import TriggerBatcher
 from roost_api.waiters import RunWaiters
 from roost_core.auth import TokenVerifier
 from roost_core.authentication import Authentication, bearer_token, error_response
@@ -54,15 +55,17 @@ async def database_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: ApiSettings) -> Starlette:
     topology = Topology(settings.namespace)
     pool = async_pool(settings.database_url, settings.db_pool_size)
+    relay = OutboxRelay(settings.broker_url, settings.database_url, name="api-outbox-relay")
     res = Resources(
         settings=settings,
         topology=topology,
         pool=pool,
         verifier=TokenVerifier(pool, settings.token_cache_seconds),
-        relay=OutboxRelay(settings.broker_url, settings.database_url, name="api-outbox-relay"),
+        relay=relay,
         declarer=Declarer(settings.broker_url, topology),
         waiters=RunWaiters(settings.database_url),
         versions=store.VersionCache(),
+        triggers=TriggerBatcher(pool, topology, relay),
     )
 
     @contextlib.asynccontextmanager
@@ -79,6 +82,7 @@ def create_app(settings: ApiSettings) -> Starlette:
             topology.task_queue,
         ):
             yield
+        await res.triggers.drain()
         await res.waiters.stop()
         res.relay.stop()
         res.declarer.close()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pika.exceptions
 import psycopg
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +35,12 @@ _WORKFLOW_NAMES = SQL.workflow_names
 
 RUNS_TRIGGERED = Counter(
     "roost_runs_triggered", "Runs created by triggers, by workflow.", ["workflow"]
+)
+TRIGGER_BATCH = Histogram(
+    "roost_trigger_batch_size",
+    "Single-trigger requests committed per transaction: concurrent triggers of one"
+    " workflow share one (roost_api.trigger_batch).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 100),
 )
 WORKERS_ALIVE = Gauge(
     "roost_workers_alive", "Worker processes heard from recently and taking work."

@@ -1,6 +1,6 @@
 """What every endpoint of the api shares, made once per process by ``create_app`` and
 kept in ``app.state``: the database pool, the token verifier, the outbox relay, the
-broker declarer, the run waiters and the workflow-version cache."""
+broker declarer, the run waiters, the workflow-version cache and the trigger batcher."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from roost_api import store
 from roost_api.settings import ApiSettings
+from roost_api.trigger_batch import TriggerBatcher
 from roost_api.waiters import RunWaiters
 from roost_core import broker
 from roost_core.auth import TokenVerifier
@@ -95,6 +96,7 @@ class Resources:
     declarer: Declarer
     waiters: RunWaiters
     versions: store.VersionCache
+    triggers: TriggerBatcher
 
 
 def resources(request: Request) -> Resources:

@@ -9,6 +9,7 @@ from typing import Any
 import anyio.to_thread
 import jsonschema
 import pika.exceptions
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
@@ -16,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost_api import metrics as api_metrics
 from roost_api import store
 from roost_api.http import (
     broker_unavailable,
@@ -27,7 +27,8 @@ from roost_api.http import (
     validation_message,
 )
 from roost_api.resources import resources
-from roost_core import dag, metrics, tracing
+from roost_api.trigger_batch import counted
+from roost_core import dag, tracing
 from roost_core.api_models import BulkTriggerRequest, TriggerRequest
 from roost_core.authentication import tenant_of
 from roost_core.errors import (
@@ -58,15 +59,6 @@ async def traced_trigger(request: Request, workflow: str) -> AsyncIterator[None]
         store.run_spans_end_after(),
     ):
         yield
-
-
-def counted(definition: WorkflowDefinition, result: store.Trigger) -> None:
-    """Count what a committed trigger created (and, under a cancelling concurrency
-    strategy, ended)."""
-    created = sum(1 for c in result.runs if c.summary is not None)
-    api_metrics.RUNS_TRIGGERED.labels(definition.name).inc(created)
-    if definition.concurrency is not None:
-        metrics.count_rows(result.outbox_rows)
 
 
 async def register_workflow(request: Request) -> Response:
@@ -169,7 +161,8 @@ async def _create(
     """Create runs in a transaction of their own, under the trigger's span. Once it has
     committed the runs are durable: publishing their first tasks is the fast path, and
     the scheduler's sweeper sends anything this process fails to."""
-    async with traced_trigger(request, wv.definition.name), conn.transaction():
+    # Pipelined: a statement whose rows the plan does not read costs no round trip.
+    async with traced_trigger(request, wv.definition.name), conn.pipeline(), conn.transaction():
         result = await store.create_runs(conn, resources(request).topology, tenant, wv, requests)
     resources(request).relay.submit(result.outbox_rows)
     counted(wv.definition, result)
@@ -191,13 +184,21 @@ async def trigger_run(request: Request) -> Response:
     trigger = await parsed_body(request, TriggerRequest, "invalid trigger request")
     async with r.pool.connection() as conn:
         wv = await r.versions.get(conn, tenant, name, trigger.version)
-        check_input(wv.definition, trigger.input)
-        one = store.RunRequest(trigger.input, trigger.idempotency_key, trigger.metadata)
-        result = await _create(request, conn, tenant, wv, [one])
-        (created,) = result.runs
-        if created.summary is None:  # an earlier run with this idempotency key
+    check_input(wv.definition, trigger.input)
+    store.check_dynamic_keys(wv.definition, [trigger.input])
+    async with traced_trigger(request, wv.definition.name):
+        one = store.RunRequest(
+            trigger.input,
+            trigger.idempotency_key,
+            trigger.metadata,
+            trace_parent=otel_context.get_current(),
+        )
+        # Concurrent triggers of this workflow share a transaction (group commit).
+        created = await r.triggers.create(tenant, wv, one)
+    if created.summary is None:  # an earlier run with this idempotency key
+        async with r.pool.connection() as conn:
             run = await store.get_run(conn, tenant, created.run_id)
-            return JSONResponse(run, status_code=200)
+        return JSONResponse(run, status_code=200)
     return JSONResponse(created.summary, status_code=201)
 
 

@@ -1,6 +1,13 @@
 """The api's reads and writes, a module per resource. Every transition of a run lives in
 the engine core (roost_core.engine); what is here reads, lists and shapes for HTTP."""
 
+from roost_api.store.create import (
+    CreatedRun,
+    RunRequest,
+    Trigger,
+    create_runs,
+    run_spans_end_after,
+)
 from roost_api.store.events import (
     EventRequest,
     Pushed,
@@ -10,18 +17,19 @@ from roost_api.store.events import (
     pushed_events_by_idempotency_key,
 )
 from roost_api.store.operations import activity, list_workers
-from roost_api.store.rate_limits import check_admissible, list_limits, put_limit, window_seconds
+from roost_api.store.rate_limits import (
+    check_admissible,
+    check_dynamic_keys,
+    list_limits,
+    put_limit,
+    window_seconds,
+)
 from roost_api.store.runs import (
-    CreatedRun,
-    RunRequest,
-    Trigger,
     cancel_run,
     cancelled_attempts,
-    create_runs,
     get_run,
     list_runs,
     replay_run,
-    run_spans_end_after,
     run_status,
     run_trace,
     task_logs,
@@ -38,6 +46,7 @@ from roost_api.store.workflows import (
 
 __all__ = [
     "check_admissible",
+    "check_dynamic_keys",
     "list_limits",
     "put_limit",
     "window_seconds",

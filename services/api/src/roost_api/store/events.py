@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from roost_api.statements import SQL
 from roost_api.store.common import Conn, iso
-from roost_api.store.runs import RunRequest, create_runs
+from roost_api.store.create import RunRequest, create_runs
 from roost_api.store.workflows import WorkflowVersion
 from roost_core import outbox
 from roost_core.errors import (

@@ -69,6 +69,21 @@ async def list_limits(conn: Conn, tenant_id: str, key: str | None = None) -> lis
         return [_public(r) for r in await cur.fetchall()]
 
 
+def check_dynamic_keys(definition: WorkflowDefinition, inputs: Sequence[Any]) -> None:
+    """Refuse inputs for which a dynamic key's expression gives no valid key (422 naming
+    the expression and, for several inputs, the run's index). Needs no database."""
+    for task in definition.by_name.values():
+        for use in task.rate_limits:
+            if use.dynamic_key is None:
+                continue
+            for index, run_input in enumerate(inputs):
+                try:
+                    evaluate_key(use.dynamic_key, run_input)
+                except ValueError as exc:
+                    where = f"runs[{index}]: " if len(inputs) > 1 else ""
+                    raise InvalidInputError(f"{where}task {task.name!r}: {exc}") from None
+
+
 async def check_admissible(
     conn: Conn, tenant_id: str, definition: WorkflowDefinition, inputs: Sequence[Any]
 ) -> None:
@@ -76,18 +91,13 @@ async def check_admissible(
     exist or is smaller than what a task takes, or a dynamic key whose expression gives
     no valid key for an input (422 naming the expression and the run's index). Costs
     nothing for workflows without limits."""
-    wanted: set[tuple[str, str, int]] = set()
-    for task in definition.by_name.values():
-        for use in task.rate_limits:
-            if use.key is not None:
-                wanted.add((task.name, use.key, use.units))
-            elif use.dynamic_key is not None:
-                for index, run_input in enumerate(inputs):
-                    try:
-                        evaluate_key(use.dynamic_key, run_input)
-                    except ValueError as exc:
-                        where = f"runs[{index}]: " if len(inputs) > 1 else ""
-                        raise InvalidInputError(f"{where}task {task.name!r}: {exc}") from None
+    check_dynamic_keys(definition, inputs)
+    wanted = {
+        (task.name, use.key, use.units)
+        for task in definition.by_name.values()
+        for use in task.rate_limits
+        if use.key is not None
+    }
     if not wanted:
         return
     cur = await conn.execute(
