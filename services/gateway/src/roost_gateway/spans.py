@@ -21,7 +21,7 @@ import psycopg
 from prometheus_client import Counter
 
 from roost_core import span_store, spans
-from roost_core.service import consuming, keep_running
+from roost_core.service import consuming, keep_running, pump
 from roost_core.topology import SPANS_STORED, Topology
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class SpanWriter:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        keep_running(self._consume, self._stopping, name="span_writer", on_lost=self._buffer.clear)
+        keep_running(self._consume, self._stopping, name="span_writer", on_lost=self._forget)
 
     def _consume(self) -> None:
         with consuming(
@@ -69,11 +69,16 @@ class SpanWriter:
             autocommit=True,
         ) as (conn, connection, channel):
             while not self._stopping.is_set():
-                connection.process_data_events(time_limit=0.5)
+                pump(connection, channel, 0.5)
                 if self._buffer:
-                    connection.process_data_events(time_limit=0)
+                    pump(connection, channel, 0)
                     batch, self._buffer = self._buffer, []
                     self._store(conn, channel, batch)
+
+    def _forget(self) -> None:
+        """Drop what a lost connection delivered (redelivered; its tags are void). The
+        buffer is replaced whenever a batch is taken: forget whichever is current."""
+        self._buffer = []
 
     def _on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
         self._buffer.append((method.delivery_tag, body))

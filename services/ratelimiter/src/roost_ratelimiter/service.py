@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from roost_core import metrics, outbox
 from roost_core.engine.admit import admission_pass, anything_waits, prune
-from roost_core.service import consuming, keep_running
+from roost_core.service import consuming, keep_running, pump
 from roost_core.topology import Topology
 from roost_ratelimiter.settings import RatelimiterSettings
 
@@ -63,13 +63,13 @@ class Ratelimiter:
             prefetch=500,
             on_message=self._on_wake,
             autocommit=True,  # every change is in a transaction block; reads need none
-        ) as (conn, connection, _):
+        ) as (conn, connection, channel):
             logger.info("ratelimiter consuming", extra={"action": "ratelimiter_consuming"})
             next_pass = 0.0  # at once: whatever waited while no ratelimiter ran
             next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
             while not self.stopping.is_set():
                 wait = max(0.0, next_pass - time.monotonic())
-                connection.process_data_events(time_limit=min(wait, 0.5))
+                pump(connection, channel, min(wait, 0.5))
                 if self._woken or time.monotonic() >= next_pass:
                     self._woken = False
                     next_pass = time.monotonic() + self._pass(conn)

@@ -23,7 +23,7 @@ from roost_core.engine.reports import apply_reports
 from roost_core.engine.state import BatchOutcome, Definitions
 from roost_core.engine.timers import attempts_lost, fire_timers, reclaim_lost_attempts, timers_due
 from roost_core.engine.workers import record_heartbeats
-from roost_core.service import consuming, keep_running
+from roost_core.service import consuming, keep_running, pump
 from roost_core.topology import TASK_EMITTED, TASK_REPORTS, WORKER_HEARTBEAT, Topology
 from roost_core.wire import (
     TaskEmitted,
@@ -78,7 +78,7 @@ class Scheduler:
         self.lost_messages.start()
         # Never exits on a lost dependency: the sweeper lives in this process. Reports
         # buffered but unacknowledged are redelivered by the broker.
-        keep_running(self._consume, self.stopping, name="scheduler", on_lost=self._buffer.clear)
+        keep_running(self._consume, self.stopping, name="scheduler", on_lost=self._forget)
         self.relay.stop()
         self.maintenance.stop()
         self.retention.stop()
@@ -102,10 +102,10 @@ class Scheduler:
             next_sweep = next_timers = 0.0
             tick = min(0.5, self.settings.timer_interval_seconds)
             while not self.stopping.is_set():
-                connection.process_data_events(time_limit=tick)
+                pump(connection, channel, tick)
                 if self._buffer:
                     # Take whatever else has already arrived, without waiting.
-                    connection.process_data_events(time_limit=0)
+                    pump(connection, channel, 0)
                     batch, self._buffer = self._buffer, []
                     self._handle(conn, channel, batch)
                 now = time.monotonic()
@@ -117,6 +117,12 @@ class Scheduler:
                     if outbox.stranded(conn, grace):
                         outbox.sweep(conn, self.sweep_publisher, grace)
                     next_sweep = now + self.settings.sweep_interval_seconds
+
+    def _forget(self) -> None:
+        """Drop what a lost connection delivered: the broker redelivers it, and its
+        delivery tags mean nothing on the next connection. (The buffer is replaced, not
+        cleared in place, whenever a batch is taken: forget whichever is current.)"""
+        self._buffer = []
 
     def _on_message(self, channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
         self._buffer.append((method.delivery_tag, method.routing_key, body))

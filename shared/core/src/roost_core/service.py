@@ -113,6 +113,16 @@ def consuming(
                 connection.close()
 
 
+def pump(connection: BlockingConnection, channel: BlockingChannel, time_limit: float) -> None:
+    """Deliver what has arrived (waiting up to ``time_limit`` s for something). A channel
+    the broker closed (an error of ours, such as acking a delivery tag it does not know)
+    raises, so :func:`keep_running` consumes again on a fresh one: otherwise the loop
+    would go on with nothing to consume."""
+    connection.process_data_events(time_limit=time_limit)
+    if not channel.is_open:
+        raise BrokerUnavailableError("the broker closed the consuming channel: consuming again")
+
+
 def _cancelled(queue: str) -> None:
     raise BrokerUnavailableError(
         f"the broker cancelled the consumer of queue {queue!r}: consuming again"
