@@ -18,8 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from roost_core import outbox
 from roost_core.engine.plan import Plan, Statement
-from roost_core.outbox import OutboxMessage
+from roost_core.outbox import OutboxMessage, OutboxRow
 from roost_core.queries import SQL
 from roost_core.statuses import RunStatus
 from roost_core.topology import EVENTS_APPENDED, Topology
@@ -122,7 +123,7 @@ class RunEvents:
     events: list[NewEvent]
 
 
-_APPEND = SQL.append_events
+_APPEND = SQL.append_events_and_outbox
 
 
 def _flatten(batches: list[RunEvents]) -> list[tuple[RunEvents, NewEvent]]:
@@ -160,30 +161,35 @@ def _stored(flat: list[tuple[RunEvents, NewEvent]], ids: list[tuple[int, int]]) 
     ]
 
 
-def append(batches: list[RunEvents]) -> Plan[list[Event]]:
-    """Append events inside the caller's transaction, which must hold each run's lock."""
+def append(
+    topology: Topology, batches: list[RunEvents], messages: list[OutboxMessage]
+) -> Plan[tuple[list[Event], list[OutboxRow]]]:
+    """Append events and write the outbox in one statement, inside the caller's
+    transaction, which must hold each run's lock: first, per tenant, the broadcast that
+    streams the events to every gateway replica (an :class:`EventBatch`, built by
+    PostgreSQL from the rows it inserted), then ``messages``. The broadcast is not
+    mandatory: with no gateway running nobody listens, and the log has everything."""
     flat = _flatten(batches)
     if not flat:
-        return []
-    rows = yield Statement(_APPEND, _params(flat))
-    return _stored(flat, [(r[0], r[1]) for r in rows])
-
-
-def broadcast(topology: Topology, events: list[Event]) -> list[OutboxMessage]:
-    """The outbox message that streams ``events`` to every gateway replica (none, if
-    there are no events). Not mandatory: with no gateway running, nobody listens, and
-    the log still has everything."""
-    if not events:
-        return []
-    by_tenant: dict[str, list[Event]] = {}
-    for event in events:
-        by_tenant.setdefault(event.tenant_id, []).append(event)
-    return [
-        OutboxMessage(
-            topology.events_exchange,
-            EVENTS_APPENDED,
-            EventBatch(tenant_id=tenant, events=batch).model_dump_json().encode(),
-            mandatory=False,
+        rows = yield from outbox.insert(messages)
+        return [], rows
+    found = yield Statement(
+        _APPEND,
+        {
+            **_params(flat),
+            **outbox.insert_params(messages),
+            "events_exchange": topology.events_exchange,
+            "events_key": EVENTS_APPENDED,
+        },
+    )
+    appended = _stored(flat, [(r[1], r[2]) for r in found if r[0]])
+    written = [r for r in found if not r[0]]
+    broadcasts = [
+        OutboxRow(
+            r[1],
+            OutboxMessage(topology.events_exchange, EVENTS_APPENDED, r[3], mandatory=False),
         )
-        for tenant, batch in by_tenant.items()
+        for r in written[: len(written) - len(messages)]
     ]
+    sent = [OutboxRow(r[1], m) for r, m in zip(written[len(broadcasts) :], messages, strict=True)]
+    return appended, [*broadcasts, *sent]

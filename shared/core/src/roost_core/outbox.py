@@ -88,7 +88,8 @@ _CLAIM_STALE = SQL.claim_stale_outbox
 _ANY_STALE = SQL.any_stale_outbox
 
 
-def _insert_params(messages: list[OutboxMessage]) -> dict[str, list[Any]]:
+def insert_params(messages: list[OutboxMessage]) -> dict[str, list[Any]]:
+    """``messages`` as the named arrays every outbox insert takes."""
     return {
         "exchanges": [m.exchange for m in messages],
         "routing_keys": [m.routing_key for m in messages],
@@ -102,7 +103,7 @@ def insert(messages: list[OutboxMessage]) -> Plan[list[OutboxRow]]:
     """Write ``messages`` to the outbox inside the caller's transaction."""
     if not messages:
         return []
-    rows = yield Statement(_INSERT, _insert_params(messages))
+    rows = yield Statement(_INSERT, insert_params(messages))
     return [OutboxRow(row[0], m) for row, m in zip(rows, messages, strict=True)]
 
 

@@ -41,8 +41,7 @@ def write(
     a task queued before a worker can start it."""
     freed = yield from admission.release(topology, released)
     to_send = yield from admission.enqueue(topology, [*messages, *freed])
-    appended = yield from events.append(batches)
-    rows = yield from outbox.insert([*events.broadcast(topology, appended), *to_send])
+    appended, rows = yield from events.append(topology, batches, to_send)
     return Written(rows, appended)
 
 
