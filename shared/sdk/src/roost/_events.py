@@ -32,6 +32,14 @@ class Events:
         body = self._api.request("POST", "/api/v1/events", json=shaped(item))
         return PushedEvent.model_validate(body)
 
+    async def aio_push(
+        self, key: str, data: Any = None, *, idempotency_key: str | None = None
+    ) -> PushedEvent:
+        """:meth:`push`, awaited."""
+        item = _item(key, data, idempotency_key)
+        body = await self._api.arequest("POST", "/api/v1/events", json=shaped(item))
+        return PushedEvent.model_validate(body)
+
     def push_many(
         self, events: Sequence[Mapping[str, Any]], *, chunk_size: int = MAX_BULK
     ) -> builtins.list[PushedEvent]:

@@ -1,7 +1,11 @@
-"""The SDK's HTTP transport to the api (httpx), with errors mapped to Roost's."""
+"""The SDK's HTTP transport to the api (httpx), with errors mapped to Roost's: a blocking
+client for the plain calls, and an ``httpx.AsyncClient`` for their ``aio_`` twins, made
+on first use in the event loop that uses it (and made again for another loop: an
+asyncio client belongs to one), closed by ``Roost.aclose()``."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -16,16 +20,22 @@ class ApiClient:
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self.base_url = settings.base_url()
-        verify: Any = True
-        if settings.tls_root_ca:
-            verify = ssl.create_default_context(cafile=settings.tls_root_ca)
-        headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
+        # One TLS context for both clients, made here: making one costs tens of ms,
+        # which an AsyncClient made without it would cost the event loop that makes it.
+        self._verify: ssl.SSLContext = (
+            ssl.create_default_context(cafile=settings.tls_root_ca)
+            if settings.tls_root_ca
+            else httpx.create_ssl_context()
+        )
+        self._headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers=headers,
-            verify=verify,
+            headers=self._headers,
+            verify=self._verify,
             timeout=settings.http_timeout_seconds,
         )
+        self._aio: httpx.AsyncClient | None = None
+        self._aio_loop: asyncio.AbstractEventLoop | None = None
 
     def request(
         self,
@@ -36,10 +46,7 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Any:
-        if not self.settings.token:
-            raise AuthenticationError(
-                "no API token: set ROOST_TOKEN (create one with `roost token create --name NAME`)"
-            )
+        self._check_token()
         try:
             resp = self._http.request(
                 method,
@@ -48,40 +55,98 @@ class ApiClient:
                 params=params,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
-        except httpx.ConnectError as exc:
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from exc
+        return _body(resp)
+
+    async def arequest(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """:meth:`request` without blocking the event loop."""
+        self._check_token()
+        try:
+            resp = await self._async_client().request(
+                method,
+                path,
+                json=json,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from exc
+        return _body(resp)
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._aio is None or self._aio_loop is not loop:
+            # A client made in another loop (ended, or another thread's) cannot serve
+            # this one; its connections went with its loop.
+            self._aio = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self._headers,
+                verify=self._verify,
+                timeout=self.settings.http_timeout_seconds,
+            )
+            self._aio_loop = loop
+        return self._aio
+
+    def _check_token(self) -> None:
+        if not self.settings.token:
+            raise AuthenticationError(
+                "no API token: set ROOST_TOKEN (create one with `roost token create --name NAME`)"
+            )
+
+    def _unavailable(self, exc: httpx.TransportError) -> ApiUnavailableError:
+        """What a failed request raises: the api could not be reached or answered not."""
+        if isinstance(exc, httpx.ConnectError):
             text = str(exc)
             if "SSL" in text or "ssl" in text:
-                raise ApiUnavailableError(
+                return ApiUnavailableError(
                     f"TLS handshake with the api at {self.base_url} failed ({text}): if the "
                     "api serves plain HTTP, use an http:// ROOST_API_URL and "
                     "ROOST_TLS_STRATEGY=none; if its certificate is private, set ROOST_TLS_ROOT_CA"
-                ) from exc
-            raise ApiUnavailableError(
+                )
+            return ApiUnavailableError(
                 f"cannot reach the Roost api at {self.base_url}: {text} (is `roost api` running?)"
-            ) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise ApiUnavailableError(
+            )
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return ApiUnavailableError(
                 f"the api at {self.base_url} closed the connection ({exc}): it may have "
                 "stopped or restarted (try again); if it always does this, it may serve "
                 "HTTPS: then use an https:// ROOST_API_URL and ROOST_TLS_STRATEGY=tls"
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise ApiUnavailableError(f"the api at {self.base_url} did not answer in time") from exc
-        except httpx.TransportError as exc:  # reset, broken pipe, …: the api went away
-            raise ApiUnavailableError(
-                f"the connection to the api at {self.base_url} failed: {type(exc).__name__} "
-                f"{exc} (it may have stopped or restarted; try again)"
-            ) from exc
-        try:
-            body = resp.json()
-        except ValueError:
-            body = resp.text
-        if resp.status_code >= 400:
-            raise error_for(resp.status_code, body)
-        return body
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return ApiUnavailableError(f"the api at {self.base_url} did not answer in time")
+        # Reset, broken pipe, …: the api went away.
+        return ApiUnavailableError(
+            f"the connection to the api at {self.base_url} failed: {type(exc).__name__} "
+            f"{exc} (it may have stopped or restarted; try again)"
+        )
 
     def close(self) -> None:
         self._http.close()
+
+    async def aclose(self) -> None:
+        """Close the async client, if this event loop made one."""
+        if self._aio is not None and self._aio_loop is asyncio.get_running_loop():
+            await self._aio.aclose()
+        self._aio = self._aio_loop = None
+
+
+def _body(resp: httpx.Response) -> Any:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = resp.text
+    if resp.status_code >= 400:
+        raise error_for(resp.status_code, body)
+    return body
 
 
 def shaped(model: BaseModel, *, exclude_unset: bool = False) -> dict[str, Any]:

@@ -110,3 +110,10 @@ class Roost:
             self._events = None
             self._workflows = None
             self._workers = None
+
+    async def aclose(self) -> None:
+        """Close the client's async HTTP connections (those this event loop opened),
+        then the blocking ones: ``await roost.aclose()`` before the loop ends."""
+        if self._api is not None:
+            await self._api.aclose()
+        self.close()

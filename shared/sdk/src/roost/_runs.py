@@ -1,4 +1,4 @@
-"""Reading and waiting for runs."""
+"""Reading and waiting for runs; each call has an ``aio_`` twin for asyncio code."""
 
 from __future__ import annotations
 
@@ -27,15 +27,29 @@ class Runs:
         """The run with each task's status, attempts, output, error and timings."""
         return Run.model_validate(self._api.request("GET", f"/api/v1/runs/{run_id}"))
 
+    async def aio_get(self, run_id: str) -> Run:
+        """:meth:`get`, awaited."""
+        return Run.model_validate(await self._api.arequest("GET", f"/api/v1/runs/{run_id}"))
+
     def cancel(self, run_id: str) -> Run:
         """Cancel a run: queued tasks never start, running ones are interrupted, and the
         run ends CANCELLED. Cancelling a run that already ended changes nothing."""
         return Run.model_validate(self._api.request("POST", f"/api/v1/runs/{run_id}/cancel"))
 
+    async def aio_cancel(self, run_id: str) -> Run:
+        """:meth:`cancel`, awaited."""
+        body = await self._api.arequest("POST", f"/api/v1/runs/{run_id}/cancel")
+        return Run.model_validate(body)
+
     def replay(self, run_id: str) -> Run:
         """Re-run an ended run's failed, timed-out and cancelled tasks and their
         descendants; succeeded tasks keep their outputs and do not run again."""
         return Run.model_validate(self._api.request("POST", f"/api/v1/runs/{run_id}/replay"))
+
+    async def aio_replay(self, run_id: str) -> Run:
+        """:meth:`replay`, awaited."""
+        body = await self._api.arequest("POST", f"/api/v1/runs/{run_id}/replay")
+        return Run.model_validate(body)
 
     def list(
         self,
@@ -51,22 +65,23 @@ class Runs:
         """A page of runs, newest first, and the cursor of the next page (or None).
         ``meta`` keeps runs whose metadata has every pair; ``since`` / ``until`` bound
         their creation time (a datetime, or unix seconds)."""
-        params: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "workflow": workflow,
-                "status": status,
-                "limit": limit,
-                "cursor": cursor,
-                "since": _time(since),
-                "until": _time(until),
-            }.items()
-            if v is not None
-        }
-        for key, value in (meta or {}).items():
-            params[f"meta.{key}"] = value
-        body = self._api.request("GET", "/api/v1/runs", params=params)
-        return [RunSummary.model_validate(r) for r in body["runs"]], body["next_cursor"]
+        params = _list_params(workflow, status, limit, cursor, meta, since, until)
+        return _page(self._api.request("GET", "/api/v1/runs", params=params))
+
+    async def aio_list(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        meta: dict[str, str] | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+    ) -> tuple[builtins.list[RunSummary], str | None]:
+        """:meth:`list`, awaited."""
+        params = _list_params(workflow, status, limit, cursor, meta, since, until)
+        return _page(await self._api.arequest("GET", "/api/v1/runs", params=params))
 
     def subscribe(
         self, run_id: str, *, after: int | None = None, types: builtins.list[str] | None = None
@@ -111,21 +126,29 @@ class Runs:
         """Block until the run ends (long-polling the api) and return it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = _POLL_SECONDS if deadline is None else deadline - time.monotonic()
-            wait = max(0.0, min(_POLL_SECONDS, remaining))
+            wait = _poll_seconds(deadline)
             body = self._api.request(
                 "GET",
                 f"/api/v1/runs/{run_id}",
                 params={"wait": round(wait, 3)},
                 timeout=wait + 10.0,
             )
-            run = Run.model_validate(body)
-            if run.status.is_final:
+            if (run := _ended(run_id, body, deadline, timeout)) is not None:
                 return run
-            if deadline is not None and time.monotonic() >= deadline:
-                raise RunTimeoutError(
-                    f"run {run_id} did not end within {timeout} s (status {run.status})"
-                )
+
+    async def aio_wait(self, run_id: str, timeout: float | None = None) -> Run:
+        """:meth:`wait`, awaited: the event loop goes on while the api long-polls."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _poll_seconds(deadline)
+            body = await self._api.arequest(
+                "GET",
+                f"/api/v1/runs/{run_id}",
+                params={"wait": round(wait, 3)},
+                timeout=wait + 10.0,
+            )
+            if (run := _ended(run_id, body, deadline, timeout)) is not None:
+                return run
 
 
 class RunRef:
@@ -142,6 +165,9 @@ class RunRef:
     def get(self) -> Run:
         return self._runs.get(self.id)
 
+    async def aio_get(self) -> Run:
+        return await self._runs.aio_get(self.id)
+
     def stream(self, *, after: int | None = None, types: list[str] | None = None) -> EventStream:
         """This run's events, live, ending when the run ends (``for`` or ``async for``)."""
         return self._runs.subscribe(self.id, after=after, types=types)
@@ -151,6 +177,54 @@ class RunRef:
         RunFailedError naming the failed tasks (RunCancelledError, RunTimeoutError)."""
         run = self._runs.wait(self.id, timeout)
         return outcome(run)
+
+    async def aio_result(self, timeout: float | None = None) -> dict[str, Any]:
+        """:meth:`result`, awaited."""
+        return outcome(await self._runs.aio_wait(self.id, timeout))
+
+
+def _list_params(
+    workflow: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    meta: dict[str, str] | None,
+    since: datetime | float | None,
+    until: datetime | float | None,
+) -> dict[str, Any]:
+    values = {
+        "workflow": workflow,
+        "status": status,
+        "limit": limit,
+        "cursor": cursor,
+        "since": _time(since),
+        "until": _time(until),
+    }
+    params: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+    for key, value in (meta or {}).items():
+        params[f"meta.{key}"] = value
+    return params
+
+
+def _page(body: dict[str, Any]) -> tuple[list[RunSummary], str | None]:
+    return [RunSummary.model_validate(r) for r in body["runs"]], body["next_cursor"]
+
+
+def _poll_seconds(deadline: float | None) -> float:
+    """How long the next long-poll may wait: at most _POLL_SECONDS, and not past the
+    caller's deadline."""
+    remaining = _POLL_SECONDS if deadline is None else deadline - time.monotonic()
+    return max(0.0, min(_POLL_SECONDS, remaining))
+
+
+def _ended(run_id: str, body: Any, deadline: float | None, timeout: float | None) -> Run | None:
+    """The run, if it has ended; None to poll again; RunTimeoutError past the deadline."""
+    run = Run.model_validate(body)
+    if run.status.is_final:
+        return run
+    if deadline is not None and time.monotonic() >= deadline:
+        raise RunTimeoutError(f"run {run_id} did not end within {timeout} s (status {run.status})")
+    return None
 
 
 def _time(value: datetime | float | None) -> str | None:

@@ -14,10 +14,9 @@ from roost._errors import InvalidDefinitionError, InvalidInputError
 from roost._policy import rate_limit_uses, task_policy
 from roost._ratelimits import Concurrency, RateLimit
 from roost._runs import RunRef, Runs, outcome
+from roost._trigger_input import bulk_items, checked_metadata
 from roost._workflows import Workflows
 from roost_core import dag, triggers
-from roost_core import metadata as run_metadata
-from roost_core.api_models import MAX_BULK, BulkItem
 from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 TaskFn = Callable[..., Any]
@@ -312,7 +311,7 @@ class Workflow:
         ``{"repo": "beads"}``) is kept with the run to find it by later."""
         roost = self._client()
         payload = self.validate_input({} if input is None else input)
-        meta = _checked_metadata(metadata)
+        meta = checked_metadata(metadata)
         version = self.register()
         created = roost.workflows.trigger(
             self.name, payload, idempotency_key=idempotency_key, metadata=meta, version=version
@@ -334,38 +333,55 @@ class Workflow:
         chunk of ``chunk_size``); return their RunRefs in input order. Every input is
         validated before anything is sent. Wait with ``ref.result()`` on each."""
         roost = self._client()
-        if idempotency_keys is not None and len(idempotency_keys) != len(inputs):
-            raise InvalidInputError(
-                f"run_many got {len(inputs)} inputs but {len(idempotency_keys)} idempotency keys"
-            )
-        if not 1 <= chunk_size <= MAX_BULK:
-            raise InvalidInputError(
-                f"chunk_size must be between 1 and {MAX_BULK}, not {chunk_size}"
-            )
-        meta = _checked_metadata(metadata)
-        items: list[BulkItem] = []
-        for index, raw in enumerate(inputs):
-            try:
-                payload = self.validate_input({} if raw is None else raw)
-            except InvalidInputError as exc:
-                raise InvalidInputError(f"inputs[{index}]: {exc}") from None
-            key = idempotency_keys[index] if idempotency_keys is not None else None
-            item = BulkItem.model_construct(input=payload, idempotency_key=key, metadata=meta)
-            items.append(item)
+        items = bulk_items(self.validate_input, inputs, idempotency_keys, chunk_size, metadata)
         version = self.register()
         ids = roost.workflows.trigger_many(self.name, items, version=version, chunk_size=chunk_size)
         return [RunRef(roost.runs, run_id, self.name) for run_id in ids]
 
+    async def aio_register(self) -> str:
+        """:meth:`register`, awaited (two first calls at once may both register: the
+        api answers both with the same version)."""
+        if self._registered is None:
+            self._registered = await self._client().workflows.aio_register(self.definition())
+        return self._registered
 
-def _checked_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
-    """Run metadata, checked before anything is sent (the api checks it too)."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise InvalidInputError(f"metadata must map strings to strings, not {metadata!r}")
-    try:
-        return run_metadata.check(metadata)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from None
+    async def aio_run(
+        self,
+        input: Any = None,
+        *,
+        wait_for_result: bool = True,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
+        """:meth:`run`, awaited: each task's output by name, or with
+        ``wait_for_result=False`` a RunRef (``await ref.aio_result()``). Concurrent
+        ``aio_run`` calls share the api's transactions (its group commit)."""
+        roost = self._client()
+        payload = self.validate_input({} if input is None else input)
+        meta = checked_metadata(metadata)
+        version = await self.aio_register()
+        created = await roost.workflows.aio_trigger(
+            self.name, payload, idempotency_key=idempotency_key, metadata=meta, version=version
+        )
+        ref = RunRef(roost.runs, created.id, self.name)
+        if not wait_for_result:
+            return ref
+        return outcome(await roost.runs.aio_wait(ref.id, timeout))
+
+    async def aio_run_many(
+        self,
+        inputs: Sequence[Any],
+        *,
+        idempotency_keys: Sequence[str | None] | None = None,
+        chunk_size: int = 500,
+        metadata: dict[str, str] | None = None,
+    ) -> list[RunRef]:
+        """:meth:`run_many`, awaited."""
+        roost = self._client()
+        items = bulk_items(self.validate_input, inputs, idempotency_keys, chunk_size, metadata)
+        version = await self.aio_register()
+        ids = await roost.workflows.aio_trigger_many(
+            self.name, items, version=version, chunk_size=chunk_size
+        )
+        return [RunRef(roost.runs, run_id, self.name) for run_id in ids]

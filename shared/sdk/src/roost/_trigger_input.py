@@ -1,0 +1,51 @@
+"""What a trigger sends, checked before anything is sent: run metadata, and the items
+of a bulk trigger (the api checks both again)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from roost._errors import InvalidInputError
+from roost_core import metadata as run_metadata
+from roost_core.api_models import MAX_BULK, BulkItem
+
+
+def bulk_items(
+    validate: Callable[[Any], Any],
+    inputs: Sequence[Any],
+    idempotency_keys: Sequence[str | None] | None,
+    chunk_size: int,
+    metadata: dict[str, str] | None,
+) -> list[BulkItem]:
+    """One item per input, each validated by ``validate`` (an error names its index)."""
+    if idempotency_keys is not None and len(idempotency_keys) != len(inputs):
+        raise InvalidInputError(
+            f"run_many got {len(inputs)} inputs but {len(idempotency_keys)} idempotency keys"
+        )
+    if not 1 <= chunk_size <= MAX_BULK:
+        raise InvalidInputError(f"chunk_size must be between 1 and {MAX_BULK}, not {chunk_size}")
+    meta = checked_metadata(metadata)
+    items: list[BulkItem] = []
+    for index, raw in enumerate(inputs):
+        try:
+            payload = validate({} if raw is None else raw)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"inputs[{index}]: {exc}") from None
+        key = idempotency_keys[index] if idempotency_keys is not None else None
+        items.append(BulkItem.model_construct(input=payload, idempotency_key=key, metadata=meta))
+    return items
+
+
+def checked_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
+    """Run metadata, checked before anything is sent (the api checks it too)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise InvalidInputError(f"metadata must map strings to strings, not {metadata!r}")
+    try:
+        return run_metadata.check(metadata)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None

@@ -1,0 +1,96 @@
+"""The SDK's ``aio_`` twins, as an asyncio application (a FastAPI endpoint, say) uses
+them: trigger, wait, read, list, cancel and push without ever blocking the event loop
+(asyncio's debug mode reports any callback slower than its threshold), and concurrent
+triggers ride the api's group commit (issue #17)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from types import ModuleType
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import Process, Stack
+from roost import RunTimeoutError
+
+SLOW_CALLBACK_SECONDS = 0.05
+CONCURRENT = 10
+
+
+def _trigger_transactions(stack: Stack) -> float:
+    text = httpx.get(f"{stack.api_url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "roost_trigger_batch_size_count":
+                return sample.value
+    return 0.0
+
+
+def test_async_calls_never_block_the_event_loop(
+    stack: Stack, flows: ModuleType, basic_worker: Process, caplog: pytest.LogCaptureFixture
+) -> None:
+    roost = flows.roost
+    ids = [f"bd-aio-{uuid.uuid4().hex[:6]}-{i}" for i in range(CONCURRENT)]
+
+    async def application() -> None:
+        asyncio.get_running_loop().slow_callback_duration = SLOW_CALLBACK_SECONDS
+        await flows.chain.aio_register()
+        before = await asyncio.to_thread(_trigger_transactions, stack)
+        refs = await asyncio.gather(
+            *(flows.chain.aio_run({"task_id": i}, wait_for_result=False) for i in ids)
+        )
+        after = await asyncio.to_thread(_trigger_transactions, stack)
+        # Concurrent triggers shared the api's transactions.
+        assert after - before < CONCURRENT
+        results = await asyncio.gather(*(ref.aio_result(timeout=60) for ref in refs))
+        assert [r["commit"]["task_id"] for r in results] == ids
+        assert all(r["commit"]["committed"] is True for r in results)
+
+        one = await roost.runs.aio_get(refs[0].id)
+        assert one.status == "SUCCEEDED" and one.task("commit").output is not None
+        page, _ = await roost.runs.aio_list(workflow="t-chain", limit=100)
+        assert {r.id for r in refs} <= {r.id for r in page}
+
+        waited = await flows.chain.aio_run({"task_id": "bd-aio-wait"}, timeout=60)
+        assert waited["commit"]["task_id"] == "bd-aio-wait"
+
+        # A run nobody serves: cancelled while queued, then replayed.
+        lonely = roost.workflow(f"aio-lonely-{uuid.uuid4().hex[:6]}")
+
+        @lonely.task()
+        def only(input: dict[str, object], ctx: object) -> dict[str, object]:
+            return {}
+
+        queued = await lonely.aio_run({}, wait_for_result=False)
+        # Waiting for it long-polls the api; meanwhile the loop runs everything else.
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        with pytest.raises(RunTimeoutError):
+            await queued.aio_result(timeout=0.5)
+        ticker.cancel()
+        assert ticks >= 20, f"the loop ran {ticks} times in 0.5 s"
+        cancelled = await roost.runs.aio_cancel(queued.id)
+        assert cancelled.status == "CANCELLED"
+        replayed = await roost.runs.aio_replay(queued.id)
+        assert not replayed.status.is_final
+        await roost.runs.aio_cancel(queued.id)
+
+        pushed = await roost.events.aio_push(f"aio:{uuid.uuid4().hex[:6]}", {"n": 1})
+        assert pushed.key.startswith("aio:")
+        await roost.aclose()
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        asyncio.run(application(), debug=True)
+    slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+    assert not slow, slow
