@@ -10,10 +10,12 @@ import ssl
 from typing import Any
 
 import httpx
+from opentelemetry import trace
 from pydantic import BaseModel
 
 from roost._errors import ApiUnavailableError, AuthenticationError, error_for
 from roost._settings import ClientSettings
+from roost_core import tracing
 
 
 class ApiClient:
@@ -53,6 +55,7 @@ class ApiClient:
                 path,
                 json=json,
                 params=params,
+                headers=_trace_headers(),
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -76,6 +79,7 @@ class ApiClient:
                 path,
                 json=json,
                 params=params,
+                headers=_trace_headers(),
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -137,6 +141,15 @@ class ApiClient:
         if self._aio is not None and self._aio_loop is asyncio.get_running_loop():
             await self._aio.aclose()
         self._aio = self._aio_loop = None
+
+
+def _trace_headers() -> dict[str, str] | None:
+    """The caller's trace context (``traceparent``) when it is inside a span: a run it
+    triggers joins the caller's trace instead of starting one (as raw HTTP with the
+    header does). Nothing to send, and nothing to compute, outside any span."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    return tracing.carrier()
 
 
 def _body(resp: httpx.Response) -> Any:
