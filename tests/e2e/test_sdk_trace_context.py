@@ -1,11 +1,14 @@
-"""An application with its own OpenTelemetry span triggers a run through the SDK: the
-run joins the caller's trace, as it does when raw HTTP sends the ``traceparent`` header
-(issue #20); outside any span, a run starts a trace of its own."""
+"""An application with its own OpenTelemetry span triggers a run through the SDK (or a
+script runs ``roost run`` with ``TRACEPARENT`` in its environment): the run joins the
+caller's trace, as it does when raw HTTP sends the ``traceparent`` header (issue #20);
+outside any span, a run starts a trace of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import uuid
 from types import ModuleType
 from typing import Any
@@ -63,3 +66,27 @@ def test_a_run_triggered_inside_the_callers_span_joins_its_trace(
     assert fresh not in (format(sync_trace, "032x"), format(async_trace, "032x"))
     for ref_id in (inside.id, inside_async, outside.id):
         roost.runs.cancel(ref_id)
+
+
+def test_roost_run_with_traceparent_in_its_environment_joins_that_trace(
+    stack: Stack, flows: ModuleType
+) -> None:
+    wf = flows.roost.workflow(f"cli-trace-{uuid.uuid4().hex[:6]}")
+
+    @wf.task()
+    def only(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        return {}
+
+    wf.register()
+    trace_id = format(random.getrandbits(128) | 1, "032x")
+    done = subprocess.run(
+        [sys.executable, "-m", "roost.cli", "run", wf.name],
+        env={**stack.env, "TRACEPARENT": f"00-{trace_id}-{'2' * 16}-01"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split()[1]  # "run <id> QUEUED"
+    assert flows.roost.runs.trace(run_id).trace_id == trace_id
+    flows.roost.runs.cancel(run_id)

@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
+from opentelemetry import context
 
 from roost.cli import doctor, runs, services
 from roost.cli.events import events_app
@@ -12,6 +15,7 @@ from roost.cli.rate_limits import rate_limits_app
 from roost.cli.runs import runs_app
 from roost.cli.tokens import token_app
 from roost.cli.workers import workers_app
+from roost_core import tracing
 
 app = typer.Typer(
     help="Roost: durable DAG workflows.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -37,6 +41,12 @@ app.add_typer(rate_limits_app, name="rate-limits")
 
 
 def main() -> None:
+    # A caller's trace in the environment (TRACEPARENT, as CI systems and
+    # otel-cli pass it): what this command triggers joins it.
+    parent = os.environ.get("TRACEPARENT")
+    if parent:
+        carrier = {"traceparent": parent, "tracestate": os.environ.get("TRACESTATE", "")}
+        context.attach(tracing.extract(carrier))
     app()
 
 
