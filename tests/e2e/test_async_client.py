@@ -17,7 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness import Process, Stack
 from roost import RunTimeoutError
 
-SLOW_CALLBACK_SECONDS = 0.05
+# A blocking call here would be an HTTP request or a long poll (0.5 s below). Under
+# 0.25 s, a loaded 2-core CI machine's own stalls (scheduling, GC, a thread starting)
+# show up as slow callbacks too: one did at 0.05 s.
+SLOW_CALLBACK_SECONDS = 0.25
 CONCURRENT = 10
 
 
@@ -79,7 +82,7 @@ def test_async_calls_never_block_the_event_loop(
         with pytest.raises(RunTimeoutError):
             await queued.aio_result(timeout=0.5)
         ticker.cancel()
-        assert ticks >= 20, f"the loop ran {ticks} times in 0.5 s"
+        assert ticks >= 10, f"the loop ran {ticks} times in 0.5 s"
         cancelled = await roost.runs.aio_cancel(queued.id)
         assert cancelled.status == "CANCELLED"
         replayed = await roost.runs.aio_replay(queued.id)
@@ -90,6 +93,9 @@ def test_async_calls_never_block_the_event_loop(
         assert pushed.key.startswith("aio:")
         await roost.aclose()
 
+    # A fresh connection: the first call of an application makes its clients, which
+    # must not cost the loop their TLS set-up either.
+    roost.close()
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         asyncio.run(application(), debug=True)
     slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]

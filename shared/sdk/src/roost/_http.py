@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
 from typing import Any
 
 import httpx
@@ -22,20 +23,13 @@ class ApiClient:
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self.base_url = settings.base_url()
-        # One TLS context for both clients, made here: making one costs tens of ms,
-        # which an AsyncClient made without it would cost the event loop that makes it.
-        self._verify: ssl.SSLContext = (
-            ssl.create_default_context(cafile=settings.tls_root_ca)
-            if settings.tls_root_ca
-            else httpx.create_ssl_context()
-        )
         self._headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=self._headers,
-            verify=self._verify,
-            timeout=settings.http_timeout_seconds,
-        )
+        # Both clients are made on first use, sharing one TLS context: loading the CA
+        # certificates takes tens of milliseconds, which an asyncio application must not
+        # spend on its event loop (the async path loads them in a thread).
+        self._tls: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self._sync: httpx.Client | None = None
         self._aio: httpx.AsyncClient | None = None
         self._aio_loop: asyncio.AbstractEventLoop | None = None
 
@@ -50,7 +44,7 @@ class ApiClient:
     ) -> Any:
         self._check_token()
         try:
-            resp = self._http.request(
+            resp = self._sync_client().request(
                 method,
                 path,
                 json=json,
@@ -74,7 +68,7 @@ class ApiClient:
         """:meth:`request` without blocking the event loop."""
         self._check_token()
         try:
-            resp = await self._async_client().request(
+            resp = await (await self._async_client()).request(
                 method,
                 path,
                 json=json,
@@ -86,18 +80,44 @@ class ApiClient:
             raise self._unavailable(exc) from exc
         return _body(resp)
 
-    def _async_client(self) -> httpx.AsyncClient:
+    def _tls_context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._tls is None:
+                root = self.settings.tls_root_ca
+                self._tls = (
+                    ssl.create_default_context(cafile=root) if root else httpx.create_ssl_context()
+                )
+            return self._tls
+
+    def _sync_client(self) -> httpx.Client:
+        if self._sync is None:
+            tls = self._tls_context()
+            with self._lock:
+                if self._sync is None:
+                    self._sync = httpx.Client(
+                        base_url=self.base_url,
+                        headers=self._headers,
+                        verify=tls,
+                        timeout=self.settings.http_timeout_seconds,
+                    )
+        return self._sync
+
+    async def _async_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._aio is None or self._aio_loop is not loop:
-            # A client made in another loop (ended, or another thread's) cannot serve
-            # this one; its connections went with its loop.
-            self._aio = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self._headers,
-                verify=self._verify,
-                timeout=self.settings.http_timeout_seconds,
-            )
-            self._aio_loop = loop
+            tls = self._tls
+            if tls is None:
+                tls = await asyncio.to_thread(self._tls_context)
+            if self._aio is None or self._aio_loop is not loop:  # none made meanwhile
+                # A client made in another loop (ended, or another thread's) cannot
+                # serve this one; its connections went with its loop.
+                self._aio = httpx.AsyncClient(
+                    base_url=self.base_url,
+                    headers=self._headers,
+                    verify=tls,
+                    timeout=self.settings.http_timeout_seconds,
+                )
+                self._aio_loop = loop
         return self._aio
 
     def _check_token(self) -> None:
@@ -134,7 +154,9 @@ class ApiClient:
         )
 
     def close(self) -> None:
-        self._http.close()
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
 
     async def aclose(self) -> None:
         """Close the async client, if this event loop made one."""
