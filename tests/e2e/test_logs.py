@@ -76,3 +76,53 @@ def test_a_bad_log_format_is_refused_by_name(stack: Stack) -> None:
     )
     assert done.returncode != 0
     assert "ROOST_LOG_FORMAT='xml'" in done.stderr and "json" in done.stderr
+
+
+def test_standard_logging_in_a_task_names_its_run_and_reaches_the_runs_logs(
+    stack: Stack, flows: ModuleType
+) -> None:
+    worker = stack.start_worker(
+        "roost_testapps.flows:std_logger",
+        processes=1,
+        threads=2,
+        name="std-logger",
+        extra_env={"ROOST_LOG_FORMAT": "json"},
+    )
+    try:
+        ref = flows.std_logged.run({"repo": "beads"}, wait_for_result=False)
+        assert flows.roost.runs.wait(ref.id, timeout=60).status == "SUCCEEDED"
+        time.sleep(0.5)
+    finally:
+        worker.stop()
+    # In the run's logs, beside ctx.log lines: INFO and above, from sync and async tasks.
+    logs, _ = flows.roost.runs.logs(ref.id)
+    said = [(line["task"], line["message"]) for line in logs]
+    assert ("clone", "INFO myapp.agent: cloning beads") in said
+    assert ("review", "WARNING myapp.agent: review found 2 issues") in said
+    assert not any("nobody asked" in message for _, message in said)
+    # In the worker's own JSON lines: the run, workflow, task and attempt.
+    lines = [line for line in _json_lines(worker.log) if line.get("logger") == "myapp.agent"]
+    cloning = next(line for line in lines if line["message"] == "cloning beads")
+    assert (cloning["run_id"], cloning["workflow"], cloning["task"], cloning["attempt"]) == (
+        ref.id,
+        "t-std-logged",
+        "clone",
+        1,
+    )
+    reviewing = next(line for line in lines if "review found" in line["message"])
+    assert reviewing["run_id"] == ref.id and reviewing["task"] == "review"
+
+
+def test_in_the_text_format_a_tasks_lines_name_its_run_too(stack: Stack, flows: ModuleType) -> None:
+    worker = stack.start_worker(
+        "roost_testapps.flows:std_logger", processes=1, threads=2, name="std-logger-text"
+    )
+    try:
+        ref = flows.std_logged.run({"repo": "text"}, wait_for_result=False)
+        assert flows.roost.runs.wait(ref.id, timeout=60).status == "SUCCEEDED"
+        time.sleep(0.5)
+    finally:
+        worker.stop()
+    text = worker.log.read_text(errors="replace")
+    line = next(x for x in text.splitlines() if "cloning text" in x)
+    assert f"[run={ref.id} workflow=t-std-logged task=clone attempt=1]" in line

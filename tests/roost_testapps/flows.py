@@ -5,6 +5,7 @@ and overlap from the tasks' own clocks."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -588,6 +589,27 @@ def refuse_loudly(input: dict, ctx: Context) -> dict:
 
 
 json_logger = roost.worker("json-logger", workflows=[json_logged], slots=2)
+
+# -- standard logging inside tasks (tests/e2e/test_logs.py) -------------------------------
+std_logged = roost.workflow("t-std-logged")
+_app_log = logging.getLogger("myapp.agent")
+
+
+@std_logged.task()
+def clone(input: dict, ctx: Context) -> dict:
+    _app_log.info("cloning %s", input["repo"])
+    _app_log.debug("a detail nobody asked for")
+    return {}
+
+
+@std_logged.task(parents=[clone])
+async def review(input: dict, ctx: Context) -> dict:
+    await asyncio.sleep(0)
+    _app_log.warning("review found %d issues", 2)
+    return {}
+
+
+std_logger = roost.worker("std-logger", workflows=[std_logged], slots=2)
 
 # -- tracing (tests/e2e/test_tracing.py) -------------------------------------------------
 traced = roost.workflow("t-traced")

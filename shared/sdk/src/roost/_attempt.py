@@ -16,6 +16,8 @@ from dramatiq.asyncio import get_event_loop_thread
 from opentelemetry import context as otel_context
 from pydantic import BaseModel, ValidationError
 
+from roost import _task_logs as task_logs
+from roost._context import Context
 from roost._middleware import Attempt, AttemptMiddleware, Failed, Outcome, SkipAttempt, Succeeded
 from roost._workflow import Task, Workflow
 from roost_core import topology as topo
@@ -139,10 +141,11 @@ class AttemptRunner:
             loop_thread = get_event_loop_thread()
             assert loop_thread is not None, "AsyncIO middleware is not installed"
             result = loop_thread.run_coroutine(
-                _in_context(otel_context.get_current(), task.fn(task_input, ctx))
+                _in_context(otel_context.get_current(), ctx, task.fn(task_input, ctx))
             )
         else:
-            result = task.fn(task_input, ctx)
+            with task_logs.running(ctx):
+                result = task.fn(task_input, ctx)
         return _jsonable(task, result)
 
     def _find_task(self, msg: TaskMessage) -> Task:
@@ -156,12 +159,14 @@ class AttemptRunner:
         return task
 
 
-async def _in_context(ctx: otel_context.Context, coro: Any) -> Any:
+async def _in_context(ctx: otel_context.Context, task_ctx: Context, coro: Any) -> Any:
     """Run ``coro`` on Dramatiq's event loop thread inside the attempt's trace context,
-    so a span the task starts is a child of the attempt's span, as in sync tasks."""
+    so a span the task starts is a child of the attempt's span, and as the running task
+    (roost._task_logs), as in sync tasks."""
     token = otel_context.attach(ctx)
     try:
-        return await coro
+        with task_logs.running(task_ctx):
+            return await coro
     finally:
         otel_context.detach(token)
 
