@@ -58,6 +58,14 @@ def test_async_calls_never_block_the_event_loop(
         page, _ = await roost.runs.aio_list(workflow="t-chain", limit=100)
         assert {r.id for r in refs} <= {r.id for r in page}
 
+        logs, _ = await roost.runs.aio_logs(refs[0].id)
+        assert isinstance(logs, list)
+        run_trace = await roost.runs.aio_trace(refs[0].id)
+        assert run_trace.run_id == refs[0].id and run_trace.status == "SUCCEEDED"
+        assert "t-chain" in {w["name"] for w in await roost.workflows.aio_list()}
+        definition = await roost.workflows.aio_get("t-chain")
+        assert [t["name"] for t in definition["tasks"]][0] == "check_deps"
+
         waited = await flows.chain.aio_run({"task_id": "bd-aio-wait"}, timeout=60)
         assert waited["commit"]["task_id"] == "bd-aio-wait"
 

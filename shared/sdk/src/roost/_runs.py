@@ -109,12 +109,27 @@ class Runs:
         body = self._api.request("GET", f"/api/v1/runs/{run_id}/logs", params=params)
         return builtins.list(body["logs"]), body["next_after"]
 
+    async def aio_logs(
+        self, run_id: str, *, task: str | None = None, after: int = 0, limit: int = 100
+    ) -> tuple[builtins.list[dict[str, Any]], int | None]:
+        """:meth:`logs`, awaited."""
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if task:
+            params["task"] = task
+        body = await self._api.arequest("GET", f"/api/v1/runs/{run_id}/logs", params=params)
+        return builtins.list(body["logs"]), body["next_after"]
+
     def trace(self, run_id: str) -> RunTrace:
         """The run's trace from Roost's own span store (no collector needed): the
         api's trigger, the scheduler's decisions, each attempt's queue wait and its
         execution, rate-limit admissions and the spans tasks made themselves. A span
         is stored a fraction of a second after it ends."""
         return RunTrace.model_validate(self._api.request("GET", f"/api/v1/runs/{run_id}/trace"))
+
+    async def aio_trace(self, run_id: str) -> RunTrace:
+        """:meth:`trace`, awaited."""
+        body = await self._api.arequest("GET", f"/api/v1/runs/{run_id}/trace")
+        return RunTrace.model_validate(body)
 
     def cancelled_attempts(self, since: float) -> builtins.list[str]:
         """Task runs whose attempts were cancelled since ``since`` (unix seconds): their

@@ -47,6 +47,19 @@ class Workflows:
         )
         return body
 
+    async def aio_list(self) -> builtins.list[dict[str, Any]]:
+        """:meth:`list`, awaited."""
+        body = await self._api.arequest("GET", "/api/v1/workflows")
+        return builtins.list(body["workflows"])
+
+    async def aio_get(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """:meth:`get`, awaited."""
+        params = {"version": version} if version is not None else None
+        body: dict[str, Any] = await self._api.arequest(
+            "GET", f"/api/v1/workflows/{quote(name, safe='')}", params=params
+        )
+        return body
+
     def trigger(
         self,
         name: str,
