@@ -20,7 +20,7 @@ from starlette.schemas import SchemaGenerator
 
 from roost_api import metrics as api_metrics
 from roost_api import store
-from roost_api.endpoints import events, operations, rate_limits, runs, workflows
+from roost_api.endpoints import events, operations, rate_limits, runs, schedules, workflows
 from roost_api.resources import Declarer, Resources
 from roost_api.settings import ApiSettings
 from roost_api.trigger_batch import TriggerBatcher
@@ -95,6 +95,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         *workflows.ROUTES,
         *runs.ROUTES,
         *events.ROUTES,
+        *schedules.ROUTES,
     ]
     schemas = SchemaGenerator(
         {

@@ -35,6 +35,7 @@ from roost_core.wire import (
 from roost_scheduler.maintenance import Maintenance
 from roost_scheduler.redispatch import LostMessages
 from roost_scheduler.retention import Retention
+from roost_scheduler.schedules import fire_due
 from roost_scheduler.settings import SchedulerSettings
 
 logger = logging.getLogger(__name__)
@@ -187,13 +188,22 @@ class Scheduler:
             )
 
     def _fire_timers(self, conn: psycopg.Connection[Any]) -> None:
-        """Retries whose backoff is over, and attempts past a deadline. Durable: the
-        timers are rows, so a restarted scheduler fires what its predecessor did not."""
+        """Retries whose backoff is over, attempts past a deadline, due crons and
+        scheduled runs. Durable: the timers are rows, so a restarted scheduler fires what
+        its predecessor did not."""
         # The reads first, outside any transaction: idle, that is all this costs.
         outcome = BatchOutcome([], [], 0, 0)
         if timers_due(conn):
             with conn.transaction():
                 outcome = fire_timers(conn, self.topology, self.definitions)
+        # Crons and scheduled runs whose time has come (the same tick: their precision).
+        fire_due(
+            conn,
+            self.topology,
+            self.definitions,
+            self.relay,
+            self.settings.cron_misfire_grace_seconds,
+        )
         now = time.monotonic()
         if now >= self._next_liveness:
             self._next_liveness = now + 1.0

@@ -48,6 +48,12 @@ class SchedulerSettings(CoreSettings):
         description="a suspected attempt is sent again once every live worker has sent a"
         " heartbeat this long after the suspicion without holding it",
     )
+    cron_misfire_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="a cron fire time later than this counts as missed (every scheduler was"
+        " down) and follows the cron's catch_up policy; a later one still fires",
+    )
     scheduler_metrics_port: int = Field(
         default=9464, ge=0, description="serve Prometheus /metrics on this port (0: off)"
     )

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from roost_core.crons import check_expression
 from roost_core.expressions import compile_expression
 from roost_core.triggers import check_pattern
 
@@ -121,6 +122,18 @@ class WorkflowDefinition(_Frozen):
     # Event-key patterns (roost_core.triggers): a pushed event whose key matches one
     # starts a run of the workflow's newest version, with the event's data as input.
     on_events: list[str] = Field(default_factory=list)
+    # Cron expressions (roost_core.crons, UTC): the newest version's set is kept in the
+    # crons table, each starting a run with ``cron_input`` at every fire time.
+    on_crons: list[str] = Field(default_factory=list)
+    cron_input: JSON = None
+
+    @field_validator("on_crons")
+    @classmethod
+    def _check_crons(cls, expressions: list[str]) -> list[str]:
+        checked = [check_expression(e) for e in expressions]  # ValueError naming it
+        if len(set(checked)) != len(checked):
+            raise ValueError(f"on_crons {expressions!r} lists an expression twice")
+        return checked
 
     @field_validator("on_events")
     @classmethod
@@ -148,6 +161,8 @@ class WorkflowDefinition(_Frozen):
                 del task["rate_limits"]  # likewise for rate limits and concurrency
         if data["concurrency"] is None:
             del data["concurrency"]
+        if not data["on_crons"] and data["cron_input"] is None:
+            del data["on_crons"], data["cron_input"]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -27,6 +27,7 @@ from roost_api.http import (
     validation_message,
 )
 from roost_api.resources import resources
+from roost_api.store import schedules
 from roost_api.trigger_batch import counted
 from roost_core import dag, tracing
 from roost_core.api_models import BulkTriggerRequest, TriggerRequest
@@ -92,6 +93,8 @@ async def register_workflow(request: Request) -> Response:
         raise broker_unavailable(exc) from exc
     async with r.pool.connection() as conn, conn.transaction():
         wv, created = await store.register_workflow(conn, tenant, definition)
+        # The version registered is the current one: its on_crons are the crons.
+        await schedules.sync_declared(conn, tenant, wv.workflow_id, definition)
     r.versions.forget_latest(tenant, definition.name)
     return JSONResponse(
         {"name": definition.name, "version": wv.version, "created": created},
