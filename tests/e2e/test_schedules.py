@@ -246,6 +246,45 @@ def test_missed_times_follow_catch_up_when_every_scheduler_was_down(
     assert rows[0][0] == 1
 
 
+def test_a_schedule_that_cannot_fire_is_set_aside_and_holds_up_no_other(
+    sched: Stack, api: httpx.Client
+) -> None:
+    poison, healthy = register(api), register(api)
+    bad = api.post("/api/v1/scheduled", json={"workflow": poison, "delay_seconds": 1}).json()
+    good = api.post("/api/v1/scheduled", json={"workflow": healthy, "delay_seconds": 1}).json()
+    bad_cron = api.post(
+        "/api/v1/crons", json={"workflow": poison, "name": "p", "expression": "* * * * * *"}
+    ).json()
+    good_cron = api.post(
+        "/api/v1/crons", json={"workflow": healthy, "name": "h", "expression": "* * * * * *"}
+    ).json()
+    # The newest version groups runs by input.repo, which the schedules' input lacks.
+    body = {
+        "name": poison,
+        "tasks": [{"name": "a", "parents": []}],
+        "concurrency": {"expression": "input.repo", "max_runs": 1},
+    }
+    assert api.post("/api/v1/workflows", json=body).status_code == 201
+    time.sleep(4)
+    for cron in (bad_cron, good_cron):
+        api.post(f"/api/v1/crons/{cron['id']}/pause").raise_for_status()
+
+    failed = api.get(f"/api/v1/scheduled/{bad['id']}").json()
+    assert failed["status"] == "FAILED" and "input.repo" in failed["error"], failed
+    assert api.get(f"/api/v1/scheduled/{good['id']}").json()["status"] == "FIRED"
+    assert len(cron_runs(sched, good_cron["id"])) >= 2
+    assert cron_runs(sched, bad_cron["id"]) == []
+    # The cron was skipped past its failed times, not stuck on them.
+    assert datetime.fromisoformat(
+        api.get(f"/api/v1/crons/{bad_cron['id']}").json()["next_fire_at"]
+    ) > db_now(sched) - timedelta(seconds=3)
+    again = api.delete(f"/api/v1/scheduled/{bad['id']}")
+    assert again.status_code == 409 and "failed to fire" in again.text
+    # A new schedule of what the newest version refuses is refused now, naming why.
+    refused = api.post("/api/v1/scheduled", json={"workflow": poison, "delay_seconds": 1})
+    assert refused.status_code == 422 and "input.repo" in refused.text
+
+
 def test_declared_crons_follow_the_newest_version(sched: Stack, api: httpx.Client) -> None:
     name = register(api, on_crons=["0 3 * * *", "@hourly"], cron_input={"scope": "all"})
     listed = api.get("/api/v1/crons", params={"workflow": name}).json()["crons"]

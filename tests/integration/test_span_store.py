@@ -132,6 +132,28 @@ def test_retention_deletes_runs_that_ended_long_ago_with_their_tasks_events_and_
         for run in (old, recent, unfinished):
             store(conn, [_span(run, 1), _span(run, 2, parent=1)], cap=100)
     assert _count(stack, "spans", old) == 2
+    # The old run was started by a scheduled run and by a cron fire; a scheduled run was
+    # cancelled long ago, another is still to come.
+    ((tenant, workflow),) = stack.sql("SELECT tenant_id, workflow_id FROM runs WHERE id = %s", old)
+    fired, cancelled, pending, cron = (str(uuid.uuid4()) for _ in range(4))
+    stack.sql(
+        "INSERT INTO scheduled_runs (id, tenant_id, workflow_id, trigger_at, input, status,"
+        " run_id) VALUES (%s, %s, %s, now() - interval '3 days', '{}', 'FIRED', %s),"
+        " (%s, %s, %s, now() - interval '3 days', '{}', 'CANCELLED', NULL),"
+        " (%s, %s, %s, now() - interval '3 days', '{}', 'SCHEDULED', NULL) RETURNING 1",
+        *(fired, tenant, workflow, old, cancelled, tenant, workflow, pending, tenant, workflow),
+    )
+    stack.sql(
+        "INSERT INTO crons (id, tenant_id, workflow_id, name, expression, timezone, input,"
+        " catch_up, declared, paused, next_fire_at) VALUES (%s, %s, %s, 'c', '0 3 * * *',"
+        " 'UTC', '{}', 'latest', false, true, now() + interval '1 day') RETURNING 1",
+        *(cron, tenant, workflow),
+    )
+    stack.sql(
+        "INSERT INTO cron_fires (cron_id, fire_at, run_id) VALUES (%s, now(), %s) RETURNING 1",
+        cron,
+        old,
+    )
     scheduler = stack.spawn(
         "scheduler-retention",
         "scheduler",
@@ -148,8 +170,11 @@ def test_retention_deletes_runs_that_ended_long_ago_with_their_tasks_events_and_
             time.sleep(0.2)
     finally:
         scheduler.stop()
-    for table in ("task_runs", "events", "spans"):
+    for table in ("task_runs", "events", "spans", "cron_fires", "scheduled_runs"):
         assert _count(stack, table, old) == 0, table
+    left = stack.sql("SELECT id FROM scheduled_runs WHERE workflow_id = %s", workflow)
+    assert [str(r[0]) for r in left] == [pending]  # the cancelled one went too
+    assert stack.sql("SELECT 1 FROM crons WHERE id = %s", cron)  # the cron stays
     # A run that ended within the retention, and one that has not ended, stay whole.
     for run in (recent, unfinished):
         assert stack.sql("SELECT 1 FROM runs WHERE id = %s", run)

@@ -10,8 +10,9 @@ import psycopg
 from prometheus_client import Counter, Histogram
 
 from roost_core import outbox
-from roost_core.engine.fire import fire_schedules, schedules_due
+from roost_core.engine.fire import BATCH, Fired, Kind, fire_schedules, schedules_due, set_aside
 from roost_core.engine.state import Definitions
+from roost_core.service import RECOVERABLE
 from roost_core.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,11 @@ MISSES = Counter(
     "roost_cron_missed_total",
     "Cron fire times missed while every scheduler was down and not fired (catch_up).",
     ["workflow"],
+)
+SET_ASIDE = Counter(
+    "roost_schedule_set_aside_total",
+    "Crons (skipped to their next time) and scheduled runs (FAILED) that could not fire.",
+    ["kind"],
 )
 FIRE_LAG = Histogram(
     "roost_schedule_fire_lag_seconds",
@@ -42,43 +48,104 @@ def fire_due(
     grace: float,
 ) -> int:
     """Fire every due cron and scheduled run, a transaction per batch; return how many
-    runs started. The look comes first, outside any transaction: idle, that is all."""
+    runs started. The look comes first, outside any transaction: idle, that is all.
+
+    A batch that fails for a reason other than a lost database or broker (those go up:
+    the scheduler reconnects) is fired again one at a time, so that the one that cannot
+    fire is found and set aside (roost_core.engine.fire.set_aside) and the others fire."""
     started = 0
     while schedules_due(conn):
-        with conn.transaction():
-            fired = fire_schedules(conn, topology, definitions, grace)
-        # Committed: the runs exist, so their spans may end (the span store keeps only
-        # spans of runs it knows).
-        for span in fired.spans:
-            span.end()
-        relay.submit(fired.outbox_rows)
-        for run in fired.started:
-            FIRES.labels(run.workflow, run.kind).inc()
-            FIRE_LAG.labels(run.kind).observe(max(run.lag, 0.0))
-            logger.info(
-                f"{run.kind} fired",
-                extra={
-                    "action": f"{run.kind}_fired",
-                    "run_id": run.run_id,
-                    "workflow": run.workflow,
-                    f"{run.kind}_id": run.source_id,
-                    "lag_ms": round(run.lag * 1000),
-                },
+        try:
+            fired = _fire(conn, topology, definitions, relay, grace, BATCH, KINDS)
+        except Exception as exc:
+            if isinstance(exc, _LOST):
+                raise
+            logger.error(
+                "firing schedules failed; firing them one at a time",
+                extra={"action": "schedules_failed"},
+                exc_info=True,
             )
-        for missed in fired.missed:
-            MISSES.labels(missed.workflow).inc(missed.count)
-            logger.warning(
-                "cron fire times missed",
-                extra={
-                    "action": "cron_missed",
-                    "cron_id": missed.cron_id,
-                    "cron": missed.name,
-                    "workflow": missed.workflow,
-                    "missed": missed.count,
-                    "capped": missed.capped,
-                },
-            )
+            return started + _one_at_a_time(conn, topology, definitions, relay, grace)
         started += len(fired.started)
-        if not fired.started and not fired.missed:
+        if not fired.locked:
             break  # due rows locked by another replica: it fires them
     return started
+
+
+KINDS: tuple[Kind, ...] = ("cron", "scheduled")
+_LOST = (psycopg.OperationalError, *RECOVERABLE)
+
+
+def _one_at_a_time(
+    conn: psycopg.Connection[Any],
+    topology: Topology,
+    definitions: Definitions,
+    relay: outbox.OutboxRelay,
+    grace: float,
+) -> int:
+    started = 0
+    for kind in KINDS:
+        for _ in range(BATCH):
+            try:
+                fired = _fire(conn, topology, definitions, relay, grace, 1, (kind,))
+            except Exception as exc:
+                if isinstance(exc, _LOST):
+                    raise
+                error = f"{type(exc).__name__}: {exc}"
+                with conn.transaction():
+                    aside = set_aside(conn, kind, error)
+                SET_ASIDE.labels(kind).inc()
+                logger.error(
+                    f"a {kind} could not fire and was set aside",
+                    extra={"action": f"{kind}_set_aside", f"{kind}_id": aside, "error": error},
+                )
+                continue
+            started += len(fired.started)
+            if not fired.locked:
+                break
+    return started
+
+
+def _fire(
+    conn: psycopg.Connection[Any],
+    topology: Topology,
+    definitions: Definitions,
+    relay: outbox.OutboxRelay,
+    grace: float,
+    limit: int,
+    kinds: tuple[Kind, ...],
+) -> Fired:
+    with conn.transaction():
+        fired = fire_schedules(conn, topology, definitions, grace, limit, kinds)
+    # Committed: the runs exist, so their spans may end (the span store keeps only
+    # spans of runs it knows).
+    for span in fired.spans:
+        span.end()
+    relay.submit(fired.outbox_rows)
+    for run in fired.started:
+        FIRES.labels(run.workflow, run.kind).inc()
+        FIRE_LAG.labels(run.kind).observe(max(run.lag, 0.0))
+        logger.info(
+            f"{run.kind} fired",
+            extra={
+                "action": f"{run.kind}_fired",
+                "run_id": run.run_id,
+                "workflow": run.workflow,
+                f"{run.kind}_id": run.source_id,
+                "lag_ms": round(run.lag * 1000),
+            },
+        )
+    for missed in fired.missed:
+        MISSES.labels(missed.workflow).inc(missed.count)
+        logger.warning(
+            "cron fire times missed",
+            extra={
+                "action": "cron_missed",
+                "cron_id": missed.cron_id,
+                "cron": missed.name,
+                "workflow": missed.workflow,
+                "missed": missed.count,
+                "capped": missed.capped,
+            },
+        )
+    return fired

@@ -12,7 +12,7 @@ from roost_core.metadata import Metadata
 
 # A scheduled run's delay: at most ten years away.
 MAX_DELAY_SECONDS = 10 * 365 * 86400.0
-ScheduledStatus = Literal["SCHEDULED", "FIRED", "CANCELLED"]
+ScheduledStatus = Literal["SCHEDULED", "FIRED", "CANCELLED", "FAILED"]
 
 
 def _no_reserved_keys(metadata: dict[str, str]) -> dict[str, str]:
@@ -107,7 +107,8 @@ class Cron(_Model):
 
 
 class ScheduledRun(_Model):
-    """A run to start once at ``trigger_at``; ``run_id`` once it has fired."""
+    """A run to start once at ``trigger_at``; ``run_id`` once it has fired. FAILED: it
+    could not start one (``error`` says why; the workflow's newest version refused it)."""
 
     id: str
     workflow: str
@@ -118,3 +119,4 @@ class ScheduledRun(_Model):
     run_id: str | None = None
     created_at: datetime
     fired_at: datetime | None = None
+    error: str | None = None  # FAILED: why it could not start a run

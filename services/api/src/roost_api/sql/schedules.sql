@@ -70,7 +70,7 @@ WHERE crons.declared;
 -- (A fragment.) A scheduled run as the api shows it; FROM scheduled_runs s JOIN
 -- workflows w follows.
 SELECT s.id, w.name AS workflow, s.trigger_at, s.input, s.metadata, s.status, s.run_id,
-  s.created_at, s.fired_at
+  s.created_at, s.fired_at, s.error
 FROM scheduled_runs s JOIN workflows w ON w.id = s.workflow_id
 
 -- insert_scheduled_run --

@@ -260,6 +260,10 @@ def _not_pending(found: dict[str, Any], what: str) -> ConflictError:
         return ConflictError(
             f"cannot {what} scheduled run {found['id']}: it fired already, as run {found['run_id']}"
         )
+    if found["status"] == "FAILED":
+        return ConflictError(
+            f"cannot {what} scheduled run {found['id']}: it failed to fire: {found['error']}"
+        )
     return ConflictError(f"cannot {what} scheduled run {found['id']}: it was cancelled")
 
 

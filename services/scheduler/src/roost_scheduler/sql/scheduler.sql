@@ -50,8 +50,9 @@ ANALYZE events;
 ANALYZE spans;
 
 -- delete_expired_runs --
--- One chunk of runs that ended more than a retention period ago, with their events and
--- spans; returns how many.
+-- One chunk of runs that ended more than a retention period ago, with their events,
+-- spans and the scheduled runs that started them (cron fires go by their foreign key),
+-- and scheduled runs cancelled that long ago; returns how many runs.
 WITH gone AS (
   DELETE FROM runs WHERE id IN (
     SELECT id FROM runs
@@ -59,5 +60,8 @@ WITH gone AS (
     ORDER BY finished_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
   RETURNING id),
 events_gone AS (DELETE FROM events WHERE run_id IN (SELECT id FROM gone)),
-spans_gone AS (DELETE FROM spans WHERE run_id IN (SELECT id FROM gone))
+spans_gone AS (DELETE FROM spans WHERE run_id IN (SELECT id FROM gone)),
+scheduled_gone AS (DELETE FROM scheduled_runs WHERE run_id IN (SELECT id FROM gone)),
+cancelled_gone AS (DELETE FROM scheduled_runs WHERE status = 'CANCELLED'
+  AND trigger_at < now() - make_interval(secs => %(seconds)s))
 SELECT count(*) FROM gone;

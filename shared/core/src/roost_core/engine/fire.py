@@ -37,6 +37,7 @@ _CLAIM = SQL.claim_cron_fires
 _ADVANCE = SQL.advance_crons
 _MARK_FIRED = SQL.mark_scheduled_fired
 _NEWEST = SQL.newest_versions
+_FAIL_SCHEDULED = SQL.fail_scheduled_run
 
 #: Due crons (and due scheduled runs) fired per transaction.
 BATCH = 500
@@ -152,6 +153,32 @@ class Fired:
     started: list[StartedRun] = field(default_factory=list)
     missed: list[Missed] = field(default_factory=list)
     spans: list[trace.Span] = field(default_factory=list)  # end them once committed
+    locked: int = 0  # due crons and scheduled runs this transaction took
+
+
+def set_aside(conn: Conn, kind: Kind, error: str) -> str | None:
+    """The earliest due cron or scheduled run, which failed to fire on its own (a
+    workflow's newest version that cannot take its input, say), is set aside so that it
+    holds up no other: a cron skips to its next fire time after now, a scheduled run
+    ends FAILED with ``error``. Returns its id (None: nothing due)."""
+    now = _clock(conn)
+    if kind == "scheduled":
+        row = conn.execute(_FAIL_SCHEDULED, {"now": now, "error": error}).fetchone()
+        return str(row[0]) if row else None
+    found = conn.execute(_LOCK_CRONS, {"now": now, "limit": 1}).fetchone()
+    if found is None:
+        return None
+    cron_id, expression, timezone = str(found[0]), found[5], found[6]
+    following = crons.next_fire(expression, timezone, now)
+    conn.execute(_ADVANCE, {"ids": [cron_id], "next_ats": [following], "last_ats": [None]})
+    return cron_id
+
+
+def _clock(conn: Conn) -> datetime:
+    row = conn.execute(_CLOCK).fetchone()
+    assert row is not None
+    now: datetime = row[0]
+    return now
 
 
 def schedules_due(conn: Conn) -> bool:
@@ -159,16 +186,26 @@ def schedules_due(conn: Conn) -> bool:
     return conn.execute(_DUE).fetchone() is not None
 
 
-def fire_schedules(conn: Conn, topology: Topology, definitions: Definitions, grace: float) -> Fired:
-    """Fire what is due, inside the caller's transaction (a batch of each kind)."""
-    row = conn.execute(_CLOCK).fetchone()
-    assert row is not None
-    now: datetime = row[0]
-    due = [
-        DueCron(str(r[0]), str(r[1]), str(r[2]), *r[3:])
-        for r in conn.execute(_LOCK_CRONS, {"now": now, "limit": BATCH}).fetchall()
-    ]
-    scheduled = conn.execute(_LOCK_SCHEDULED, {"now": now, "limit": BATCH}).fetchall()
+def fire_schedules(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    grace: float,
+    limit: int = BATCH,
+    kinds: Sequence[Kind] = ("cron", "scheduled"),
+) -> Fired:
+    """Fire what is due, inside the caller's transaction (up to ``limit`` of each of
+    ``kinds``)."""
+    now = _clock(conn)
+    due = []
+    if "cron" in kinds:
+        due = [
+            DueCron(str(r[0]), str(r[1]), str(r[2]), *r[3:])
+            for r in conn.execute(_LOCK_CRONS, {"now": now, "limit": limit}).fetchall()
+        ]
+    scheduled = []
+    if "scheduled" in kinds:
+        scheduled = conn.execute(_LOCK_SCHEDULED, {"now": now, "limit": limit}).fetchall()
     if not due and not scheduled:
         return Fired()
     decided = plan_fires(due, now, grace)
@@ -199,7 +236,7 @@ def fire_schedules(conn: Conn, topology: Topology, definitions: Definitions, gra
                 trigger_at,
             )
         )
-    fired = Fired(missed=decided.missed)
+    fired = Fired(missed=decided.missed, locked=len(due) + len(scheduled))
     fired.outbox_rows = _start_runs(conn, topology, definitions, starts, now, fired)
     if decided.advances:
         conn.execute(

@@ -36,8 +36,8 @@ CREATE TABLE cron_fires (
 );
 CREATE INDEX cron_fires_by_run ON cron_fires (run_id);
 
--- A run to start once, at trigger_at. status: SCHEDULED, then FIRED (run_id set) or
--- CANCELLED.
+-- A run to start once, at trigger_at. status: SCHEDULED, then FIRED (run_id set),
+-- CANCELLED, or FAILED (it could not start a run: error says why).
 CREATE TABLE scheduled_runs (
     id           uuid PRIMARY KEY,
     tenant_id    uuid NOT NULL REFERENCES tenants(id),
@@ -47,6 +47,7 @@ CREATE TABLE scheduled_runs (
     metadata     jsonb NOT NULL DEFAULT '{}',
     status       text NOT NULL,
     run_id       uuid UNIQUE,
+    error        text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     fired_at     timestamptz
 );

@@ -49,3 +49,10 @@ WHERE s.id = v.id AND s.status = 'SCHEDULED';
 SELECT DISTINCT ON (v.workflow_id) v.workflow_id, v.id
 FROM workflow_versions v WHERE v.workflow_id = ANY(%(workflow_ids)b::uuid[])
 ORDER BY v.workflow_id, v.registered_at DESC;
+
+-- fail_scheduled_run --
+-- The earliest due scheduled run, which cannot fire, ends FAILED with the error.
+UPDATE scheduled_runs SET status = 'FAILED', error = %(error)s, fired_at = clock_timestamp()
+WHERE id = (SELECT id FROM scheduled_runs WHERE status = 'SCHEDULED'
+            AND trigger_at <= %(now)s ORDER BY trigger_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING id;
