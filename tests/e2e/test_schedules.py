@@ -7,6 +7,8 @@ tests look at (the runs a schedule made, and the fire times they carry)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -128,6 +130,37 @@ def test_a_cron_every_second_fires_each_second_once_with_two_schedulers(
     assert api.get(f"/api/v1/crons/{cron['id']}").status_code == 404
     # Its runs stay.
     assert api.get(f"/api/v1/runs/{fired[0][1]}").status_code == 200
+
+
+def test_a_scheduler_killed_at_the_fire_instant_makes_no_duplicate_and_no_gap(
+    sched: Stack, api: httpx.Client
+) -> None:
+    name = register(api)
+    cron = api.post(
+        "/api/v1/crons",
+        json={"workflow": name, "name": "kill", "expression": "* * * * * *", "catch_up": "all"},
+    ).json()
+    time.sleep(1.5)
+    victims = [p for p in sched.processes if p.name.startswith("scheduler")]
+    for killed, victim in enumerate(victims, 1):
+        # Just after a fire time, when a replica is inside its fire transaction.
+        now = db_now(sched)
+        time.sleep(1 - now.microsecond / 1e6 + 0.05)
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.popen.wait(5)
+        sched.processes.remove(victim)
+        again = sched.spawn(victim.name, *victim.args, log_name=f"{victim.name}.killed{killed}")
+        time.sleep(1.5)  # the other replica fires meanwhile
+        wait_consuming([again])
+    time.sleep(1.5)
+    api.post(f"/api/v1/crons/{cron['id']}/pause").raise_for_status()
+    time.sleep(1)
+
+    times = [at for at, _ in cron_runs(sched, cron["id"])]
+    assert len(set(times)) == len(times), f"a fire time fired twice: {times}"
+    assert times == [times[0] + timedelta(seconds=i) for i in range(len(times))], times
+    assert times[0] == datetime.fromisoformat(cron["next_fire_at"])
+    assert len(times) >= 6
 
 
 def test_a_scheduled_run_fires_once_and_can_be_moved_or_cancelled_before(

@@ -144,7 +144,7 @@ class StartedRun:
     workflow: str
     kind: Kind
     source_id: str
-    lag: float  # seconds from the fire time to the commit's clock
+    due_at: datetime  # its fire time (for the fire lag, measured once committed)
 
 
 @dataclass
@@ -237,7 +237,7 @@ def fire_schedules(
             )
         )
     fired = Fired(missed=decided.missed, locked=len(due) + len(scheduled))
-    fired.outbox_rows = _start_runs(conn, topology, definitions, starts, now, fired)
+    fired.outbox_rows = _start_runs(conn, topology, definitions, starts, fired)
     if decided.advances:
         conn.execute(
             _ADVANCE,
@@ -261,7 +261,6 @@ def _start_runs(
     topology: Topology,
     definitions: Definitions,
     starts: list[Start],
-    now: datetime,
     fired: Fired,
 ) -> list[outbox.OutboxRow]:
     """Create the runs, a trigger per workflow, of its newest version."""
@@ -296,7 +295,7 @@ def _start_runs(
                     definition.name,
                     start.kind,
                     start.source_id,
-                    (now - start.due_at).total_seconds(),
+                    start.due_at,
                 )
             )
         done = plan.run(
