@@ -112,6 +112,12 @@ def test_a_cron_every_second_fires_each_second_once_with_two_schedulers(
     run = api.get(f"/api/v1/runs/{fired[0][1]}").json()
     assert run["workflow"] == name and run["input"] == {"n": 1}
     assert run["metadata"]["team"] == "infra" and run["metadata"]["roost.cron"] == "every-second"
+    assert run["trigger"] == {
+        "kind": "cron",
+        "cron_id": cron["id"],
+        "cron": "every-second",
+        "fire_at": times[0].isoformat(),
+    }
     # Both replicas were there: each logged fires or skipped locked rows; the runs say
     # what matters: one per second. The cron shows its latest runs.
     got = api.get(f"/api/v1/crons/{cron['id']}").json()
@@ -206,6 +212,8 @@ def test_a_scheduled_run_fires_once_and_can_be_moved_or_cancelled_before(
     assert sorted(str(r[0]) for r in rows) == sorted([soon.json()["id"], later["id"]])
     run_of = {str(r[0]): str(r[1]) for r in rows}
     assert by_id[soon.json()["id"]]["run_id"] == run_of[soon.json()["id"]]
+    run = api.get(f"/api/v1/runs/{run_of[soon.json()['id']]}").json()
+    assert run["trigger"] == {"kind": "scheduled", "scheduled_id": soon.json()["id"]}
     # Fired: no second thoughts.
     again = api.delete(f"/api/v1/scheduled/{soon.json()['id']}")
     assert again.status_code == 409 and run_of[soon.json()["id"]] in again.text

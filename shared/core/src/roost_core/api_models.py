@@ -120,6 +120,9 @@ class RunSummary(_Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     metadata: dict[str, str] = {}
+    # The schedule that started it: {"kind": "cron", "cron_id", "cron", "fire_at"} or
+    # {"kind": "scheduled", "scheduled_id"} (roost_core.metadata.schedule_trigger).
+    trigger: dict[str, str] | None = None
 
 
 class Run(RunSummary):

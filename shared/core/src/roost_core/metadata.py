@@ -41,3 +41,19 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
 
 
 Metadata = Annotated[dict[str, str], AfterValidator(check)]
+
+
+def schedule_trigger(metadata: dict[str, str]) -> dict[str, str] | None:
+    """The schedule that started a run, from the metadata its fire gave it
+    (roost_core.engine.fire): ``{"kind": "cron", "cron_id", "cron", "fire_at"}`` or
+    ``{"kind": "scheduled", "scheduled_id"}``; None for a run started otherwise."""
+    if "roost.cron_id" in metadata:
+        return {
+            "kind": "cron",
+            "cron_id": metadata["roost.cron_id"],
+            "cron": metadata.get("roost.cron", ""),
+            "fire_at": metadata.get("roost.fire_at", ""),
+        }
+    if "roost.scheduled_id" in metadata:
+        return {"kind": "scheduled", "scheduled_id": metadata["roost.scheduled_id"]}
+    return None

@@ -159,6 +159,7 @@ async def create_runs(
             "started_at": None,
             "finished_at": None,
             "metadata": request.metadata or {},
+            "trigger": None,  # triggered through the api, not by a schedule
             "input": request.input,
             "output": None,
             "error": None,

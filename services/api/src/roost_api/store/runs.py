@@ -19,6 +19,7 @@ from roost_core.errors import (
     BadRequestError,
     UnknownRunError,
 )
+from roost_core.metadata import schedule_trigger
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 
@@ -113,6 +114,7 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "started_at": iso(run["started_at"]),
         "finished_at": iso(run["finished_at"]),
         "metadata": run.get("metadata") or {},
+        "trigger": schedule_trigger(run.get("metadata") or {}),
     }
 
 
