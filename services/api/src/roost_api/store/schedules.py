@@ -109,18 +109,8 @@ async def list_crons(
     limit: int,
     after: tuple[datetime, str] | None,
 ) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            _LIST_CRONS,
-            {
-                "tenant_id": tenant_id,
-                "workflow": workflow,
-                "after_at": after[0] if after else None,
-                "after_id": after[1] if after else None,
-                "limit": limit,
-            },
-        )
-        return [_cron(r) for r in await cur.fetchall()]
+    rows = await _page(conn, _LIST_CRONS, tenant_id, workflow, limit, after, {})
+    return [_cron(r) for r in rows]
 
 
 async def set_paused(conn: Conn, tenant_id: str, cron_id: str, paused: bool) -> dict[str, Any]:
@@ -220,19 +210,33 @@ async def list_scheduled(
     limit: int,
     after: tuple[datetime, str] | None,
 ) -> list[dict[str, Any]]:
+    rows = await _page(conn, _LIST_SCHEDULED, tenant_id, workflow, limit, after, {"status": status})
+    return [_scheduled(r) for r in rows]
+
+
+async def _page(
+    conn: Conn,
+    statement: str,
+    tenant_id: str,
+    workflow: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    more: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """A page of a keyset-paginated listing, after the (time, id) ``after``."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            _LIST_SCHEDULED,
+            statement,
             {
                 "tenant_id": tenant_id,
                 "workflow": workflow,
-                "status": status,
                 "after_at": after[0] if after else None,
                 "after_id": after[1] if after else None,
                 "limit": limit,
+                **more,
             },
         )
-        return [_scheduled(r) for r in await cur.fetchall()]
+        return await cur.fetchall()
 
 
 async def reschedule(
