@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from roost_core import metrics, outbox
 from roost_core.engine.reports import apply_reports
 from roost_core.engine.state import BatchOutcome, Definitions
-from roost_core.engine.timers import attempts_lost, fire_timers, reclaim_lost_attempts, timers_due
+from roost_core.engine.timers import attempts_lost, fire_timers, reclaim_lost_attempts, work_due
 from roost_core.engine.workers import record_heartbeats
 from roost_core.service import consuming, keep_running, pump
 from roost_core.topology import TASK_EMITTED, TASK_REPORTS, WORKER_HEARTBEAT, Topology
@@ -193,17 +193,18 @@ class Scheduler:
         its predecessor did not."""
         # The reads first, outside any transaction: idle, that is all this costs.
         outcome = BatchOutcome([], [], 0, 0)
-        if timers_due(conn):
+        timers, schedules = work_due(conn)
+        if timers:
             with conn.transaction():
                 outcome = fire_timers(conn, self.topology, self.definitions)
-        # Crons and scheduled runs whose time has come (the same tick: their precision).
-        fire_due(
-            conn,
-            self.topology,
-            self.definitions,
-            self.relay,
-            self.settings.cron_misfire_grace_seconds,
-        )
+        if schedules:  # crons and scheduled runs (the same tick: their precision)
+            fire_due(
+                conn,
+                self.topology,
+                self.definitions,
+                self.relay,
+                self.settings.cron_misfire_grace_seconds,
+            )
         now = time.monotonic()
         if now >= self._next_liveness:
             self._next_liveness = now + 1.0

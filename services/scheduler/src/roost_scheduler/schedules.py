@@ -48,14 +48,14 @@ def fire_due(
     relay: outbox.OutboxRelay,
     grace: float,
 ) -> int:
-    """Fire every due cron and scheduled run, a transaction per batch; return how many
-    runs started. The look comes first, outside any transaction: idle, that is all.
+    """Fire every due cron and scheduled run (the caller found some due), a transaction
+    per batch; return how many runs started.
 
     A batch that fails for a reason other than a lost database or broker (those go up:
     the scheduler reconnects) is fired again one at a time, so that the one that cannot
     fire is found and set aside (roost_core.engine.fire.set_aside) and the others fire."""
     started = 0
-    while schedules_due(conn):
+    while True:
         try:
             fired = _fire(conn, topology, definitions, relay, grace, BATCH, KINDS)
         except Exception as exc:
@@ -68,8 +68,9 @@ def fire_due(
             )
             return started + _one_at_a_time(conn, topology, definitions, relay, grace)
         started += len(fired.started)
-        if not fired.locked:
-            break  # due rows locked by another replica: it fires them
+        # Less than a full batch: all that was due (and not another replica's) is done.
+        if fired.locked < BATCH or not schedules_due(conn):
+            break
     return started
 
 

@@ -13,14 +13,17 @@ from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
 
 _DUE = SQL.runs_with_due_timers
+_WORK_DUE = SQL.due_work
 _CLEAR_TIMERS = SQL.clear_timers
 _EXPIRED = SQL.expired_attempts
 
 
-def timers_due(conn: Conn) -> bool:
-    """Whether any timer is due: one cheap read, so that an idle scheduler, which looks
-    five times a second, opens no transaction (issue #17's idle target)."""
-    return conn.execute(_DUE).fetchone() is not None
+def work_due(conn: Conn) -> tuple[bool, bool]:
+    """Whether any timer is due, and whether any cron or scheduled run is
+    (roost_core.engine.fire): one cheap read, so that an idle scheduler, which looks five
+    times a second, opens no transaction (issue #17's idle target)."""
+    row = conn.execute(_WORK_DUE).fetchone()
+    return (bool(row[0]), bool(row[1])) if row else (False, False)
 
 
 def attempts_lost(conn: Conn, timeout: float) -> bool:

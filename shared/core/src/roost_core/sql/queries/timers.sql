@@ -1,3 +1,12 @@
+-- due_work --
+-- Whether any timer is due, and whether any cron or scheduled run is: one round trip of
+-- index probes, all an idle scheduler costs per tick.
+SELECT EXISTS (SELECT 1 FROM task_runs WHERE dispatch_at <= now())
+    OR EXISTS (SELECT 1 FROM task_runs WHERE deadline_at <= now()),
+  EXISTS (SELECT 1 FROM crons WHERE NOT paused AND next_fire_at <= now())
+    OR EXISTS (SELECT 1 FROM scheduled_runs WHERE status = 'SCHEDULED'
+               AND trigger_at <= now());
+
 -- runs_with_due_timers --
 -- Runs with a retry whose backoff is over or a deadline passed (a batch of each).
 (SELECT run_id FROM task_runs WHERE dispatch_at <= now() LIMIT 500)
