@@ -54,4 +54,6 @@ class Api:
             if resp.status_code == 401:
                 raise AuthenticationError(message)
             raise ApiError(resp.status_code, message)
+        if resp.status_code == 204:
+            return None  # a deletion's answer has no body
         return resp.json()

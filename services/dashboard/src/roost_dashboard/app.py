@@ -1,6 +1,6 @@
-"""The dashboard's application: sign-in, pages (``roost_dashboard.pages``) and actions
-(``roost_dashboard.actions``), assembled here with what they share
-(``roost_dashboard.site``).
+"""The dashboard's application: sign-in, pages (``roost_dashboard.pages``), actions
+(``roost_dashboard.actions``) and schedules (``roost_dashboard.schedules``), assembled
+here with what they share (``roost_dashboard.site``).
 
 Server-rendered with Jinja2 (autoescaped); every read and action goes through the api
 with the signed-in user's token. Every page but sign-in, the probes and the front-end
@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from roost_core.authentication import Authentication
-from roost_dashboard import actions, formatting, pages
+from roost_dashboard import actions, formatting, pages, schedules
 from roost_dashboard.api import Api, ApiError
 from roost_dashboard.security import SecurityHeaders
 from roost_dashboard.settings import DashboardSettings
@@ -120,6 +120,21 @@ def create_app(settings: DashboardSettings) -> Starlette:
         Route("/workflows", pages.workflows),
         Route("/workflows/{name}", pages.workflow),
         Route("/workflows/{name}/runs", actions.trigger, methods=["POST"]),
+        Route("/schedules", schedules.schedules_page),
+        Route("/schedules/crons/{cron_id}", schedules.cron_page),
+        *(
+            Route(
+                f"/schedules/crons/{{cron_id}}/{verb}",
+                schedules.cron_action(verb),
+                methods=["POST"],
+            )
+            for verb in schedules.CRON_VERBS
+        ),
+        Route(
+            "/schedules/scheduled/{scheduled_id}/cancel",
+            schedules.cancel_scheduled,
+            methods=["POST"],
+        ),
         Route("/rate-limits", pages.rate_limits),
         Route("/rate-limits/{key:path}", actions.put_rate_limit, methods=["POST"]),
         Route("/health", health),

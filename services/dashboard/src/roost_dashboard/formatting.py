@@ -40,7 +40,14 @@ def when(at: str | None) -> str:
 
 
 def trigger(run: dict[str, Any]) -> str:
-    """What started a run: an event (its key, from the metadata Roost gives such runs) or
-    a call to the api (the SDK, the CLI, the dashboard's form, HTTP)."""
-    key = (run.get("metadata") or {}).get("event_key")
-    return f"event {key}" if key else "api"
+    """What started a run, from the metadata Roost gives such runs: an event (its key), a
+    cron (its name), a scheduled run (its id's first 8 characters, as lists show run
+    ids); else a call to the api (the SDK, the CLI, the dashboard's form, HTTP)."""
+    meta = run.get("metadata") or {}
+    if meta.get("event_key"):
+        return f"event {meta['event_key']}"
+    if meta.get("roost.cron"):
+        return f"cron {meta['roost.cron']}"
+    if meta.get("roost.scheduled_id"):
+        return f"scheduled run {str(meta['roost.scheduled_id'])[:8]}"
+    return "api"

@@ -1,5 +1,6 @@
 """The dashboard's pages: runs (filtered, keyset-paginated), a run, workflows, activity,
-workers and rate limits, each read through the api with the session's token."""
+workers and rate limits, each read through the api with the session's token (schedules
+are ``roost_dashboard.schedules``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from roost_core import metadata
 from roost_core.statuses import RunStatus
 from roost_dashboard.api import ApiError
+from roost_dashboard.schedules import workflow_crons
 from roost_dashboard.site import call, render, stream_token
 
 PAGE = 50
@@ -113,6 +115,7 @@ async def workflow_page(
     definition = await call(request, "GET", f"/api/v1/workflows/{name}")
     stats = await call(request, "GET", f"/api/v1/workflows/{name}/stats", params={"hours": hours})
     listed = await call(request, "GET", "/api/v1/workflows")
+    crons = await workflow_crons(request, name)
     versions = next((w["versions"] for w in listed["workflows"] if w["name"] == name), 1)
     graph = {
         "id": "",
@@ -132,6 +135,7 @@ async def workflow_page(
             "windows": WINDOWS,
             "versions": versions,
             "graph": graph,
+            "crons": crons,
             "form_input": form_input,
             "form_meta": form_meta,
             "error": error,

@@ -598,4 +598,10 @@
   if (workflowData && typeof dagre !== "undefined") {
     drawDag(document.getElementById("dag"), JSON.parse(workflowData.textContent), () => {});
   }
+  // A form that cannot be undone (deleting a cron) asks first; without this script it
+  // simply posts, as every other form does.
+  document.addEventListener("submit", (e) => {
+    const question = e.target.dataset && e.target.dataset.confirm;
+    if (question && !window.confirm(question)) e.preventDefault();
+  });
 })();
