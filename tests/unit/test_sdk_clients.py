@@ -1,6 +1,6 @@
 """The SDK reaches the api only through its clients (``roost.runs``, ``workflows``,
-``workers``, ``events``, ``rate_limits``), and the bodies they send keep the shape the
-api has always taken."""
+``workers``, ``events``, ``rate_limits``, ``crons``, ``scheduled``), and the bodies they
+send keep the shape the api has always taken."""
 
 from __future__ import annotations
 
@@ -16,7 +16,16 @@ import roost
 from roost import Roost
 
 SDK = Path(roost.__file__).parent
-CLIENTS = {"_http.py", "_runs.py", "_workflows.py", "_workers.py", "_events.py", "_ratelimits.py"}
+CLIENTS = {
+    "_http.py",
+    "_runs.py",
+    "_workflows.py",
+    "_workers.py",
+    "_events.py",
+    "_ratelimits.py",
+    "_crons.py",
+    "_scheduled.py",
+}
 
 
 def test_only_the_client_modules_send_requests() -> None:
@@ -137,3 +146,75 @@ def test_the_cli_trigger_sends_no_version(monkeypatch: pytest.MonkeyPatch) -> No
             {"input": {"x": 1}, "idempotency_key": None, "metadata": {"a": "b"}},
         )
     ]
+
+
+def test_schedules_send_the_bodies_the_api_takes() -> None:
+    cron = {
+        "id": "c1",
+        "workflow": "wf",
+        "name": "n",
+        "expression": "0 3 * * *",
+        "timezone": "UTC",
+        "catch_up": "latest",
+        "declared": False,
+        "paused": False,
+        "next_fire_at": NOW,
+        "created_at": NOW,
+    }
+    scheduled = {
+        "id": "s1",
+        "workflow": "wf",
+        "trigger_at": NOW,
+        "status": "SCHEDULED",
+        "created_at": NOW,
+    }
+    api = FakeApi(
+        {
+            ("POST", "/api/v1/workflows"): {"version": "v1"},
+            ("POST", "/api/v1/crons"): cron,
+            ("POST", "/api/v1/scheduled"): scheduled,
+            ("PATCH", "/api/v1/scheduled/s1"): scheduled,
+        }
+    )
+    client = _roost(api)
+    wf = client.workflow("wf")
+
+    @wf.task()
+    def only(input: Any, ctx: Any) -> None: ...
+
+    client.crons.create(wf, "n", "0 3 * * *", metadata={"a": "b"})
+    wf.schedule({"x": 1}, delay="1m30s")
+    client.scheduled.reschedule("s1", at=datetime(2030, 1, 1, 3, tzinfo=UTC))
+    assert [(m, p, b) for m, p, b in api.sent if p != "/api/v1/workflows"] == [
+        (
+            "POST",
+            "/api/v1/crons",
+            {
+                "workflow": "wf",
+                "name": "n",
+                "expression": "0 3 * * *",
+                "timezone": "UTC",
+                "input": {},
+                "metadata": {"a": "b"},
+                "catch_up": "latest",
+                "paused": False,
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/scheduled",
+            {
+                "at": None,
+                "delay_seconds": 90.0,
+                "workflow": "wf",
+                "input": {"x": 1},
+                "metadata": {},
+            },
+        ),
+        (
+            "PATCH",
+            "/api/v1/scheduled/s1",
+            {"at": "2030-01-01T03:00:00+00:00", "delay_seconds": None},
+        ),
+    ]
+    assert [p for _, p, _ in api.sent].count("/api/v1/workflows") == 1  # registered once

@@ -11,6 +11,7 @@ def check_deps(input: dict, ctx: Context) -> dict: ...
 """
 
 from roost._context import Context
+from roost._crons import Crons
 from roost._errors import (
     ApiUnavailableError,
     AuthenticationError,
@@ -34,11 +35,14 @@ from roost._errors import (
 from roost._events import Events
 from roost._models import (
     Attempt,
+    Cron,
+    CronRun,
     PushedEvent,
     RateLimitInfo,
     Run,
     RunSummary,
     RunTrace,
+    ScheduledRun,
     Span,
     SpanEvent,
     TaskRun,
@@ -46,6 +50,7 @@ from roost._models import (
 from roost._ratelimits import Concurrency, RateLimit, RateLimits
 from roost._roost import Roost
 from roost._runs import RunRef, Runs
+from roost._scheduled import ScheduledRuns
 from roost._stream import EventStream, RunEvent
 from roost._worker import Worker
 from roost._workers import Workers
@@ -62,6 +67,9 @@ __all__ = [
     "ConfigurationError",
     "Concurrency",
     "ConflictError",
+    "Cron",
+    "CronRun",
+    "Crons",
     "Context",
     "DatabaseUnavailableError",
     "EventStream",
@@ -86,6 +94,8 @@ __all__ = [
     "RunTimeoutError",
     "RunTrace",
     "Runs",
+    "ScheduledRun",
+    "ScheduledRuns",
     "Span",
     "SpanEvent",
     "Task",

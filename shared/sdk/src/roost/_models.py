@@ -1,5 +1,5 @@
 """What the api returns, as typed objects: the models live with the request shapes in
-``roost_core.api_models``; re-exported here for the SDK."""
+``roost_core.api_models`` (and ``schedule_models``); re-exported here for the SDK."""
 
 from __future__ import annotations
 
@@ -15,14 +15,18 @@ from roost_core.api_models import (
     TaskRun,
     TriggeredRun,
 )
+from roost_core.schedule_models import Cron, CronRun, ScheduledRun
 
 __all__ = [
     "Attempt",
+    "Cron",
+    "CronRun",
     "PushedEvent",
     "RateLimitInfo",
     "Run",
     "RunSummary",
     "RunTrace",
+    "ScheduledRun",
     "Span",
     "SpanEvent",
     "TaskRun",

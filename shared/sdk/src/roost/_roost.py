@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from roost._crons import Crons
 from roost._events import Events
 from roost._http import ApiClient
 from roost._ratelimits import Concurrency, RateLimits
 from roost._runs import Runs
+from roost._scheduled import ScheduledRuns
 from roost._settings import ClientSettings
 from roost._worker import Worker
 from roost._workers import Workers
@@ -29,6 +31,8 @@ class Roost:
         self._events: Events | None = None
         self._workflows: Workflows | None = None
         self._workers: Workers | None = None
+        self._crons: Crons | None = None
+        self._scheduled: ScheduledRuns | None = None
 
     @property
     def api(self) -> ApiClient:
@@ -69,6 +73,20 @@ class Roost:
             self._workers = Workers(self.api)
         return self._workers
 
+    @property
+    def crons(self) -> Crons:
+        """Crons: create, list, read, pause, resume and delete them."""
+        if self._crons is None:
+            self._crons = Crons(self.api)
+        return self._crons
+
+    @property
+    def scheduled(self) -> ScheduledRuns:
+        """Runs scheduled once (``wf.schedule``): list, read, reschedule, cancel."""
+        if self._scheduled is None:
+            self._scheduled = ScheduledRuns(self.api)
+        return self._scheduled
+
     def workflow(
         self,
         name: str,
@@ -76,6 +94,8 @@ class Roost:
         input_validator: type[BaseModel] | None = None,
         on_events: Sequence[str] | None = None,
         concurrency: Concurrency | None = None,
+        on_crons: Sequence[str] | None = None,
+        cron_input: Any = None,
     ) -> Workflow:
         """Define a workflow; add tasks with ``@wf.task(parents=[...])``.
 
@@ -84,13 +104,20 @@ class Roost:
         of this workflow, with the event's data as input.
 
         ``concurrency``: at most ``max_runs`` runs at once per group of runs, the group
-        being a CEL expression over the input (``Concurrency("input.repo", max_runs=1)``)."""
+        being a CEL expression over the input (``Concurrency("input.repo", max_runs=1)``).
+
+        ``on_crons``: cron expressions in UTC (``"0 3 * * *"``, ``"@hourly"``, six fields
+        with seconds first); at each fire time a run of the newest version starts with
+        ``cron_input`` (checked against ``input_validator`` here). Registering a version
+        makes its ``on_crons`` the workflow's declared crons (``roost.crons.list``)."""
         return Workflow(
             self,
             name,
             input_validator=input_validator,
             on_events=on_events,
             concurrency=concurrency,
+            on_crons=on_crons,
+            cron_input=cron_input,
         )
 
     def worker(
@@ -110,6 +137,8 @@ class Roost:
             self._events = None
             self._workflows = None
             self._workers = None
+            self._crons = None
+            self._scheduled = None
 
     async def aclose(self) -> None:
         """Close the client's async HTTP connections (those this event loop opened),

@@ -5,18 +5,22 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Literal, Protocol, overload
 
 from pydantic import BaseModel, ValidationError
 
 from roost._durations import Duration
 from roost._errors import InvalidDefinitionError, InvalidInputError
+from roost._models import ScheduledRun
 from roost._policy import rate_limit_uses, task_policy
 from roost._ratelimits import Concurrency, RateLimit
 from roost._runs import RunRef, Runs, outcome
+from roost._scheduled import ScheduledRuns
 from roost._trigger_input import bulk_items, checked_metadata
+from roost._workflow_options import check_options, declared_cron_input, declared_crons
 from roost._workflows import Workflows
-from roost_core import dag, triggers
+from roost_core import dag
 from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 TaskFn = Callable[..., Any]
@@ -30,6 +34,9 @@ class Clients(Protocol):
 
     @property
     def workflows(self) -> Workflows: ...
+
+    @property
+    def scheduled(self) -> ScheduledRuns: ...
 
 
 class Task:
@@ -70,34 +77,18 @@ class Workflow:
         input_validator: type[BaseModel] | None = None,
         on_events: Sequence[str] | None = None,
         concurrency: Concurrency | None = None,
+        on_crons: Sequence[str] | None = None,
+        cron_input: Any = None,
     ) -> None:
         dag.check_name("workflow", name)
-        if concurrency is not None and not isinstance(concurrency, Concurrency):
-            raise InvalidDefinitionError(
-                f"concurrency of workflow {name!r} takes a Concurrency(...), not {concurrency!r}"
-            )
-        if isinstance(on_events, str):
-            raise InvalidDefinitionError(
-                f"on_events of workflow {name!r} must be a list of patterns, "
-                f"not the string {on_events!r}: write on_events=[{on_events!r}]"
-            )
-        for pattern in on_events or ():
-            try:
-                triggers.check_pattern(pattern)
-            except ValueError as exc:
-                raise InvalidDefinitionError(f"workflow {name!r}: {exc}") from None
-        if input_validator is not None and not (
-            isinstance(input_validator, type) and issubclass(input_validator, BaseModel)
-        ):
-            raise InvalidDefinitionError(
-                f"input_validator of workflow {name!r} must be a pydantic model class, "
-                f"not {input_validator!r}"
-            )
+        check_options(name, input_validator, on_events, concurrency)
         self._roost = roost
         self.name = name
         self.input_validator = input_validator
         self.on_events: list[str] = list(on_events or ())
         self.concurrency = concurrency
+        self.on_crons = declared_crons(name, on_crons)  # a bad expression fails here
+        self.cron_input = declared_cron_input(name, cron_input, self.validate_input)
         self.tasks: dict[str, Task] = {}
         self.on_failure_task: Task | None = None
         self._registered: str | None = None
@@ -235,6 +226,8 @@ class Workflow:
             on_failure=self.on_failure_task.definition() if self.on_failure_task else None,
             on_events=self.on_events,
             concurrency=self.concurrency.definition() if self.concurrency else None,
+            on_crons=self.on_crons,
+            cron_input=self.cron_input,
         )
         dag.validate(definition)
         return definition
@@ -385,3 +378,29 @@ class Workflow:
             self.name, items, version=version, chunk_size=chunk_size
         )
         return [RunRef(roost.runs, run_id, self.name) for run_id in ids]
+
+    def schedule(
+        self,
+        input: Any = None,
+        *,
+        at: datetime | None = None,
+        delay: Duration | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ScheduledRun:
+        """Start one run later, at ``at`` (a datetime with its zone) or after ``delay``
+        (seconds, a timedelta, "15m"): exactly one. Registers the workflow first; the run
+        has metadata ``roost.scheduled_id``. Move or cancel it with ``roost.scheduled``."""
+        scheduled = self._client().scheduled
+        return scheduled.create(self, input, at=at, delay=delay, metadata=metadata)
+
+    async def aio_schedule(
+        self,
+        input: Any = None,
+        *,
+        at: datetime | None = None,
+        delay: Duration | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ScheduledRun:
+        """:meth:`schedule`, awaited."""
+        scheduled = self._client().scheduled
+        return await scheduled.aio_create(self, input, at=at, delay=delay, metadata=metadata)

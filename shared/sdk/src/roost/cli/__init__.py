@@ -1,6 +1,6 @@
 """The ``roost`` command line: one module per command group (``roost.cli.runs``,
-``events``, ``workers``, ``rate_limits``, ``tokens``), the service launchers
-(``services``), ``doctor``, and what they share (``console``)."""
+``events``, ``workers``, ``rate_limits``, ``crons``, ``scheduled``, ``tokens``), the
+service launchers (``services``), ``doctor``, and what they share (``console``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import typer
 from opentelemetry import context
 
 from roost.cli import doctor, runs, services
+from roost.cli.crons import crons_app
 from roost.cli.events import events_app
 from roost.cli.rate_limits import rate_limits_app
 from roost.cli.runs import runs_app
+from roost.cli.scheduled import scheduled_app
 from roost.cli.tokens import token_app
 from roost.cli.workers import workers_app
 from roost_core import tracing
@@ -38,6 +40,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(workers_app, name="workers")
 app.add_typer(events_app, name="events")
 app.add_typer(rate_limits_app, name="rate-limits")
+app.add_typer(crons_app, name="crons")
+app.add_typer(scheduled_app, name="scheduled")
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """What every command shares: the consoles, failing with a message, the client from the
-environment, ``--meta`` pairs, and how a run is printed."""
+environment, ``--meta`` pairs, how a time and a run are printed."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import typer
@@ -42,6 +43,13 @@ def duration(start: Any, end: Any) -> str:
     if start is None or end is None:
         return "-"
     return f"{(end - start).total_seconds() * 1000:.0f} ms"
+
+
+def utc(at: datetime | None) -> str:
+    """A time as every schedule command prints it: UTC, to the second ("-" for none)."""
+    if at is None:
+        return "-"
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def print_run(run: Run) -> None:

@@ -13,6 +13,7 @@ from roost._errors import RoostError
 from roost._models import Run
 from roost._roost import Roost
 from roost.cli.console import client, duration, fail, meta_pairs, out, print_run
+from roost.cli.scheduled import AT_HELP, IN_HELP, schedule_run
 
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 
@@ -29,14 +30,28 @@ def run(
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="metadata KEY=VALUE (repeatable)")
     ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help=f"schedule it for later: {AT_HELP}")
+    ] = None,
+    delay: Annotated[
+        str | None, typer.Option("--in", help=f"schedule it for later: {IN_HELP}")
+    ] = None,
 ) -> None:
-    """Trigger a run of a registered workflow."""
+    """Trigger a run of a registered workflow (or, with --at or --in, schedule one)."""
     try:
         payload = json.loads(input)
     except json.JSONDecodeError as exc:
         fail(f"--input is not valid JSON ({exc}): {input!r}")
     pairs = meta_pairs(meta)
     roost = client()
+    if at is not None or delay is not None:
+        if wait or watch or idempotency_key is not None:
+            fail(
+                "--at and --in schedule the run for later: --wait, --watch and "
+                "--idempotency-key do not apply (watch it once it has fired)"
+            )
+        schedule_run(roost, workflow, payload, pairs, at, delay)
+        return
     try:
         created = roost.workflows.trigger(
             workflow, payload, idempotency_key=idempotency_key, metadata=pairs
