@@ -176,3 +176,25 @@ def test_the_engine_times_out_an_attempt_the_worker_cannot_interrupt_and_discard
     assert run.task("stuck_in_c").status == roost.TaskStatus.TIMED_OUT
     assert run.task("stuck_in_c").output is None
     assert len(run.task("stuck_in_c").attempts) == 1
+
+
+def test_a_task_that_refreshes_its_timeout_runs_past_it_and_the_engine_agrees(
+    stack: Stack, flows: ModuleType, reliable_worker: Process
+) -> None:
+    # Timeout 1 s; the engine's own deadline is 1 s + its 5 s grace. The long session
+    # asks for 10 s and works 7 s: past both, so both must have moved.
+    long = flows.refreshing.run({"refresh": "10s", "work": 7}, wait_for_result=False)
+    short = flows.refreshing.run({"work": 3}, wait_for_result=False)
+    assert long.result(timeout=60) == {"long_session": {"worked": 7}}
+    with pytest.raises(roost.RunFailedError) as caught:
+        short.result(timeout=60)
+    error = caught.value.run.task("long_session").error
+    assert error is not None and error["type"] == "ExecutionTimeout"
+    (row,) = stack.sql(
+        "SELECT data FROM events WHERE run_id = %s AND type = 'task.deadline'", long.id
+    )
+    data = row[0]
+    assert isinstance(data, dict) and data["seconds"] == 10.0
+    assert not stack.sql(
+        "SELECT 1 FROM events WHERE run_id = %s AND type = 'task.deadline'", short.id
+    )

@@ -133,3 +133,14 @@ def test_an_event_triggered_run_carries_its_events_id_and_key(
     found, _ = flows.roost.runs.list(meta={"event_key": "meta:made"})
     assert started.id in {r.id for r in found}
     flows.roost.runs.cancel(started.id)
+
+
+def test_tasks_read_their_runs_metadata(
+    stack: Stack, flows: ModuleType, basic_worker: Process
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    output = flows.metadata_reader.run({}, metadata={"repo": "beads", "tag": tag})
+    # The root task (sent by the trigger) and its child (sent by the scheduler) alike.
+    assert output["read_metadata"] == {"repo": "beads", "tag": tag}
+    assert output["read_metadata_again"] == {"repo": "beads", "tag": tag}
+    assert flows.metadata_reader.run({})["read_metadata_again"] == {}

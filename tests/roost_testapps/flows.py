@@ -134,8 +134,25 @@ async def report(input: dict, ctx: Context) -> dict:
     return {"reported": True}
 
 
+# -- the run's metadata inside its tasks (ctx.metadata), root and child ----------------
+metadata_reader = roost.workflow("t-metadata")
+
+
+@metadata_reader.task()
+def read_metadata(input: dict, ctx: Context) -> dict:
+    return ctx.metadata
+
+
+@metadata_reader.task(parents=[read_metadata])
+def read_metadata_again(input: dict, ctx: Context) -> dict:
+    return ctx.metadata
+
+
 basic = roost.worker(
-    "basic", workflows=[chain, diamond, failing, validated, chatty], slots=8, version="flows-1"
+    "basic",
+    workflows=[chain, diamond, failing, validated, chatty, metadata_reader],
+    slots=8,
+    version="flows-1",
 )
 
 # -- a load test workflow on its own queue ---------------------------------------------------
@@ -272,9 +289,23 @@ def never_picked_up(input: dict, ctx: Context) -> dict:
     return {}
 
 
+# A long session that asks for more time (ctx.refresh_timeout) than its timeout gives.
+refreshing = roost.workflow("t-refreshing")
+
+
+@refreshing.task(execution_timeout="1s")
+def long_session(input: dict, ctx: Context) -> dict:
+    if input.get("refresh"):
+        ctx.refresh_timeout(input["refresh"])
+    until = time.time() + input["work"]
+    while time.time() < until:  # busy: Dramatiq's time limit could interrupt it
+        time.sleep(0.05)
+    return {"worked": input["work"]}
+
+
 reliable = roost.worker(
     "reliable",
-    workflows=[flaky, refusing, exhausting, hanging, hanging_async, stuck, durable],
+    workflows=[flaky, refusing, exhausting, hanging, hanging_async, stuck, durable, refreshing],
     slots=8,
 )
 

@@ -18,7 +18,7 @@ from roost._attempt import AttemptRunner
 from roost._cancellation import Cancellation
 from roost._deadlines import Deadlines, engine_watches, too_late
 from roost._delivery import Delivery, LongTasks
-from roost._errors import TaskCancelledError
+from roost._errors import InvalidDefinitionError, TaskCancelledError
 from roost._middleware import AttemptMiddleware
 from roost._outcomes import Outcomes
 from roost._reporter import Pending
@@ -244,3 +244,30 @@ def test_the_worker_composes_every_attempt_middleware() -> None:
     source = inspect.getsource(_worker.Worker.setup_broker)
     for name in ("Deadlines(", "LongTasks(", "Spans(", "Outcomes(", "Cancellation("):
         assert name in source
+
+
+def test_refresh_timeout_moves_the_worker_limit_and_tells_the_engine() -> None:
+    sent: list[tuple[str, object]] = []
+    extended: list[float] = []
+    msg = TaskMessage(
+        run_id="r",
+        task_run_id="t",
+        workflow="wf",
+        task="a",
+        attempt=1,
+        input={},
+        execution_timeout=1.0,
+    )
+    ctx = Context(msg, "w", lambda type, data: sent.append((type, data)))
+    ctx._extend = extended.append
+    before = time.time()
+    ctx.refresh_timeout("10m")
+    assert extended == [600.0]
+    ((kind, data),) = sent
+    assert kind == "deadline" and isinstance(data, dict) and data["seconds"] == 600.0
+    assert before + 600 <= data["deadline"] <= time.time() + 600
+    with pytest.raises(InvalidDefinitionError, match="refresh_timeout"):
+        ctx.refresh_timeout("soon")
+    untimed = Context(msg.model_copy(update={"execution_timeout": None}), "w")
+    with pytest.raises(ValueError, match="no execution_timeout"):
+        untimed.refresh_timeout(5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dramatiq
 import dramatiq.brokers.stub
 import pytest
@@ -102,3 +104,26 @@ def test_a_report_batch_keeps_each_kind_in_its_order_and_refuses_a_malformed_one
     assert [e.data for e in emitted] == ["one", "two"]
     with pytest.raises(ValidationError):
         decode_report_batch(encode([made[1].model_dump_json().encode(), b'{"kind": "odd"}']))
+
+
+def test_a_deadline_line_must_carry_its_deadline() -> None:
+    base = {
+        "kind": "emitted",
+        "type": "deadline",
+        "run_id": "r",
+        "task_run_id": "t",
+        "task": "a",
+        "attempt": 1,
+        "worker_id": "w",
+        "started_at": 1.0,
+        "at": 2.0,
+    }
+    good = TaskEmitted.model_validate({**base, "data": {"deadline": 12.5, "seconds": 10}})
+    assert good.data == {"deadline": 12.5, "seconds": 10}
+    for data in (None, {"seconds": 10}, {"deadline": "soon"}, {"deadline": True}):
+        with pytest.raises(ValidationError, match="deadline"):
+            TaskEmitted.model_validate({**base, "data": data})
+    # A batch holding a malformed one is refused whole (the scheduler dead-letters it).
+    bad = json.dumps({**base, "data": {"seconds": 1}}).encode()
+    with pytest.raises(ValidationError):
+        decode_report_batch(encode_report_batch([bad]))

@@ -36,6 +36,7 @@ def attempt(
     parent_outputs: dict[str, Any] | None = None,
     task_errors: dict[str, Any] | None = None,
     trace: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
     now: float | None = None,
 ) -> tuple[OutboxMessage, float | None]:
     """The outbox message for one attempt of ``task``, and its schedule deadline (unix
@@ -56,6 +57,7 @@ def attempt(
         execution_timeout=task.execution_timeout_seconds,
         schedule_deadline=deadline,
         trace=trace or {},
+        metadata=metadata or {},
     )
     admission = None
     if task.rate_limits:

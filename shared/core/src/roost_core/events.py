@@ -36,6 +36,7 @@ TASK_STARTED = "task.started"
 TASK_LOG = "task.log"
 TASK_PROGRESS = "task.progress"
 TASK_STREAM = "task.stream"
+TASK_DEADLINE = "task.deadline"  # a running attempt moved its deadline (ctx.refresh_timeout)
 TASK_RETRYING = "task.retrying"
 TASK_REDISPATCHED = "task.redispatched"  # its message was lost: sent again, same attempt
 TASK_SUCCEEDED = "task.succeeded"
@@ -54,6 +55,7 @@ ALL_TYPES = frozenset(
         TASK_LOG,
         TASK_PROGRESS,
         TASK_STREAM,
+        TASK_DEADLINE,
         TASK_RETRYING,
         TASK_REDISPATCHED,
         TASK_SUCCEEDED,

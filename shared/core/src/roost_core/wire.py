@@ -189,6 +189,7 @@ class TaskMessage(_Frozen):
     schedule_deadline: float | None = None  # unix seconds by which it must have started
     task_errors: dict[str, JSON] = Field(default_factory=dict)  # for on_failure handlers
     trace: dict[str, str] = Field(default_factory=dict)  # W3C trace context carrier
+    metadata: dict[str, str] = Field(default_factory=dict)  # the run's (ctx.metadata)
 
 
 class _TaskReport(_Frozen):
@@ -231,14 +232,32 @@ TaskReport = TaskStarted | TaskSucceeded | TaskFailed
 
 class TaskEmitted(_TaskReport):
     """Something a running task said: a log line (``{"message": str}``), its progress
-    (``{"fraction": 0..1, "message": str}``) or a chunk for its run's listeners (any
-    JSON). Appended to the run's event log and streamed; never changes a task's state."""
+    (``{"fraction": 0..1, "message": str}``), a chunk for its run's listeners (any
+    JSON), or its new execution deadline (``{"deadline": unix seconds, "seconds": from
+    then}``, ctx.refresh_timeout: the engine moves its own deadline too). Appended to
+    the run's event log and streamed; never changes a task's status."""
 
     kind: Literal["emitted"] = "emitted"
-    type: Literal["log", "progress", "stream"]
+    type: Literal["log", "progress", "stream", "deadline"]
     started_at: float  # when the attempt started: what a task emits shows it has
     at: float
     data: JSON = None
+
+    @model_validator(mode="after")
+    def _deadline_has_one(self) -> TaskEmitted:
+        # The engine reads it: a malformed one is refused here (and dead-lettered), not
+        # found out inside the scheduler's transaction.
+        if self.type == "deadline":
+            data = self.data
+            if not (
+                isinstance(data, dict)
+                and isinstance(data.get("deadline"), int | float)
+                and not isinstance(data.get("deadline"), bool)
+            ):
+                raise ValueError(
+                    f"a deadline line needs data {{'deadline': seconds}}, not {data!r}"
+                )
+        return self
 
 
 # What a worker process says of itself in its heartbeats: taking work, draining (asked

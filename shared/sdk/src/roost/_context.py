@@ -6,9 +6,12 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from roost import _durations as durations
+from roost._durations import Duration
 from roost_core.wire import TaskMessage
 
 if TYPE_CHECKING:
@@ -25,6 +28,15 @@ def _no_emit(type: str, data: Any) -> None:
     return None
 
 
+# Moves the worker's own time limit of the attempt to this many seconds from now (set
+# by roost._deadlines on a worker; a no-op outside one).
+Extend = Callable[[float], None]
+
+
+def _no_extend(seconds: float) -> None:
+    return None
+
+
 class Context:
     """Passed to every task as its second argument."""
 
@@ -33,6 +45,7 @@ class Context:
         self.worker_id = worker_id
         self._cancelled = threading.Event()
         self._emit = emit
+        self._extend: Extend = _no_extend
 
     @property
     def is_cancelled(self) -> bool:
@@ -45,6 +58,12 @@ class Context:
     @property
     def run_id(self) -> str:
         return self._message.run_id
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The run's metadata (a copy): what the trigger gave it, and what a schedule
+        adds (``roost.cron``, ``roost.scheduled_id``, ...)."""
+        return dict(self._message.metadata)
 
     @property
     def task_run_id(self) -> str:
@@ -101,6 +120,23 @@ class Context:
         if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
             raise ValueError(f"progress fraction must be from 0 to 1, not {fraction!r}")
         self._emit("progress", {"fraction": float(fraction), "message": message})
+
+    def refresh_timeout(self, duration: Duration) -> None:
+        """Give the running attempt ``duration`` (seconds, a timedelta, "10m") from now
+        to finish, instead of what is left of its execution timeout: for a long agent
+        session that is still making progress. The worker's time limit and the engine's
+        deadline both move (the engine's keeps its grace); each call counts from its own
+        now, and may shorten as well as lengthen. A task without an execution timeout has
+        no deadline to move: ValueError."""
+        seconds = durations.seconds(duration, "refresh_timeout")
+        assert seconds is not None
+        if self._message.execution_timeout is None:
+            raise ValueError(
+                f"task {self.task_name!r} has no execution_timeout: there is no deadline to refresh"
+            )
+        deadline = time.time() + seconds
+        self._extend(seconds)
+        self._emit("deadline", {"deadline": deadline, "seconds": seconds})
 
     def put_stream(self, chunk: Any) -> None:
         """Send any JSON value to the run's listeners (stored in its event log too)."""

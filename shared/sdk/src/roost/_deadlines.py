@@ -13,12 +13,17 @@ them too, so that a late or overlong attempt stops here rather than running on:
   task's thread: this middleware makes that a retryable ``ExecutionTimeout``.
 
 An attempt with a deadline reports ``started`` at once, not after the usual short
-delay: the engine's timers for it need to know.
+delay: the engine's timers for it need to know. ``ctx.refresh_timeout`` moves the
+thread's time limit (here) and the engine's deadline (a ``deadline`` line it emits).
 """
 
 from __future__ import annotations
 
-from dramatiq.middleware.time_limit import TimeLimitExceeded
+import threading
+from collections.abc import Callable
+
+import dramatiq
+from dramatiq.middleware.time_limit import TimeLimit, TimeLimitExceeded
 
 from roost._middleware import Attempt, AttemptMiddleware, Failed, Outcome, SkipAttempt
 from roost_core.wire import TaskError, TaskMessage
@@ -63,8 +68,23 @@ class Deadlines(AttemptMiddleware):
             attempt.outcome = schedule_timeout(attempt.message)
             raise SkipAttempt
         attempt.start_at_once = engine_watches(attempt.message)
+        if attempt.message.execution_timeout is not None:
+            attempt.context._extend = _extender(threading.get_ident())
 
     def outcome_of(self, attempt: Attempt, error: BaseException) -> Outcome | None:
         if isinstance(error, TimeLimitExceeded):
             return execution_timeout(attempt.message)
         return None
+
+
+def _extender(thread_id: int) -> Callable[[float], None]:
+    """ctx.refresh_timeout's hook: move this worker thread's Dramatiq time limit to
+    ``seconds`` from now (TimeLimit's timeout manager, the one that interrupts the thread;
+    an async task's coroutine is cancelled through the same thread)."""
+
+    def extend(seconds: float) -> None:
+        for middleware in dramatiq.get_broker().middleware:
+            if isinstance(middleware, TimeLimit):
+                middleware.manager.add_timeout(thread_id, seconds * 1000)  # type: ignore[no-untyped-call]
+
+    return extend

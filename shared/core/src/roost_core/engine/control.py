@@ -42,6 +42,7 @@ class LockedRun:
     concurrency_key: str | None
     trace: dict[str, str] | None
     definition: WorkflowDefinition
+    metadata: dict[str, str]
 
     def events(self, new: list[events.NewEvent]) -> list[events.RunEvents]:
         return [events.RunEvents(self.tenant_id, self.id, self.workflow, new)]
@@ -63,7 +64,15 @@ def lock_run(tenant_id: str, run_id: str) -> Plan[LockedRun]:
         raise UnknownRunError(f"run {run_id!r} not found")
     r = rows[0]
     return LockedRun(
-        r[0], RunStatus(r[1]), r[2], r[3], r[4], r[5], r[6], WorkflowDefinition.model_validate(r[7])
+        r[0],
+        RunStatus(r[1]),
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        WorkflowDefinition.model_validate(r[7]),
+        r[8] or {},
     )
 
 
@@ -189,6 +198,7 @@ def replay_run(topology: Topology, tenant_id: str, run_id: str) -> Plan[list[out
             run_input=run.input,
             parent_outputs={p: succeeded.get(p) for p in task.parents},
             trace=run.trace,
+            metadata=run.metadata,
         )
         messages.append(message)
         if deadline is not None:

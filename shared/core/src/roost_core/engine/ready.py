@@ -69,6 +69,7 @@ def dispatch_ready(
             if handler and name == handler.name
             else None,
             trace=run.trace,
+            metadata=run.metadata,
         )
         out.append(dataclasses.replace(message, admission=None) if admitted else message)
         run.event(event, name, attempt)

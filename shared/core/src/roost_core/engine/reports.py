@@ -17,7 +17,7 @@ from roost_core import events, outbox
 from roost_core.engine.batch import write_batch
 from roost_core.engine.failures import fail_attempt
 from roost_core.engine.ready import dispatch_ready
-from roost_core.engine.reports_started import apply_started, started_data
+from roost_core.engine.reports_started import apply_deadlines, apply_started, started_data
 from roost_core.engine.settle import settle
 from roost_core.engine.state import (
     ACTIVE,
@@ -93,11 +93,15 @@ def apply_reports(
         ],
         [TaskStatus.QUEUED.value],
     )
+    refreshed: list[TaskEmitted] = []
     for item in emitted:
         run = runs.get(item.run_id)
         # A run's stream ends with its final event: what a task says later is dropped.
         if run is not None and not RunStatus(run.status).is_final:
             run.event(f"task.{item.type}", item.task, item.attempt, item.data, item.at)
+            if item.type == "deadline":
+                refreshed.append(item)
+    apply_deadlines(conn, refreshed)
     messages: list[outbox.OutboxMessage] = []
     applied += _apply_succeeded(
         conn,

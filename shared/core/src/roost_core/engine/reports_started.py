@@ -1,4 +1,5 @@
-"""QUEUED -> RUNNING: a worker says an attempt started (or its first log line does)."""
+"""QUEUED -> RUNNING: a worker says an attempt started (or its first log line does);
+and a running attempt moves its execution deadline (ctx.refresh_timeout)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from roost_core import events
 from roost_core.engine.state import EXECUTION_GRACE_SECONDS, Conn, Definitions, RunState
 from roost_core.queries import SQL
 from roost_core.statuses import TaskStatus
-from roost_core.wire import TaskStarted
+from roost_core.wire import TaskEmitted, TaskStarted
 
 _START = SQL.start_attempts
+_REFRESH = SQL.refresh_deadlines
 
 
 def apply_started(
@@ -49,6 +51,23 @@ def apply_started(
             events.TASK_STARTED, name, attempt, started_data(worker_id, at, queued), float(at)
         )
     return len(rows)
+
+
+def apply_deadlines(conn: Conn, emitted: list[TaskEmitted]) -> None:
+    """Running attempts that moved their execution deadline (``deadline`` lines, from
+    ctx.refresh_timeout): the engine's deadline follows, plus the usual grace."""
+    if not emitted:
+        return
+    conn.execute(
+        _REFRESH,
+        {
+            "running": TaskStatus.RUNNING,
+            "grace_seconds": EXECUTION_GRACE_SECONDS,
+            "task_run_ids": [e.task_run_id for e in emitted],
+            "attempts": [e.attempt for e in emitted],
+            "deadlines": [float(e.data["deadline"]) for e in emitted],
+        },
+    )
 
 
 def started_data(worker_id: str | None, started: Any, queued: Any) -> dict[str, Any]:

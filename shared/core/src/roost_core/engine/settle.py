@@ -98,6 +98,7 @@ def start_on_failure(
         run_input=run.input,
         task_errors=errors,
         trace=run.trace,
+        metadata=run.metadata,
     )
     conn.execute(
         _QUEUE_ON_FAILURE,

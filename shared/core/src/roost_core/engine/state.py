@@ -35,6 +35,7 @@ class RunState:
     version_id: str
     tenant_id: str
     trace: dict[str, str] | None = None  # the run's trace context, for its task messages
+    metadata: dict[str, str] = field(default_factory=dict)  # for its task messages too
     first_report_at: float | None = None
     settled: int = 0  # tasks this batch moved to a final state
     events: list[events.NewEvent] = field(default_factory=list)  # to append at the end
@@ -83,7 +84,7 @@ def lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, RunState]:
     runs: dict[str, RunState] = {}
     for row in conn.execute(_LOCK_RUNS, {"run_ids": run_ids}):
         runs[str(row[0])] = RunState(
-            str(row[0]), row[1], row[2], row[3], str(row[4]), str(row[5]), row[6]
+            str(row[0]), row[1], row[2], row[3], str(row[4]), str(row[5]), row[6], row[7] or {}
         )
     return runs
 

@@ -137,6 +137,7 @@ def trigger(
                         attempt=1,
                         run_input=request.input,
                         trace=run_trace,
+                        metadata=request.metadata,
                     )
                     root_messages.append(message)
                     run_events.append(events.NewEvent(events.TASK_QUEUED, task.name, 1, at=at))
