@@ -400,7 +400,35 @@ def should_never_start(input: dict, ctx: Context) -> dict:
     return {}
 
 
-controlled = roost.worker("controlled", workflows=[cancellable, replayable], slots=8)
+# One task cancelled on its own (ctx.cancel) or from outside (roost.runs.cancel_task):
+# its descendant never starts, the independent branch goes on.
+one_cancelled = roost.workflow("t-one-cancelled")
+
+
+@one_cancelled.task(retries=2)
+def gate(input: dict, ctx: Context) -> dict:
+    if input.get("cancel"):
+        ctx.cancel(input["cancel"])  # raises: nothing after it runs
+    until = time.time() + input.get("work", 0)
+    release = Path(input["release"]) if input.get("release") else None
+    while time.time() < until:  # busy: a cancel interrupts it
+        if release is not None and release.exists():
+            break  # the test lets it finish
+        time.sleep(0.05)
+    return {"gate": "passed"}
+
+
+@one_cancelled.task(parents=[gate])
+def behind_gate(input: dict, ctx: Context) -> dict:
+    return {"behind": True}
+
+
+@one_cancelled.task()
+def beside_gate(input: dict, ctx: Context) -> dict:
+    return {"beside": True}
+
+
+controlled = roost.worker("controlled", workflows=[cancellable, replayable, one_cancelled], slots=8)
 late_worker = roost.worker("late", workflows=[queued_only], slots=2)
 
 # -- on_failure ----------------------------------------------------------------------------

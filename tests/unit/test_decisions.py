@@ -96,6 +96,32 @@ def test_a_failed_run_lists_every_failed_and_timed_out_task_and_keeps_the_output
     }
 
 
+def test_a_run_with_a_cancelled_task_and_no_failure_ends_cancelled_keeping_outputs() -> None:
+    end = run_end(
+        [
+            SettledTask("gate", C, error={"type": "Cancelled", "message": "enough"}),
+            SettledTask("behind", C, error={"type": "UpstreamCancelled", "message": "not run"}),
+            SettledTask("beside", S, {"beside": True}),
+        ],
+        on_failure="cleanup",  # nothing failed: no handler
+    )
+    assert end == RunEnds(
+        RunStatus.CANCELLED,
+        {"beside": {"beside": True}},
+        {
+            "type": "Cancelled",
+            "message": "task(s) cancelled: behind, gate",
+            "cancelled_tasks": [
+                {"task": "behind", "type": "UpstreamCancelled", "message": "not run"},
+                {"task": "gate", "type": "Cancelled", "message": "enough"},
+            ],
+        },
+    )
+    # A failure still makes it FAILED, whatever was cancelled.
+    failed = run_end([SettledTask("gate", C, error={}), SettledTask("x", F, error={})], None)
+    assert isinstance(failed, RunEnds) and failed.status == RunStatus.FAILED
+
+
 def test_a_failed_run_with_a_handler_not_yet_run_starts_it_with_the_errors() -> None:
     tasks = [SettledTask("a", F, error={"message": "boom"}), SettledTask("b", T, error=None)]
     assert run_end(tasks, on_failure="cleanup") == StartOnFailure(

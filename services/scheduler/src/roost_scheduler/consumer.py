@@ -24,8 +24,15 @@ from roost_core.engine.state import BatchOutcome, Definitions
 from roost_core.engine.timers import attempts_lost, fire_timers, reclaim_lost_attempts, work_due
 from roost_core.engine.workers import record_heartbeats
 from roost_core.service import consuming, keep_running, pump
-from roost_core.topology import TASK_EMITTED, TASK_REPORTS, WORKER_HEARTBEAT, Topology
+from roost_core.topology import (
+    TASK_CANCEL_REQUEST,
+    TASK_EMITTED,
+    TASK_REPORTS,
+    WORKER_HEARTBEAT,
+    Topology,
+)
 from roost_core.wire import (
+    TaskCancelRequest,
     TaskEmitted,
     TaskReport,
     WorkerHeartbeat,
@@ -137,6 +144,7 @@ class Scheduler:
         reports: list[TaskReport] = []
         beats: list[WorkerHeartbeat] = []
         emitted: list[TaskEmitted] = []
+        cancels: list[TaskCancelRequest] = []
         good_tags: list[int] = []
         for tag, key, body in batch:
             try:
@@ -148,6 +156,8 @@ class Scheduler:
                     emitted += lines
                 elif key == TASK_EMITTED:
                     emitted.append(TaskEmitted.model_validate_json(body))
+                elif key == TASK_CANCEL_REQUEST:
+                    cancels.append(TaskCancelRequest.model_validate_json(body))
                 else:
                     reports.append(decode_report(body))
                 good_tags.append(tag)
@@ -165,7 +175,9 @@ class Scheduler:
         # runs running) go out with the next one instead of costing a round trip each.
         with conn.pipeline(), conn.transaction():
             record_heartbeats(conn, beats)
-            outcome = apply_reports(conn, self.topology, self.definitions, reports, emitted)
+            outcome = apply_reports(
+                conn, self.topology, self.definitions, reports, emitted, cancels
+            )
         # Committed: now, and only now, acknowledge the whole batch.
         channel.basic_ack(max(good_tags), multiple=True)
         self.relay.submit(outcome.outbox_rows)

@@ -74,6 +74,13 @@ class PutRateLimit(BaseModel):
     duration: str | None = None  # None: a concurrency limit
 
 
+class CancelTaskRequest(BaseModel):
+    """``POST /api/v1/runs/{run_id}/tasks/{task}/cancel`` (the body is optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=1000)
+
+
 # Responses.
 
 

@@ -21,6 +21,9 @@ TASK_EMITTED = "task.emitted"
 # how a worker process sends its reports, so that one publisher confirm covers the
 # results of every task that ended meanwhile (roost._report_batcher).
 TASK_REPORTS = "task.reports"
+# Routing key of the api's request that the scheduler end one task's active attempt
+# CANCELLED (roost.runs.cancel_task; roost_core.wire.TaskCancelRequest).
+TASK_CANCEL_REQUEST = "task.cancel_request"
 SCHEDULER_BINDINGS = (
     TASK_STARTED,
     TASK_SUCCEEDED,
@@ -28,6 +31,7 @@ SCHEDULER_BINDINGS = (
     WORKER_HEARTBEAT,
     TASK_EMITTED,
     TASK_REPORTS,
+    TASK_CANCEL_REQUEST,
 )
 
 # Routing key of the broadcasts that tell every gateway replica which events were just

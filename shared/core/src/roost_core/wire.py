@@ -225,6 +225,9 @@ class TaskFailed(_TaskReport):
     error: TaskError
     retryable: bool = True  # False: NonRetryableError, fail at once
     timed_out: bool = False  # the attempt hit its execution timeout
+    # The task was cancelled on its own (ctx.cancel, or runs.cancel_task through the api):
+    # it ends CANCELLED, no retry, and its descendants never start.
+    cancelled: bool = False
 
 
 TaskReport = TaskStarted | TaskSucceeded | TaskFailed
@@ -288,6 +291,18 @@ class WorkerHeartbeat(BaseModel):
     state: WorkerState = "alive"
     version: str | None = Field(default=None, max_length=WORKER_VERSION_MAX)  # the app's
     sdk_version: str | None = Field(default=None, max_length=WORKER_VERSION_MAX)  # roost's
+
+
+class TaskCancelRequest(_Frozen):
+    """From the api to the scheduler: end this attempt of a task CANCELLED (no retry,
+    its descendants never start), unless it has ended meanwhile. The api has told the
+    workers to stop it (CancelTasks) in the same transaction."""
+
+    run_id: str
+    task_run_id: str
+    task: str
+    attempt: int
+    reason: str
 
 
 class CancelTasks(_Frozen):

@@ -29,6 +29,7 @@ from roost._errors import (
     RunFailedError,
     RunTimeoutError,
     TaskCancelledError,
+    TaskCancelRequested,
     UnknownRunError,
     UnknownWorkflowError,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "SpanEvent",
     "Task",
     "TaskCancelledError",
+    "TaskCancelRequested",
     "TaskRun",
     "TaskStatus",
     "UnknownRunError",

@@ -13,8 +13,16 @@ from __future__ import annotations
 import logging
 
 from roost._control import ControlListener
-from roost._errors import TaskCancelledError
-from roost._middleware import Attempt, AttemptMiddleware, Cancelled, Outcome, SkipAttempt
+from roost._errors import TaskCancelledError, TaskCancelRequested
+from roost._middleware import (
+    Attempt,
+    AttemptMiddleware,
+    Cancelled,
+    Failed,
+    Outcome,
+    SkipAttempt,
+)
+from roost_core.wire import TaskError
 
 logger = logging.getLogger("roost.worker")
 
@@ -40,6 +48,13 @@ class Cancellation(AttemptMiddleware):
             raise SkipAttempt
 
     def outcome_of(self, attempt: Attempt, error: BaseException) -> Outcome | None:
+        if isinstance(error, TaskCancelRequested):  # ctx.cancel(): reported, unlike a run's
+            return Failed(
+                TaskError(type="Cancelled", message=str(error)),
+                retryable=False,
+                timed_out=False,
+                cancelled=True,
+            )
         return Cancelled() if isinstance(error, TaskCancelledError) else None
 
     def after_attempt(self, attempt: Attempt, exception: BaseException | None) -> None:

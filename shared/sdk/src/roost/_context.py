@@ -8,10 +8,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from roost import _durations as durations
 from roost._durations import Duration
+from roost._errors import TaskCancelRequested
 from roost_core.wire import TaskMessage
 
 if TYPE_CHECKING:
@@ -120,6 +121,14 @@ class Context:
         if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
             raise ValueError(f"progress fraction must be from 0 to 1, not {fraction!r}")
         self._emit("progress", {"fraction": float(fraction), "message": message})
+
+    def cancel(self, reason: str | None = None) -> NoReturn:
+        """End this task CANCELLED, now: it is not retried, its descendants never start,
+        independent branches go on, and the run ends CANCELLED if no task failed. Raises
+        ``TaskCancelRequested`` (not an Exception: ``except Exception`` lets it through)."""
+        raise TaskCancelRequested(
+            reason or f"task {self.task_name!r} cancelled itself (attempt {self.attempt_number})"
+        )
 
     def refresh_timeout(self, duration: Duration) -> None:
         """Give the running attempt ``duration`` (seconds, a timedelta, "10m") from now

@@ -34,6 +34,7 @@ __all__ = [
     "NonRetryableError",
     "NotFoundError",
     "TaskCancelledError",
+    "TaskCancelRequested",
     "RoostError",
     "RunFailedError",
     "RunCancelledError",
@@ -54,6 +55,11 @@ class TaskCancelledError(Interrupt):
     """Raised inside a running sync task when its run is cancelled (async tasks see
     asyncio.CancelledError). Like asyncio.CancelledError it is not an Exception, so a
     task's ``except Exception`` does not swallow it; catch it to clean up."""
+
+
+class TaskCancelRequested(BaseException):  # noqa: N818 (a signal, not an error)
+    """Raised by ``ctx.cancel()``: the calling task ends CANCELLED (no retry), its
+    descendants never start. Not an Exception, so ``except Exception`` lets it through."""
 
 
 class ConfigurationError(RoostError):

@@ -39,6 +39,7 @@ class Failed:
     error: TaskError
     retryable: bool
     timed_out: bool
+    cancelled: bool = False  # the task cancelled itself (ctx.cancel): CANCELLED, no retry
 
     @classmethod
     def of(cls, exc: BaseException) -> Failed:

@@ -81,6 +81,7 @@ class Outcomes(AttemptMiddleware):
                 error=error,
                 retryable=outcome.retryable,
                 timed_out=outcome.timed_out,
+                cancelled=outcome.cancelled,
             )
             self._reports.result(topo.TASK_FAILED, failed)
         # Cancelled: the run ended CANCELLED already, nothing to report.

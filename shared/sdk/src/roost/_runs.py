@@ -6,6 +6,7 @@ import builtins
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from roost._errors import RunCancelledError, RunFailedError, RunTimeoutError
 from roost._http import ApiClient
@@ -40,6 +41,22 @@ class Runs:
         """:meth:`cancel`, awaited."""
         body = await self._api.arequest("POST", f"/api/v1/runs/{run_id}/cancel")
         return Run.model_validate(body)
+
+    def cancel_task(self, run_id: str, task: str, reason: str | None = None) -> str:
+        """Cancel one task of a run: it is not retried, its descendants never start,
+        independent branches go on, and the run ends CANCELLED if no task failed.
+        Returns "CANCELLED" (it had not started) or "CANCELLING" (its worker is told to
+        stop it and the engine ends it, unless it finishes first: ``get`` tells).
+        ConflictError if the run or the task has ended."""
+        body = self._api.request("POST", _cancel_task_path(run_id, task), json={"reason": reason})
+        return str(body["status"])
+
+    async def aio_cancel_task(self, run_id: str, task: str, reason: str | None = None) -> str:
+        """:meth:`cancel_task`, awaited."""
+        body = await self._api.arequest(
+            "POST", _cancel_task_path(run_id, task), json={"reason": reason}
+        )
+        return str(body["status"])
 
     def replay(self, run_id: str) -> Run:
         """Re-run an ended run's failed, timed-out and cancelled tasks and their
@@ -256,3 +273,7 @@ def outcome(run: Run) -> dict[str, Any]:
     if run.status == RunStatus.CANCELLED:
         raise RunCancelledError(run)
     raise RunFailedError(run)
+
+
+def _cancel_task_path(run_id: str, task: str) -> str:
+    return f"/api/v1/runs/{quote(run_id, safe='')}/tasks/{quote(task, safe='')}/cancel"

@@ -18,10 +18,12 @@ from roost_api.http import (
     encode_cursor,
     float_param,
     int_param,
+    parsed_body,
     time_param,
 )
 from roost_api.resources import resources
 from roost_core import metadata, metrics
+from roost_core.api_models import CancelTaskRequest
 from roost_core.authentication import tenant_of
 from roost_core.errors import (
     BadRequestError,
@@ -78,6 +80,37 @@ async def cancel_run(request: Request) -> Response:
         r.relay.submit(rows)
         metrics.count_rows(rows)  # the runs and attempts it ended
         return JSONResponse(await store.get_run(conn, tenant, run_id))
+
+
+async def cancel_task(request: Request) -> Response:
+    """
+    summary: Cancel one task of a run (its descendants never start; other branches go on)
+    description: >-
+      Optional body {"reason": "..."}. A task not yet started ends CANCELLED at once
+      (200), with its descendants. An active one (queued or running) is stopped on its
+      worker and ended by the scheduler (202, "CANCELLING"), unless it finishes first.
+      The task is not retried. The run ends CANCELLED once everything has settled, if no
+      task failed.
+    responses:
+      200: {description: "{run_id, task, status: CANCELLED}"}
+      202: {description: "{run_id, task, status: CANCELLING}"}
+      404: {description: unknown run, or a task the run does not have}
+      409: {description: the run or the task has ended}
+    """
+    tenant = tenant_of(request)
+    r = resources(request)
+    run_id, task = request.path_params["run_id"], request.path_params["task"]
+    body = await parsed_body(request, CancelTaskRequest, "invalid cancel request")
+    async with r.pool.connection() as conn:
+        async with conn.transaction():
+            status, rows = await store.cancel_task(
+                conn, r.topology, tenant, run_id, task, body.reason
+            )
+        r.relay.submit(rows)
+    return JSONResponse(
+        {"run_id": run_id, "task": task, "status": status},
+        status_code=200 if status == "CANCELLED" else 202,
+    )
 
 
 async def replay_run(request: Request) -> Response:
@@ -210,6 +243,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/runs/{run_id}", get_run, methods=["GET"]),
     Route("/api/v1/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
     Route("/api/v1/runs/{run_id}/replay", replay_run, methods=["POST"]),
+    Route("/api/v1/runs/{run_id}/tasks/{task}/cancel", cancel_task, methods=["POST"]),
     Route("/api/v1/runs/{run_id}/logs", task_logs, methods=["GET"]),
     Route("/api/v1/runs/{run_id}/trace", run_trace, methods=["GET"]),
 ]

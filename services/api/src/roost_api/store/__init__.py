@@ -26,6 +26,7 @@ from roost_api.store.rate_limits import (
 )
 from roost_api.store.runs import (
     cancel_run,
+    cancel_task,
     cancelled_attempts,
     get_run,
     list_runs,
@@ -59,6 +60,7 @@ __all__ = [
     "WorkflowVersion",
     "activity",
     "cancel_run",
+    "cancel_task",
     "cancelled_attempts",
     "create_runs",
     "find_version",

@@ -13,6 +13,7 @@ from roost_api.statements import SQL
 from roost_api.store.common import Conn, iso
 from roost_core import events, outbox, span_store
 from roost_core.engine import control
+from roost_core.engine.cancel_task import cancel_task as cancel_task_plan
 from roost_core.engine.control import check_run_id
 from roost_core.engine.plan import run_async
 from roost_core.errors import (
@@ -184,6 +185,17 @@ async def cancel_run(
     """Cancel a run in the caller's transaction (roost_core.engine.control.cancel_run)."""
     async with conn.cursor() as c:
         return await run_async(c, control.cancel_run(topology, tenant_id, run_id, reason))
+
+
+async def cancel_task(
+    conn: Conn, topology: Topology, tenant_id: str, run_id: str, task: str, reason: str | None
+) -> tuple[str, list[outbox.OutboxRow]]:
+    """Cancel one task of a run in the caller's transaction
+    (roost_core.engine.cancel_task): CANCELLED, or CANCELLING while the scheduler ends
+    its active attempt."""
+    check_run_id(run_id)
+    async with conn.cursor() as c:
+        return await run_async(c, cancel_task_plan(topology, tenant_id, run_id, task, reason))
 
 
 async def replay_run(

@@ -84,12 +84,27 @@ class StartOnFailure:
 def run_end(tasks: Sequence[SettledTask], on_failure: str | None) -> RunEnds | StartOnFailure:
     """What follows once every task of a run has settled. A task that timed out has
     failed too (its status says how); a task cancelled because an upstream task failed
-    does not count as failed itself."""
+    does not count as failed itself. With no failure, a run with a cancelled task (one
+    cancelled on its own, ctx.cancel or runs.cancel_task, and its descendants) ends
+    CANCELLED: it did not do all its work, and nothing went wrong."""
     failed = sorted(((t.name, t.error) for t in tasks if t.status in FAILURES), key=_first)
     if failed and on_failure is not None and all(t.name != on_failure for t in tasks):
         return StartOnFailure({name: error or {} for name, error in failed})
     output = {t.name: t.output for t in tasks if t.status == TaskStatus.SUCCEEDED}
     if not failed:
+        cancelled = sorted(
+            ((t.name, t.error) for t in tasks if t.status == TaskStatus.CANCELLED), key=_first
+        )
+        if cancelled:
+            return RunEnds(
+                RunStatus.CANCELLED,
+                output,
+                {
+                    "type": "Cancelled",
+                    "message": f"task(s) cancelled: {', '.join(n for n, _ in cancelled)}",
+                    "cancelled_tasks": [{"task": n, **(e or {})} for n, e in cancelled],
+                },
+            )
         return RunEnds(RunStatus.SUCCEEDED, output)
     error = {
         "message": f"task(s) failed: {', '.join(name for name, _ in failed)}",

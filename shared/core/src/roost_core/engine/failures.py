@@ -41,13 +41,18 @@ def fail_attempt(
     retryable: bool,
     timed_out: bool,
     lost: bool = False,
+    cancelled: bool = False,
 ) -> bool:
     """End a failed (or timed-out) attempt, once, and either schedule the next attempt
     (retries left, and the error allows it) or fail the task for good, cancelling its
     descendants. An attempt ``lost`` with its worker is handed to another worker at once
-    without using a retry (decisions.after_failure decides).
+    without using a retry (decisions.after_failure decides). A ``cancelled`` one (the
+    task cancelled on its own) ends CANCELLED, never retried; its descendants too.
     Returns False when the attempt was not the current active one."""
-    status = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
+    if cancelled:
+        status = TaskStatus.CANCELLED
+    else:
+        status = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
     row = conn.execute(
         _END_ATTEMPT,
         {
@@ -92,9 +97,11 @@ def fail_attempt(
         _COUNT_FAILURES, {"worker_lost": WORKER_LOST, "task_run_id": task_run_id}
     ).fetchone()
     failures, losses = (row[0], row[1]) if row else (1, 0)
-    retry = decisions.after_failure(
-        task_def, failures=failures, losses=losses, lost=lost, retryable=retryable
-    )
+    retry = None
+    if not cancelled:
+        retry = decisions.after_failure(
+            task_def, failures=failures, losses=losses, lost=lost, retryable=retryable
+        )
     if retry is not None:
         delay = retry.delay
         run.event(
@@ -119,13 +126,25 @@ def fail_attempt(
             fire_dispatches(conn, topology, definitions, {run.id: run}, out, [task_run_id])
         return True
     run.settled += 1
-    run.event(
-        events.TASK_TIMED_OUT if timed_out else events.TASK_FAILED, task, attempt, {"error": error}
-    )
+    if cancelled:
+        kind, why = events.TASK_CANCELLED, ("UpstreamCancelled", "was cancelled")
+    else:
+        kind = events.TASK_TIMED_OUT if timed_out else events.TASK_FAILED
+        why = ("UpstreamFailed", "failed")
+    run.event(kind, task, attempt, {"error": error})
     # Descendants of a failed task never start; independent branches go on.
+    cancel_descendants(conn, definitions, run, task, why)
+    return True
+
+
+def cancel_descendants(
+    conn: Conn, definitions: Definitions, run: RunState, task: str, why: tuple[str, str]
+) -> None:
+    """The pending descendants of ``task``, which failed or was cancelled for good, never
+    start: each ends CANCELLED with the error ``why`` (type, what befell ``task``)."""
     doomed = dag.descendants(definitions.get(conn, run.version_id), [task])
     if doomed:
-        upstream = {"type": "UpstreamFailed", "message": f"not run: upstream task {task!r} failed"}
+        upstream = {"type": why[0], "message": f"not run: upstream task {task!r} {why[1]}"}
         cancelled = conn.execute(
             _CANCEL_DESCENDANTS,
             {
@@ -139,7 +158,6 @@ def fail_attempt(
         run.settled += len(cancelled)
         for (name,) in sorted(cancelled):
             run.event(events.TASK_CANCELLED, name, None, {"error": upstream})
-    return True
 
 
 def engine_fail(
@@ -154,6 +172,7 @@ def engine_fail(
     retryable: bool,
     timed_out: bool,
     lost: bool = False,
+    cancelled: bool = False,
 ) -> bool:
     """fail_attempt for an attempt the engine ends itself (no worker report): ``row`` is
     (task run id, run id, task name, attempt)."""
@@ -174,4 +193,5 @@ def engine_fail(
         retryable=retryable,
         timed_out=timed_out,
         lost=lost,
+        cancelled=cancelled,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from roost_core import events, outbox
 from roost_core.engine.batch import write_batch
-from roost_core.engine.failures import fail_attempt
+from roost_core.engine.failures import engine_fail, fail_attempt
 from roost_core.engine.ready import dispatch_ready
 from roost_core.engine.reports_started import apply_deadlines, apply_started, started_data
 from roost_core.engine.settle import settle
@@ -31,7 +31,14 @@ from roost_core.engine.state import (
 from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
-from roost_core.wire import TaskEmitted, TaskFailed, TaskReport, TaskStarted, TaskSucceeded
+from roost_core.wire import (
+    TaskCancelRequest,
+    TaskEmitted,
+    TaskFailed,
+    TaskReport,
+    TaskStarted,
+    TaskSucceeded,
+)
 
 # The hot path's statements (see their comments in sql/queries/reports.sql).
 _SUCCEED = SQL.succeed_attempts
@@ -44,10 +51,12 @@ def apply_reports(
     definitions: Definitions,
     reports: list[TaskReport],
     emitted: Sequence[TaskEmitted] = (),
+    cancels: Sequence[TaskCancelRequest] = (),
 ) -> BatchOutcome:
     """Apply ``reports`` and append what tasks ``emitted`` (log lines, progress, stream
-    chunks) to the event log, inside the caller's transaction."""
-    runs = lock_runs(conn, sorted({r.run_id for r in (*reports, *emitted)}))
+    chunks) to the event log, and end the attempts the api asked to cancel, inside the
+    caller's transaction."""
+    runs = lock_runs(conn, sorted({r.run_id for r in (*reports, *emitted, *cancels)}))
     # A task that says something has started: the first thing it emits starts it, if
     # its delayed `started` report has not.
     first_words = {
@@ -127,14 +136,35 @@ def apply_reports(
             finished_at=report.finished_at,
             retryable=report.retryable and report.error.type != "ScheduleTimeout",
             timed_out=report.timed_out,
+            cancelled=report.cancelled,
         ):
             applied += 1
+    for cancel in cancels:
+        run = runs.get(cancel.run_id)
+        # An attempt that ended meanwhile (it finished first) is not the active one: the
+        # guard in fail_attempt leaves it be.
+        if run is not None and not RunStatus(run.status).is_final:
+            row = (cancel.task_run_id, cancel.run_id, cancel.task, cancel.attempt)
+            error = {"type": "Cancelled", "message": cancel.reason}
+            if engine_fail(
+                conn,
+                topology,
+                definitions,
+                run,
+                messages,
+                row,
+                error,
+                retryable=False,
+                timed_out=False,
+                cancelled=True,
+            ):
+                applied += 1
 
     finished = settle(
         conn, topology, definitions, [r for r in runs.values() if r.settled], messages
     )
     rows, appended = write_batch(conn, topology, runs, messages)
-    return BatchOutcome(rows, finished, applied, len(reports) - applied, appended)
+    return BatchOutcome(rows, finished, applied, len(reports) + len(cancels) - applied, appended)
 
 
 def _apply_succeeded(

@@ -102,10 +102,25 @@ def runs_list(
 
 
 @runs_app.command("cancel")
-def runs_cancel(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
-    """Cancel a run: queued tasks never start, running ones are interrupted."""
+def runs_cancel(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", help="cancel only this task (its descendants never start; others go on)"
+        ),
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (with --task)")] = None,
+) -> None:
+    """Cancel a run: queued tasks never start, running ones are interrupted. With
+    --task, only that task and its descendants."""
     try:
-        found = client().runs.cancel(run_id)
+        if task is None:
+            found = client().runs.cancel(run_id)
+        else:
+            status = client().runs.cancel_task(run_id, task, reason)
+            out.print(f"task {task} of run {run_id}: {status}")
+            return
     except RoostError as exc:
         fail(str(exc))
     print_run(found)

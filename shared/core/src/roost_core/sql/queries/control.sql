@@ -55,3 +55,26 @@ RETURNING t.id, t.task_name, t.attempt, v.pending;
 UPDATE runs SET status = %(running)s, remaining_tasks = %(remaining)s, finished_at = NULL,
   error = NULL, output = NULL
 WHERE id = %(run_id)s;
+
+-- task_run_of --
+-- One task of a run: its task run, status, current attempt, and whether that attempt
+-- waits out a retry's backoff.
+SELECT id, status, attempt, dispatch_at IS NOT NULL FROM task_runs
+WHERE run_id = %(run_id)s AND task_name = %(task)s;
+
+-- hold_retry --
+-- A task waiting out its retry's backoff stays QUEUED but is never sent: the cancel
+-- the scheduler is asked to apply ends it.
+UPDATE task_runs SET dispatch_at = NULL WHERE id = %(task_run_id)s AND status = %(queued)s;
+
+-- cancel_pending_tasks --
+-- A pending task and its pending descendants end CANCELLED before they start: the task
+-- with its own error, each descendant with the upstream one.
+UPDATE task_runs SET status = %(cancelled)s, finished_at = now(),
+  error = CASE WHEN task_name = %(task)s THEN %(error)s::jsonb ELSE %(upstream)s::jsonb END
+WHERE run_id = %(run_id)s AND task_name = ANY(%(tasks)s) AND status = %(pending)s
+RETURNING task_name;
+
+-- count_cancelled --
+-- Tasks that ended before starting count as settled against their run.
+UPDATE runs SET remaining_tasks = remaining_tasks - %(n)s WHERE id = %(run_id)s;
