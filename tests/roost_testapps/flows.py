@@ -5,6 +5,7 @@ and overlap from the tasks' own clocks."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
@@ -828,3 +829,46 @@ def outlive(input: dict, ctx: Context) -> dict:
 
 
 purged_worker = roost.worker("purged", workflows=[purged], slots=1)
+
+
+# -- standalone tasks (@roost.task, issue #20): typed outputs, async, retries ---------------
+class GreetIn(BaseModel):
+    who: str
+
+
+class Greeting(BaseModel):
+    text: str
+    pid: int
+
+
+@dataclasses.dataclass
+class Pair:
+    a: int
+    b: int
+
+
+@dataclasses.dataclass
+class PairSum:
+    total: int
+    a_was: int
+
+
+@roost.task(name="t-sa-greet")
+def sa_greet(input: GreetIn, ctx: Context) -> Greeting:
+    return Greeting(text=f"hello {input.who}", pid=os.getpid())
+
+
+@roost.task(name="t-sa-add")
+async def sa_add(input: Pair, ctx: Context) -> PairSum:
+    await asyncio.sleep(0)
+    return PairSum(total=input.a + input.b, a_was=input.a)
+
+
+@roost.task(name="t-sa-flaky", retries=2, backoff_initial_seconds=0.1)
+def sa_flaky(input: dict, ctx: Context) -> dict:
+    if ctx.attempt_number == 1:
+        raise RuntimeError("the first attempt fails")
+    return {"attempt": ctx.attempt_number}
+
+
+standalone = roost.worker("standalone", workflows=[sa_greet, sa_add, sa_flaky], slots=4)

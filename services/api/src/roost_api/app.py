@@ -22,6 +22,7 @@ from roost_api import metrics as api_metrics
 from roost_api import store
 from roost_api.endpoints import events, operations, rate_limits, runs, schedules, workflows
 from roost_api.resources import Declarer, Resources
+from roost_api.served import ServedWorkflows
 from roost_api.settings import ApiSettings
 from roost_api.trigger_batch import TriggerBatcher
 from roost_api.waiters import RunWaiters
@@ -66,6 +67,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         waiters=RunWaiters(settings.database_url),
         versions=store.VersionCache(),
         triggers=TriggerBatcher(pool, topology, relay),
+        served=ServedWorkflows(pool, settings.worker_heartbeat_timeout_seconds),
     )
 
     @contextlib.asynccontextmanager

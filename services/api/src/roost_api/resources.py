@@ -1,6 +1,7 @@
 """What every endpoint of the api shares, made once per process by ``create_app`` and
 kept in ``app.state``: the database pool, the token verifier, the outbox relay, the
-broker declarer, the run waiters, the workflow-version cache and the trigger batcher."""
+broker declarer, the run waiters, the workflow-version cache, the trigger batcher and
+the set of workflows live workers serve."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pika.exceptions
 from starlette.requests import Request
 
 from roost_api import store
+from roost_api.served import ServedWorkflows
 from roost_api.settings import ApiSettings
 from roost_api.trigger_batch import TriggerBatcher
 from roost_api.waiters import RunWaiters
@@ -97,6 +99,7 @@ class Resources:
     waiters: RunWaiters
     versions: store.VersionCache
     triggers: TriggerBatcher
+    served: ServedWorkflows
 
 
 def resources(request: Request) -> Resources:

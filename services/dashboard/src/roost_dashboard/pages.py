@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from roost_core import metadata
-from roost_core.statuses import RunStatus
+from roost_core.statuses import RunStatus, WorkerStatus
 from roost_dashboard.api import ApiError
 from roost_dashboard.schedules import workflow_crons
 from roost_dashboard.site import call, render, stream_token
@@ -116,6 +116,7 @@ async def workflow_page(
     stats = await call(request, "GET", f"/api/v1/workflows/{name}/stats", params={"hours": hours})
     listed = await call(request, "GET", "/api/v1/workflows")
     crons = await workflow_crons(request, name)
+    serving = await _serving(request, name)
     versions = next((w["versions"] for w in listed["workflows"] if w["name"] == name), 1)
     graph = {
         "id": "",
@@ -136,11 +137,23 @@ async def workflow_page(
             "versions": versions,
             "graph": graph,
             "crons": crons,
+            "serving": serving,
             "form_input": form_input,
             "form_meta": form_meta,
             "error": error,
         },
         status_code,
+    )
+
+
+async def _serving(request: Request, name: str) -> int:
+    """Live worker processes serving workflow ``name``: with none, its runs queue until
+    one starts (issue #20), which the page says plainly."""
+    body = await call(request, "GET", "/api/v1/workers")
+    return sum(
+        1
+        for w in body["workers"]
+        if w["status"] == WorkerStatus.ALIVE and name in (w["workflows"] or [])
     )
 
 

@@ -25,6 +25,7 @@ from roost._errors import (
     NonRetryableError,
     NotFoundError,
     RoostError,
+    RoostWarning,
     RunCancelledError,
     RunFailedError,
     RunTimeoutError,
@@ -52,6 +53,7 @@ from roost._ratelimits import Concurrency, RateLimit, RateLimits
 from roost._roost import Roost
 from roost._runs import RunRef, Runs
 from roost._scheduled import ScheduledRuns
+from roost._standalone import StandaloneTask, TaskRunRef
 from roost._stream import EventStream, RunEvent
 from roost._worker import Worker
 from roost._workers import Workers
@@ -85,6 +87,7 @@ __all__ = [
     "RateLimits",
     "Roost",
     "RoostError",
+    "RoostWarning",
     "Run",
     "RunCancelledError",
     "RunEvent",
@@ -99,10 +102,12 @@ __all__ = [
     "ScheduledRuns",
     "Span",
     "SpanEvent",
+    "StandaloneTask",
     "Task",
     "TaskCancelledError",
     "TaskCancelRequested",
     "TaskRun",
+    "TaskRunRef",
     "TaskStatus",
     "UnknownRunError",
     "UnknownWorkflowError",

@@ -7,6 +7,7 @@ policy."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any
 
 from dramatiq.asyncio import get_event_loop_thread
 from opentelemetry import context as otel_context
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from roost import _task_logs as task_logs
 from roost._context import Context
@@ -174,6 +175,10 @@ async def _in_context(ctx: otel_context.Context, task_ctx: Context, coro: Any) -
 def _jsonable(task: Task, value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Through pydantic rather than dataclasses.asdict: nested models, datetimes and
+        # enums come out as JSON, as they do from a model.
+        return TypeAdapter(type(value)).dump_python(value, mode="json")
     try:
         json.dumps(value)
     except (TypeError, ValueError) as exc:

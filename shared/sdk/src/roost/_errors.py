@@ -36,6 +36,7 @@ __all__ = [
     "TaskCancelledError",
     "TaskCancelRequested",
     "RoostError",
+    "RoostWarning",
     "RunFailedError",
     "RunCancelledError",
     "RunTimeoutError",
@@ -136,3 +137,8 @@ def error_for(status: int, body: Any) -> RoostError:
         cls = _BY_CODE.get(str(err.get("code")), RoostError)
         return cls(str(err.get("message")))
     return RoostError(f"api answered HTTP {status}: {body!r}")
+
+
+class RoostWarning(UserWarning):
+    """Something the caller should know that is not an error: e.g. a run was
+    triggered of a workflow no live worker serves, so it waits until one starts."""

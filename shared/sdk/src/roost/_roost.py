@@ -8,12 +8,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from roost._crons import Crons
+from roost._durations import Duration
+from roost._errors import InvalidDefinitionError
 from roost._events import Events
 from roost._http import ApiClient
-from roost._ratelimits import Concurrency, RateLimits
+from roost._ratelimits import Concurrency, RateLimit, RateLimits
 from roost._runs import Runs
 from roost._scheduled import ScheduledRuns
 from roost._settings import ClientSettings
+from roost._standalone import StandaloneTask, TaskDecorator
 from roost._worker import Worker
 from roost._workers import Workers
 from roost._workflow import Workflow
@@ -120,10 +123,58 @@ class Roost:
             cron_input=cron_input,
         )
 
+    def task(
+        self,
+        name: str | None = None,
+        *,
+        retries: int = 0,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: float | None = None,
+        backoff_initial_seconds: float = 1.0,
+        execution_timeout: Duration | None = None,
+        schedule_timeout: Duration | None = None,
+        rate_limits: Sequence[RateLimit] = (),
+        input_validator: type[BaseModel] | None = None,
+        on_events: Sequence[str] | None = None,
+        concurrency: Concurrency | None = None,
+        on_crons: Sequence[str] | None = None,
+        cron_input: Any = None,
+    ) -> TaskDecorator:
+        """A standalone task: a workflow of one task, both named ``name`` (default: the
+        function's name). ``t.run(input)`` returns the task's output, validated into the
+        function's return annotation when that is a pydantic model or a dataclass; an
+        input annotated so is validated the same way. Serve it with
+        ``roost.worker(..., workflows=[t])``. Task options work as for ``wf.task``,
+        workflow options as for ``roost.workflow``."""
+        if callable(name):  # ``@roost.task`` without parentheses: say so, not fail later
+            raise InvalidDefinitionError(
+                f"write @roost.task() with parentheses (on {getattr(name, '__name__', name)!r})"
+            )
+        options: dict[str, Any] = {
+            "retries": retries,
+            "backoff_factor": backoff_factor,
+            "backoff_max_seconds": backoff_max_seconds,
+            "backoff_initial_seconds": backoff_initial_seconds,
+            "execution_timeout": execution_timeout,
+            "schedule_timeout": schedule_timeout,
+            "rate_limits": rate_limits,
+            "input_validator": input_validator,
+            "on_events": on_events,
+            "concurrency": concurrency,
+            "on_crons": on_crons,
+            "cron_input": cron_input,
+        }
+        return TaskDecorator(self, name, options)
+
     def worker(
-        self, name: str, workflows: list[Workflow], slots: int = 8, version: str | None = None
+        self,
+        name: str,
+        workflows: Sequence[Workflow | StandaloneTask[Any]],
+        slots: int = 8,
+        version: str | None = None,
     ) -> Worker:
-        """A worker serving ``workflows`` with ``slots`` concurrent tasks per process.
+        """A worker serving ``workflows`` (standalone tasks too) with ``slots`` concurrent
+        tasks per process.
 
         ``version``: the application's version, shown with each of its processes in
         ``roost workers list`` and on the dashboard (default: ``ROOST_WORKER_VERSION``)."""

@@ -32,6 +32,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import dramatiq
@@ -51,6 +52,7 @@ from roost._reports import AttemptReports, ReportUndelivered
 from roost._runs import Runs
 from roost._settings import ClientSettings
 from roost._spans import Spans
+from roost._standalone import StandaloneTask, workflow_of
 from roost._workflow import Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
@@ -87,7 +89,7 @@ class Worker:
         self,
         roost: WorkerClients,
         name: str,
-        workflows: list[Workflow],
+        workflows: Sequence[Workflow | StandaloneTask[Any]],
         slots: int = 8,
         version: str | None = None,
     ) -> None:
@@ -102,7 +104,8 @@ class Worker:
             )
         self.roost = roost
         self.name = name
-        self.workflows = {wf.name: wf for wf in workflows}
+        # A standalone task (``@roost.task()``) is served as the one-task workflow it is.
+        self.workflows = {wf.name: wf for wf in map(workflow_of, workflows)}
         self.slots = slots
         self.version = version.strip() if version is not None else roost.settings.worker_version
         self.broker: RabbitmqBroker | None = None

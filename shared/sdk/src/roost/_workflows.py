@@ -9,16 +9,20 @@ from urllib.parse import quote
 
 from roost._http import ApiClient, shaped
 from roost._models import Run
+from roost._notices import Notices
 from roost_core.api_models import BulkItem, BulkTriggerRequest, TriggerRequest
 from roost_core.wire import WorkflowDefinition
 
 
 class Workflows:
     """``roost.workflows``: register workflow definitions, list and read them, and
-    trigger runs by workflow name (``Workflow.run`` and ``run_many`` go through here)."""
+    trigger runs by workflow name (``Workflow.run`` and ``run_many`` go through here).
+    A trigger of a workflow no live worker serves still creates its runs, and warns
+    with a RoostWarning naming it (once a minute per workflow: roost._notices)."""
 
     def __init__(self, api: ApiClient) -> None:
         self._api = api
+        self._notices = Notices()
 
     def register(self, definition: WorkflowDefinition) -> str:
         """Register ``definition`` (a new version only if it changed); return its version."""
@@ -73,9 +77,9 @@ class Workflows:
         as created (or the earlier run with the same ``idempotency_key``). The input is
         sent as given: the api checks it against the workflow's input model."""
         body = _trigger_body(input, idempotency_key, metadata, version)
-        return Run.model_validate(
-            self._api.request("POST", f"/api/v1/workflows/{name}/runs", json=body)
-        )
+        created = self._api.request("POST", f"/api/v1/workflows/{name}/runs", json=body)
+        self._notices.raise_from(name, created)
+        return Run.model_validate(created)
 
     async def aio_trigger(
         self,
@@ -89,9 +93,9 @@ class Workflows:
         """:meth:`trigger`, awaited. Concurrent triggers of one workflow share the api's
         transactions (its group commit), so ``asyncio.gather`` scales."""
         body = _trigger_body(input, idempotency_key, metadata, version)
-        return Run.model_validate(
-            await self._api.arequest("POST", f"/api/v1/workflows/{name}/runs", json=body)
-        )
+        created = await self._api.arequest("POST", f"/api/v1/workflows/{name}/runs", json=body)
+        self._notices.raise_from(name, created)
+        return Run.model_validate(created)
 
     def trigger_many(
         self, name: str, runs: Sequence[BulkItem], *, version: str | None, chunk_size: int
@@ -106,6 +110,7 @@ class Workflows:
             body = self._api.request(
                 "POST", f"/api/v1/workflows/{name}/runs/bulk", json=shaped(request)
             )
+            self._notices.raise_from(name, body)
             ids.extend(str(r["id"]) for r in body["runs"])
         return ids
 
@@ -120,6 +125,7 @@ class Workflows:
             body = await self._api.arequest(
                 "POST", f"/api/v1/workflows/{name}/runs/bulk", json=shaped(request)
             )
+            self._notices.raise_from(name, body)
             ids.extend(str(r["id"]) for r in body["runs"])
         return ids
 

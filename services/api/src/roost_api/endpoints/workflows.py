@@ -172,11 +172,23 @@ async def _create(
     return result
 
 
+async def _warned(request: Request, workflow: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with a ``warning`` when no live worker serves ``workflow``: its runs
+    queue until one starts, which the caller should hear of rather than wait out."""
+    warning = await resources(request).served.warning(workflow)
+    return body if warning is None else {**body, "warning": warning}
+
+
 async def trigger_run(request: Request) -> Response:
     """
     summary: Trigger a run of a workflow
+    description: >-
+      The run is created and queued even when no live worker serves the workflow
+      (workers may scale up from zero); the 201 response then carries "warning",
+      saying so (the key is absent otherwise). Which workflows are served is read
+      from the workers' heartbeats at most every 2 s.
     responses:
-      201: {description: run created}
+      201: {description: "run created: the run summary, with warning when unserved"}
       200: {description: the run created earlier with this idempotency key}
       404: {description: unknown workflow}
       422: {description: input rejected by the workflow's input model}
@@ -202,7 +214,7 @@ async def trigger_run(request: Request) -> Response:
         async with r.pool.connection() as conn:
             run = await store.get_run(conn, tenant, created.run_id)
         return JSONResponse(run, status_code=200)
-    return JSONResponse(created.summary, status_code=201)
+    return JSONResponse(await _warned(request, name, created.summary), status_code=201)
 
 
 async def trigger_runs(request: Request) -> Response:
@@ -211,9 +223,11 @@ async def trigger_runs(request: Request) -> Response:
     description: >-
       Body {"runs": [{"input": ..., "idempotency_key": ...}, ...], "version": ...},
       at most 1000 runs. Every input is checked first; one bad input rejects the
-      whole request (422, naming its index and field) and creates nothing.
+      whole request (422, naming its index and field) and creates nothing. As for a
+      single trigger, "warning" says when no live worker serves the workflow.
     responses:
-      201: {description: "each run id, with created false for an earlier idempotent run"}
+      201: {description: "{runs: each run id, with created false for an earlier
+        idempotent run; warning when unserved}"}
       404: {description: unknown workflow}
       422: {description: an input rejected by the workflow's input model}
     """
@@ -230,10 +244,8 @@ async def trigger_runs(request: Request) -> Response:
                 raise InvalidInputError(f"runs[{index}]: {exc}") from None
         requests = [store.RunRequest(i.input, i.idempotency_key, i.metadata) for i in bulk.runs]
         result = await _create(request, conn, tenant, wv, requests)
-    return JSONResponse(
-        {"runs": [{"id": c.run_id, "created": c.summary is not None} for c in result.runs]},
-        status_code=201,
-    )
+    runs = [{"id": c.run_id, "created": c.summary is not None} for c in result.runs]
+    return JSONResponse(await _warned(request, name, {"runs": runs}), status_code=201)
 
 
 ROUTES: list[BaseRoute] = [

@@ -30,3 +30,9 @@ SELECT id, name, workflows, slots, running, started_at, last_heartbeat_at, state
 FROM workers
 ORDER BY (state <> 'stopped' AND last_heartbeat_at >= now()
   - make_interval(secs => %(timeout)s)) DESC, last_heartbeat_at DESC LIMIT 1000;
+
+-- served_workflows --
+-- Workflows at least one live worker serves: alive (a draining worker takes no new
+-- task) and heard from within the heartbeat timeout (a silent one is dead).
+SELECT DISTINCT unnest(workflows) FROM workers
+WHERE state = 'alive' AND last_heartbeat_at > now() - make_interval(secs => %(timeout)s);

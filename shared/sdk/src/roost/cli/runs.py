@@ -4,15 +4,17 @@ replay runs."""
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from roost._errors import RoostError
+from roost._errors import RoostError, RoostWarning
 from roost._models import Run
 from roost._roost import Roost
-from roost.cli.console import client, duration, fail, meta_pairs, out, print_run
+from roost.cli.console import client, duration, err, fail, meta_pairs, out, print_run
 from roost.cli.scheduled import AT_HELP, IN_HELP, schedule_run
 
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
@@ -53,10 +55,16 @@ def run(
         schedule_run(roost, workflow, payload, pairs, at, delay)
         return
     try:
-        created = roost.workflows.trigger(
-            workflow, payload, idempotency_key=idempotency_key, metadata=pairs
-        )
+        # A warning (no live worker serves the workflow: issue #20) goes to stderr as a
+        # plain line, not Python's file:line form; the run was created all the same.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RoostWarning)
+            created = roost.workflows.trigger(
+                workflow, payload, idempotency_key=idempotency_key, metadata=pairs
+            )
         out.print(f"run {created.id} {created.status}", highlight=False)
+        for w in caught:
+            err.print(f"[bold yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)
         if watch:
             _watch(roost, created)
         elif wait:
