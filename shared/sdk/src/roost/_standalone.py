@@ -20,6 +20,7 @@ from roost._ratelimits import Concurrency
 from roost._runs import RunRef
 from roost._stream import EventStream
 from roost._workflow import Clients, Workflow
+from roost._workflow_options import validation_problems
 from roost_core.wire import WorkflowDefinition
 
 R = TypeVar("R")
@@ -71,11 +72,8 @@ class TaskWorkflow(Workflow):
         try:
             value = self._adapter.validate_python(run_input)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
-            )
             raise InvalidInputError(
-                f"input for task {self.name!r} is invalid: {problems}"
+                f"input for task {self.name!r} is invalid: {validation_problems(exc)}"
             ) from None
         return self._adapter.dump_python(value, mode="json")
 

@@ -18,7 +18,12 @@ from roost._ratelimits import Concurrency, RateLimit
 from roost._runs import RunRef, Runs, outcome
 from roost._scheduled import ScheduledRuns
 from roost._trigger_input import bulk_items, checked_metadata
-from roost._workflow_options import check_options, declared_cron_input, declared_crons
+from roost._workflow_options import (
+    check_options,
+    declared_cron_input,
+    declared_crons,
+    validation_problems,
+)
 from roost._workflows import Workflows
 from roost_core import dag
 from roost_core.wire import TaskDefinition, WorkflowDefinition
@@ -241,11 +246,8 @@ class Workflow:
         try:
             model = self.input_validator.model_validate(run_input)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
-            )
             raise InvalidInputError(
-                f"input for workflow {self.name!r} is invalid: {problems}"
+                f"input for workflow {self.name!r} is invalid: {validation_problems(exc)}"
             ) from None
         return model.model_dump(mode="json")
 

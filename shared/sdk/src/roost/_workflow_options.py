@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from roost._errors import InvalidDefinitionError, InvalidInputError
 from roost._ratelimits import Concurrency
@@ -83,3 +83,10 @@ def declared_cron_input(workflow: str, cron_input: Any, validate: Callable[[Any]
         return validate(cron_input)
     except InvalidInputError as exc:
         raise InvalidDefinitionError(f"cron_input of workflow {workflow!r}: {exc}") from None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """A pydantic validation error as one line naming each bad field."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+    )
