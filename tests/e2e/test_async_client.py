@@ -42,6 +42,9 @@ def test_async_calls_never_block_the_event_loop(
     async def application() -> None:
         asyncio.get_running_loop().slow_callback_duration = SLOW_CALLBACK_SECONDS
         await flows.chain.aio_register()
+        # Warm the client's connection pool first: triggers on fresh connections arrive
+        # one TCP handshake apart, and on a loaded machine each can commit alone.
+        await asyncio.gather(*(roost.workflows.aio_list() for _ in ids))
         before = await asyncio.to_thread(_trigger_transactions, stack)
         refs = await asyncio.gather(
             *(flows.chain.aio_run({"task_id": i}, wait_for_result=False) for i in ids)
