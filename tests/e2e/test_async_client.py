@@ -1,7 +1,8 @@
 """The SDK's ``aio_`` twins, as an asyncio application (a FastAPI endpoint, say) uses
-them: trigger, wait, read, list, cancel and push without ever blocking the event loop
-(asyncio's debug mode reports any callback slower than its threshold), and concurrent
-triggers ride the api's group commit (issue #17)."""
+them: trigger, wait, stream, read, list, cancel, push events, set rate limits and read
+workers without ever blocking the event loop (asyncio's debug mode reports any callback
+slower than its threshold), and concurrent triggers ride the api's group commit (issue
+#17)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def test_async_calls_never_block_the_event_loop(
         assert [r["commit"]["task_id"] for r in results] == ids
         assert all(r["commit"]["committed"] is True for r in results)
 
+        # The run's events, replayed from its start, end with it.
+        types = [event.type async for event in refs[0].aio_stream()]
+        assert types[0] == "run.queued" and types[-1] == "run.succeeded"
+        assert types.count("task.succeeded") == 4  # the chain's four tasks
+
         one = await roost.runs.aio_get(refs[0].id)
         assert one.status == "SUCCEEDED" and one.task("commit").output is not None
         page, _ = await roost.runs.aio_list(workflow="t-chain", limit=100)
@@ -105,6 +111,25 @@ def test_async_calls_never_block_the_event_loop(
 
         pushed = await roost.events.aio_push(f"aio:{uuid.uuid4().hex[:6]}", {"n": 1})
         assert pushed.key.startswith("aio:")
+        key = f"aio-many:{uuid.uuid4().hex[:6]}"
+        many = await roost.events.aio_push_many(
+            [{"key": key, "data": {"n": n}} for n in range(3)], chunk_size=2
+        )
+        assert [e.data for e in many] == [{"n": 0}, {"n": 1}, {"n": 2}]
+        listed, _ = await roost.events.aio_list(key)
+        assert {e.id for e in listed} == {e.id for e in many}
+        assert (await roost.events.aio_get(many[0].id)).data == {"n": 0}
+
+        limit_key = f"aio-limit-{uuid.uuid4().hex[:6]}"
+        made = await roost.rate_limits.aio_put(limit_key, 3, "minute")
+        assert (made.limit, made.kind) == (3, "window")
+        assert (await roost.rate_limits.aio_get(limit_key)).units_left == 3
+        assert limit_key in {r.key for r in await roost.rate_limits.aio_list()}
+
+        ran_on = one.task("commit").attempts[-1].worker_id
+        assert ran_on in {w["id"] for w in await roost.workers.aio_list()}
+        worker = await roost.workers.aio_get(ran_on)
+        assert worker["status"] == "alive" and "t-chain" in worker["workflows"]
         await roost.aclose()
 
     # A fresh connection: the first call of an application makes its clients, which

@@ -1,7 +1,8 @@
 """An application with its own OpenTelemetry span triggers a run through the SDK (or a
 script runs ``roost run`` with ``TRACEPARENT`` in its environment): the run joins the
 caller's trace, as it does when raw HTTP sends the ``traceparent`` header (issue #20);
-outside any span, a run starts a trace of its own."""
+outside any span, a run starts a trace of its own. A run a task triggers (sync or async)
+joins the task's trace, its trigger nested under the task's span."""
 
 from __future__ import annotations
 
@@ -9,14 +10,40 @@ import asyncio
 import random
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+import pytest
 from opentelemetry import context, trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from harness import Stack
+from harness import Process, Stack
+from roost import Roost, RunTrace, Span
+
+
+@pytest.fixture(scope="module")
+def spawner_worker(stack: Stack, flows: ModuleType) -> Iterator[Process]:
+    proc = stack.start_worker(
+        "roost_testapps.flows:spawner", processes=1, threads=4, name="spawner"
+    )
+    yield proc
+    proc.stop()
+
+
+def _stored(roost: Roost, run_id: str, *names: str) -> tuple[RunTrace, dict[str, Span]]:
+    """The run's stored trace and its spans by name, once every one of ``names`` is
+    stored (a span is stored a fraction of a second after it ends)."""
+    deadline = time.monotonic() + 30
+    while True:
+        stored = roost.runs.trace(run_id)
+        spans = {s.name: s for s in stored.spans}
+        if all(name in spans for name in names):
+            return stored, spans
+        assert time.monotonic() < deadline, f"run {run_id} has spans {sorted(spans)}"
+        time.sleep(0.2)
 
 
 def _in_span(trace_id: int) -> object:
@@ -90,3 +117,20 @@ def test_roost_run_with_traceparent_in_its_environment_joins_that_trace(
     run_id = done.stdout.split()[1]  # "run <id> QUEUED"
     assert flows.roost.runs.trace(run_id).trace_id == trace_id
     flows.roost.runs.cancel(run_id)
+
+
+def test_a_run_triggered_inside_a_task_joins_the_tasks_trace(
+    stack: Stack, flows: ModuleType, spawner_worker: Process
+) -> None:
+    roost = flows.roost
+    ref = flows.spawning.run({}, wait_for_result=False)
+    outputs = ref.result(timeout=60)  # each task triggered a run of t-spawned
+
+    tasks = ("spawn_sync", "spawn_async")
+    parent, parent_spans = _stored(roost, ref.id, *(f"task t-spawning.{t}" for t in tasks))
+    for task in tasks:
+        child, child_spans = _stored(roost, outputs[task]["child"], "trigger t-spawned")
+        assert child.trace_id == parent.trace_id, task
+        # In the waterfall, the child's trigger hangs under the task that made it.
+        trigger = child_spans["trigger t-spawned"]
+        assert trigger.parent_span_id == parent_spans[f"task t-spawning.{task}"].span_id, task

@@ -1,6 +1,7 @@
 """Standalone tasks (``@roost.task()``, issue #20) on a real worker: ``run`` returns the
 task's output typed by its return annotation, sync and async, one by one and in bulk,
-and the task's retry policy holds."""
+and the task's retry policy holds; a child task reads its parents' outputs typed the
+same way (``ctx.task_output``); a task run's events reach ``async for``."""
 
 from __future__ import annotations
 
@@ -70,3 +71,33 @@ def test_a_failed_attempt_is_retried_per_the_tasks_policy(
     [task] = ref.get().tasks
     assert task.status == roost.TaskStatus.SUCCEEDED
     assert len(task.attempts) == 2
+
+
+def test_a_child_reads_its_parents_outputs_as_their_return_annotations(
+    flows: ModuleType, standalone_worker: Process
+) -> None:
+    outputs = flows.typed_parents.run({"steps": ["clone", "test"]}, timeout=60)
+
+    assert outputs["follow_plan"] == {
+        "plan": "Plan",  # the parent's pydantic model, rebuilt on the child's worker
+        "tally": "Tally",  # an async parent's dataclass
+        "by_name": "dict",  # by name: the JSON value
+        "made_at": "datetime",
+    }
+    assert outputs["tally"] == {"count": 2}  # what the run stores is JSON all the same
+
+
+def test_a_task_runs_events_reach_async_for_until_it_ends(
+    flows: ModuleType, standalone_worker: Process
+) -> None:
+    async def main() -> list[str]:
+        try:
+            ref = await flows.sa_add.aio_run({"a": 1, "b": 2}, wait_for_result=False)
+            return [event.type async for event in ref.aio_stream(types=["task.*", "run.*"])]
+        finally:
+            await flows.roost.aclose()
+
+    types = asyncio.run(main())
+
+    assert types[0] == "run.queued" and "task.succeeded" in types  # its whole history
+    assert types[-1] == "run.succeeded"  # and the stream ends with the run

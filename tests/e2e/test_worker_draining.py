@@ -1,11 +1,13 @@
 """A worker asked to stop says so: draining while its running task finishes, stopped once
 it has exited cleanly, with its application and SDK versions, in GET /api/v1/workers
-and `roost workers list`. Real processes: `roost worker` with two Dramatiq processes."""
+and `roost workers list`. Real processes: `roost worker` with two Dramatiq processes.
+``roost.workers.get`` reads one process by the id a task ran on."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +18,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+import pytest
+
+import roost
 from harness import Process, Stack
 
 T = TypeVar("T")
@@ -165,3 +170,20 @@ def test_a_worker_run_in_process_drains_and_stops_the_same_way(
     finally:
         proc.stop()
         stack.processes.remove(proc)
+
+
+def test_roost_workers_get_reads_the_process_a_task_ran_on(
+    flows: ModuleType, basic_worker: Process
+) -> None:
+    ref = flows.chain.run({"task_id": "bd-which-worker"}, wait_for_result=False)
+    ref.result(timeout=60)
+    ran_on = ref.get().task("commit").attempts[-1].worker_id  # name@host:pid
+
+    worker = flows.roost.workers.get(ran_on)
+
+    assert worker["id"] == ran_on and worker["name"] == "basic"
+    assert worker["status"] == "alive" and "t-chain" in worker["workflows"]
+    listed = next(w for w in flows.roost.workers.list() if w["id"] == ran_on)
+    assert worker.keys() == listed.keys()  # an entry of the list, as it is there
+    with pytest.raises(roost.NotFoundError):
+        flows.roost.workers.get(f"basic@nowhere.invalid:{os.getpid()}")

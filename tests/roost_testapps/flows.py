@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -871,4 +872,68 @@ def sa_flaky(input: dict, ctx: Context) -> dict:
     return {"attempt": ctx.attempt_number}
 
 
-standalone = roost.worker("standalone", workflows=[sa_greet, sa_add, sa_flaky], slots=4)
+# A child reads its parents' outputs as their return annotations type them.
+class Plan(BaseModel):
+    steps: list[str]
+    made_at: datetime
+
+
+@dataclasses.dataclass
+class Tally:
+    count: int
+
+
+typed_parents = roost.workflow("t-typed-parents")
+
+
+@typed_parents.task()
+def make_plan(input: dict, ctx: Context) -> Plan:
+    return Plan(steps=input["steps"], made_at=datetime.now(UTC))
+
+
+@typed_parents.task()
+async def tally(input: dict, ctx: Context) -> Tally:
+    return Tally(count=len(input["steps"]))
+
+
+@typed_parents.task(parents=[make_plan, tally])
+def follow_plan(input: dict, ctx: Context) -> dict:
+    """Says what it was given: the type of each parent's output, read from the task and
+    by name, and the type of a field inside the model."""
+    plan = ctx.task_output(make_plan)
+    return {
+        "plan": type(plan).__name__,
+        "tally": type(ctx.task_output(tally)).__name__,
+        "by_name": type(ctx.task_output("make_plan")).__name__,
+        "made_at": type(getattr(plan, "made_at", None)).__name__,
+    }
+
+
+standalone = roost.worker(
+    "standalone", workflows=[sa_greet, sa_add, sa_flaky, typed_parents], slots=4
+)
+
+# -- runs triggered from inside tasks join the task's trace (test_sdk_trace_context) -----
+spawned = roost.workflow("t-spawned")
+
+
+@spawned.task()
+def spawned_step(input: dict, ctx: Context) -> dict:
+    return {}
+
+
+spawning = roost.workflow("t-spawning")
+
+
+@spawning.task()
+def spawn_sync(input: dict, ctx: Context) -> dict:
+    return {"child": spawned.run({}, wait_for_result=False).id}
+
+
+@spawning.task()
+async def spawn_async(input: dict, ctx: Context) -> dict:
+    ref = await spawned.aio_run({}, wait_for_result=False)
+    return {"child": ref.id}
+
+
+spawner = roost.worker("spawner", workflows=[spawning, spawned], slots=4)

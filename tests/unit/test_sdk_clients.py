@@ -4,6 +4,7 @@ send keep the shape the api has always taken."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,10 +46,19 @@ class FakeApi:
     def __init__(self, answers: dict[tuple[str, str], Any]) -> None:
         self.answers = answers
         self.sent: list[tuple[str, str, Any]] = []
+        self.params: list[Any] = []
 
-    def request(self, method: str, path: str, *, json: Any = None, **_: Any) -> Any:
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: Any = None, **_: Any
+    ) -> Any:
         self.sent.append((method, path, json))
+        self.params.append(params)
         return self.answers[(method, path)]
+
+    async def arequest(
+        self, method: str, path: str, *, json: Any = None, params: Any = None, **_: Any
+    ) -> Any:
+        return self.request(method, path, json=json, params=params)
 
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC).isoformat()
@@ -131,6 +141,61 @@ def test_events_and_rate_limits_send_the_same_bodies_as_before() -> None:
     ]
 
 
+def test_the_aio_twins_send_and_read_what_their_plain_calls_do() -> None:
+    event = {"id": "e1", "key": "k", "created_at": NOW}
+    limit = {
+        "key": "gh/api",
+        "limit": 3,
+        "window": "minute",
+        "kind": "window",
+        "units_in_use": 0,
+        "units_left": 3,
+        "waiting": 0,
+    }
+    worker = {"id": "basic@host:42", "name": "basic", "status": "alive"}
+    answers = {
+        ("POST", "/api/v1/events/bulk"): {"events": [event]},
+        ("GET", "/api/v1/pushed-events"): {"events": [event], "next_cursor": "c2"},
+        ("GET", "/api/v1/pushed-events/e1"): event,
+        ("PUT", "/api/v1/rate-limits/gh%2Fapi"): limit,
+        ("GET", "/api/v1/rate-limits/gh%2Fapi"): limit,
+        ("GET", "/api/v1/rate-limits"): {"rate_limits": [limit]},
+        ("GET", "/api/v1/workers"): {"workers": [worker]},
+        ("GET", "/api/v1/workers/basic%40host%3A42"): worker,
+    }
+    plain, awaited = FakeApi(answers), FakeApi(answers)
+    sync, aio = _roost(plain), _roost(awaited)
+    events = [{"key": "k", "data": {"a": 1}}, {"key": "k", "idempotency_key": "i"}]
+
+    read = [
+        sync.events.push_many(events, chunk_size=1),
+        sync.events.list("k", limit=5, cursor="c1"),
+        sync.events.get("e1"),
+        sync.rate_limits.put("gh/api", 3, "minute"),
+        sync.rate_limits.get("gh/api"),
+        sync.rate_limits.list(),
+        sync.workers.list(),
+        sync.workers.get("basic@host:42"),
+    ]
+
+    async def application() -> list[Any]:
+        return [
+            await aio.events.aio_push_many(events, chunk_size=1),
+            await aio.events.aio_list("k", limit=5, cursor="c1"),
+            await aio.events.aio_get("e1"),
+            await aio.rate_limits.aio_put("gh/api", 3, "minute"),
+            await aio.rate_limits.aio_get("gh/api"),
+            await aio.rate_limits.aio_list(),
+            await aio.workers.aio_list(),
+            await aio.workers.aio_get("basic@host:42"),
+        ]
+
+    assert asyncio.run(application()) == read
+    assert (awaited.sent, awaited.params) == (plain.sent, plain.params)
+    assert len(plain.sent) == 9  # a request per chunk: two events, one each
+    assert read[1][1] == "c2" and read[7]["status"] == "alive"
+
+
 def test_the_cli_trigger_sends_no_version(monkeypatch: pytest.MonkeyPatch) -> None:
     from roost.cli import app, console
 
@@ -204,7 +269,6 @@ def test_schedules_send_the_bodies_the_api_takes() -> None:
             "POST",
             "/api/v1/scheduled",
             {
-                "at": None,
                 "delay_seconds": 90.0,
                 "workflow": "wf",
                 "input": {"x": 1},
@@ -214,7 +278,7 @@ def test_schedules_send_the_bodies_the_api_takes() -> None:
         (
             "PATCH",
             "/api/v1/scheduled/s1",
-            {"at": "2030-01-01T03:00:00+00:00", "delay_seconds": None},
+            {"at": "2030-01-01T03:00:00+00:00"},
         ),
     ]
     assert [p for _, p, _ in api.sent].count("/api/v1/workflows") == 1  # registered once

@@ -5,8 +5,8 @@ an error that names it."""
 from __future__ import annotations
 
 import base64
-import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -24,8 +24,10 @@ from roost_core.wire import WorkflowDefinition
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_WAIT_SECONDS = 60.0
-MAX_PAGE = 500
+Q = TypeVar("Q", bound=BaseModel)
+# A JSON escape of NUL: \u0000 after an even number of backslashes (after an odd number
+# it is the text "\u0000").
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def check_input(definition: WorkflowDefinition, run_input: Any) -> None:
@@ -49,28 +51,56 @@ def check_input(definition: WorkflowDefinition, run_input: Any) -> None:
         )
 
 
-async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
-
-
 async def parsed_body(request: Request, model: type[M], what: str) -> M:
-    """The request's JSON body as ``model``; a BadRequestError naming every bad field,
-    prefixed with ``what``, if it does not fit."""
-    body = await json_body(request)
+    """The request's JSON body (none: ``{}``) as ``model``, strictly: a number is not a
+    string, nor a boolean a number, as the OpenAPI document says. A BadRequestError
+    naming every bad field, prefixed with ``what``, if it does not fit."""
+    return validated_json(model, await storable_body(request), what, BadRequestError)
+
+
+def validated_json(model: type[M], raw: bytes, what: str, error: type[RoostError]) -> M:
+    """``raw`` as ``model``, strictly; a BadRequestError if it is not JSON at all, else an
+    ``error`` naming every bad field, prefixed with ``what``."""
     try:
-        return model.model_validate(body)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
-        raise BadRequestError(validation_message(exc, what)) from None
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            reason = first["ctx"].get("error", first["msg"]) if "ctx" in first else first["msg"]
+            raise BadRequestError(f"request body is not valid JSON: {reason}") from None
+        raise error(validation_message(exc, what)) from None
+
+
+async def storable_body(request: Request) -> bytes:
+    """The request's body (none: ``{}``), refused if it holds a NUL character, which no
+    PostgreSQL text or jsonb value can hold (refused here, before it can fail a
+    transaction other requests share)."""
+    raw = await request.body()
+    if b"\\u0000" in raw and _NUL.search(raw):
+        raise BadRequestError("request body contains \\u0000 (NUL), which cannot be stored")
+    return raw or b"{}"
+
+
+def query_of(request: Request, model: type[Q]) -> Q:
+    """The request's query parameters as ``model`` (``roost_api.params``); a
+    BadRequestError naming each bad parameter and its value if they do not fit."""
+    raw = {k: v for k, v in request.query_params.items() if k in model.model_fields}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        parts = []
+        for e in exc.errors():
+            name = str(e["loc"][0]) if e["loc"] else "query"
+            message = e["msg"].removeprefix("Value error, ")
+            parts.append(f"query parameter {name}={raw.get(name)!r}: {message}")
+        raise BadRequestError("; ".join(parts)) from None
 
 
 def validation_message(exc: ValidationError, what: str) -> str:
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    ]
     return f"{what}: " + "; ".join(parts)
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from roost_core.metadata import Metadata
 from roost_core.statuses import RunStatus, TaskStatus
+from roost_core.triggers import KEY_PATTERN
+from roost_core.wire import Whole
 
 # Most runs or events one bulk request may carry (one transaction each).
 MAX_BULK = 1000
@@ -53,7 +55,7 @@ class EventItem(BaseModel):
     """``POST /api/v1/events``, and one event of a bulk push."""
 
     model_config = ConfigDict(extra="forbid")
-    key: str
+    key: str = Field(json_schema_extra={"pattern": KEY_PATTERN})
     data: Any = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, max_length=255)
 
@@ -70,8 +72,11 @@ class PutRateLimit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(ge=1, le=1_000_000_000)
-    duration: str | None = None  # None: a concurrency limit
+    limit: Whole = Field(ge=1, le=1_000_000_000)
+    # None: a concurrency limit. Checked by the api, naming a bad one.
+    duration: str | None = Field(
+        default=None, json_schema_extra={"enum": ["second", "minute", "hour", "day", None]}
+    )
 
 
 class CancelTaskRequest(BaseModel):

@@ -32,7 +32,6 @@ from roost_core.tokens import hash_token
 _BY_COLUMN = {"token_hash": SQL.token_by_hash, "id": SQL.token_by_id}
 
 STREAM_TOKEN_PREFIX = "rss_"
-MAX_STREAM_TOKEN_SECONDS = 3600
 
 
 @dataclass(frozen=True)

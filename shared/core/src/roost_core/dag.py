@@ -8,10 +8,10 @@ import re
 from collections.abc import Iterable
 
 from roost_core.errors import InvalidDefinitionError
-from roost_core.wire import WorkflowDefinition
+from roost_core.wire import NAME_PATTERN, WorkflowDefinition
 
 # Names become part of RabbitMQ queue names and URLs, so keep them to a safe alphabet.
-NAME_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_.:-]{0,127}")
+NAME_RE = re.compile(NAME_PATTERN)
 
 
 def check_name(kind: str, name: str) -> None:

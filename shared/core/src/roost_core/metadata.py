@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,63}")
 MAX_PAIRS = 32
@@ -40,7 +40,19 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
     return check(out)
 
 
-Metadata = Annotated[dict[str, str], AfterValidator(check)]
+Metadata = Annotated[
+    dict[str, str],
+    AfterValidator(check),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_PAIRS,
+            "propertyNames": {"pattern": f"^{KEY_RE.pattern}$"},
+            "additionalProperties": {"type": "string", "maxLength": MAX_VALUE},
+        },
+        mode="validation",
+    ),
+]
 
 
 def schedule_trigger(metadata: dict[str, str]) -> dict[str, str] | None:

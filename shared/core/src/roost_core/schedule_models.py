@@ -4,10 +4,19 @@ accepts and answers, shared with the SDK as roost_core.api_models is."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from roost_core.crons import CATCH_UP
 from roost_core.metadata import Metadata
 
 # A scheduled run's delay: at most ten years away.
@@ -35,7 +44,8 @@ class CronCreate(BaseModel):
     timezone: str = "UTC"
     input: Any = Field(default_factory=dict)
     metadata: Metadata = Field(default_factory=dict)
-    catch_up: str = "latest"
+    # Checked by the api (roost_core.crons), naming a bad one.
+    catch_up: str = Field(default="latest", json_schema_extra={"enum": list(CATCH_UP)})
     paused: bool = False
 
     @model_validator(mode="after")
@@ -45,11 +55,31 @@ class CronCreate(BaseModel):
 
 
 class _When(BaseModel):
-    """Exactly one of a time (with its zone) or a delay from now."""
+    """Exactly one of a time (with its zone) or a delay from now. Neither may be null:
+    leave the other out."""
 
-    model_config = ConfigDict(extra="forbid")
-    at: AwareDatetime | None = None
-    delay_seconds: float | None = Field(default=None, ge=0, le=MAX_DELAY_SECONDS)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["at"]}, {"required": ["delay_seconds"]}]},
+    )
+    at: Annotated[
+        AwareDatetime | None, WithJsonSchema({"type": "string", "format": "date-time"})
+    ] = None
+    delay_seconds: Annotated[
+        float | None,
+        WithJsonSchema({"type": "number", "minimum": 0, "maximum": MAX_DELAY_SECONDS}),
+    ] = Field(default=None, ge=0, le=MAX_DELAY_SECONDS, allow_inf_nan=False)
+
+    @field_validator("at", "delay_seconds", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null: leave it out")
+        if isinstance(value, str):
+            # Parsed here: after a "before" validator, strict validation would take
+            # only a datetime object, and the body is JSON.
+            return datetime.fromisoformat(value)
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> _When:

@@ -11,6 +11,8 @@ import re
 
 MAX_LENGTH = 200
 KEY_RE = re.compile(r"[A-Za-z0-9_.:/-]+")
+# The same rule as a JSON Schema pattern, for the api's document.
+KEY_PATTERN = rf"^[A-Za-z0-9_.:/-]{{1,{MAX_LENGTH}}}$"
 PATTERN_RE = re.compile(r"[A-Za-z0-9_.:/*-]+")
 WILDCARD = "*"
 

@@ -14,7 +14,14 @@ import time
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from roost_core.crons import check_expression
 from roost_core.expressions import compile_expression
@@ -23,10 +30,22 @@ from roost_core.triggers import check_pattern
 JSON = Any  # a JSON value: dict, list, str, int, float, bool or None
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A whole number, as JSON Schema's "integer" means it: 3.0 is 3. The api validates bodies
+# strictly (no "3", no true); without this, strictness would refuse 3.0 too.
+Whole = Annotated[int, BeforeValidator(_whole)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# Workflow and task names become part of RabbitMQ queue names and URLs: a safe alphabet
+# (roost_core.dag checks it, naming the bad name; the api's document states it).
+NAME_PATTERN = r"^[a-zA-Z0-9_][a-zA-Z0-9_.:-]{0,127}$"
 RATE_LIMIT_KEY_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.:/@-]{0,199}$"
 # Longest version string a worker may report (the SDK refuses a longer one at once).
 WORKER_VERSION_MAX = 100
@@ -41,9 +60,9 @@ class RateLimitUse(_Frozen):
 
     key: str | None = Field(default=None, pattern=RATE_LIMIT_KEY_RE)
     dynamic_key: str | None = None
-    units: int = Field(default=1, ge=1, le=1_000_000)
-    limit: int | None = Field(default=None, ge=1, le=1_000_000_000)
-    window_seconds: int | None = Field(default=None, ge=1)
+    units: Whole = Field(default=1, ge=1, le=1_000_000)
+    limit: Whole | None = Field(default=None, ge=1, le=1_000_000_000)
+    window_seconds: Whole | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> RateLimitUse:
@@ -73,7 +92,7 @@ class ConcurrencyDefinition(_Frozen):
     is cancelled (``cancel_in_progress``); or it is cancelled itself (``cancel_newest``)."""
 
     expression: str
-    max_runs: int = Field(default=1, ge=1, le=1_000_000)
+    max_runs: Whole = Field(default=1, ge=1, le=1_000_000)
     strategy: Literal["group_round_robin", "cancel_in_progress", "cancel_newest"] = (
         "group_round_robin"
     )
@@ -89,9 +108,9 @@ class TaskDefinition(_Frozen):
     """One task of a workflow, as registered with the api, with its retry and timeout
     policy. Durations are in seconds."""
 
-    name: str
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN})
     parents: list[str] = Field(default_factory=list)
-    retries: int = Field(default=0, ge=0, le=1000)
+    retries: Whole = Field(default=0, ge=0, le=1000)
     backoff_initial_seconds: float = Field(default=1.0, ge=0)
     backoff_factor: float | None = Field(default=None, ge=1)
     backoff_max_seconds: float | None = Field(default=None, ge=0)
@@ -114,8 +133,8 @@ class TaskDefinition(_Frozen):
 class WorkflowDefinition(_Frozen):
     """A workflow's DAG as the SDK registers it. Its hash is its version."""
 
-    name: str
-    tasks: list[TaskDefinition]
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN})
+    tasks: list[TaskDefinition] = Field(json_schema_extra={"minItems": 1})
     input_schema: dict[str, JSON] | None = None
     on_failure: TaskDefinition | None = None  # runs once, after the run has failed
     concurrency: ConcurrencyDefinition | None = None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from roost import _durations as durations
 from roost._durations import Duration
 from roost._errors import TaskCancelRequested
+from roost._typed import output_adapter
 from roost_core.wire import TaskMessage
 
 if TYPE_CHECKING:
@@ -93,14 +94,20 @@ class Context:
         return dict(self._message.parent_outputs)
 
     def task_output(self, task: Task | str) -> Any:
-        """The output of ``task``, which must be a parent of the running task."""
+        """The output of ``task``, which must be a parent of the running task. Given the
+        task itself, whose function's return annotation is a pydantic model or a
+        dataclass, the output is that type again (validated from the JSON the parent
+        reported, as a standalone task's ``run`` returns it); given its name, or a task
+        annotated otherwise, it is the JSON value."""
         name = task if isinstance(task, str) else task.name
         if name not in self._message.parent_outputs:
             raise KeyError(
                 f"task {name!r} is not a parent of {self.task_name!r}: a task can read only "
                 f"its parents' outputs ({', '.join(self._message.parent_outputs) or 'none'})"
             )
-        return self._message.parent_outputs[name]
+        value = self._message.parent_outputs[name]
+        adapter = None if isinstance(task, str) else output_adapter(task.fn)
+        return value if adapter is None else adapter.validate_python(value)
 
     def task_errors(self) -> dict[str, dict[str, Any]]:
         """In an on_failure handler: each failed task's error (type, message,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import ValidationError
@@ -102,7 +102,8 @@ class Concurrency:
 
 
 class RateLimits:
-    """``roost.rate_limits``: create, change and inspect keys."""
+    """``roost.rate_limits``: create, change and inspect keys (each call has an ``aio_``
+    twin for asyncio code)."""
 
     def __init__(self, api: ApiClient) -> None:
         self._api = api
@@ -112,16 +113,34 @@ class RateLimits:
         ``limit`` units held by running tasks); with one, at most ``limit`` units admitted
         in any window of that length. Takes effect at once."""
         body = shaped(PutRateLimit.model_construct(limit=limit, duration=duration))
-        return RateLimitInfo.model_validate(
-            self._api.request("PUT", f"/api/v1/rate-limits/{quote(key, safe='')}", json=body)
-        )
+        return RateLimitInfo.model_validate(self._api.request("PUT", _path(key), json=body))
+
+    async def aio_put(self, key: str, limit: int, duration: Window | None = None) -> RateLimitInfo:
+        """:meth:`put`, awaited."""
+        body = shaped(PutRateLimit.model_construct(limit=limit, duration=duration))
+        return RateLimitInfo.model_validate(await self._api.arequest("PUT", _path(key), json=body))
 
     def get(self, key: str) -> RateLimitInfo:
-        return RateLimitInfo.model_validate(
-            self._api.request("GET", f"/api/v1/rate-limits/{quote(key, safe='')}")
-        )
+        """The key's limit, window and usage right now; NotFoundError if there is none."""
+        return RateLimitInfo.model_validate(self._api.request("GET", _path(key)))
+
+    async def aio_get(self, key: str) -> RateLimitInfo:
+        """:meth:`get`, awaited."""
+        return RateLimitInfo.model_validate(await self._api.arequest("GET", _path(key)))
 
     def list(self) -> builtins.list[RateLimitInfo]:
         """Every key: limit, window, units in use and left, tasks waiting."""
-        body = self._api.request("GET", "/api/v1/rate-limits")
-        return [RateLimitInfo.model_validate(r) for r in body["rate_limits"]]
+        return _infos(self._api.request("GET", "/api/v1/rate-limits"))
+
+    async def aio_list(self) -> builtins.list[RateLimitInfo]:
+        """:meth:`list`, awaited."""
+        return _infos(await self._api.arequest("GET", "/api/v1/rate-limits"))
+
+
+def _path(key: str) -> str:
+    # A key may hold "/" (and ":" or "@"): quoted whole, it stays one path segment.
+    return f"/api/v1/rate-limits/{quote(key, safe='')}"
+
+
+def _infos(body: dict[str, Any]) -> builtins.list[RateLimitInfo]:
+    return [RateLimitInfo.model_validate(r) for r in body["rate_limits"]]

@@ -204,6 +204,14 @@ class RunRef:
         """This run's events, live, ending when the run ends (``for`` or ``async for``)."""
         return self._runs.subscribe(self.id, after=after, types=types)
 
+    def aio_stream(
+        self, *, after: int | None = None, types: list[str] | None = None
+    ) -> EventStream:
+        """:meth:`stream`, for ``async for event in ref.aio_stream()``: the same stream
+        (opening it is no request, so there is nothing to await), whose ``async for``
+        connects, reads and reconnects without blocking the event loop."""
+        return self._runs.subscribe(self.id, after=after, types=types)
+
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the run; return each task's output by task name, or raise
         RunFailedError naming the failed tasks (RunCancelledError, RunTimeoutError)."""

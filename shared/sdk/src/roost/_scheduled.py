@@ -114,7 +114,7 @@ class ScheduledRuns:
     ) -> ScheduledRun:
         """Move a run not yet fired to ``at`` or to ``delay`` from now (exactly one).
         ConflictError if it fired already (naming its run) or was cancelled."""
-        body = shaped(Reschedule.model_construct(**_when(at, delay)))
+        body = shaped(Reschedule.model_construct(**_when(at, delay)), exclude_unset=True)
         path = _scheduled_path(scheduled_id)
         return ScheduledRun.model_validate(self._api.request("PATCH", path, json=body))
 
@@ -122,7 +122,7 @@ class ScheduledRuns:
         self, scheduled_id: str, at: datetime | None = None, delay: Duration | None = None
     ) -> ScheduledRun:
         """:meth:`reschedule`, awaited."""
-        body = shaped(Reschedule.model_construct(**_when(at, delay)))
+        body = shaped(Reschedule.model_construct(**_when(at, delay)), exclude_unset=True)
         path = _scheduled_path(scheduled_id)
         return ScheduledRun.model_validate(await self._api.arequest("PATCH", path, json=body))
 
@@ -152,13 +152,13 @@ def _scheduled_body(
         metadata=checked_metadata(metadata),
         **when,
     )
-    return shaped(request)
+    return shaped(request, exclude_unset=True)  # the one of at and delay_seconds given
 
 
 def _when(at: datetime | None, delay: Duration | None) -> dict[str, Any]:
     """``at`` or ``delay`` as the api takes them, exactly one, checked before sending:
     the api would refuse a naive datetime too, but only here can the error say which
-    Python to write instead."""
+    Python to write instead. The other is left out (the api refuses a null)."""
     if (at is None) == (delay is None):
         raise BadRequestError(
             "give exactly one of at= (a datetime with its time zone) or delay= "
@@ -172,12 +172,12 @@ def _when(at: datetime | None, delay: Duration | None) -> dict[str, Any]:
                 f"at={at.isoformat()!r} has no time zone: give an aware datetime, such as "
                 "datetime(2030, 1, 1, 3, tzinfo=UTC) or datetime.now(UTC) + timedelta(hours=1)"
             )
-        return {"at": at.isoformat(), "delay_seconds": None}
+        return {"at": at.isoformat()}
     try:
         delay_seconds = seconds(delay, "delay")
     except RoostError as exc:
         raise BadRequestError(str(exc)) from None
-    return {"at": None, "delay_seconds": delay_seconds}
+    return {"delay_seconds": delay_seconds}
 
 
 def _scheduled_path(scheduled_id: str) -> str:

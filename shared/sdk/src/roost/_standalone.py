@@ -5,7 +5,6 @@ the function's return annotation when that is a pydantic model or a dataclass.""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import typing
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
@@ -19,31 +18,13 @@ from roost._models import Run, ScheduledRun
 from roost._ratelimits import Concurrency
 from roost._runs import RunRef
 from roost._stream import EventStream
-from roost._workflow import Clients, Workflow
+from roost._typed import hints, output_adapter, typed
+from roost._workflow import Workflow
 from roost._workflow_options import validation_problems
+from roost._workflow_runs import Clients
 from roost_core.wire import WorkflowDefinition
 
 R = TypeVar("R")
-
-
-def _typed(annotation: Any) -> bool:
-    """Whether values of ``annotation`` are converted from and to JSON for the user: a
-    pydantic model or a dataclass (other annotations pass JSON through as it is)."""
-    return isinstance(annotation, type) and (
-        issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)
-    )
-
-
-def _hints(fn: Callable[..., Any]) -> tuple[Any, Any]:
-    """The annotations of ``fn``'s first parameter (its input) and of its return, or
-    None where there is none or it cannot be resolved (a class defined in a function
-    body, under ``from __future__ import annotations``)."""
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # an unresolvable name: behave as if unannotated
-        return None, None
-    params = list(inspect.signature(fn).parameters)
-    return (hints.get(params[0]) if params else None), hints.get("return")
 
 
 class TaskWorkflow(Workflow):
@@ -106,6 +87,12 @@ class TaskRunRef(Generic[R]):
         """This run's events, live, ending when the run ends (``for`` or ``async for``)."""
         return self.run_ref.stream(after=after, types=types)
 
+    def aio_stream(
+        self, *, after: int | None = None, types: list[str] | None = None
+    ) -> EventStream:
+        """:meth:`stream`, for ``async for`` (``RunRef.aio_stream``)."""
+        return self.run_ref.aio_stream(after=after, types=types)
+
     def result(self, timeout: float | None = None) -> R:
         """Wait for the run; return the task's output, or raise RunFailedError
         (RunCancelledError, RunTimeoutError) as ``RunRef.result`` does."""
@@ -136,8 +123,8 @@ class StandaloneTask(Generic[R]):
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
-        input_type, self.output_type = _hints(fn)
-        if input_validator is None and _typed(input_type) and issubclass(input_type, BaseModel):
+        input_type, self.output_type = hints(fn)
+        if input_validator is None and typed(input_type) and issubclass(input_type, BaseModel):
             input_validator = input_type  # the annotation is the model: no need to repeat it
         self.workflow: Workflow = TaskWorkflow(
             roost,
@@ -150,9 +137,7 @@ class StandaloneTask(Generic[R]):
             cron_input=cron_input,
         )
         self.task = self.workflow.task(self.name, **policy)(fn)
-        self._output: TypeAdapter[Any] | None = (
-            TypeAdapter(self.output_type) if _typed(self.output_type) else None
-        )
+        self._output = output_adapter(fn)
 
     def __repr__(self) -> str:
         return f"StandaloneTask({self.name!r})"

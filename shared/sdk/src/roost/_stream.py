@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn
@@ -19,6 +21,25 @@ from roost._errors import ApiUnavailableError, error_for
 from roost._settings import ClientSettings
 
 RUN_FINAL_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled"})
+
+# The TLS context every stream verifies the gateway with (httpx's default: loading its
+# CA certificates takes tens of milliseconds, which an asyncio application must not
+# spend on its event loop, nor each stream again).
+_tls: ssl.SSLContext | None = None
+_tls_lock = threading.Lock()
+
+
+def _tls_context() -> ssl.SSLContext:
+    global _tls
+    with _tls_lock:
+        if _tls is None:
+            _tls = httpx.create_ssl_context()
+        return _tls
+
+
+async def _async_tls_context() -> ssl.SSLContext:
+    """:func:`_tls_context`, made in a thread the first time: not on the event loop."""
+    return _tls if _tls is not None else await asyncio.to_thread(_tls_context)
 
 
 class RunEvent(BaseModel):
@@ -104,7 +125,8 @@ class EventStream:
     def __iter__(self) -> Iterator[RunEvent]:
         failing_since: float | None = None
         backoff = 0.2
-        with httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client:
+        timeout = httpx.Timeout(10.0, read=None)
+        with httpx.Client(timeout=timeout, verify=_tls_context()) as client:
             while not self._closed:
                 try:
                     with connect_sse(
@@ -133,7 +155,9 @@ class EventStream:
     async def __aiter__(self) -> AsyncIterator[RunEvent]:
         failing_since: float | None = None
         backoff = 0.2
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
+        timeout = httpx.Timeout(10.0, read=None)
+        tls = await _async_tls_context()
+        async with httpx.AsyncClient(timeout=timeout, verify=tls) as client:
             while not self._closed:
                 try:
                     async with aconnect_sse(

@@ -1,47 +1,29 @@
-"""Workflow definitions in plain Python: a DAG of decorated task functions."""
+"""Workflow definitions in plain Python: a DAG of decorated task functions (running
+them: ``roost._workflow_runs``)."""
 
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, Literal, Protocol, overload
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from roost._durations import Duration
 from roost._errors import InvalidDefinitionError, InvalidInputError
-from roost._models import ScheduledRun
 from roost._policy import rate_limit_uses, task_policy
 from roost._ratelimits import Concurrency, RateLimit
-from roost._runs import RunRef, Runs, outcome
-from roost._scheduled import ScheduledRuns
-from roost._trigger_input import bulk_items, checked_metadata
 from roost._workflow_options import (
     check_options,
     declared_cron_input,
     declared_crons,
     validation_problems,
 )
-from roost._workflows import Workflows
+from roost._workflow_runs import Clients, WorkflowRuns
 from roost_core import dag
 from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 TaskFn = Callable[..., Any]
-
-
-class Clients(Protocol):
-    """The clients a bound workflow triggers through (a ``Roost`` has them)."""
-
-    @property
-    def runs(self) -> Runs: ...
-
-    @property
-    def workflows(self) -> Workflows: ...
-
-    @property
-    def scheduled(self) -> ScheduledRuns: ...
 
 
 class Task:
@@ -72,7 +54,7 @@ class Task:
         return f"Task({self.workflow.name}.{self.name})"
 
 
-class Workflow:
+class Workflow(WorkflowRuns):
     """A named DAG of tasks. Make one with ``roost.workflow(name)``."""
 
     def __init__(
@@ -87,7 +69,7 @@ class Workflow:
     ) -> None:
         dag.check_name("workflow", name)
         check_options(name, input_validator, on_events, concurrency)
-        self._roost = roost
+        super().__init__(roost)
         self.name = name
         self.input_validator = input_validator
         self.on_events: list[str] = list(on_events or ())
@@ -96,8 +78,6 @@ class Workflow:
         self.cron_input = declared_cron_input(name, cron_input, self.validate_input)
         self.tasks: dict[str, Task] = {}
         self.on_failure_task: Task | None = None
-        self._registered: str | None = None
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, tasks={list(self.tasks)})"
@@ -116,7 +96,8 @@ class Workflow:
         rate_limits: Sequence[RateLimit] = (),
     ) -> Callable[[TaskFn], Task]:
         """Declare a task. ``parents`` are tasks of this workflow that must succeed first;
-        their outputs reach this task through ``ctx.task_output(parent)``.
+        their outputs reach this task through ``ctx.task_output(parent)`` (as the
+        parent's return annotation types them, when that is a model or a dataclass).
 
         ``retries``: attempts after the first; attempt n+1 waits
         ``min(backoff_max_seconds, backoff_initial_seconds * backoff_factor ** (n - 1))``
@@ -256,153 +237,3 @@ class Workflow:
         if self.input_validator is None:
             return raw
         return self.input_validator.model_validate(raw)
-
-    def _client(self) -> Clients:
-        if self._roost is None:
-            raise InvalidDefinitionError(f"workflow {self.name!r} is not bound to a Roost client")
-        return self._roost
-
-    def register(self) -> str:
-        """Register this definition with the api (once per process); return its version."""
-        with self._lock:
-            if self._registered is None:
-                self._registered = self._client().workflows.register(self.definition())
-            return self._registered
-
-    @overload
-    def run(
-        self,
-        input: Any = ...,
-        *,
-        wait_for_result: Literal[True] = ...,
-        idempotency_key: str | None = ...,
-        timeout: float | None = ...,
-        metadata: dict[str, str] | None = ...,
-    ) -> dict[str, Any]: ...
-
-    @overload
-    def run(
-        self,
-        input: Any = ...,
-        *,
-        wait_for_result: Literal[False],
-        idempotency_key: str | None = ...,
-        timeout: float | None = ...,
-        metadata: dict[str, str] | None = ...,
-    ) -> RunRef: ...
-
-    def run(
-        self,
-        input: Any = None,
-        *,
-        wait_for_result: bool = True,
-        idempotency_key: str | None = None,
-        timeout: float | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> Any:
-        """Trigger a run. Waits and returns each task's output by name (raising
-        RunFailedError naming the failed tasks), or with ``wait_for_result=False``
-        returns a RunRef at once. ``metadata`` (string pairs such as
-        ``{"repo": "beads"}``) is kept with the run to find it by later."""
-        roost = self._client()
-        payload = self.validate_input({} if input is None else input)
-        meta = checked_metadata(metadata)
-        version = self.register()
-        created = roost.workflows.trigger(
-            self.name, payload, idempotency_key=idempotency_key, metadata=meta, version=version
-        )
-        ref = RunRef(roost.runs, created.id, self.name)
-        if not wait_for_result:
-            return ref
-        return outcome(roost.runs.wait(ref.id, timeout))
-
-    def run_many(
-        self,
-        inputs: Sequence[Any],
-        *,
-        idempotency_keys: Sequence[str | None] | None = None,
-        chunk_size: int = 500,
-        metadata: dict[str, str] | None = None,
-    ) -> list[RunRef]:
-        """Trigger one run per input with as few requests as possible (one transaction per
-        chunk of ``chunk_size``); return their RunRefs in input order. Every input is
-        validated before anything is sent. Wait with ``ref.result()`` on each."""
-        roost = self._client()
-        items = bulk_items(self.validate_input, inputs, idempotency_keys, chunk_size, metadata)
-        version = self.register()
-        ids = roost.workflows.trigger_many(self.name, items, version=version, chunk_size=chunk_size)
-        return [RunRef(roost.runs, run_id, self.name) for run_id in ids]
-
-    async def aio_register(self) -> str:
-        """:meth:`register`, awaited (two first calls at once may both register: the
-        api answers both with the same version)."""
-        if self._registered is None:
-            self._registered = await self._client().workflows.aio_register(self.definition())
-        return self._registered
-
-    async def aio_run(
-        self,
-        input: Any = None,
-        *,
-        wait_for_result: bool = True,
-        idempotency_key: str | None = None,
-        timeout: float | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> Any:
-        """:meth:`run`, awaited: each task's output by name, or with
-        ``wait_for_result=False`` a RunRef (``await ref.aio_result()``). Concurrent
-        ``aio_run`` calls share the api's transactions (its group commit)."""
-        roost = self._client()
-        payload = self.validate_input({} if input is None else input)
-        meta = checked_metadata(metadata)
-        version = await self.aio_register()
-        created = await roost.workflows.aio_trigger(
-            self.name, payload, idempotency_key=idempotency_key, metadata=meta, version=version
-        )
-        ref = RunRef(roost.runs, created.id, self.name)
-        if not wait_for_result:
-            return ref
-        return outcome(await roost.runs.aio_wait(ref.id, timeout))
-
-    async def aio_run_many(
-        self,
-        inputs: Sequence[Any],
-        *,
-        idempotency_keys: Sequence[str | None] | None = None,
-        chunk_size: int = 500,
-        metadata: dict[str, str] | None = None,
-    ) -> list[RunRef]:
-        """:meth:`run_many`, awaited."""
-        roost = self._client()
-        items = bulk_items(self.validate_input, inputs, idempotency_keys, chunk_size, metadata)
-        version = await self.aio_register()
-        ids = await roost.workflows.aio_trigger_many(
-            self.name, items, version=version, chunk_size=chunk_size
-        )
-        return [RunRef(roost.runs, run_id, self.name) for run_id in ids]
-
-    def schedule(
-        self,
-        input: Any = None,
-        *,
-        at: datetime | None = None,
-        delay: Duration | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> ScheduledRun:
-        """Start one run later, at ``at`` (a datetime with its zone) or after ``delay``
-        (seconds, a timedelta, "15m"): exactly one. Registers the workflow first; the run
-        has metadata ``roost.scheduled_id``. Move or cancel it with ``roost.scheduled``."""
-        scheduled = self._client().scheduled
-        return scheduled.create(self, input, at=at, delay=delay, metadata=metadata)
-
-    async def aio_schedule(
-        self,
-        input: Any = None,
-        *,
-        at: datetime | None = None,
-        delay: Duration | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> ScheduledRun:
-        """:meth:`schedule`, awaited."""
-        scheduled = self._client().scheduled
-        return await scheduled.aio_create(self, input, at=at, delay=delay, metadata=metadata)

@@ -13,17 +13,13 @@ from starlette.routing import BaseRoute, Route
 
 from roost_api import metrics as api_metrics
 from roost_api import store
-from roost_api.http import (
-    MAX_PAGE,
-    check_input,
-    decode_cursor,
-    encode_cursor,
-    int_param,
-    parsed_body,
-)
+from roost_api.http import check_input, decode_cursor, encode_cursor, parsed_body, query_of
+from roost_api.openapi import operation
+from roost_api.params import PushedEventQuery
 from roost_api.resources import Resources, resources
 from roost_core import metrics, triggers
-from roost_core.api_models import BulkEventRequest, EventItem
+from roost_core.api_models import BulkEventRequest, EventItem, PushedEvent
+from roost_core.api_shapes import PushedEventPage, PushedEvents
 from roost_core.authentication import tenant_of
 from roost_core.errors import (
     BadRequestError,
@@ -111,22 +107,24 @@ async def push(
     )
 
 
+@operation(
+    "Push an event; it starts a run of every workflow whose on_events matches",
+    tag="events",
+    description=(
+        "Every workflow whose newest version has an on_events pattern matching the key "
+        "(* matches any run of characters) starts one run, with data as its input. The "
+        "data is checked against each matched workflow's input model first: one rejection "
+        "stores nothing. The event and its runs commit in one transaction. A push "
+        "matching no workflow is stored with no runs."
+    ),
+    body=EventItem,
+    ok={
+        200: ("the event pushed earlier with this idempotency key", PushedEvent),
+        201: ("the event, with the runs it started", PushedEvent),
+    },
+    errors={422: "the data is rejected by a matched workflow's input model"},
+)
 async def push_event(request: Request) -> Response:
-    """
-    summary: Push an event; it starts a run of every workflow whose on_events matches
-    description: >-
-      Body {"key": "task:ready", "data": {...}, "idempotency_key": ...}. Every workflow
-      whose newest version has an on_events pattern matching the key ("*" matches any
-      run of characters) starts one run, with data as its input. The data is checked
-      against each matched workflow's input model first: one rejection stores nothing.
-      The event and its runs commit in one transaction. A push matching no workflow
-      is stored with no runs.
-    responses:
-      201: {description: "the event: {id, key, data, idempotency_key, created_at, runs}"}
-      200: {description: the event pushed earlier with this idempotency key}
-      400: {description: malformed request or event key}
-      422: {description: "data rejected by a matched workflow's input model"}
-    """
     tenant = tenant_of(request)
     item = await parsed_body(request, EventItem, "invalid event")
     (event,) = await push(resources(request), tenant, [item], bulk=False)
@@ -134,20 +132,20 @@ async def push_event(request: Request) -> Response:
     return JSONResponse(event, status_code=200 if existed else 201)
 
 
+@operation(
+    "Push many events in one request and one transaction",
+    tag="events",
+    description=(
+        "At most 1000 events. Each starts runs as POST /api/v1/events does. Every event is "
+        "checked first; one rejected key or data rejects the whole request (naming its "
+        "index) and stores nothing. An event whose idempotency key was used before, or "
+        "earlier in the request, is the existing event and starts nothing."
+    ),
+    body=BulkEventRequest,
+    ok={201: ("the events, in request order", PushedEvents)},
+    errors={422: "an event's data is rejected by a matched workflow's input model"},
+)
 async def push_events(request: Request) -> Response:
-    """
-    summary: Push many events in one request and one transaction
-    description: >-
-      Body {"events": [{"key": ..., "data": ..., "idempotency_key": ...}, ...]}, at
-      most 1000 events. Each starts runs as POST /api/v1/events does. Every event is
-      checked first; one rejected key or data rejects the whole request (naming its
-      index) and stores nothing. An event whose idempotency key was used before, or
-      earlier in the request, is the existing event and starts nothing.
-    responses:
-      201: {description: "{events: [...]}, in request order"}
-      400: {description: malformed request or event key}
-      422: {description: "an event's data rejected by a matched workflow's input model"}
-    """
     tenant = tenant_of(request)
     bulk = await parsed_body(request, BulkEventRequest, "invalid bulk event request")
     pushed = await push(resources(request), tenant, bulk.events, bulk=True)
@@ -156,28 +154,24 @@ async def push_events(request: Request) -> Response:
     return JSONResponse({"events": pushed}, status_code=201)
 
 
+@operation(
+    "List pushed events, newest first (by key; keyset pagination)",
+    tag="events",
+    query=PushedEventQuery,
+    ok={200: ("a page of events", PushedEventPage)},
+)
 async def list_pushed_events(request: Request) -> Response:
-    """
-    summary: List pushed events, newest first (filter by key; keyset pagination)
-    parameters:
-      - {name: key, in: query, description: only events with exactly this key}
-      - {name: limit, in: query}
-      - {name: cursor, in: query, description: next_cursor of the previous page}
-    responses:
-      200: {description: "{events: [...], next_cursor}"}
-      400: {description: malformed key or cursor}
-    """
     tenant = tenant_of(request)
     r = resources(request)
-    q = request.query_params
-    limit = int_param(request, "limit", 50, 1, MAX_PAGE)
-    cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
+    q = query_of(request, PushedEventQuery)
+    limit = q.limit
+    cursor = decode_cursor(q.cursor) if q.cursor else None
     if cursor is not None:
         try:
             uuid.UUID(cursor[1])
         except ValueError:
-            raise BadRequestError(f"cursor {q['cursor']!r} is malformed") from None
-    key = q.get("key") or None
+            raise BadRequestError(f"cursor {q.cursor!r} is malformed") from None
+    key = q.key
     if key is not None:
         try:
             triggers.check_event_key(key)
@@ -191,13 +185,13 @@ async def list_pushed_events(request: Request) -> Response:
     return JSONResponse({"events": found, "next_cursor": next_cursor})
 
 
+@operation(
+    "A pushed event with the runs it started",
+    tag="events",
+    ok={200: ("the event", PushedEvent)},
+    errors={404: "unknown event"},
+)
 async def get_pushed_event(request: Request) -> Response:
-    """
-    summary: A pushed event with the runs it started
-    responses:
-      200: {description: "{id, key, data, idempotency_key, created_at, runs: [{id, workflow}]}"}
-      404: {description: unknown event}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     async with r.pool.connection() as conn:

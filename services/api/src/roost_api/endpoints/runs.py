@@ -11,19 +11,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from roost_api import store
-from roost_api.http import (
-    MAX_PAGE,
-    MAX_WAIT_SECONDS,
-    decode_cursor,
-    encode_cursor,
-    float_param,
-    int_param,
-    parsed_body,
-    time_param,
-)
+from roost_api.http import decode_cursor, encode_cursor, parsed_body, query_of
+from roost_api.openapi import operation
+from roost_api.params import CancelledSince, LogQuery, RunListQuery, RunWait
 from roost_api.resources import resources
 from roost_core import metadata, metrics
-from roost_core.api_models import CancelTaskRequest
+from roost_core.api_models import CancelTaskRequest, Run, RunTrace
+from roost_core.api_shapes import CancelledAttempts, LogPage, RunPage, TaskCancellation
 from roost_core.authentication import tenant_of
 from roost_core.errors import (
     BadRequestError,
@@ -31,20 +25,19 @@ from roost_core.errors import (
 from roost_core.statuses import RunStatus
 
 
+@operation(
+    "A run with each task's status, attempts, output, error and timings",
+    tag="runs",
+    description="With wait, a long poll: the answer comes when the run ends or the wait is up.",
+    query=RunWait,
+    ok={200: ("the run", Run)},
+    errors={404: "unknown run"},
+)
 async def get_run(request: Request) -> Response:
-    """
-    summary: A run with each task's status, attempts, output, error and timings
-    parameters:
-      - {name: wait, in: query, description: seconds to wait for the run to end (max 60)}
-    responses:
-      200: {description: the run}
-      404: {description: unknown run}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
-    wait = float_param(request, "wait", 0.0)
-    wait = min(max(wait, 0.0), MAX_WAIT_SECONDS)
+    wait = query_of(request, RunWait).wait
     if wait <= 0:
         async with r.pool.connection() as conn:
             return JSONResponse(await store.get_run(conn, tenant, run_id))
@@ -64,13 +57,13 @@ async def get_run(request: Request) -> Response:
                 await asyncio.wait_for(event.wait(), remaining)
 
 
+@operation(
+    "Cancel a run (queued tasks never start, running ones are interrupted)",
+    tag="runs",
+    ok={200: ("the run, CANCELLED (or as it was, if it had already ended)", Run)},
+    errors={404: "unknown run"},
+)
 async def cancel_run(request: Request) -> Response:
-    """
-    summary: Cancel a run (queued tasks never start, running ones are interrupted)
-    responses:
-      200: {description: "the run, CANCELLED (or as it was, if it had already ended)"}
-      404: {description: unknown run}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
@@ -82,21 +75,27 @@ async def cancel_run(request: Request) -> Response:
         return JSONResponse(await store.get_run(conn, tenant, run_id))
 
 
+@operation(
+    "Cancel one task of a run (its descendants never start; other branches go on)",
+    tag="runs",
+    description=(
+        "A task not yet started ends CANCELLED at once (200), with its descendants. An "
+        "active one (queued or running) is stopped on its worker and ended by the "
+        "scheduler (202, CANCELLING), unless it finishes first. The task is not retried. "
+        "The run ends CANCELLED once everything has settled, if no task failed."
+    ),
+    body=CancelTaskRequest,
+    body_required=False,
+    ok={
+        200: ("the task is CANCELLED", TaskCancellation),
+        202: ("the task is CANCELLING: its worker was asked to stop it", TaskCancellation),
+    },
+    errors={
+        404: "unknown run, or a task the run does not have",
+        409: "the run or the task has ended",
+    },
+)
 async def cancel_task(request: Request) -> Response:
-    """
-    summary: Cancel one task of a run (its descendants never start; other branches go on)
-    description: >-
-      Optional body {"reason": "..."}. A task not yet started ends CANCELLED at once
-      (200), with its descendants. An active one (queued or running) is stopped on its
-      worker and ended by the scheduler (202, "CANCELLING"), unless it finishes first.
-      The task is not retried. The run ends CANCELLED once everything has settled, if no
-      task failed.
-    responses:
-      200: {description: "{run_id, task, status: CANCELLED}"}
-      202: {description: "{run_id, task, status: CANCELLING}"}
-      404: {description: unknown run, or a task the run does not have}
-      409: {description: the run or the task has ended}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     run_id, task = request.path_params["run_id"], request.path_params["task"]
@@ -113,14 +112,13 @@ async def cancel_task(request: Request) -> Response:
     )
 
 
+@operation(
+    "Re-run an ended run's failed and cancelled tasks and their descendants",
+    tag="runs",
+    ok={200: ("the run, running again", Run)},
+    errors={404: "unknown run", 409: "the run has not ended, or it succeeded"},
+)
 async def replay_run(request: Request) -> Response:
-    """
-    summary: Re-run an ended run's failed and cancelled tasks and their descendants
-    responses:
-      200: {description: the run, running again}
-      404: {description: unknown run}
-      409: {description: the run has not ended, or it succeeded}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
@@ -131,42 +129,36 @@ async def replay_run(request: Request) -> Response:
         return JSONResponse(await store.get_run(conn, tenant, run_id))
 
 
+@operation(
+    "A run's log lines, oldest first (paginated by event id)",
+    tag="runs",
+    query=LogQuery,
+    ok={200: ("a page of log lines", LogPage)},
+    errors={404: "unknown run"},
+)
 async def task_logs(request: Request) -> Response:
-    """
-    summary: A run's log lines, oldest first (paginated by event id)
-    parameters:
-      - {name: task, in: query, description: only this task's lines}
-      - {name: after, in: query, description: next_after of the previous page}
-      - {name: limit, in: query}
-    responses:
-      200: {description: "{logs: [{id, task, attempt, message, at}], next_after}"}
-      404: {description: unknown run}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
-    limit = int_param(request, "limit", 100, 1, MAX_PAGE)
-    after = int_param(request, "after", 0, 0, 2**62)
+    q = query_of(request, LogQuery)
     async with r.pool.connection() as conn:
-        logs = await store.task_logs(
-            conn, tenant, run_id, request.query_params.get("task"), after, limit
-        )
-    next_after = logs[-1]["id"] if len(logs) == limit else None
+        logs = await store.task_logs(conn, tenant, run_id, q.task, q.after, q.limit)
+    next_after = logs[-1]["id"] if len(logs) == q.limit else None
     return JSONResponse({"logs": logs, "next_after": next_after})
 
 
+@operation(
+    "A run's trace, from Roost's own span store (no collector needed)",
+    tag="runs",
+    description=(
+        "Every stored span of the run, in start order (times in unix seconds; an "
+        "exception is an event of its span). Spans arrive a fraction of a second after "
+        "they end."
+    ),
+    ok={200: ("the run's spans", RunTrace)},
+    errors={404: "unknown run"},
+)
 async def run_trace(request: Request) -> Response:
-    """
-    summary: A run's trace, from Roost's own span store (no collector needed)
-    description: >-
-      Every stored span of the run, in start order: trace_id, span_id,
-      parent_span_id, name, service, kind, start and end (unix seconds), status,
-      status_message, attributes and events (an exception is an event). Spans
-      arrive a fraction of a second after they end.
-    responses:
-      200: {description: "{run_id, status, trace_id, spans: [...]}"}
-      404: {description: unknown run}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     async with r.pool.connection() as conn:
@@ -174,29 +166,25 @@ async def run_trace(request: Request) -> Response:
     return JSONResponse(body)
 
 
+@operation(
+    "List runs, newest first (by workflow, status, creation time and metadata)",
+    tag="runs",
+    description=(
+        "Keyset pagination: pass next_cursor as cursor for the next page. Metadata "
+        "filters are parameters named meta.KEY (meta.user=alice): the run's metadata "
+        "KEY equals the value; with several, all must match."
+    ),
+    query=RunListQuery,
+    ok={200: ("a page of runs", RunPage)},
+)
 async def list_runs(request: Request) -> Response:
-    """
-    summary: List runs, newest first (filter by workflow, status, creation time and
-      metadata; keyset pagination)
-    parameters:
-      - {name: workflow, in: query}
-      - {name: status, in: query}
-      - {name: since, in: query, description: "created at or after (ISO 8601 or unix seconds)"}
-      - {name: until, in: query, description: "created before (ISO 8601 or unix seconds)"}
-      - {name: meta.KEY, in: query, description: "metadata KEY equals the value (repeat
-          for more pairs: all must match)"}
-      - {name: limit, in: query}
-      - {name: cursor, in: query, description: next_cursor of the previous page}
-    responses:
-      200: {description: a page of runs}
-      400: {description: a bad filter, named}
-    """
     tenant = tenant_of(request)
     r = resources(request)
-    q = request.query_params
-    limit = int_param(request, "limit", 50, 1, MAX_PAGE)
-    cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
-    wanted = {k.removeprefix("meta."): v for k, v in q.items() if k.startswith("meta.")}
+    q = query_of(request, RunListQuery)
+    cursor = decode_cursor(q.cursor) if q.cursor else None
+    wanted = {
+        k.removeprefix("meta."): v for k, v in request.query_params.items() if k.startswith("meta.")
+    }
     try:
         wanted = metadata.check(wanted)
     except ValueError as exc:
@@ -205,33 +193,34 @@ async def list_runs(request: Request) -> Response:
         runs = await store.list_runs(
             conn,
             tenant,
-            q.get("workflow"),
-            q.get("status"),
-            limit,
+            q.workflow,
+            q.status.value if q.status else None,
+            q.limit,
             cursor,
             metadata=wanted,
-            since=time_param(request, "since"),
-            until=time_param(request, "until"),
+            since=q.since,
+            until=q.until,
         )
     next_cursor = (
-        encode_cursor(runs[-1]["created_at"], runs[-1]["id"]) if len(runs) == limit else None
+        encode_cursor(runs[-1]["created_at"], runs[-1]["id"]) if len(runs) == q.limit else None
     )
     return JSONResponse({"runs": runs, "next_cursor": next_cursor})
 
 
+@operation(
+    "Task runs whose queued or running attempt was cancelled since a time",
+    tag="runs",
+    description=(
+        "Workers ask at start, so that they never start an attempt cancelled before they "
+        "were listening for cancellations."
+    ),
+    query=CancelledSince,
+    ok={200: ("the task runs' ids", CancelledAttempts)},
+)
 async def cancelled_attempts(request: Request) -> Response:
-    """
-    summary: Task runs whose queued or running attempt was cancelled since a time
-    description: Workers ask at start, so that they never start an attempt cancelled
-      before they were listening for cancellations.
-    parameters:
-      - {name: since, in: query, description: unix seconds}
-    responses:
-      200: {description: "{task_run_ids: [...]}"}
-    """
     tenant = tenant_of(request)
     r = resources(request)
-    since = float_param(request, "since", 0.0)
+    since = query_of(request, CancelledSince).since
     async with r.pool.connection() as conn:
         ids = await store.cancelled_attempts(conn, tenant, since)
     return JSONResponse({"task_run_ids": ids})

@@ -12,7 +12,6 @@ import pika.exceptions
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -21,19 +20,29 @@ from roost_api import store
 from roost_api.http import (
     broker_unavailable,
     check_input,
-    float_param,
-    json_body,
     parsed_body,
-    validation_message,
+    query_of,
+    storable_body,
+    validated_json,
 )
+from roost_api.openapi import operation
+from roost_api.params import StatsQuery, VersionQuery
 from roost_api.resources import resources
+from roost_api.routing import resource
 from roost_api.store import schedules
 from roost_api.trigger_batch import counted
 from roost_core import dag, tracing
-from roost_core.api_models import BulkTriggerRequest, TriggerRequest
+from roost_core.api_models import BulkTriggerRequest, Run, TriggerRequest
+from roost_core.api_shapes import (
+    BulkTriggered,
+    Registered,
+    TriggeredRunBody,
+    WorkflowList,
+    WorkflowStats,
+    WorkflowVersion,
+)
 from roost_core.authentication import tenant_of
 from roost_core.errors import (
-    BadRequestError,
     InvalidDefinitionError,
     InvalidInputError,
     RoostError,
@@ -62,23 +71,28 @@ async def traced_trigger(request: Request, workflow: str) -> AsyncIterator[None]
         yield
 
 
+@operation(
+    "Register a workflow definition (a new version if it changed)",
+    tag="workflows",
+    description=(
+        "Workers register what they serve when they start. A definition equal to a known "
+        "version is that version (200); else it is the workflow's newest version (201). "
+        "Checked: the task graph (no cycle, no unknown parent), the input schema, the "
+        "concurrency and rate-limit expressions, the event patterns and cron expressions."
+    ),
+    body=WorkflowDefinition,
+    ok={200: ("the version was known", Registered), 201: ("a new version", Registered)},
+    errors={422: "an invalid definition, naming what is wrong"},
+)
 async def register_workflow(request: Request) -> Response:
-    """
-    summary: Register a workflow definition (a new version if it changed)
-    responses:
-      200: {description: version already known}
-      201: {description: new version}
-      422: {description: invalid definition}
-    """
     tenant = tenant_of(request)
     r = resources(request)
-    body = await json_body(request)
-    try:
-        definition = WorkflowDefinition.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidDefinitionError(
-            validation_message(exc, "invalid workflow definition")
-        ) from None
+    definition = validated_json(
+        WorkflowDefinition,
+        await storable_body(request),
+        "invalid workflow definition",
+        InvalidDefinitionError,
+    )
     dag.validate(definition)
     if definition.input_schema is not None:
         try:
@@ -102,53 +116,52 @@ async def register_workflow(request: Request) -> Response:
     )
 
 
+@operation(
+    "List workflows with their newest version",
+    tag="workflows",
+    ok={200: ("the workflows, by name", WorkflowList)},
+)
 async def list_workflows(request: Request) -> Response:
-    """
-    summary: List workflows with their newest version
-    responses:
-      200: {description: workflows}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     async with r.pool.connection() as conn:
         return JSONResponse({"workflows": await store.list_workflows(conn, tenant)})
 
 
+@operation(
+    "A workflow's recent runs in numbers",
+    tag="workflows",
+    description=(
+        "Runs created in the last `hours` (default 24, at most 2160): counts by outcome, "
+        "success rate of those that ended, and p50/p95 duration in seconds."
+    ),
+    query=StatsQuery,
+    ok={200: ("the numbers", WorkflowStats)},
+    errors={404: "unknown workflow"},
+)
 async def workflow_stats(request: Request) -> Response:
-    """
-    summary: A workflow's recent runs in numbers
-    description: >-
-      Runs created in the last `hours` (default 24, at most 2160): counts by outcome,
-      success rate of those that ended, and p50/p95 duration in seconds.
-    parameters:
-      - {name: hours, in: query}
-    responses:
-      200: {description: "{runs, succeeded, failed, cancelled, success_rate,
-        duration_p50, duration_p95}"}
-      404: {description: unknown workflow}
-    """
     tenant = tenant_of(request)
     r = resources(request)
-    hours = float_param(request, "hours", 24.0)
-    if not 0 < hours <= 2160:
-        raise BadRequestError(f"hours={hours!r} must be more than 0 and at most 2160")
+    hours = query_of(request, StatsQuery).hours
     async with r.pool.connection() as conn:
         stats = await store.workflow_stats(conn, tenant, request.path_params["name"], hours)
     return JSONResponse(stats)
 
 
+@operation(
+    "A workflow's newest version (or the one asked for)",
+    tag="workflows",
+    query=VersionQuery,
+    ok={200: ("the version's definition", WorkflowVersion)},
+    errors={404: "unknown workflow, or a version it does not have"},
+)
 async def get_workflow(request: Request) -> Response:
-    """
-    summary: A workflow's newest version
-    responses:
-      200: {description: the workflow}
-      404: {description: unknown workflow}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     name = request.path_params["name"]
+    version = query_of(request, VersionQuery).version
     async with r.pool.connection() as conn:
-        wv = await store.find_version(conn, tenant, name, request.query_params.get("version"))
+        wv = await store.find_version(conn, tenant, name, version)
     return JSONResponse(
         {"name": name, "version": wv.version, **wv.definition.model_dump(mode="json")}
     )
@@ -179,20 +192,27 @@ async def _warned(request: Request, workflow: str, body: dict[str, Any]) -> dict
     return body if warning is None else {**body, "warning": warning}
 
 
+@operation(
+    "Trigger a run of a workflow",
+    tag="workflows",
+    description=(
+        "The run is created and queued even when no live worker serves the workflow "
+        "(workers may scale up from zero); the 201 response then carries warning, saying "
+        "so (the key is absent otherwise). Which workflows are served is read from the "
+        "workers' heartbeats at most every 2 s."
+    ),
+    body=TriggerRequest,
+    body_required=False,
+    ok={
+        200: ("the run created earlier with this idempotency key", Run),
+        201: ("the run, created", TriggeredRunBody),
+    },
+    errors={
+        404: "unknown workflow, or a version it does not have",
+        422: "the input is rejected by the workflow's input model (the field is named)",
+    },
+)
 async def trigger_run(request: Request) -> Response:
-    """
-    summary: Trigger a run of a workflow
-    description: >-
-      The run is created and queued even when no live worker serves the workflow
-      (workers may scale up from zero); the 201 response then carries "warning",
-      saying so (the key is absent otherwise). Which workflows are served is read
-      from the workers' heartbeats at most every 2 s.
-    responses:
-      201: {description: "run created: the run summary, with warning when unserved"}
-      200: {description: the run created earlier with this idempotency key}
-      404: {description: unknown workflow}
-      422: {description: input rejected by the workflow's input model}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     name = request.path_params["name"]
@@ -217,20 +237,22 @@ async def trigger_run(request: Request) -> Response:
     return JSONResponse(await _warned(request, name, created.summary), status_code=201)
 
 
+@operation(
+    "Trigger many runs of a workflow in one request and one transaction",
+    tag="workflows",
+    description=(
+        "At most 1000 runs. Every input is checked first; one bad input rejects the whole "
+        "request (422, naming its index and field) and creates nothing. As for a single "
+        "trigger, warning says when no live worker serves the workflow."
+    ),
+    body=BulkTriggerRequest,
+    ok={201: ("each run's id, in request order", BulkTriggered)},
+    errors={
+        404: "unknown workflow, or a version it does not have",
+        422: "an input is rejected by the workflow's input model (its index is named)",
+    },
+)
 async def trigger_runs(request: Request) -> Response:
-    """
-    summary: Trigger many runs of a workflow in one request and one transaction
-    description: >-
-      Body {"runs": [{"input": ..., "idempotency_key": ...}, ...], "version": ...},
-      at most 1000 runs. Every input is checked first; one bad input rejects the
-      whole request (422, naming its index and field) and creates nothing. As for a
-      single trigger, "warning" says when no live worker serves the workflow.
-    responses:
-      201: {description: "{runs: each run id, with created false for an earlier
-        idempotent run; warning when unserved}"}
-      404: {description: unknown workflow}
-      422: {description: an input rejected by the workflow's input model}
-    """
     tenant = tenant_of(request)
     r = resources(request)
     name = request.path_params["name"]
@@ -249,8 +271,7 @@ async def trigger_runs(request: Request) -> Response:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/api/v1/workflows", register_workflow, methods=["POST"]),
-    Route("/api/v1/workflows", list_workflows, methods=["GET"]),
+    resource("/api/v1/workflows", POST=register_workflow, GET=list_workflows),
     Route("/api/v1/workflows/{name}", get_workflow, methods=["GET"]),
     Route("/api/v1/workflows/{name}/stats", workflow_stats, methods=["GET"]),
     Route("/api/v1/workflows/{name}/runs", trigger_run, methods=["POST"]),

@@ -23,11 +23,13 @@ GROUP BY 1 ORDER BY 1;
 SELECT extract(epoch FROM date_trunc('minute', now()))::bigint;
 
 -- workers_list --
--- Worker processes, those still heard from first, then the newest.
+-- Worker processes (or the one with id worker_id), those still heard from first, then
+-- the newest.
 SELECT id, name, workflows, slots, running, started_at, last_heartbeat_at, state,
   version, sdk_version,
   last_heartbeat_at >= now() - make_interval(secs => %(timeout)s) AS heard_recently
 FROM workers
+WHERE %(worker_id)s::text IS NULL OR id = %(worker_id)s::text
 ORDER BY (state <> 'stopped' AND last_heartbeat_at >= now()
   - make_interval(secs => %(timeout)s)) DESC, last_heartbeat_at DESC LIMIT 1000;
 

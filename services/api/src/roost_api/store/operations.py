@@ -49,12 +49,15 @@ async def activity(conn: Conn, tenant_id: str, minutes: int) -> dict[str, Any]:
     return {"minutes": minutes, "points": points}
 
 
-async def list_workers(conn: Conn, heartbeat_timeout: float) -> list[dict[str, Any]]:
-    """Worker processes by their latest heartbeat: alive, draining, stopped, or dead
-    when silent longer than ``heartbeat_timeout`` seconds without having said it stopped
-    (``WorkerStatus.of``). Those still heard from come first, then the newest."""
+async def list_workers(
+    conn: Conn, heartbeat_timeout: float, worker_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Worker processes (or the one with ``worker_id``) by their latest heartbeat: alive,
+    draining, stopped, or dead when silent longer than ``heartbeat_timeout`` seconds
+    without having said it stopped (``WorkerStatus.of``). Those still heard from come
+    first, then the newest."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_WORKERS, {"timeout": heartbeat_timeout})
+        await cur.execute(_WORKERS, {"timeout": heartbeat_timeout, "worker_id": worker_id})
         rows = await cur.fetchall()
     return [
         {
