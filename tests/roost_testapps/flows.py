@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from roost import Concurrency, Context, NonRetryableError, RateLimit, Roost
+from roost import Concurrency, Context, DurableContext, NonRetryableError, RateLimit, Roost
 
 roost = Roost()
 
@@ -937,3 +937,37 @@ async def spawn_async(input: dict, ctx: Context) -> dict:
 
 
 spawner = roost.worker("spawner", workflows=[spawning, spawned], slots=4)
+
+# -- durable tasks (issue #18): a step, then a sleep that gives back the only slot -------
+durable_sleep = roost.workflow("t-durable-sleep")
+
+
+def _mark(marker: str, line: str) -> dict:
+    """A side effect a test can count: one line per call."""
+    with open(marker, "a") as f:
+        f.write(line + "\n")
+    return {"pid": os.getpid(), "t": time.time()}
+
+
+@durable_sleep.durable_task(execution_timeout="60s")
+async def durable_nap(input: dict, ctx: DurableContext) -> dict:
+    marked = await ctx.step("mark", _mark, input["marker"], "step")
+    await ctx.sleep_for(input.get("seconds", 3))
+    return {
+        "marked": marked,
+        "woke": time.time(),
+        "attempt": ctx.attempt_number,
+        "pid": os.getpid(),
+    }
+
+
+durable_quick = roost.workflow("t-durable-quick")
+
+
+@durable_quick.task()
+def quick_one(input: dict, ctx: Context) -> dict:
+    return {"t": time.time()}
+
+
+# One slot: an ordinary task can run only while the durable one waits.
+sleeper = roost.worker("sleeper", workflows=[durable_sleep, durable_quick], slots=1)

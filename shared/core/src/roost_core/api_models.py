@@ -119,6 +119,8 @@ class TaskRun(_Model):
     queued_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # WAITING (a durable task, issue #18): what it waits for, {"reason", "until"}.
+    waiting: dict[str, Any] | None = None
     attempts: list[Attempt] = []
 
 

@@ -37,6 +37,7 @@ def attempt(
     task_errors: dict[str, Any] | None = None,
     trace: dict[str, str] | None = None,
     metadata: dict[str, str] | None = None,
+    journal: list[Any] | None = None,
     now: float | None = None,
 ) -> tuple[OutboxMessage, float | None]:
     """The outbox message for one attempt of ``task``, and its schedule deadline (unix
@@ -58,6 +59,7 @@ def attempt(
         schedule_deadline=deadline,
         trace=trace or {},
         metadata=metadata or {},
+        journal=journal or [],
     )
     admission = None
     if task.rate_limits:

@@ -38,6 +38,7 @@ TASK_PROGRESS = "task.progress"
 TASK_STREAM = "task.stream"
 TASK_DEADLINE = "task.deadline"  # a running attempt moved its deadline (ctx.refresh_timeout)
 TASK_RETRYING = "task.retrying"
+TASK_WAITING = "task.waiting"  # a durable task suspended to wait: {reason, until}
 TASK_REDISPATCHED = "task.redispatched"  # its message was lost: sent again, same attempt
 TASK_SUCCEEDED = "task.succeeded"
 TASK_FAILED = "task.failed"
@@ -57,6 +58,7 @@ ALL_TYPES = frozenset(
         TASK_STREAM,
         TASK_DEADLINE,
         TASK_RETRYING,
+        TASK_WAITING,
         TASK_REDISPATCHED,
         TASK_SUCCEEDED,
         TASK_FAILED,

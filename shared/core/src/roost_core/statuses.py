@@ -15,6 +15,9 @@ class TaskStatus(StrEnum):
     PENDING = "PENDING"
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
+    # A durable task waiting (a sleep, issue #18): it holds no worker slot and no units;
+    # the task runs again, replaying its durable calls, once the wait is over.
+    WAITING = "WAITING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"

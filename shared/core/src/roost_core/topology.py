@@ -11,6 +11,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 TASK_STARTED = "task.started"
 TASK_SUCCEEDED = "task.succeeded"
 TASK_FAILED = "task.failed"
+TASK_WAITING = "task.waiting"  # a durable task suspended to wait (issue #18)
 WORKER_HEARTBEAT = "worker.heartbeat"
 
 # Routing keys of what a task emits while it runs (log lines, progress, stream chunks),
@@ -28,6 +29,7 @@ SCHEDULER_BINDINGS = (
     TASK_STARTED,
     TASK_SUCCEEDED,
     TASK_FAILED,
+    TASK_WAITING,
     WORKER_HEARTBEAT,
     TASK_EMITTED,
     TASK_REPORTS,

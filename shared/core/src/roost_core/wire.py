@@ -194,6 +194,19 @@ class TaskError(_Frozen):
     traceback: str | None = None
 
 
+class DurableCall(_Frozen):
+    """One completed durable call of a durable task (issue #18), in the order the task
+    made them: a ``ctx.step`` with its JSON result, or a sleep with its wake time. A
+    resumed attempt re-runs the task from the top and gets these back instead of doing
+    them again (roost.DurableContext)."""
+
+    seq: int = Field(ge=0)  # its position in the task's sequence of durable calls
+    kind: Literal["step", "sleep"]
+    name: str  # the step's name; "sleep" for a sleep
+    result: JSON = None  # a step's result
+    until: float | None = None  # a sleep's wake time, unix seconds
+
+
 class TaskMessage(_Frozen):
     """One task attempt, sent to a worker queue."""
 
@@ -209,6 +222,8 @@ class TaskMessage(_Frozen):
     task_errors: dict[str, JSON] = Field(default_factory=dict)  # for on_failure handlers
     trace: dict[str, str] = Field(default_factory=dict)  # W3C trace context carrier
     metadata: dict[str, str] = Field(default_factory=dict)  # the run's (ctx.metadata)
+    # A durable task's completed durable calls, from its earlier attempts: replayed.
+    journal: list[DurableCall] = Field(default_factory=list)
 
 
 class _TaskReport(_Frozen):
@@ -249,7 +264,20 @@ class TaskFailed(_TaskReport):
     cancelled: bool = False
 
 
-TaskReport = TaskStarted | TaskSucceeded | TaskFailed
+class TaskWaiting(_TaskReport):
+    """A durable task's attempt suspended to wait (issue #18): its slot and units are
+    given back, and the task runs again, replaying ``journal``, once the wait is over.
+    ``journal`` is every durable call completed so far, the wait included."""
+
+    kind: Literal["waiting"] = "waiting"
+    started_at: float
+    finished_at: float
+    journal: list[DurableCall]
+    until: float  # when it resumes, unix seconds
+    reason: str  # what it waits for, shown on the task: "sleep" (for now)
+
+
+TaskReport = TaskStarted | TaskSucceeded | TaskFailed | TaskWaiting
 
 
 class TaskEmitted(_TaskReport):

@@ -12,6 +12,7 @@ def check_deps(input: dict, ctx: Context) -> dict: ...
 
 from roost._context import Context
 from roost._crons import Crons
+from roost._durable import DurableContext
 from roost._errors import (
     ApiUnavailableError,
     AuthenticationError,
@@ -22,6 +23,7 @@ from roost._errors import (
     DatabaseUnavailableError,
     InvalidDefinitionError,
     InvalidInputError,
+    NonDeterminismError,
     NonRetryableError,
     NotFoundError,
     RoostError,
@@ -75,10 +77,12 @@ __all__ = [
     "Crons",
     "Context",
     "DatabaseUnavailableError",
+    "DurableContext",
     "EventStream",
     "Events",
     "InvalidDefinitionError",
     "InvalidInputError",
+    "NonDeterminismError",
     "NonRetryableError",
     "NotFoundError",
     "PushedEvent",

@@ -3,23 +3,38 @@ Dramatiq's event-loop thread) with its input and its Context, inside the attempt
 middlewares that ``Worker`` composes (roost._middleware: deadlines, the long-task watch,
 the span, reporting, cancellation). What the task raised is never raised to Dramatiq:
 the middlewares say what it means and report it; the engine applies the task's retry
-policy."""
+policy.
+
+A durable task (roost._durable) gets a DurableContext, and suspends by raising
+``WaitRequested``, which becomes a ``Waiting`` outcome here. It is a BaseException, and
+still comes out of ``EventLoopThread.run_coroutine`` intact: asyncio sets whatever a
+task's coroutine raises (bar KeyboardInterrupt and SystemExit) on its future, whose
+``result()`` raises it again in this thread (tests/unit/test_durable_attempts.py runs it
+through a real event-loop thread)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from dramatiq.asyncio import get_event_loop_thread
 from opentelemetry import context as otel_context
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from roost import _task_logs as task_logs
 from roost._context import Context
-from roost._middleware import Attempt, AttemptMiddleware, Failed, Outcome, SkipAttempt, Succeeded
+from roost._durable import DurableContext, WaitRequested
+from roost._middleware import (
+    Attempt,
+    AttemptMiddleware,
+    Failed,
+    Outcome,
+    SkipAttempt,
+    Succeeded,
+    Waiting,
+)
+from roost._typed import jsonable
 from roost._workflow import Task, Workflow
 from roost_core import topology as topo
 from roost_core.outbox import OutboxMessage
@@ -99,9 +114,15 @@ class AttemptRunner:
                 report.model_dump_json().encode(),
             )
 
-        return Attempt(msg, worker_id, started_at, started)
+        wf = self._workflows.get(msg.workflow)
+        task = wf.find(msg.task) if wf else None  # an unknown one fails later, in _call
+        return Attempt(
+            msg, worker_id, started_at, started, durable=task is not None and task.durable
+        )
 
     def _outcome_of(self, attempt: Attempt, error: BaseException) -> Outcome | None:
+        if isinstance(error, WaitRequested):  # a durable task suspended: not a failure
+            return Waiting(error.journal, error.until, error.reason)
         for middleware in self.middlewares:
             outcome = middleware.outcome_of(attempt, error)
             if outcome is not None:
@@ -147,7 +168,9 @@ class AttemptRunner:
         else:
             with task_logs.running(ctx):
                 result = task.fn(task_input, ctx)
-        return _jsonable(task, result)
+        if isinstance(ctx, DurableContext):
+            ctx._check_returned()
+        return jsonable(result, f"task {task.name!r}")
 
     def _find_task(self, msg: TaskMessage) -> Task:
         wf = self._workflows.get(msg.workflow)
@@ -170,17 +193,3 @@ async def _in_context(ctx: otel_context.Context, task_ctx: Context, coro: Any) -
             return await coro
     finally:
         otel_context.detach(token)
-
-
-def _jsonable(task: Task, value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        # Through pydantic rather than dataclasses.asdict: nested models, datetimes and
-        # enums come out as JSON, as they do from a model.
-        return TypeAdapter(type(value)).dump_python(value, mode="json")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"task {task.name!r} returned a value that is not JSON: {exc}") from None
-    return value

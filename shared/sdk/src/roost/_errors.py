@@ -31,6 +31,7 @@ __all__ = [
     "ApiUnavailableError",
     "InvalidDefinitionError",
     "InvalidInputError",
+    "NonDeterminismError",
     "NonRetryableError",
     "NotFoundError",
     "TaskCancelledError",
@@ -50,6 +51,15 @@ class NonRetryableError(RoostError):
     """Raise from a task to fail its attempt at once, whatever retries remain."""
 
     code = "non_retryable"
+
+
+class NonDeterminismError(NonRetryableError):
+    """A durable task's replay made another durable call than the one it recorded (a
+    step of another name, a sleep where a step was, or none at all): its recorded
+    results no longer line up with its code, so the attempt fails, naming the call. Not
+    retried: replaying the same journal through the same code would fail the same way."""
+
+    code = "non_determinism"
 
 
 class TaskCancelledError(Interrupt):

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roost._context import Context
+from roost._durable import DurableContext
 from roost._errors import NonRetryableError
 from roost._reporter import Pending
 from roost_core.outbox import OutboxMessage
-from roost_core.wire import TaskError, TaskMessage
+from roost_core.wire import DurableCall, TaskError, TaskMessage
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,17 @@ class Cancelled:
     """The attempt's run was cancelled: it ended CANCELLED already, nothing to report."""
 
 
-Outcome = Succeeded | Failed | Cancelled
+@dataclass(frozen=True)
+class Waiting:
+    """A durable task suspended to wait (roost._durable): reported as TaskWaiting, and
+    resumed by the engine at ``until`` (unix seconds) with ``journal`` to replay."""
+
+    journal: list[DurableCall]
+    until: float
+    reason: str
+
+
+Outcome = Succeeded | Failed | Cancelled | Waiting
 
 
 class SkipAttempt(Exception):
@@ -77,6 +88,7 @@ class Attempt:
     started_at: float  # unix seconds; carried by every report of the attempt
     # Builds its TaskStarted report (see started_report).
     make_started: Callable[[], OutboxMessage]
+    durable: bool = False  # a durable task's: its context is a DurableContext
     # Where ``context``'s emitted lines go (roost._outcomes sets it).
     emit: Callable[[str, Any], None] = _no_emit
     context: Context = field(init=False)
@@ -100,9 +112,8 @@ class Attempt:
         return self._started
 
     def __post_init__(self) -> None:
-        self.context = Context(
-            self.message, self.worker_id, lambda type, data: self.emit(type, data)
-        )
+        kind = DurableContext if self.durable else Context
+        self.context = kind(self.message, self.worker_id, lambda type, data: self.emit(type, data))
 
 
 class AttemptMiddleware:

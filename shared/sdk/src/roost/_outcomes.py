@@ -4,7 +4,8 @@ its task emitted, and how it ended.
 ``started`` goes out at once when the engine times the attempt (roost._deadlines says
 so), and otherwise only if the task is still running after a short delay (see
 roost._reporter): most tasks finish before anyone could see them RUNNING, and their
-result carries the start time anyway. The result (``succeeded`` or ``failed``) is
+result carries the start time anyway. The result (``succeeded``, ``failed``, or
+``waiting`` for a durable task that suspended, roost._durable) is
 published with a confirm before Dramatiq acknowledges the message; one that cannot be
 published raises ``ReportUndelivered`` and the message goes back to its queue
 (roost._reports, roost._delivery). A task's own failure is reported, never raised: the
@@ -18,11 +19,11 @@ import time
 from functools import partial
 from typing import Any
 
-from roost._middleware import Attempt, AttemptMiddleware, Failed, Succeeded
+from roost._middleware import Attempt, AttemptMiddleware, Failed, Succeeded, Waiting
 from roost._reporter import Reporter
 from roost._reports import AttemptReports
 from roost_core import topology as topo
-from roost_core.wire import TaskFailed, TaskSucceeded
+from roost_core.wire import TaskFailed, TaskSucceeded, TaskWaiting
 
 logger = logging.getLogger("roost.worker")
 
@@ -84,6 +85,17 @@ class Outcomes(AttemptMiddleware):
                 cancelled=outcome.cancelled,
             )
             self._reports.result(topo.TASK_FAILED, failed)
+        elif isinstance(outcome, Waiting):
+            # Confirmed before the message is acked, as a result: a waiting task lives on
+            # in the engine only, and its journal must not be lost with the message.
+            waiting = TaskWaiting(
+                **common,
+                finished_at=time.time(),
+                journal=outcome.journal,
+                until=outcome.until,
+                reason=outcome.reason,
+            )
+            self._reports.result(topo.TASK_WAITING, waiting)
         # Cancelled: the run ended CANCELLED already, nothing to report.
 
     def after_skip_attempt(self, attempt: Attempt) -> None:

@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from roost._middleware import Attempt, AttemptMiddleware, Failed
+from roost._middleware import Attempt, AttemptMiddleware, Failed, Waiting
 from roost_core import tracing
 from roost_core.light_spans import LightSpan, parse_traceparent
 
@@ -31,7 +31,9 @@ _tracer = tracing.tracer("roost.worker")
 
 class Spans(AttemptMiddleware):
     """Opens the attempt's span before it runs and closes it after it reported; a
-    failed attempt's span records the task's exception, with the status ERROR."""
+    failed attempt's span records the task's exception, with the status ERROR. A durable
+    task's attempt that suspended ends OK, with a ``waiting`` event: it did what it
+    should, and its next attempt gets a span of its own."""
 
     def __init__(self, tracer: trace.Tracer = _tracer) -> None:
         self._tracer = tracer
@@ -65,6 +67,13 @@ class Spans(AttemptMiddleware):
             return
         if isinstance(attempt.outcome, Failed) and attempt.error is not None:
             _span_failed(attempt.error, "timed_out" if attempt.outcome.timed_out else "failed")
+        elif isinstance(attempt.outcome, Waiting):
+            span = trace.get_current_span()
+            span.add_event(
+                "waiting",
+                {"roost.reason": attempt.outcome.reason, "roost.until": attempt.outcome.until},
+            )
+            span.set_attribute("roost.outcome", "waiting")
         scope, attempt.span_scope = attempt.span_scope, None
         # As a `with` block would: an exception escaping to Dramatiq (a result that could
         # not be reported, say) is recorded on the span too.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -42,3 +43,20 @@ def output_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
     outputs on every attempt, and resolving annotations is not free."""
     output = hints(fn)[1]
     return TypeAdapter(output) if typed(output) else None
+
+
+def jsonable(value: Any, what: str) -> Any:
+    """``value`` as the JSON the api will carry: a pydantic model or a dataclass dumped
+    (through pydantic rather than ``dataclasses.asdict``, so nested models, datetimes and
+    enums come out as JSON, as they do from a model), anything else as it is. What is not
+    JSON raises TypeError naming ``what`` ("task 'x'"): found here, on the worker, rather
+    than as a report the engine cannot read."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return TypeAdapter(type(value)).dump_python(value, mode="json")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} returned a value that is not JSON: {exc}") from None
+    return value

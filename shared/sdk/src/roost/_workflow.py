@@ -43,6 +43,8 @@ class Task:
         self.parents = parents
         self.policy = policy or {}  # retry and timeout fields of its TaskDefinition
         self.is_async = inspect.iscoroutinefunction(fn)
+        # Declared with durable_task: it gets a DurableContext and may suspend.
+        self.durable = False
 
     def definition(self) -> TaskDefinition:
         return TaskDefinition(name=self.name, parents=[p.name for p in self.parents], **self.policy)
@@ -151,6 +153,52 @@ class Workflow(WorkflowRuns):
                 raise InvalidDefinitionError(f"task {task_name!r} lists a parent twice")
             task = Task(self, task_name, fn, resolved, policy)
             self.tasks[task_name] = task
+            return task
+
+        return decorate
+
+    def durable_task(
+        self,
+        name: str | None = None,
+        *,
+        parents: Sequence[Task | str] = (),
+        retries: int = 0,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: float | None = None,
+        backoff_initial_seconds: float = 1.0,
+        execution_timeout: Duration | None = None,
+        schedule_timeout: Duration | None = None,
+        rate_limits: Sequence[RateLimit] = (),
+    ) -> Callable[[TaskFn], Task]:
+        """Declare a durable task (roost._durable): an ``async def`` that receives a
+        ``DurableContext``, whose ``ctx.step`` runs side effects once and whose
+        ``ctx.sleep_for`` / ``ctx.sleep_until`` suspend it without holding a worker slot;
+        it resumes by running again from the top, replaying its recorded durable calls.
+        Options as for ``task``.
+
+        It must be an ``async def``, since its durable calls are coroutines to await
+        (Hatchet's durable tasks are async too); a sync function is refused here rather
+        than failing on its first ``ctx.step``."""
+        declare = self.task(
+            name,
+            parents=parents,
+            retries=retries,
+            backoff_factor=backoff_factor,
+            backoff_max_seconds=backoff_max_seconds,
+            backoff_initial_seconds=backoff_initial_seconds,
+            execution_timeout=execution_timeout,
+            schedule_timeout=schedule_timeout,
+            rate_limits=rate_limits,
+        )
+
+        def decorate(fn: TaskFn) -> Task:
+            if not inspect.iscoroutinefunction(fn):
+                raise InvalidDefinitionError(
+                    f"durable task {name or getattr(fn, '__name__', fn)!r} of workflow "
+                    f"{self.name!r} must be an async def (it awaits ctx.step and ctx.sleep_for)"
+                )
+            task = declare(fn)
+            task.durable = True
             return task
 
         return decorate

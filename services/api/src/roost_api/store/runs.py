@@ -76,7 +76,8 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
     task_list = []
     for t in sorted(tasks, key=lambda t: order.get(t["task_name"], len(order))):
         task_attempts = by_task.get(t["id"], [])
-        if t["attempt"] and not any(a["attempt"] == t["attempt"] for a in task_attempts):
+        current = t["attempt"] and t["status"] != TaskStatus.WAITING  # WAITING: not begun
+        if current and not any(a["attempt"] == t["attempt"] for a in task_attempts):
             task_attempts.append(_attempt(t))  # its current attempt, not yet recorded
         task_list.append(
             {
@@ -91,6 +92,7 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
                 "queued_at": iso(t["queued_at"]),
                 "started_at": iso(t["started_at"]),
                 "finished_at": iso(t["finished_at"]),
+                "waiting": t["waiting"],
                 "attempts": task_attempts,
             }
         )

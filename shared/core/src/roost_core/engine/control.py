@@ -93,7 +93,12 @@ def cancel_run(
             "cancelled": TaskStatus.CANCELLED,
             "error": Jsonb(error),
             "run_id": run_id,
-            "statuses": [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING],
+            "statuses": [
+                TaskStatus.PENDING,
+                TaskStatus.QUEUED,
+                TaskStatus.RUNNING,
+                TaskStatus.WAITING,
+            ],
         },
     )
     stopped = [r for r in ended if r[1] > 0]

@@ -31,11 +31,13 @@ def dispatch_ready(
     *,
     event: str = events.TASK_QUEUED,
     admitted: bool = False,
+    journals: dict[str, Any] | None = None,
 ) -> None:
     """Write the task messages of ``ready`` attempts (task run id, run id, task name,
     attempt), already QUEUED in task_runs, with their parents' outputs, and set the
     schedule deadlines of those that have one. ``admitted``: the attempts passed the
-    ratelimiter already (a redispatch), so they go straight to their queue."""
+    ratelimiter already (a redispatch), so they go straight to their queue. ``journals``:
+    the durable calls a durable task's attempt replays, by task run id."""
     outputs = dict(known or {})
     wanted: set[tuple[str, str]] = set()
     for _, run_id, name, _ in ready:
@@ -70,6 +72,7 @@ def dispatch_ready(
             else None,
             trace=run.trace,
             metadata=run.metadata,
+            journal=(journals or {}).get(task_run_id),
         )
         out.append(dataclasses.replace(message, admission=None) if admitted else message)
         run.event(event, name, attempt)
@@ -105,12 +108,14 @@ def fire_dispatches(
     out: list[outbox.OutboxMessage],
     task_run_ids: list[str] | None = None,
 ) -> int:
-    """Send the retries whose backoff is over (of ``runs``, or just ``task_run_ids``)."""
+    """Send the retries whose backoff is over, and the durable tasks whose wait is (of
+    ``runs``, or just ``task_run_ids``)."""
     if task_run_ids is not None:
         rows = conn.execute(_FIRE_OF_TASKS, {"task_run_ids": task_run_ids}).fetchall()
     else:
         rows = conn.execute(_FIRE_OF_RUNS, {"run_ids": [r.id for r in runs.values()]}).fetchall()
     ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+    journals = {str(r[0]): r[4] for r in rows if r[4]}
     if ready:
-        dispatch_ready(conn, topology, definitions, runs, ready, out)
+        dispatch_ready(conn, topology, definitions, runs, ready, out, journals=journals)
     return len(ready)

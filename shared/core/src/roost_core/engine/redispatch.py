@@ -52,9 +52,18 @@ def redispatch(
         },
     ).fetchall()
     ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+    journals = {str(r[0]): r[4] for r in rows if r[4]}
     out: list[outbox.OutboxMessage] = []
     if ready:
         dispatch_ready(
-            conn, topology, definitions, live, ready, out, event=TASK_REDISPATCHED, admitted=True
+            conn,
+            topology,
+            definitions,
+            live,
+            ready,
+            out,
+            event=TASK_REDISPATCHED,
+            admitted=True,
+            journals=journals,
         )
     return close_batch(conn, topology, definitions, live, out, len(ready))

@@ -28,6 +28,7 @@ from roost_core.engine.state import (
     lock_runs,
     mark_runs_running,
 )
+from roost_core.engine.waits import suspend_attempt
 from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.topology import Topology
@@ -38,6 +39,7 @@ from roost_core.wire import (
     TaskReport,
     TaskStarted,
     TaskSucceeded,
+    TaskWaiting,
 )
 
 # The hot path's statements (see their comments in sql/queries/reports.sql).
@@ -137,6 +139,11 @@ def apply_reports(
             retryable=report.retryable and report.error.type != "ScheduleTimeout",
             timed_out=report.timed_out,
             cancelled=report.cancelled,
+        ):
+            applied += 1
+    for report in live:
+        if isinstance(report, TaskWaiting) and suspend_attempt(
+            conn, definitions, runs[report.run_id], report
         ):
             applied += 1
     for cancel in cancels:

@@ -6,9 +6,9 @@ JOIN workflow_versions v ON v.id = r.workflow_version_id
 WHERE r.id = %(run_id)s AND r.tenant_id = %(tenant_id)s FOR UPDATE OF r;
 
 -- cancel_tasks --
--- Every task of a run not yet final ends CANCELLED.
+-- Every task of a run not yet final ends CANCELLED (a waiting durable task's wait ends).
 UPDATE task_runs SET status = %(cancelled)s, error = %(error)s, finished_at = now(),
-  dispatch_at = NULL, deadline_at = NULL
+  dispatch_at = NULL, deadline_at = NULL, waiting = NULL
 WHERE run_id = %(run_id)s AND status = ANY(%(statuses)s)
 RETURNING id, attempt, status, worker_id, queued_at, started_at, task_name;
 
@@ -39,9 +39,11 @@ SELECT task_name, status, output FROM task_runs WHERE run_id = %(run_id)s;
 
 -- reset_tasks --
 -- The tasks a replay runs again start over: queued at once if no parent is still to
--- run, with their whole retry budget again (retry_base) and attempt numbers going on.
+-- run, with their whole retry budget again (retry_base), attempt numbers going on, and
+-- no durable calls to replay (a durable task starts from scratch).
 UPDATE task_runs t SET status = CASE WHEN v.pending = 0 THEN %(queued)s ELSE %(pending)s END,
   pending_parents = v.pending, output = NULL, error = NULL, worker_id = NULL,
+  journal = NULL, waiting = NULL,
   started_at = NULL, finished_at = NULL, dispatch_at = NULL, deadline_at = NULL,
   retry_base = t.attempt,
   attempt = CASE WHEN v.pending = 0 THEN t.attempt + 1 ELSE t.attempt END,

@@ -19,11 +19,13 @@ VALUES (%(task_run_id)s, %(attempt)s, %(status)s, %(worker_id)s, %(error)s, %(qu
 ON CONFLICT DO NOTHING;
 
 -- count_failures --
--- A task run's failures and lost-worker attempts since its last replay.
+-- A task run's failures and lost-worker attempts since its last replay (a durable
+-- task's attempts that ended to wait are neither).
 SELECT count(*) FILTER (WHERE a.error->>'type' IS DISTINCT FROM %(worker_lost)s),
   count(*) FILTER (WHERE a.error->>'type' = %(worker_lost)s)
 FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id
-WHERE a.task_run_id = %(task_run_id)s AND a.attempt > t.retry_base;
+WHERE a.task_run_id = %(task_run_id)s AND a.attempt > t.retry_base
+  AND a.status <> 'WAITING';
 
 -- schedule_retry --
 -- A task run's next attempt, queued once its backoff is over.

@@ -16,13 +16,17 @@ FROM unnest(%(task_run_ids)b::uuid[], %(deadlines)b::float8[]) AS v(id, d)
 WHERE t.id = v.id;
 
 -- fire_due_retries_of_tasks --
--- The given task runs' retries whose backoff is over are queued.
-UPDATE task_runs SET dispatch_at = NULL, queued_at = now()
+-- The given task runs' retries whose backoff is over, and durable tasks whose wait is,
+-- are queued (with the durable calls a durable task replays).
+UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
+  status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
 WHERE id = ANY(%(task_run_ids)b::uuid[]) AND dispatch_at <= now()
-RETURNING id, run_id, task_name, attempt;
+RETURNING id, run_id, task_name, attempt, journal;
 
 -- fire_due_retries_of_runs --
--- The given runs' retries whose backoff is over are queued.
-UPDATE task_runs SET dispatch_at = NULL, queued_at = now()
+-- The given runs' retries whose backoff is over, and durable tasks whose wait is, are
+-- queued (with the durable calls a durable task replays).
+UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
+  status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
 WHERE run_id = ANY(%(run_ids)b::uuid[]) AND dispatch_at <= now()
-RETURNING id, run_id, task_name, attempt;
+RETURNING id, run_id, task_name, attempt, journal;

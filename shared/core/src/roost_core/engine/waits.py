@@ -1,0 +1,82 @@
+"""A durable task's attempt that suspends to wait (issue #18): it ends, once, WAITING,
+giving back its worker slot (its message is acknowledged) and its rate-limit units;
+its next attempt is a timer (``dispatch_at``, as a retry's backoff is), sent when the
+wait is over with the durable calls completed so far, which it replays
+(roost.DurableContext). The waiting attempt is kept in the task's history; it counts as
+neither a failure nor a retry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from roost_core import events
+from roost_core.engine.reports_started import started_data
+from roost_core.engine.state import ACTIVE, Conn, Definitions, RunState
+from roost_core.queries import SQL
+from roost_core.statuses import TaskStatus
+from roost_core.wire import TaskWaiting
+
+_SUSPEND = SQL.suspend_attempt
+_RECORD_ATTEMPT = SQL.record_failed_attempt
+
+
+def wait_of(report: TaskWaiting) -> dict[str, Any]:
+    """What the task waits for, as the task run shows it and its event says."""
+    return {"reason": report.reason, "until": report.until}
+
+
+def suspend_attempt(
+    conn: Conn, definitions: Definitions, run: RunState, report: TaskWaiting
+) -> bool:
+    """End ``report``'s attempt WAITING, once, with its next attempt due at
+    ``report.until``. Returns False when it was not the current active attempt (a
+    duplicate report, or a run cancelled meanwhile)."""
+    wait = wait_of(report)
+    row = conn.execute(
+        _SUSPEND,
+        {
+            "waiting": TaskStatus.WAITING,
+            "journal": Jsonb([c.model_dump(mode="json") for c in report.journal]),
+            "wait": Jsonb(wait),
+            "until": report.until,
+            "task_run_id": report.task_run_id,
+            "attempt": report.attempt,
+            "statuses": ACTIVE,
+        },
+    ).fetchone()
+    if row is None:
+        return False
+    queued_at, was = row
+    if definitions.get(conn, run.version_id).by_name[report.task].rate_limits:
+        run.released.append((report.task_run_id, report.attempt))  # units come back
+    if was == TaskStatus.QUEUED:  # too quick for a `started` report of its own
+        queued = queued_at.timestamp() if queued_at is not None else None
+        run.event(
+            events.TASK_STARTED,
+            report.task,
+            report.attempt,
+            started_data(report.worker_id, report.started_at, queued),
+            report.started_at,
+        )
+    conn.execute(
+        _RECORD_ATTEMPT,
+        {
+            "task_run_id": report.task_run_id,
+            "attempt": report.attempt,
+            "status": TaskStatus.WAITING,
+            "worker_id": report.worker_id,
+            "error": None,
+            "queued_at": queued_at,
+            "started_at": _at(report.started_at),
+            "finished_at": _at(report.finished_at),
+        },
+    )
+    run.event(events.TASK_WAITING, report.task, report.attempt, wait, report.finished_at)
+    return True
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

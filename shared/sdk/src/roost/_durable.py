@@ -1,0 +1,210 @@
+"""Durable tasks on the worker (issue #18): ``ctx.step`` and the sleeps, by replay.
+
+A durable task is an ``async def`` declared with ``@wf.durable_task``. Each of its
+*durable calls* (a step, a sleep) takes the next number of a cursor, ``seq``. A step
+runs its function once and records its JSON result; a sleep records its wake time and
+suspends the attempt: ``WaitRequested`` escapes the task, the worker reports
+``TaskWaiting`` with every durable call completed so far (the journal), and returns, so
+the attempt gives back its slot like any finished one. At the wake time the engine
+dispatches a new attempt with that journal, which runs the function again from the top:
+each durable call it makes is matched, by its number, against the recorded one, and
+gets the recorded result back instead of running again. A call that does not match
+(other kind or name) means the code is no longer the code that made the journal, and
+the attempt fails with ``NonDeterminismError`` naming the call.
+
+So a task's code between durable calls must be deterministic: whatever must happen once,
+or may return something else next time (the clock, randomness, I/O), goes in a step.
+Durable calls are awaited one at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal, ParamSpec
+
+from roost import _durations as durations
+from roost._context import Context, Emit, _no_emit
+from roost._durations import Duration
+from roost._errors import NonDeterminismError
+from roost._typed import jsonable
+from roost_core.wire import DurableCall, TaskMessage
+
+P = ParamSpec("P")
+Kind = Literal["step", "sleep"]
+
+# What a sleep is named in the journal: sleeps are told apart by their number only.
+SLEEP = "sleep"
+
+
+class WaitRequested(BaseException):  # noqa: N818 (a signal, not an error)
+    """Raised by a durable call that must wait: the attempt ends, reported as
+    ``TaskWaiting`` with ``journal`` (every durable call completed so far, the wait
+    included), and the task resumes at ``until`` (unix seconds) by replaying it.
+
+    Not an Exception, so that a task's ``except Exception`` does not swallow the
+    suspension (as with asyncio.CancelledError); it passes through Dramatiq's event-loop
+    thread as any exception of a coroutine does (roost._attempt)."""
+
+    def __init__(self, task: str, journal: list[DurableCall], until: float, reason: str) -> None:
+        at = datetime.fromtimestamp(until, UTC).isoformat()
+        super().__init__(f"task {task!r} waits ({reason}) until {at}")
+        self.journal = journal
+        self.until = until
+        self.reason = reason
+
+
+class DurableContext(Context):
+    """Passed to a durable task (``@wf.durable_task``) instead of a Context: everything a
+    Context does, plus the durable calls ``step``, ``sleep_for`` and ``sleep_until``."""
+
+    def __init__(
+        self,
+        message: TaskMessage,
+        worker_id: str,
+        emit: Emit = _no_emit,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(message, worker_id, emit)
+        self._clock = clock  # unix seconds; a test may pass its own
+        # The calls completed by earlier attempts, by number: what a replay gets back.
+        self._recorded: dict[int, DurableCall] = {c.seq: c for c in message.journal}
+        self._new: list[DurableCall] = []  # completed in this attempt, not yet reported
+        self._seq = 0
+        # Once a replay has diverged, every later durable call, and the task's return,
+        # fail with the same error: a task that caught it must not go on.
+        self._diverged: NonDeterminismError | None = None
+
+    @property
+    def seq(self) -> int:
+        """The number the next durable call will take (0 for the first)."""
+        return self._seq
+
+    @property
+    def durable_calls(self) -> list[DurableCall]:
+        """Every durable call completed so far, earlier attempts' included, by number."""
+        return sorted([*self._recorded.values(), *self._new], key=lambda c: c.seq)
+
+    async def step(
+        self, name: str, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` (awaited if it is async) once, and return its
+        result as JSON: a pydantic model or a dataclass comes back as its dict, a tuple
+        as a list, the same on the first run as on every replay, so the task's code sees
+        one value either way. When the task resumes, the recorded result is returned and
+        ``fn`` is not called again; ``name`` must be the one the step was recorded with.
+
+        A sync ``fn`` runs on the event loop's thread, as the task's own code does: wrap
+        long blocking work in ``asyncio.to_thread``. If ``fn`` raises, nothing is
+        recorded and the exception goes on up (a retried attempt runs the step again)."""
+        if not isinstance(name, str):
+            raise TypeError(f"a step's name is a string, not {name!r}")
+        if not name:
+            raise ValueError("a step's name must not be empty: it identifies the step on replay")
+        seq, recorded = self._claim("step", name)
+        if recorded is not None:
+            return copy.deepcopy(recorded.result)  # the task may change what it gets
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        text = _json_text(result, f"step {name!r} of task {self.task_name!r}")
+        self._new.append(DurableCall(seq=seq, kind="step", name=name, result=json.loads(text)))
+        return json.loads(text)
+
+    async def sleep_for(self, duration: Duration) -> None:
+        """Suspend the task for ``duration`` (seconds, a timedelta, or "10m"), holding no
+        worker slot and no rate-limit units meanwhile; it resumes by replaying (see the
+        module's doc). Returns once the time has passed."""
+        seconds = durations.seconds(duration, "sleep_for")
+        assert seconds is not None
+        await self._sleep(lambda now: now + seconds)
+
+    async def sleep_until(self, when: datetime | float) -> None:
+        """As ``sleep_for``, until ``when``: an aware datetime, or unix seconds. A time
+        already past returns at once (and is recorded, so that a replay lines up)."""
+        until = _instant(when)
+        await self._sleep(lambda now: until)
+
+    async def _sleep(self, wake_time: Callable[[float], float]) -> None:
+        seq, recorded = self._claim("sleep", SLEEP)
+        now = self._clock()
+        if recorded is not None:
+            until = now if recorded.until is None else recorded.until
+            if now >= until:
+                return  # the sleep is over: the replay goes on past it
+            # Resumed early (a clock ahead of the engine's): wait again, for the rest.
+            raise WaitRequested(self.task_name, self.durable_calls, until, "sleep")
+        until = wake_time(now)
+        call = DurableCall(seq=seq, kind="sleep", name=SLEEP, until=until)
+        self._new.append(call)
+        if until <= now:
+            return
+        raise WaitRequested(self.task_name, self.durable_calls, until, "sleep")
+
+    def _claim(self, kind: Kind, name: str) -> tuple[int, DurableCall | None]:
+        """Take the next number for a durable call: it and the call recorded under it,
+        if any, which must be the same call."""
+        if self._diverged is not None:
+            raise self._diverged
+        seq = self._seq
+        self._seq += 1
+        recorded = self._recorded.get(seq)
+        if recorded is not None and (recorded.kind, recorded.name) != (kind, name):
+            self._diverged = NonDeterminismError(
+                f"task {self.task_name!r}, durable call #{seq}: the task recorded "
+                f"{_described(recorded.kind, recorded.name)} but now makes "
+                f"{_described(kind, name)}. Its code no longer matches its journal: a "
+                "replay must make the same durable calls in the same order"
+            )
+            raise self._diverged
+        return seq, recorded
+
+    def _check_returned(self) -> None:
+        """Called by the worker once the task returned: a replay that diverged (and was
+        caught), or that returned before making every recorded call, fails."""
+        if self._diverged is not None:
+            raise self._diverged
+        missing = [seq for seq in self._recorded if seq >= self._seq]
+        if missing:
+            first = self._recorded[min(missing)]
+            raise NonDeterminismError(
+                f"task {self.task_name!r}, durable call #{first.seq}: the task recorded "
+                f"{_described(first.kind, first.name)} but now returns without making it."
+                " Its code no longer matches its journal"
+            )
+
+
+def _described(kind: str, name: str) -> str:
+    return f"step {name!r}" if kind == "step" else kind
+
+
+def _json_text(value: Any, what: str) -> str:
+    """``value`` as JSON text, or TypeError naming ``what``: what a replay gets back
+    must be what the first run got, so only JSON is recorded (no NaN, which the wire
+    cannot carry)."""
+    data = jsonable(value, what)
+    try:
+        return json.dumps(data, allow_nan=False)
+    except ValueError as exc:
+        raise TypeError(f"{what} returned a value that is not JSON: {exc}") from None
+
+
+def _instant(when: datetime | float) -> float:
+    """``sleep_until``'s argument in unix seconds. A naive datetime is refused: it would
+    mean the local time of whichever worker runs the task."""
+    if isinstance(when, datetime):
+        if when.utcoffset() is None:
+            raise ValueError(
+                f"sleep_until takes an aware datetime, not the naive {when!r}: "
+                "give it a tzinfo (datetime.now(UTC) + ...)"
+            )
+        return when.timestamp()
+    if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
+        raise TypeError(f"sleep_until takes an aware datetime or unix seconds, not {when!r}")
+    return float(when)
