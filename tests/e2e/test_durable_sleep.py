@@ -83,3 +83,37 @@ def test_a_durable_task_resumes_on_another_worker_after_a_kill_mid_sleep(
     assert marker.read_text().splitlines() == ["step"]
     assert out["pid"] != out["marked"]["pid"]  # resumed in the other worker's process
     assert _task(stack, ref.id)["status"] == "SUCCEEDED"
+
+
+def test_a_durable_task_waits_for_the_event_its_filter_picks(
+    stack: Stack, flows: ModuleType, sleeper: Process, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marks"
+    key = f"ci:done-{tmp_path.name[-8:]}"
+    ref = flows.durable_event.run(
+        {"marker": str(marker), "key": key, "pr": 7, "timeout": 60}, wait_for_result=False
+    )
+    _wait_for_status(stack, ref.id, "WAITING")
+    assert _task(stack, ref.id)["waiting"]["key"] == key
+
+    flows.roost.events.push(key, {"pr": 8, "ok": False})  # another PR's: it waits on
+    time.sleep(1.0)
+    assert _task(stack, ref.id)["status"] == "WAITING"
+    pushed = flows.roost.events.push(key, {"pr": 7, "ok": True})
+
+    out = ref.result(timeout=30)["await_ci"]
+    assert out["ci"] == {"pr": 7, "ok": True} and out["event_id"] == pushed.id
+    assert marker.read_text().splitlines() == ["step"]
+
+
+def test_a_wait_for_an_event_that_never_comes_times_out_inside_the_task(
+    stack: Stack, flows: ModuleType, sleeper: Process, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marks"
+    ref = flows.durable_event.run(
+        {"marker": str(marker), "key": "ci:never", "pr": 1, "timeout": 2},
+        wait_for_result=False,
+    )
+    out = ref.result(timeout=30)["await_ci"]
+    assert out["timed_out"] is True
+    assert marker.read_text().splitlines() == ["step"]

@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 
+import httpx
 import psycopg
 import pytest
 
@@ -18,7 +19,14 @@ from roost_api import store as api
 from roost_core.engine.reports import apply_reports
 from roost_core.engine.state import Definitions
 from roost_core.topology import Topology
-from roost_core.wire import DurableCall, TaskError, TaskFailed, TaskWaiting, WorkflowDefinition
+from roost_core.wire import (
+    DurableCall,
+    EventWait,
+    TaskError,
+    TaskFailed,
+    TaskWaiting,
+    WorkflowDefinition,
+)
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +150,126 @@ def test_cancelling_a_run_ends_its_waiting_task(base: tuple[Stack, str, Topology
     )
     assert status == "CANCELLED" and dispatch_at is None and waiting is None
     assert stack.api_get(f"/api/v1/runs/{run_id}")["status"] == "CANCELLED"
+
+
+# -- waiting for an event (ctx.wait_for_event) -------------------------------------------
+
+
+def _event_wait(
+    run_id: str,
+    task_run_id: str,
+    key: str,
+    *,
+    filter: str | None = None,
+    since: float | None = None,
+    timeout: float | None = None,
+) -> TaskWaiting:
+    now = time.time()
+    until = now + timeout if timeout is not None else None
+    return TaskWaiting(
+        run_id=run_id,
+        task_run_id=task_run_id,
+        task="only",
+        attempt=1,
+        worker_id="waits@test:1",
+        started_at=now - 0.1,
+        finished_at=now,
+        journal=[
+            DurableCall(seq=0, kind="step", name="open-pr", result={"n": 7}),
+            DurableCall(seq=1, kind="event", name=key, until=until),
+        ],
+        until=until,
+        reason="event",
+        event=EventWait(key=key, filter=filter, since=now if since is None else since),
+    )
+
+
+def _push(stack: Stack, key: str, data: object) -> str:
+    r = httpx.post(
+        f"{stack.api_url}/api/v1/events",
+        json={"key": key, "data": data},
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _woken(stack: Stack, task_run_id: str, timeout: float = 15) -> list[dict[str, object]]:
+    """The journal of the task once the scheduler has sent it again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ((status, journal),) = stack.sql(
+            "SELECT status, journal FROM task_runs WHERE id = %s", task_run_id
+        )
+        if status != "WAITING":
+            return list(journal)
+        time.sleep(0.1)
+    raise AssertionError(f"task run {task_run_id} still WAITING")
+
+
+def test_an_event_that_passes_the_filter_ends_the_wait_and_others_do_not(
+    base: tuple[Stack, str, Topology],
+) -> None:
+    stack, tenant_id, topology = base
+    run_id, task_run_id = _run(stack, tenant_id, topology)
+    key = f"ci:{uuid.uuid4().hex[:8]}"
+    assert (
+        _report(stack, topology, _event_wait(run_id, task_run_id, key, filter="payload.pr == 7"))
+        == 1
+    )
+    waiting = stack.api_get(f"/api/v1/runs/{run_id}")["tasks"][0]["waiting"]
+    assert waiting == {"reason": "event", "until": None, "key": key, "filter": "payload.pr == 7"}
+
+    _push(stack, key, {"pr": 8})  # fails the filter
+    _push(stack, f"{key}-other", {"pr": 7})  # another key
+    time.sleep(1.5)
+    assert stack.sql("SELECT status FROM task_runs WHERE id = %s", task_run_id) == [("WAITING",)]
+
+    wanted = _push(stack, key, {"pr": 7})
+    journal = _woken(stack, task_run_id)
+    assert journal[1]["result"]["id"] == wanted and journal[1]["result"]["data"] == {"pr": 7}
+    assert journal[0]["result"] == {"n": 7}  # the rest of the journal as it was
+    assert stack.sql("SELECT count(*) FROM event_waits WHERE task_run_id = %s", task_run_id) == [
+        (0,)
+    ]
+
+
+def test_two_waits_on_one_key_each_take_one_event_and_a_lookback_counts(
+    base: tuple[Stack, str, Topology],
+) -> None:
+    stack, tenant_id, topology = base
+    key = f"ready:{uuid.uuid4().hex[:8]}"
+    early = _push(stack, key, {"n": 1})  # before either wait began
+    time.sleep(0.05)
+    first = _run(stack, tenant_id, topology)
+    second = _run(stack, tenant_id, topology)
+    # The first looks back 60 s, so the early event counts for it; the second does not.
+    assert _report(stack, topology, _event_wait(*first, key, since=time.time() - 60)) == 1
+    assert _report(stack, topology, _event_wait(*second, key)) == 1
+    assert _woken(stack, first[1])[1]["result"]["id"] == early
+    time.sleep(1.0)
+    assert stack.sql("SELECT status FROM task_runs WHERE id = %s", second[1]) == [("WAITING",)]
+
+    later = _push(stack, key, {"n": 2})
+    assert _woken(stack, second[1])[1]["result"]["id"] == later
+
+
+def test_an_event_wait_that_times_out_is_sent_without_an_event(
+    base: tuple[Stack, str, Topology],
+) -> None:
+    stack, tenant_id, topology = base
+    run_id, task_run_id = _run(stack, tenant_id, topology)
+    key = f"never:{uuid.uuid4().hex[:8]}"
+    assert _report(stack, topology, _event_wait(run_id, task_run_id, key, timeout=1.0)) == 1
+
+    journal = _woken(stack, task_run_id)
+    assert journal[1]["result"] is None and journal[1]["until"] is not None
+    assert stack.sql("SELECT count(*) FROM event_waits WHERE task_run_id = %s", task_run_id) == [
+        (0,)
+    ]
+    _push(stack, key, {})  # too late: it starts nothing and ends no wait
+    time.sleep(1.0)
+    assert stack.sql(
+        "SELECT count(*) FROM event_wait_matches WHERE task_run_id = %s", task_run_id
+    ) == [(0,)]

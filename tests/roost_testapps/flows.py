@@ -15,7 +15,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from roost import Concurrency, Context, DurableContext, NonRetryableError, RateLimit, Roost
+from roost import (
+    Concurrency,
+    Context,
+    DurableContext,
+    NonRetryableError,
+    RateLimit,
+    Roost,
+    WaitTimeoutError,
+)
 
 roost = Roost()
 
@@ -969,5 +977,20 @@ def quick_one(input: dict, ctx: Context) -> dict:
     return {"t": time.time()}
 
 
+durable_event = roost.workflow("t-durable-event")
+
+
+@durable_event.durable_task(execution_timeout="60s")
+async def await_ci(input: dict, ctx: DurableContext) -> dict:
+    marked = await ctx.step("mark", _mark, input["marker"], "step")
+    try:
+        ci = await ctx.wait_for_event(
+            input["key"], filter=f"payload.pr == {input['pr']}", timeout=input["timeout"]
+        )
+    except WaitTimeoutError:
+        return {"timed_out": True, "marked": marked}
+    return {"ci": ci.payload, "event_id": ci.id, "marked": marked}
+
+
 # One slot: an ordinary task can run only while the durable one waits.
-sleeper = roost.worker("sleeper", workflows=[durable_sleep, durable_quick], slots=1)
+sleeper = roost.worker("sleeper", workflows=[durable_sleep, durable_quick, durable_event], slots=1)

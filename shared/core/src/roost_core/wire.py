@@ -201,10 +201,22 @@ class DurableCall(_Frozen):
     them again (roost.DurableContext)."""
 
     seq: int = Field(ge=0)  # its position in the task's sequence of durable calls
-    kind: Literal["step", "sleep"]
-    name: str  # the step's name; "sleep" for a sleep
-    result: JSON = None  # a step's result
-    until: float | None = None  # a sleep's wake time, unix seconds
+    kind: Literal["step", "sleep", "event"]
+    name: str  # the step's name; "sleep" for a sleep; the event key waited for
+    # A step's result; for an event wait, the event that ended it ({id, key, data,
+    # created_at}), or None while it waits and after it timed out.
+    result: JSON = None
+    until: float | None = None  # a sleep's wake time; an event wait's timeout (or None)
+
+
+class EventWait(_Frozen):
+    """What a durable task waiting for an event waits for: the next event pushed with
+    ``key`` at or after ``since`` (unix seconds) whose data passes ``filter`` (a CEL
+    expression over ``payload``, the event's data), not taken by another wait."""
+
+    key: str
+    filter: str | None = None
+    since: float
 
 
 class TaskMessage(_Frozen):
@@ -273,8 +285,11 @@ class TaskWaiting(_TaskReport):
     started_at: float
     finished_at: float
     journal: list[DurableCall]
-    until: float  # when it resumes, unix seconds
-    reason: str  # what it waits for, shown on the task: "sleep" (for now)
+    # When it resumes, unix seconds: a sleep's end, an event wait's timeout; None: an
+    # event wait without a timeout (only an event ends it).
+    until: float | None
+    reason: Literal["sleep", "event"]  # what it waits for, shown on the task
+    event: EventWait | None = None  # reason "event": which event ends the wait
 
 
 TaskReport = TaskStarted | TaskSucceeded | TaskFailed | TaskWaiting

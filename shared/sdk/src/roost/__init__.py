@@ -35,7 +35,9 @@ from roost._errors import (
     TaskCancelRequested,
     UnknownRunError,
     UnknownWorkflowError,
+    WaitTimeoutError,
 )
+from roost._event_waits import WaitedEvent
 from roost._events import Events
 from roost._models import (
     Attempt,
@@ -115,6 +117,8 @@ __all__ = [
     "TaskStatus",
     "UnknownRunError",
     "UnknownWorkflowError",
+    "WaitedEvent",
+    "WaitTimeoutError",
     "Worker",
     "Workers",
     "Workflow",

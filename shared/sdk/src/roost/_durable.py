@@ -1,12 +1,16 @@
-"""Durable tasks on the worker (issue #18): ``ctx.step`` and the sleeps, by replay.
+"""Durable tasks on the worker (issue #18): ``ctx.step``, the sleeps and
+``ctx.wait_for_event``, by replay.
 
 A durable task is an ``async def`` declared with ``@wf.durable_task``. Each of its
-*durable calls* (a step, a sleep) takes the next number of a cursor, ``seq``. A step
-runs its function once and records its JSON result; a sleep records its wake time and
-suspends the attempt: ``WaitRequested`` escapes the task, the worker reports
-``TaskWaiting`` with every durable call completed so far (the journal), and returns, so
-the attempt gives back its slot like any finished one. At the wake time the engine
-dispatches a new attempt with that journal, which runs the function again from the top:
+*durable calls* (a step, a sleep, an event wait) takes the next number of a cursor,
+``seq``. A step runs its function once and records its JSON result; a sleep records its
+wake time and suspends the attempt: ``WaitRequested`` escapes the task, the worker
+reports ``TaskWaiting`` with every durable call completed so far (the journal), and
+returns, so the attempt gives back its slot like any finished one. An event wait
+suspends the same way with an entry whose result is None; the engine writes the event
+that ends it into that entry (or leaves it None once its timeout passed). When the wait
+is over the engine dispatches a new attempt with that journal, which runs the function
+again from the top:
 each durable call it makes is matched, by its number, against the recorded one, and
 gets the recorded result back instead of running again. A call that does not match
 (other kind or name) means the code is no longer the code that made the journal, and
@@ -29,14 +33,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal, ParamSpec
 
 from roost import _durations as durations
+from roost import _event_waits as event_waits
 from roost._context import Context, Emit, _no_emit
 from roost._durations import Duration
-from roost._errors import NonDeterminismError
+from roost._errors import NonDeterminismError, WaitTimeoutError
+from roost._event_waits import WaitedEvent
 from roost._typed import jsonable
-from roost_core.wire import DurableCall, TaskMessage
+from roost_core.wire import DurableCall, EventWait, TaskMessage
 
 P = ParamSpec("P")
-Kind = Literal["step", "sleep"]
+Kind = Literal["step", "sleep", "event"]
+WaitReason = Literal["sleep", "event"]
 
 # What a sleep is named in the journal: sleeps are told apart by their number only.
 SLEEP = "sleep"
@@ -45,23 +52,35 @@ SLEEP = "sleep"
 class WaitRequested(BaseException):  # noqa: N818 (a signal, not an error)
     """Raised by a durable call that must wait: the attempt ends, reported as
     ``TaskWaiting`` with ``journal`` (every durable call completed so far, the wait
-    included), and the task resumes at ``until`` (unix seconds) by replaying it.
+    included), and the task resumes by replaying it at ``until`` (unix seconds), or, for
+    an event wait (``event`` says which event), when that event comes, if sooner; an
+    event wait without a timeout has no ``until``.
 
     Not an Exception, so that a task's ``except Exception`` does not swallow the
     suspension (as with asyncio.CancelledError); it passes through Dramatiq's event-loop
     thread as any exception of a coroutine does (roost._attempt)."""
 
-    def __init__(self, task: str, journal: list[DurableCall], until: float, reason: str) -> None:
-        at = datetime.fromtimestamp(until, UTC).isoformat()
-        super().__init__(f"task {task!r} waits ({reason}) until {at}")
+    def __init__(
+        self,
+        task: str,
+        journal: list[DurableCall],
+        until: float | None,
+        reason: WaitReason,
+        event: EventWait | None = None,
+    ) -> None:
+        what = reason if event is None else f"event {event.key!r}"
+        when = "with no timeout" if until is None else f"until {_iso(until)}"
+        super().__init__(f"task {task!r} waits ({what}) {when}")
         self.journal = journal
         self.until = until
-        self.reason = reason
+        self.reason: WaitReason = reason
+        self.event = event
 
 
 class DurableContext(Context):
     """Passed to a durable task (``@wf.durable_task``) instead of a Context: everything a
-    Context does, plus the durable calls ``step``, ``sleep_for`` and ``sleep_until``."""
+    Context does, plus the durable calls ``step``, ``sleep_for``, ``sleep_until`` and
+    ``wait_for_event``."""
 
     def __init__(
         self,
@@ -128,8 +147,55 @@ class DurableContext(Context):
     async def sleep_until(self, when: datetime | float) -> None:
         """As ``sleep_for``, until ``when``: an aware datetime, or unix seconds. A time
         already past returns at once (and is recorded, so that a replay lines up)."""
-        until = _instant(when)
+        until = _instant(when, "sleep_until")
         await self._sleep(lambda now: until)
+
+    async def wait_for_event(
+        self,
+        key: str,
+        *,
+        filter: str | None = None,
+        timeout: Duration | None = None,
+        since: datetime | float | None = None,
+    ) -> WaitedEvent:
+        """Suspend the task until an event is pushed with ``key``
+        (``roost.events.push(key, data)``), holding no worker slot meanwhile, and return
+        it. The event must be pushed at or after ``since`` (an aware datetime or unix
+        seconds: a lookback; None, the default, is the moment this wait is first made),
+        and its data must pass ``filter``, a CEL expression over ``payload`` (the data):
+        ``"payload.pr == 7"``. Each event ends one wait at most.
+
+        ``timeout`` (seconds, a timedelta, or "24h"; None: wait for ever) past with no
+        event raises ``WaitTimeoutError`` here, which the task may catch to go on. A bad
+        key or filter raises ValueError naming it, at the call."""
+        key = event_waits.checked_key(key)
+        filter = event_waits.checked_filter(filter)
+        seconds = durations.seconds(timeout, f"wait_for_event {key!r}: timeout")
+        lookback = None if since is None else _instant(since, "wait_for_event's since")
+        seq, recorded = self._claim("event", key)
+        now = self._clock()
+        if recorded is None:  # a new wait: recorded once the engine answers it
+            until = None if seconds is None else now + seconds
+            call = DurableCall(seq=seq, kind="event", name=key, until=until)
+            wait = EventWait(key=key, filter=filter, since=now if lookback is None else lookback)
+            raise WaitRequested(self.task_name, [*self.durable_calls, call], until, "event", wait)
+        if recorded.result is not None:  # the event that ended it
+            return event_waits.waited(copy.deepcopy(recorded.result))
+        until = recorded.until
+        if until is not None and now >= until:
+            raise WaitTimeoutError(
+                f"task {self.task_name!r}, durable call #{seq}: wait_for_event {key!r} "
+                f"timed out at {_iso(until)} with no event",
+                key,
+                until,
+            )
+        # Resumed early (a clock behind the engine's): wait again, from when it began,
+        # which the same timeout, given again by deterministic code, tells.
+        if lookback is None:
+            began = now if until is None or seconds is None else until - seconds
+            lookback = min(began, now)
+        wait = EventWait(key=key, filter=filter, since=lookback)
+        raise WaitRequested(self.task_name, self.durable_calls, until, "event", wait)
 
     async def _sleep(self, wake_time: Callable[[float], float]) -> None:
         seq, recorded = self._claim("sleep", SLEEP)
@@ -181,7 +247,13 @@ class DurableContext(Context):
 
 
 def _described(kind: str, name: str) -> str:
+    if kind == "event":
+        return f"wait_for_event {name!r}"
     return f"step {name!r}" if kind == "step" else kind
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat()
 
 
 def _json_text(value: Any, what: str) -> str:
@@ -195,16 +267,16 @@ def _json_text(value: Any, what: str) -> str:
         raise TypeError(f"{what} returned a value that is not JSON: {exc}") from None
 
 
-def _instant(when: datetime | float) -> float:
-    """``sleep_until``'s argument in unix seconds. A naive datetime is refused: it would
-    mean the local time of whichever worker runs the task."""
+def _instant(when: datetime | float, what: str) -> float:
+    """An instant (``sleep_until``'s, ``what``) in unix seconds. A naive datetime is
+    refused: it would mean the local time of whichever worker runs the task."""
     if isinstance(when, datetime):
         if when.utcoffset() is None:
             raise ValueError(
-                f"sleep_until takes an aware datetime, not the naive {when!r}: "
+                f"{what} takes an aware datetime, not the naive {when!r}: "
                 "give it a tzinfo (datetime.now(UTC) + ...)"
             )
         return when.timestamp()
     if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
-        raise TypeError(f"sleep_until takes an aware datetime or unix seconds, not {when!r}")
+        raise TypeError(f"{what} takes an aware datetime or unix seconds, not {when!r}")
     return float(when)

@@ -43,6 +43,7 @@ __all__ = [
     "RunTimeoutError",
     "UnknownRunError",
     "UnknownWorkflowError",
+    "WaitTimeoutError",
     "error_for",
 ]
 
@@ -60,6 +61,21 @@ class NonDeterminismError(NonRetryableError):
     retried: replaying the same journal through the same code would fail the same way."""
 
     code = "non_determinism"
+
+
+class WaitTimeoutError(NonRetryableError, TimeoutError):
+    """Raised inside a durable task by ``ctx.wait_for_event`` when its timeout passed
+    before an event came; names the key and the timeout. Catch it to go on without the
+    event. It is raised again at that call on every later replay (the journal keeps the
+    wait unanswered), so an attempt that lets it escape fails at once: a retry would
+    replay the same timeout."""
+
+    code = "wait_timeout"
+
+    def __init__(self, message: str, key: str = "", until: float | None = None) -> None:
+        super().__init__(message)
+        self.key = key  # the event key waited for
+        self.until = until  # when the wait timed out, unix seconds
 
 
 class TaskCancelledError(Interrupt):

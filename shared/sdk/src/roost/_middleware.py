@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roost._context import Context
-from roost._durable import DurableContext
+from roost._durable import DurableContext, WaitReason
 from roost._errors import NonRetryableError
 from roost._reporter import Pending
 from roost_core.outbox import OutboxMessage
-from roost_core.wire import DurableCall, TaskError, TaskMessage
+from roost_core.wire import DurableCall, EventWait, TaskError, TaskMessage
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,13 @@ class Cancelled:
 @dataclass(frozen=True)
 class Waiting:
     """A durable task suspended to wait (roost._durable): reported as TaskWaiting, and
-    resumed by the engine at ``until`` (unix seconds) with ``journal`` to replay."""
+    resumed by the engine with ``journal`` to replay at ``until`` (unix seconds; None:
+    no timeout), or, waiting for ``event`` (reason "event"), once that event comes."""
 
     journal: list[DurableCall]
-    until: float
-    reason: str
+    until: float | None
+    reason: WaitReason
+    event: EventWait | None = None
 
 
 Outcome = Succeeded | Failed | Cancelled | Waiting

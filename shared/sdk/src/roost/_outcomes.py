@@ -94,6 +94,7 @@ class Outcomes(AttemptMiddleware):
                 journal=outcome.journal,
                 until=outcome.until,
                 reason=outcome.reason,
+                event=outcome.event,
             )
             self._reports.result(topo.TASK_WAITING, waiting)
         # Cancelled: the run ended CANCELLED already, nothing to report.

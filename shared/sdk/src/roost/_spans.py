@@ -68,12 +68,7 @@ class Spans(AttemptMiddleware):
         if isinstance(attempt.outcome, Failed) and attempt.error is not None:
             _span_failed(attempt.error, "timed_out" if attempt.outcome.timed_out else "failed")
         elif isinstance(attempt.outcome, Waiting):
-            span = trace.get_current_span()
-            span.add_event(
-                "waiting",
-                {"roost.reason": attempt.outcome.reason, "roost.until": attempt.outcome.until},
-            )
-            span.set_attribute("roost.outcome", "waiting")
+            _span_waiting(attempt.outcome)
         scope, attempt.span_scope = attempt.span_scope, None
         # As a `with` block would: an exception escaping to Dramatiq (a result that could
         # not be reported, say) is recorded on the span too.
@@ -105,6 +100,19 @@ class _LightScope(AbstractContextManager[bool | None]):
             self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         otel_context.detach(self._token)
         tracing.ship(self._span.record(""))
+
+
+def _span_waiting(waiting: Waiting) -> None:
+    """Record a suspended attempt on its span: what it waits for, and until when (an
+    event wait with no timeout has no ``roost.until``)."""
+    span = trace.get_current_span()
+    attributes: dict[str, str | float] = {"roost.reason": waiting.reason}
+    if waiting.until is not None:
+        attributes["roost.until"] = waiting.until
+    if waiting.event is not None:
+        attributes["roost.event_key"] = waiting.event.key
+    span.add_event("waiting", attributes)
+    span.set_attribute("roost.outcome", "waiting")
 
 
 def _span_failed(exc: BaseException, outcome: str) -> None:

@@ -18,12 +18,13 @@ _CLEAR_TIMERS = SQL.clear_timers
 _EXPIRED = SQL.expired_attempts
 
 
-def work_due(conn: Conn) -> tuple[bool, bool]:
-    """Whether any timer is due, and whether any cron or scheduled run is
-    (roost_core.engine.fire): one cheap read, so that an idle scheduler, which looks five
-    times a second, opens no transaction (issue #17's idle target)."""
+def work_due(conn: Conn) -> tuple[bool, bool, bool]:
+    """Whether any timer is due, whether any cron or scheduled run is
+    (roost_core.engine.fire), and whether any event wait has an event to judge
+    (roost_core.engine.event_waits): one cheap read, so that an idle scheduler, which
+    looks five times a second, opens no transaction (issue #17's idle target)."""
     row = conn.execute(_WORK_DUE).fetchone()
-    return (bool(row[0]), bool(row[1])) if row else (False, False)
+    return (bool(row[0]), bool(row[1]), bool(row[2])) if row else (False, False, False)
 
 
 def attempts_lost(conn: Conn, timeout: float) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from roost_core import events
+from roost_core.engine.event_waits import add_wait
 from roost_core.engine.reports_started import started_data
 from roost_core.engine.state import ACTIVE, Conn, Definitions, RunState
 from roost_core.queries import SQL
@@ -24,8 +25,13 @@ _RECORD_ATTEMPT = SQL.record_failed_attempt
 
 
 def wait_of(report: TaskWaiting) -> dict[str, Any]:
-    """What the task waits for, as the task run shows it and its event says."""
-    return {"reason": report.reason, "until": report.until}
+    """What the task waits for, as the task run shows it and its event says: the reason,
+    until when (None: an event wait without a timeout), and an event wait's key and
+    filter."""
+    wait: dict[str, Any] = {"reason": report.reason, "until": report.until}
+    if report.event is not None:
+        wait.update(key=report.event.key, filter=report.event.filter)
+    return wait
 
 
 def suspend_attempt(
@@ -50,6 +56,9 @@ def suspend_attempt(
     if row is None:
         return False
     queued_at, was = row
+    if report.event is not None:  # the scheduler matches it with pushed events
+        seq = max(c.seq for c in report.journal)  # the wait is the last call made
+        add_wait(conn, report.task_run_id, seq, report.event)
     if definitions.get(conn, run.version_id).by_name[report.task].rate_limits:
         run.released.append((report.task_run_id, report.attempt))  # units come back
     if was == TaskStatus.QUEUED:  # too quick for a `started` report of its own

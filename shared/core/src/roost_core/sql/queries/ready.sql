@@ -17,16 +17,24 @@ WHERE t.id = v.id;
 
 -- fire_due_retries_of_tasks --
 -- The given task runs' retries whose backoff is over, and durable tasks whose wait is,
--- are queued (with the durable calls a durable task replays).
-UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
-  status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
-WHERE id = ANY(%(task_run_ids)b::uuid[]) AND dispatch_at <= now()
-RETURNING id, run_id, task_name, attempt, journal;
+-- are queued (with the durable calls a durable task replays); an event wait timed out
+-- or ended is forgotten.
+WITH fired AS (
+  UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
+    status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
+  WHERE id = ANY(%(task_run_ids)b::uuid[]) AND dispatch_at <= now()
+  RETURNING id, run_id, task_name, attempt, journal
+), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired))
+SELECT id, run_id, task_name, attempt, journal FROM fired;
 
 -- fire_due_retries_of_runs --
 -- The given runs' retries whose backoff is over, and durable tasks whose wait is, are
--- queued (with the durable calls a durable task replays).
-UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
-  status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
-WHERE run_id = ANY(%(run_ids)b::uuid[]) AND dispatch_at <= now()
-RETURNING id, run_id, task_name, attempt, journal;
+-- queued (with the durable calls a durable task replays); an event wait timed out is
+-- forgotten.
+WITH fired AS (
+  UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
+    status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
+  WHERE run_id = ANY(%(run_ids)b::uuid[]) AND dispatch_at <= now()
+  RETURNING id, run_id, task_name, attempt, journal
+), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired))
+SELECT id, run_id, task_name, attempt, journal FROM fired;
