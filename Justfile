@@ -48,12 +48,17 @@ bench *ARGS: setup servers browser
     .venv/bin/python tests/bench/bench.py {{ARGS}}
     .venv/bin/python tests/bench/ratelimiter_bench.py
     .venv/bin/python tests/bench/schedules_bench.py
+    .venv/bin/python tests/bench/durable_bench.py
     .venv/bin/python tests/bench/tracing_bench.py
     .venv/bin/python tests/bench/dashboard_bench.py
 
 # Crons: the scheduler's CPU with 10,000 registered, and their fire lag (issue #19).
 bench-schedules *ARGS: setup servers
     .venv/bin/python tests/bench/schedules_bench.py {{ARGS}}
+
+# Durable tasks: 10,000 sleeping at once, their bytes and how late they resume (#18).
+bench-durable *ARGS: setup servers
+    .venv/bin/python tests/bench/durable_bench.py {{ARGS}}
 
 # Where PostgreSQL spends W1, W1 bulk and W2, statement by statement (pg_stat_statements
 # on a private server the bench starts and stops; issue #17).

@@ -41,3 +41,13 @@ def test_times_are_shown_to_the_second_in_utc() -> None:
     assert when("2026-11-26T19:33:33.392666+00:00") == "2026-11-26 19:33:33Z"
     assert when("2026-11-26T20:33:33.9+01:00") == "2026-11-26 19:33:33Z"
     assert when(None) == "" and when("") == ""
+
+
+def test_a_waiting_task_says_what_it_waits_for_and_until_when_in_utc() -> None:
+    from roost_dashboard.formatting import wait
+
+    until = 1796623803.75  # 2026-12-07 06:10:03.75 UTC
+    assert wait({"reason": "sleep", "until": until}) == "sleep until 2026-12-07 06:10:03Z"
+    assert wait({"reason": "event", "key": "ci:done"}) == "event ci:done"
+    assert wait({"reason": "sleep", "until": None}) == "sleep"
+    assert wait(None) == "" and wait({}) == ""

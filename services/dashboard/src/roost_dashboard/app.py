@@ -90,6 +90,7 @@ def create_app(settings: DashboardSettings) -> Starlette:
     templates.env.filters["duration"] = formatting.duration
     templates.env.filters["trigger"] = formatting.trigger
     templates.env.filters["when"] = formatting.when
+    templates.env.filters["wait"] = formatting.wait
     shared = Site(api=Api(settings.api_url), templates=templates, settings=settings)
 
     @contextlib.asynccontextmanager

@@ -1,6 +1,6 @@
-"""How the pages show times, durations and what started a run (Jinja filters; the live
-parts' script formats them the same way: static/dashboard.js ``formatWhen`` and
-``formatDuration``)."""
+"""How the pages show times, durations, what started a run and what a WAITING task
+waits for (Jinja filters; the live parts' script formats them the same way:
+static/dashboard.js ``formatWhen``, ``formatDuration`` and ``waitText``)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,22 @@ def when(at: str | None) -> str:
         return ""
     moment = datetime.fromisoformat(at).astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def wait(waiting: dict[str, Any] | None) -> str:
+    """What a WAITING task waits for (its ``waiting``: ``{"reason", "until"}``, until in
+    unix seconds) as ``sleep until 2026-12-07 06:10:03Z``; empty when it waits for
+    nothing. No countdown: the page would have to tick it; the time itself never goes
+    stale."""
+    if not waiting:
+        return ""
+    text = str(waiting.get("reason") or "wait")
+    if waiting.get("key"):  # an event wait (the next slice of #18): which event
+        text += f" {waiting['key']}"
+    until = waiting.get("until")
+    if isinstance(until, int | float) and not isinstance(until, bool):
+        text += " until " + datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return text
 
 
 def trigger(run: dict[str, Any]) -> str:

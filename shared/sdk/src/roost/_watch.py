@@ -1,10 +1,14 @@
-"""A live terminal view of one run (``roost run WF --watch``), built from its events:
-each task's state, progress bar, duration and latest word, updated as events arrive."""
+"""A live terminal view of one run (``roost run WF --watch``, ``roost runs show ID
+--watch``), built from its events: each task's state, progress bar, duration and latest
+word (for a WAITING task: what it waits for and until when), updated as events arrive."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
@@ -19,6 +23,7 @@ _STYLE = {
     "QUEUED": "cyan",
     "RETRYING": "yellow",
     "RUNNING": "bold blue",
+    "WAITING": "bold dark_cyan",  # a durable task asleep: holds nothing, comes back
     "SUCCEEDED": "green",
     "FAILED": "bold red",
     "TIMED_OUT": "bold red",
@@ -30,11 +35,49 @@ _TASK_STATUS = {
     "task.redispatched": "QUEUED",
     "task.started": "RUNNING",
     "task.retrying": "RETRYING",
+    "task.waiting": "WAITING",
     "task.succeeded": "SUCCEEDED",
     "task.failed": "FAILED",
     "task.timed_out": "TIMED_OUT",
     "task.cancelled": "CANCELLED",
 }
+
+
+def _span(seconds: float) -> str:
+    """``12s``, ``4m 12s``, ``2h 07m``, ``3d 04h``: as precise as a countdown needs."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
+
+
+def wait_text(waiting: Mapping[str, Any] | None, now: float) -> str:
+    """What a WAITING task waits for (its ``waiting``, or its ``task.waiting`` event's
+    data), as the CLI shows it: ``sleep until 2026-12-07 06:10:03Z (in 4m 12s)``. The
+    time is UTC to the second, as the dashboard shows times; the countdown is from
+    ``now``, and a wait past its time (the scheduler has not resumed it yet) says so."""
+    if not waiting:
+        return ""
+    text = str(waiting.get("reason") or "wait")
+    if waiting.get("key"):  # an event wait (the next slice of #18): which event
+        text += f" {waiting['key']}"
+    until = waiting.get("until")
+    # bool is an int: a malformed wait must not read as 1970.
+    if isinstance(until, int | float) and not isinstance(until, bool):
+        stamp = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        left = until - now
+        if left >= 1:
+            due = f"in {_span(left)}"
+        elif left > -1:
+            due = "due now"
+        else:
+            due = f"due {_span(-left)} ago"
+        text += f" until {stamp} ({due})"
+    return text
 
 
 @dataclass
@@ -46,6 +89,14 @@ class TaskView:
     detail: str = ""
     started_at: float | None = None
     finished_at: float | None = None
+    # While WAITING: what it waits for ({"reason", "until"}); its countdown is rendered
+    # afresh each time, so it ticks between events.
+    waiting: Mapping[str, Any] | None = None
+
+    def latest(self, now: float) -> str:
+        if self.status == "WAITING" and self.waiting:
+            return wait_text(self.waiting, now)
+        return self.detail
 
     def duration(self, now: float) -> str:
         if self.started_at is None:
@@ -62,7 +113,8 @@ class RunView:
         self.workflow = run.workflow
         self.status: str = run.status.value
         self.tasks: dict[str, TaskView] = {
-            t.name: TaskView(t.name, t.status.value, t.attempt) for t in run.tasks
+            t.name: TaskView(t.name, t.status.value, t.attempt, waiting=t.waiting)
+            for t in run.tasks
         }
         self.error: str | None = None
 
@@ -82,7 +134,16 @@ class RunView:
         status = _TASK_STATUS.get(event.type)
         if status is not None:
             task.status = status
-        if event.type == "task.queued":
+            task.waiting = None  # a wait lasts until the task's next status
+        if event.type == "task.waiting":
+            # The attempt ended; the task resumes as its next attempt, which is the
+            # number `roost.runs.get` already shows for a WAITING task.
+            task.waiting = data
+            task.progress = None
+            task.finished_at = event.at if task.started_at is not None else None
+            if event.attempt is not None:
+                task.attempt = event.attempt + 1
+        elif event.type == "task.queued":
             task.started_at = task.finished_at = None
             task.progress = None
         elif event.type == "task.started":
@@ -120,16 +181,20 @@ class RunView:
             title=f"run {self.run_id} of {self.workflow}",
             title_justify="left",
         )
-        for task in self.tasks.values():
+        # A copy: the live display may render from its own thread while events apply.
+        for task in list(self.tasks.values()):
             style = _STYLE.get(task.status, "")
             done = 1.0 if task.status == "SUCCEEDED" else (task.progress or 0.0)
             pulse = task.status == "RUNNING" and task.progress is None
+            # A WAITING task's number is the attempt it will resume as: not shown, so
+            # "WAITING #2" cannot read as a second attempt already under way.
+            numbered = task.attempt > 1 and task.status != "WAITING"
             table.add_row(
                 task.name,
-                Text(task.status + (f" #{task.attempt}" if task.attempt > 1 else ""), style),
+                Text(task.status + (f" #{task.attempt}" if numbered else ""), style),
                 ProgressBar(total=1.0, completed=done, width=20, pulse=pulse),
                 task.duration(now),
-                task.detail,
+                task.latest(now),
             )
         status = Text(f"run {self.status}", _STYLE.get(self.status, "bold"))
         if self.error:

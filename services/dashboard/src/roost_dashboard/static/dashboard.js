@@ -86,8 +86,8 @@
   };
   const TASK_STATUS = {
     "task.queued": "QUEUED", "task.redispatched": "QUEUED", "task.started": "RUNNING", "task.retrying": "QUEUED",
-    "task.succeeded": "SUCCEEDED", "task.failed": "FAILED", "task.timed_out": "TIMED_OUT",
-    "task.cancelled": "CANCELLED",
+    "task.waiting": "WAITING", "task.succeeded": "SUCCEEDED", "task.failed": "FAILED",
+    "task.timed_out": "TIMED_OUT", "task.cancelled": "CANCELLED",
   };
 
   const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
@@ -106,6 +106,23 @@
     const pad = (n) => String(n).padStart(2, "0");
     if (whole < 3600) return `${Math.floor(whole / 60)} m ${pad(whole % 60)} s`;
     return `${Math.floor(whole / 3600)} h ${pad(Math.floor((whole % 3600) / 60))} m`;
+  }
+
+  // As roost_dashboard.formatting.wait does: what a WAITING task waits for, and until
+  // when ("sleep until 2026-12-07 06:10:03Z", "event ci:done"); empty when it waits for
+  // nothing.
+  function waitText(waiting) {
+    if (!waiting) return "";
+    const reason = waiting.reason || "wait";
+    const what = waiting.key ? `${reason} ${waiting.key}` : reason;
+    if (typeof waiting.until !== "number") return what;
+    return `${what} until ${formatWhen(new Date(waiting.until * 1000).toISOString())}`;
+  }
+
+  // A task's accessible name on the graph: its status, and what it waits for if it waits.
+  function nodeLabel(task) {
+    const wait = task.status === "WAITING" ? waitText(task.waiting) : "";
+    return `task ${task.name}: ${task.status}${wait ? `, ${wait}` : ""}`;
   }
 
   // -- the runs table ------------------------------------------------------------------
@@ -180,7 +197,7 @@
       g.setAttribute("data-node", task.name);
       g.setAttribute("tabindex", "0");
       g.setAttribute("role", "button");
-      g.setAttribute("aria-label", `task ${task.name}: ${task.status}`);
+      g.setAttribute("aria-label", nodeLabel(task));
       g.setAttribute("transform", `translate(${box.x - box.width / 2},${box.y - box.height / 2})`);
       const rect = document.createElementNS(SVG, "rect");
       rect.setAttribute("width", String(box.width));
@@ -246,7 +263,9 @@
         if (a.started_at && a.attempt !== task.attempt) {
           items.push({ label: `${task.name} #${a.attempt}`, start: secs(a.started_at),
                        end: secs(a.finished_at) || now, depth: 0,
-                       error: a.status !== "SUCCEEDED", detail: a.status });
+                       // An attempt that ended to wait did not fail.
+                       error: !["SUCCEEDED", "WAITING"].includes(a.status),
+                       detail: a.status });
         }
       }
       if (task.started_at) {
@@ -415,7 +434,9 @@
       const json = (value) => (value === null || value === undefined
         ? "—" : JSON.stringify(value));
       const rows = [
-        ["Status", task.status], ["Attempt", String(task.attempt)],
+        ["Status", task.status],
+        ...(task.status === "WAITING" ? [["Waiting", waitText(task.waiting) || "—"]] : []),
+        ["Attempt", String(task.attempt)],
         ["Worker", task.worker_id || "—"],
         // Every task gets the run's input; its parents' outputs are on their panels.
         ["Input", json(run.input)],
@@ -497,14 +518,20 @@
       [...document.querySelectorAll("tr[data-task]")].map((tr) => [tr.dataset.task, tr]));
     function taskChanged(name, status) {
       const node = nodes.get(name);
+      const task = tasks.get(name);
       if (node) {
         node.setAttribute("class", `node status-${status.toLowerCase()}`);
-        node.setAttribute("aria-label", `task ${name}: ${status}`);
+        node.setAttribute("aria-label", nodeLabel(task));
       }
       const row = rows.get(name);
       if (row) {
         setStatus(row.querySelector(".status"), status);
-        row.querySelector("[data-field=attempt]").textContent = String(tasks.get(name).attempt);
+        row.querySelector("[data-field=attempt]").textContent = String(task.attempt);
+        const wait = row.querySelector("[data-field=waiting]");
+        if (wait) {
+          wait.textContent = status === "WAITING" ? waitText(task.waiting) : "";
+          wait.hidden = status !== "WAITING";
+        }
       }
     }
 
@@ -544,6 +571,10 @@
         task.status = TASK_STATUS[event.type];
         if (event.attempt) task.attempt = event.attempt;
         const data = event.data || {};
+        // A wait lasts until the task's next status. While it waits, the task's attempt is
+        // the one it will resume as, as GET /runs/{id} shows it (docs/durable.md).
+        task.waiting = event.type === "task.waiting" ? data : null;
+        if (event.type === "task.waiting" && event.attempt) task.attempt = event.attempt + 1;
         if (event.type === "task.succeeded") task.output = data.output;
         if (event.type === "task.failed" || event.type === "task.timed_out") task.error = data.error || data;
         const at = new Date(event.at * 1000).toISOString();
@@ -551,6 +582,8 @@
         if (["task.succeeded", "task.failed", "task.timed_out"].includes(event.type)) {
           task.finished_at = at;
         }
+        // The ended attempt's times are its own (the attempts table has them), as GET shows.
+        if (event.type === "task.waiting") task.started_at = task.finished_at = null;
         if (event.attempt && event.type !== "task.retrying") {
           // The attempt this event is about, as GET /runs/{id} would list it.
           task.attempts = task.attempts || [];
@@ -565,7 +598,7 @@
             attempt.worker_id = data.worker_id || attempt.worker_id;
             if (data.queued_at) attempt.queued_at = new Date(data.queued_at * 1000).toISOString();
           }
-          if (task.finished_at === at) attempt.finished_at = at;
+          if (task.finished_at === at || event.type === "task.waiting") attempt.finished_at = at;
           if (task.error && event.type !== "task.succeeded") attempt.error = task.error;
         }
         taskChanged(event.task, task.status);

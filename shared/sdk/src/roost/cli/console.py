@@ -4,6 +4,7 @@ environment, ``--meta`` pairs, how a time and a run are printed."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -13,7 +14,9 @@ from rich.table import Column, Table
 
 from roost._models import Run
 from roost._roost import Roost
+from roost._watch import wait_text
 from roost_core import metadata as run_metadata
+from roost_core.statuses import TaskStatus
 
 out = Console()
 err = Console(stderr=True)
@@ -52,12 +55,10 @@ def utc(at: datetime | None) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def print_run(run: Run) -> None:
-    out.print(
-        f"run [bold]{run.id}[/] of {run.workflow} (version {run.workflow_version}): "
-        f"[bold]{run.status}[/]",
-        highlight=False,
-    )
+def task_table(run: Run, now: float | None = None) -> Table:
+    """A run's tasks, one row each: status, attempt, worker, duration, and its output,
+    error, or (WAITING) what it waits for and until when, counted down from ``now``."""
+    now = time.time() if now is None else now
     # Task names are never cut: the other columns give way.
     table = Table(
         Column("task", no_wrap=True), "status", "attempt", "worker", "duration", "output / error"
@@ -66,6 +67,8 @@ def print_run(run: Run) -> None:
         detail = json.dumps(t.output) if t.output is not None else ""
         if t.error:
             detail = f"{t.error.get('type')}: {t.error.get('message')}"
+        if t.status == TaskStatus.WAITING:
+            detail = wait_text(t.waiting, now)
         table.add_row(
             t.name,
             t.status,
@@ -74,6 +77,15 @@ def print_run(run: Run) -> None:
             duration(t.started_at, t.finished_at),
             detail[:120],
         )
-    out.print(table)
+    return table
+
+
+def print_run(run: Run) -> None:
+    out.print(
+        f"run [bold]{run.id}[/] of {run.workflow} (version {run.workflow_version}): "
+        f"[bold]{run.status}[/]",
+        highlight=False,
+    )
+    out.print(task_table(run))
     if run.error:
         out.print(f"[red]{run.error.get('message')}[/]", highlight=False)

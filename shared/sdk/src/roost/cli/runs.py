@@ -151,10 +151,11 @@ def _watch(roost: Roost, run: Run) -> None:
     from roost._watch import RunView
 
     view = RunView(run)
-    with Live(view.render(), console=out, refresh_per_second=8) as live:
+    # The display renders the view afresh at each refresh (8 a second, however many
+    # events come), so a WAITING task's countdown ticks while no event comes.
+    with Live(console=out, refresh_per_second=8, get_renderable=view.render):
         for event in roost.runs.subscribe(run.id):
             view.apply(event)
-            live.update(view.render())
     if view.status != "SUCCEEDED":
         raise typer.Exit(1)
 
@@ -214,10 +215,22 @@ def runs_trace(
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="run id")],
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="watch the run live until it ends (as run --watch)")
+    ] = False,
 ) -> None:
-    """Show a run and each of its tasks."""
+    """Show a run and each of its tasks (a WAITING one with what it waits for and until
+    when); with --watch, follow it live."""
+    if watch and json_out:
+        fail("--watch shows a live table: it does not go with --json")
+    roost = client()
     try:
-        found = client().runs.get(run_id)
+        found = roost.runs.get(run_id)
+        if watch:
+            # A run already under way (a durable task asleep for hours, say): its event
+            # history replays onto the view, then live events follow.
+            _watch(roost, found)
+            return
     except RoostError as exc:
         fail(str(exc))
     if json_out:
