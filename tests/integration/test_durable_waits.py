@@ -273,3 +273,30 @@ def test_an_event_wait_that_times_out_is_sent_without_an_event(
     assert stack.sql(
         "SELECT count(*) FROM event_wait_matches WHERE task_run_id = %s", task_run_id
     ) == [(0,)]
+
+
+def test_cancelling_a_waiting_task_on_its_own_ends_it_and_its_wait(
+    base: tuple[Stack, str, Topology],
+) -> None:
+    stack, tenant_id, topology = base
+    run_id, task_run_id = _run(stack, tenant_id, topology)
+    assert _report(stack, topology, _waiting(run_id, task_run_id, 1, time.time() + 2)) == 1
+
+    r = httpx.post(
+        f"{stack.api_url}/api/v1/runs/{run_id}/tasks/only/cancel",
+        json={"reason": "not needed"},
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=30,
+    )
+    assert r.status_code == 202, r.text  # the scheduler ends it
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if stack.api_get(f"/api/v1/runs/{run_id}")["status"] == "CANCELLED":
+            break
+        time.sleep(0.1)
+    task = stack.api_get(f"/api/v1/runs/{run_id}")["tasks"][0]
+    assert task["status"] == "CANCELLED" and task["waiting"] is None
+    assert task["error"]["message"] == "not needed"
+    time.sleep(2.5)  # past the wake time: the cancelled task was not sent again
+    assert stack.api_get(f"/api/v1/runs/{run_id}")["tasks"][0]["status"] == "CANCELLED"

@@ -4,7 +4,8 @@ never retried; its descendants never start; independent branches go on; the run 
 CANCELLED once all has settled, if no task failed (decisions.run_end).
 
 Written as a plan for the api. A task not yet started (PENDING) is cancelled here, with
-its descendants. An active one (QUEUED or RUNNING) belongs to the scheduler, which owns
+its descendants. An active one (QUEUED, RUNNING, or a durable task WAITING) belongs to
+the scheduler, which owns
 attempts and settles runs: in the same transaction the api tells the workers to stop it
 (CancelTasks) and asks the scheduler to end it (TaskCancelRequest, through the outbox,
 so the request is as durable as the commit). If its attempt ends first, the request
@@ -80,9 +81,11 @@ def cancel_task(
         ]
         written = yield from record.write(topology, run.events(new), [])
         return "CANCELLED", written.outbox_rows
-    if waiting_retry:
+    if waiting_retry:  # a retry's backoff, or a durable task's wait: never sent now
         yield Statement(
-            _HOLD_RETRY, {"task_run_id": task_run_id, "queued": TaskStatus.QUEUED}, rows=False
+            _HOLD_RETRY,
+            {"task_run_id": task_run_id, "statuses": [TaskStatus.QUEUED, TaskStatus.WAITING]},
+            rows=False,
         )
     request = TaskCancelRequest(
         run_id=run_id, task_run_id=str(task_run_id), task=task, attempt=attempt, reason=why

@@ -63,7 +63,8 @@ def fail_attempt(
             "finished_at": finished_at,
             "task_run_id": task_run_id,
             "attempt": attempt,
-            "statuses": ACTIVE,
+            # A durable task WAITING can be cancelled on its own (cancel_task) too.
+            "statuses": [*ACTIVE, TaskStatus.WAITING] if cancelled else ACTIVE,
         },
     ).fetchone()
     if row is None:

@@ -65,9 +65,10 @@ SELECT id, status, attempt, dispatch_at IS NOT NULL FROM task_runs
 WHERE run_id = %(run_id)s AND task_name = %(task)s;
 
 -- hold_retry --
--- A task waiting out its retry's backoff stays QUEUED but is never sent: the cancel
--- the scheduler is asked to apply ends it.
-UPDATE task_runs SET dispatch_at = NULL WHERE id = %(task_run_id)s AND status = %(queued)s;
+-- A task waiting out its retry's backoff (QUEUED), or a durable task waiting (WAITING),
+-- is never sent now: the cancel the scheduler is asked to apply ends it.
+UPDATE task_runs SET dispatch_at = NULL
+WHERE id = %(task_run_id)s AND status = ANY(%(statuses)s);
 
 -- cancel_pending_tasks --
 -- A pending task and its pending descendants end CANCELLED before they start: the task

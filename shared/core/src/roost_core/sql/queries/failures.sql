@@ -1,7 +1,8 @@
 -- end_failed_attempt --
--- Ends the current active attempt of a task run as failed or timed out, once; returns
--- its times, worker and the status it had.
-UPDATE task_runs SET status = %(status)s, error = %(error)s,
+-- Ends the current active attempt of a task run as failed or timed out, once (a
+-- waiting durable task's wait ends with it); returns its times, worker and the status
+-- it had.
+UPDATE task_runs SET status = %(status)s, error = %(error)s, waiting = NULL,
   worker_id = coalesce(%(worker_id)s, worker_id),
   started_at = coalesce(to_timestamp(%(started_at)s), started_at),
   finished_at = coalesce(to_timestamp(%(finished_at)s), now()), deadline_at = NULL
