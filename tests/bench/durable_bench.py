@@ -3,8 +3,9 @@
 N durable tasks (default 10,000) each sleep until one shared time T (``sleep_until``),
 served by one worker process with 8 slots. It reports what a waiting task costs (the
 bytes of its task_runs row, the worker's memory while N wait against before) and how
-late they resume: each task returns the time it woke, and its lag is that minus T
-(p50, p99, max), with the time until the last one woke.
+late they resume: when the engine sent each one again (its resumed attempt's queued
+time minus T: the engine's lag) and when it woke on the worker (the time the task
+returns minus T: that plus the worker's capacity), p50, p99 and max.
 
     .venv/bin/python tests/bench/durable_bench.py [--runs N]
 """
@@ -94,6 +95,14 @@ def main() -> int:
         for ref in refs:
             woke.append(ref.result(timeout=600)["nap"]["woke"])
         lags = [w - at for w in woke]
+        # When the engine sent each resumed attempt (its queued_at), apart from when a
+        # worker got to run it: the first is the engine's lag, the second adds capacity.
+        sent = [
+            float(r[0]) - at
+            for r in stack.sql(
+                "SELECT extract(epoch FROM queued_at) FROM task_runs WHERE task_name = 'nap'"
+            )
+        ]
         table = Table(title=f"Durable tasks: {n} sleeping until one time, 1 worker x 8 slots")
         table.add_column("metric")
         table.add_column("value", justify="right")
@@ -105,6 +114,8 @@ def main() -> int:
         table.add_row(
             "worker RSS idle -> all waiting (MB)", f"{idle_rss:,.0f} -> {waiting_rss:,.0f}"
         )
+        table.add_row("sent again p50 (s after T)", f"{percentile(sent, 50):.2f}")
+        table.add_row("sent again p99 (s after T)", f"{percentile(sent, 99):.2f}")
         table.add_row("resume lag p50 (s)", f"{percentile(lags, 50):.2f}")
         table.add_row("resume lag p99 (s)", f"{percentile(lags, 99):.2f}")
         table.add_row("resume lag max (s)", f"{max(lags):.2f}")
