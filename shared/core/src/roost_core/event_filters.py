@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import cel
+from roost_core.expressions import compile_cel
 
 VARIABLES = frozenset({"payload"})
 
@@ -17,20 +17,9 @@ VARIABLES = frozenset({"payload"})
 def compile_filter(expression: str) -> Any:
     """The compiled program; ValueError naming the expression if it does not parse or
     uses a variable other than ``payload``."""
-    if not isinstance(expression, str) or not expression.strip():
-        raise ValueError(f"event filter {expression!r} is empty")
-    try:
-        program = cel.compile(expression)
-    except (ValueError, RuntimeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"event filter {expression!r} is not valid CEL: {first}") from None
-    unknown = sorted(set(program.variables()) - VARIABLES)
-    if unknown:
-        raise ValueError(
-            f"event filter {expression!r} uses {', '.join(unknown)}: only `payload` (the"
-            " event's data) is available"
-        )
-    return program
+    return compile_cel(
+        expression, "event filter", VARIABLES, "only `payload` (the event's data) is available"
+    )
 
 
 def passes(expression: str | None, data: Any) -> bool:

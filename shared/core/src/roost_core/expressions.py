@@ -15,24 +15,33 @@ import cel
 KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@-]{0,199}$")
 
 
-@lru_cache(maxsize=1024)
-def compile_expression(expression: str) -> Any:
-    """The compiled program; ValueError naming the expression if it does not parse or
-    uses a variable other than ``input``."""
+def compile_cel(expression: str, what: str, variables: frozenset[str], hint: str) -> Any:
+    """``expression`` compiled, for an expression that may read only ``variables``;
+    ValueError naming it (as ``what``) if it is empty, does not parse, or reads another
+    variable (``hint`` says which it may). Shared by key expressions and event filters."""
     if not isinstance(expression, str) or not expression.strip():
-        raise ValueError(f"key expression {expression!r} is empty")
+        raise ValueError(f"{what} {expression!r} is empty")
     try:
         program = cel.compile(expression)
     except (ValueError, RuntimeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"key expression {expression!r} is not valid CEL: {first}") from None
-    unknown = sorted(set(program.variables()) - {"input"})
+        raise ValueError(f"{what} {expression!r} is not valid CEL: {first}") from None
+    unknown = sorted(set(program.variables()) - variables)
     if unknown:
-        raise ValueError(
-            f"key expression {expression!r} uses {', '.join(unknown)}: only `input` (the run's"
-            " input) is available"
-        )
+        raise ValueError(f"{what} {expression!r} uses {', '.join(unknown)}: {hint}")
     return program
+
+
+@lru_cache(maxsize=1024)
+def compile_expression(expression: str) -> Any:
+    """The compiled program; ValueError naming the expression if it does not parse or
+    uses a variable other than ``input``."""
+    return compile_cel(
+        expression,
+        "key expression",
+        frozenset({"input"}),
+        "only `input` (the run's input) is available",
+    )
 
 
 def evaluate_key(expression: str, run_input: Any) -> str:
