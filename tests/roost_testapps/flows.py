@@ -992,5 +992,31 @@ async def await_ci(input: dict, ctx: DurableContext) -> dict:
     return {"ci": ci.payload, "event_id": ci.id, "marked": marked}
 
 
+durable_approval = roost.workflow("t-durable-approval")
+
+
+@durable_approval.durable_task(execution_timeout="60s")
+async def await_merge(input: dict, ctx: DurableContext) -> dict:
+    marked = await ctx.step("mark", _mark, input["marker"], "step")
+    try:
+        ok = await ctx.wait_for_approval(
+            f"Merge PR {input['pr']}?", details={"pr": input["pr"]}, timeout=input["timeout"]
+        )
+    except WaitTimeoutError:
+        return {"timed_out": True, "marked": marked}
+    return {
+        "approved": ok.approved,
+        "by": ok.by,
+        "reason": ok.reason,
+        "approval_id": ok.id,
+        "at": ok.at.timestamp(),
+        "marked": marked,
+    }
+
+
 # One slot: an ordinary task can run only while the durable one waits.
-sleeper = roost.worker("sleeper", workflows=[durable_sleep, durable_quick, durable_event], slots=1)
+sleeper = roost.worker(
+    "sleeper",
+    workflows=[durable_sleep, durable_quick, durable_event, durable_approval],
+    slots=1,
+)

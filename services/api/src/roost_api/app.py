@@ -20,7 +20,15 @@ from starlette.routing import BaseRoute, Route
 
 from roost_api import metrics as api_metrics
 from roost_api import openapi, store
-from roost_api.endpoints import events, operations, rate_limits, runs, schedules, workflows
+from roost_api.endpoints import (
+    approvals,
+    events,
+    operations,
+    rate_limits,
+    runs,
+    schedules,
+    workflows,
+)
 from roost_api.resources import Declarer, Resources
 from roost_api.served import ServedWorkflows
 from roost_api.settings import ApiSettings
@@ -120,6 +128,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         *runs.ROUTES,
         *events.ROUTES,
         *schedules.ROUTES,
+        *approvals.ROUTES,
     ]
     # Made once, from the routes' declarations (roost_api.openapi); a route left
     # undeclared fails here, at start, not in a client generated later.

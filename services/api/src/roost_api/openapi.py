@@ -45,6 +45,7 @@ PATH_PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     "cron_id": ("the cron's id", {"type": "string", "format": "uuid"}),
     "scheduled_id": ("the scheduled run's id", {"type": "string", "format": "uuid"}),
     "worker_id": ("the worker's id, name@host:pid", {"type": "string", "minLength": 1}),
+    "approval_id": ("the approval's id", {"type": "string", "format": "uuid"}),
 }
 
 _UNAUTHENTICATED = "no API token, or one that is invalid or revoked"

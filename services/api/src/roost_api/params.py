@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from roost_core import triggers
 from roost_core.schedule_models import ScheduledStatus
-from roost_core.statuses import RunStatus
+from roost_core.statuses import ApprovalStatus, RunStatus
 
 MAX_WAIT_SECONDS = 60.0
 MAX_PAGE = 500
@@ -142,6 +143,17 @@ class PushedEventQuery(_Query):
         description="only events with exactly this key",
         # Empty is no filter; anything else must be a key.
         json_schema_extra={"pattern": f"^(?:{triggers.KEY_PATTERN[1:-1]})?$"},
+    )
+    limit: Limit = _limit(50)
+    cursor: Cursor = None
+
+
+class ApprovalQuery(_Query):
+    status: Annotated[ApprovalStatus | None, BeforeValidator(_upper)] = Field(
+        default=None, description="only those in this status (PENDING: awaiting a decision)"
+    )
+    run_id: Annotated[UUID | None, BeforeValidator(lambda raw: raw or None)] = Field(
+        default=None, description="only those of this run"
     )
     limit: Limit = _limit(50)
     cursor: Cursor = None

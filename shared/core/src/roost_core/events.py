@@ -39,6 +39,8 @@ TASK_STREAM = "task.stream"
 TASK_DEADLINE = "task.deadline"  # a running attempt moved its deadline (ctx.refresh_timeout)
 TASK_RETRYING = "task.retrying"
 TASK_WAITING = "task.waiting"  # a durable task suspended to wait: {reason, until}
+# A person decided what a waiting task asked: {approval_id, approved, by, reason}
+TASK_APPROVAL = "task.approval"
 TASK_REDISPATCHED = "task.redispatched"  # its message was lost: sent again, same attempt
 TASK_SUCCEEDED = "task.succeeded"
 TASK_FAILED = "task.failed"
@@ -59,6 +61,7 @@ ALL_TYPES = frozenset(
         TASK_DEADLINE,
         TASK_RETRYING,
         TASK_WAITING,
+        TASK_APPROVAL,
         TASK_REDISPATCHED,
         TASK_SUCCEEDED,
         TASK_FAILED,

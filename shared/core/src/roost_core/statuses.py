@@ -68,3 +68,13 @@ class WorkerStatus(StrEnum):
         if not heard_recently:
             return cls.DEAD
         return cls(reported)
+
+
+class ApprovalStatus(StrEnum):
+    """Where a question a durable task asked (``ctx.wait_for_approval``) stands."""
+
+    PENDING = "PENDING"  # its task waits for a decision
+    APPROVED = "APPROVED"  # final
+    REJECTED = "REJECTED"  # final
+    EXPIRED = "EXPIRED"  # its timeout passed first: the task got WaitTimeoutError
+    CANCELLED = "CANCELLED"  # its task ended otherwise (its run was cancelled) first

@@ -44,12 +44,15 @@ class DurableCall(_Frozen):
     them again (roost.DurableContext)."""
 
     seq: int = Field(ge=0)  # its position in the task's sequence of durable calls
-    kind: Literal["step", "sleep", "event"]
-    name: str  # the step's name; "sleep" for a sleep; the event key waited for
+    kind: Literal["step", "sleep", "event", "approval"]
+    # The step's name; "sleep" for a sleep; the event key waited for; an approval's
+    # question.
+    name: str
     # A step's result; for an event wait, the event that ended it ({id, key, data,
-    # created_at}), or None while it waits and after it timed out.
+    # created_at}); for an approval, the decision ({id, approved, by, reason, at}); None
+    # while a wait waits and after it timed out.
     result: JSON = None
-    until: float | None = None  # a sleep's wake time; an event wait's timeout (or None)
+    until: float | None = None  # a sleep's wake time; a wait's timeout (or None)
 
 
 class EventWait(_Frozen):
@@ -60,6 +63,14 @@ class EventWait(_Frozen):
     key: str
     filter: str | None = None
     since: float
+
+
+class ApprovalAsk(_Frozen):
+    """What a durable task waiting for a person's decision asks
+    (``ctx.wait_for_approval``): the question, and any JSON details shown beside it."""
+
+    question: str
+    details: JSON = None
 
 
 class TaskMessage(_Frozen):
@@ -131,8 +142,9 @@ class TaskWaiting(_TaskReport):
     # When it resumes, unix seconds: a sleep's end, an event wait's timeout; None: an
     # event wait without a timeout (only an event ends it).
     until: float | None
-    reason: Literal["sleep", "event"]  # what it waits for, shown on the task
+    reason: Literal["sleep", "event", "approval"]  # what it waits for, shown on the task
     event: EventWait | None = None  # reason "event": which event ends the wait
+    approval: ApprovalAsk | None = None  # reason "approval": what a person is asked
 
 
 TaskReport = TaskStarted | TaskSucceeded | TaskFailed | TaskWaiting

@@ -10,6 +10,7 @@ def check_deps(input: dict, ctx: Context) -> dict: ...
 ```
 """
 
+from roost._approvals import Approval
 from roost._context import Context
 from roost._crons import Crons
 from roost._durable import DurableContext
@@ -67,6 +68,7 @@ from roost_core.statuses import RunStatus, TaskStatus
 
 __all__ = [
     "ApiUnavailableError",
+    "Approval",
     "Attempt",
     "AuthenticationError",
     "BadRequestError",

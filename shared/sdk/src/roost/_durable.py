@@ -1,5 +1,5 @@
-"""Durable tasks on the worker (issue #18): ``ctx.step``, the sleeps and
-``ctx.wait_for_event``, by replay.
+"""Durable tasks on the worker (issue #18): ``ctx.step``, the sleeps,
+``ctx.wait_for_event`` and ``ctx.wait_for_approval``, by replay.
 
 A durable task is an ``async def`` declared with ``@wf.durable_task``. Each of its
 *durable calls* (a step, a sleep, an event wait) takes the next number of a cursor,
@@ -7,8 +7,9 @@ A durable task is an ``async def`` declared with ``@wf.durable_task``. Each of i
 wake time and suspends the attempt: ``WaitRequested`` escapes the task, the worker
 reports ``TaskWaiting`` with every durable call completed so far (the journal), and
 returns, so the attempt gives back its slot like any finished one. An event wait
-suspends the same way with an entry whose result is None; the engine writes the event
-that ends it into that entry (or leaves it None once its timeout passed). When the wait
+(and an approval) suspends the same way with an entry whose result is None; the engine
+writes the event (the decision) that ends it into that entry, or leaves it None once its
+timeout passed. When the wait
 is over the engine dispatches a new attempt with that journal, which runs the function
 again from the top:
 each durable call it makes is matched, by its number, against the recorded one, and
@@ -32,18 +33,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, ParamSpec
 
+from roost import _approvals as approvals
 from roost import _durations as durations
 from roost import _event_waits as event_waits
+from roost._approvals import Approval
 from roost._context import Context, Emit, _no_emit
 from roost._durations import Duration
 from roost._errors import NonDeterminismError, WaitTimeoutError
 from roost._event_waits import WaitedEvent
 from roost._typed import jsonable
-from roost_core.wire import DurableCall, EventWait, TaskMessage
+from roost_core.wire import ApprovalAsk, DurableCall, EventWait, TaskMessage
 
 P = ParamSpec("P")
-Kind = Literal["step", "sleep", "event"]
-WaitReason = Literal["sleep", "event"]
+Kind = Literal["step", "sleep", "event", "approval"]
+WaitReason = Literal["sleep", "event", "approval"]
 
 # What a sleep is named in the journal: sleeps are told apart by their number only.
 SLEEP = "sleep"
@@ -53,8 +56,9 @@ class WaitRequested(BaseException):  # noqa: N818 (a signal, not an error)
     """Raised by a durable call that must wait: the attempt ends, reported as
     ``TaskWaiting`` with ``journal`` (every durable call completed so far, the wait
     included), and the task resumes by replaying it at ``until`` (unix seconds), or, for
-    an event wait (``event`` says which event), when that event comes, if sooner; an
-    event wait without a timeout has no ``until``.
+    an event wait (``event`` says which event), when that event comes, if sooner; for an
+    approval (``approval`` says what is asked), when a person decides, if sooner; a wait
+    without a timeout has no ``until``.
 
     Not an Exception, so that a task's ``except Exception`` does not swallow the
     suspension (as with asyncio.CancelledError); it passes through Dramatiq's event-loop
@@ -67,20 +71,24 @@ class WaitRequested(BaseException):  # noqa: N818 (a signal, not an error)
         until: float | None,
         reason: WaitReason,
         event: EventWait | None = None,
+        approval: ApprovalAsk | None = None,
     ) -> None:
         what = reason if event is None else f"event {event.key!r}"
+        if approval is not None:
+            what = f"approval {approval.question!r}"
         when = "with no timeout" if until is None else f"until {_iso(until)}"
         super().__init__(f"task {task!r} waits ({what}) {when}")
         self.journal = journal
         self.until = until
         self.reason: WaitReason = reason
         self.event = event
+        self.approval = approval
 
 
 class DurableContext(Context):
     """Passed to a durable task (``@wf.durable_task``) instead of a Context: everything a
-    Context does, plus the durable calls ``step``, ``sleep_for``, ``sleep_until`` and
-    ``wait_for_event``."""
+    Context does, plus the durable calls ``step``, ``sleep_for``, ``sleep_until``,
+    ``wait_for_event`` and ``wait_for_approval``."""
 
     def __init__(
         self,
@@ -197,6 +205,44 @@ class DurableContext(Context):
         wait = EventWait(key=key, filter=filter, since=lookback)
         raise WaitRequested(self.task_name, self.durable_calls, until, "event", wait)
 
+    async def wait_for_approval(
+        self, question: str, *, details: Any = None, timeout: Duration | None = None
+    ) -> Approval:
+        """Ask a person ``question`` and suspend the task, holding no worker slot, until
+        they approve or reject it (``roost approvals``, ``POST
+        /api/v1/approvals/{id}/approve``, the dashboard's Approvals page), and return
+        the decision: ``.approved``, ``.by`` (the deciding API token's name),
+        ``.reason``, ``.at``. A rejection is returned, not raised. ``details`` (any
+        JSON) is shown beside the question.
+
+        ``timeout`` (seconds, a timedelta, or "1d"; None: wait for ever) past with no
+        decision raises ``WaitTimeoutError`` here, which the task may catch; a decision
+        after that is refused. On replay the question must be the one recorded."""
+        question = approvals.checked_question(question)
+        if details is not None:
+            details = json.loads(_json_text(details, f"wait_for_approval {question!r}: details"))
+        seconds = durations.seconds(timeout, f"wait_for_approval {question[:40]!r}: timeout")
+        seq, recorded = self._claim("approval", question)
+        now = self._clock()
+        ask = ApprovalAsk(question=question, details=details)
+        if recorded is None:  # a new question: recorded once a person answers it
+            until = None if seconds is None else now + seconds
+            call = DurableCall(seq=seq, kind="approval", name=question, until=until)
+            raise WaitRequested(
+                self.task_name, [*self.durable_calls, call], until, "approval", approval=ask
+            )
+        if recorded.result is not None:  # the decision
+            return approvals.decided(copy.deepcopy(recorded.result))
+        until = recorded.until
+        if until is not None and now >= until:
+            raise WaitTimeoutError(
+                f"task {self.task_name!r}, durable call #{seq}: wait_for_approval "
+                f"{question!r} timed out at {_iso(until)} with no decision",
+                until=until,
+            )
+        # Resumed early (a clock behind the engine's): the same question waits on.
+        raise WaitRequested(self.task_name, self.durable_calls, until, "approval", approval=ask)
+
     async def _sleep(self, wake_time: Callable[[float], float]) -> None:
         seq, recorded = self._claim("sleep", SLEEP)
         now = self._clock()
@@ -249,6 +295,8 @@ class DurableContext(Context):
 def _described(kind: str, name: str) -> str:
     if kind == "event":
         return f"wait_for_event {name!r}"
+    if kind == "approval":
+        return f"wait_for_approval {name!r}"
     return f"step {name!r}" if kind == "step" else kind
 
 

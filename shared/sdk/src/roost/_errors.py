@@ -65,7 +65,8 @@ class NonDeterminismError(NonRetryableError):
 
 class WaitTimeoutError(NonRetryableError, TimeoutError):
     """Raised inside a durable task by ``ctx.wait_for_event`` when its timeout passed
-    before an event came; names the key and the timeout. Catch it to go on without the
+    before an event came (names the key and the timeout), or by
+    ``ctx.wait_for_approval`` when it passed before a person decided. Catch it to go on without the
     event. It is raised again at that call on every later replay (the journal keeps the
     wait unanswered), so an attempt that lets it escape fails at once: a retry would
     replay the same timeout."""
@@ -74,7 +75,7 @@ class WaitTimeoutError(NonRetryableError, TimeoutError):
 
     def __init__(self, message: str, key: str = "", until: float | None = None) -> None:
         super().__init__(message)
-        self.key = key  # the event key waited for
+        self.key = key  # the event key waited for ("" for an approval)
         self.until = until  # when the wait timed out, unix seconds
 
 

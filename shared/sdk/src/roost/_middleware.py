@@ -23,7 +23,7 @@ from roost._durable import DurableContext, WaitReason
 from roost._errors import NonRetryableError
 from roost._reporter import Pending
 from roost_core.outbox import OutboxMessage
-from roost_core.wire import DurableCall, EventWait, TaskError, TaskMessage
+from roost_core.wire import ApprovalAsk, DurableCall, EventWait, TaskError, TaskMessage
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,14 @@ class Cancelled:
 class Waiting:
     """A durable task suspended to wait (roost._durable): reported as TaskWaiting, and
     resumed by the engine with ``journal`` to replay at ``until`` (unix seconds; None:
-    no timeout), or, waiting for ``event`` (reason "event"), once that event comes."""
+    no timeout), or, waiting for ``event`` (reason "event"), once that event comes, or
+    asking ``approval`` (reason "approval"), once a person decides."""
 
     journal: list[DurableCall]
     until: float | None
     reason: WaitReason
     event: EventWait | None = None
+    approval: ApprovalAsk | None = None  # reason "approval": what a person is asked
 
 
 Outcome = Succeeded | Failed | Cancelled | Waiting

@@ -95,6 +95,7 @@ class Outcomes(AttemptMiddleware):
                 until=outcome.until,
                 reason=outcome.reason,
                 event=outcome.event,
+                approval=outcome.approval,
             )
             self._reports.result(topo.TASK_WAITING, waiting)
         # Cancelled: the run ended CANCELLED already, nothing to report.

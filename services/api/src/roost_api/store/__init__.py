@@ -1,6 +1,7 @@
 """The api's reads and writes, a module per resource. Every transition of a run lives in
 the engine core (roost_core.engine); what is here reads, lists and shapes for HTTP."""
 
+from roost_api.store.approvals import decide_approval, get_approval, list_approvals
 from roost_api.store.create import (
     CreatedRun,
     RunRequest,
@@ -46,6 +47,9 @@ from roost_api.store.workflows import (
 )
 
 __all__ = [
+    "decide_approval",
+    "get_approval",
+    "list_approvals",
     "check_admissible",
     "check_dynamic_keys",
     "list_limits",

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from roost_core import events
+from roost_core.engine import approvals
 from roost_core.engine.event_waits import add_wait
 from roost_core.engine.reports_started import started_data
 from roost_core.engine.state import ACTIVE, Conn, Definitions, RunState
@@ -26,11 +27,13 @@ _RECORD_ATTEMPT = SQL.record_failed_attempt
 
 def wait_of(report: TaskWaiting) -> dict[str, Any]:
     """What the task waits for, as the task run shows it and its event says: the reason,
-    until when (None: an event wait without a timeout), and an event wait's key and
-    filter."""
+    until when (None: a wait without a timeout), an event wait's key and filter, and an
+    approval's question and details (its id is added once it is recorded)."""
     wait: dict[str, Any] = {"reason": report.reason, "until": report.until}
     if report.event is not None:
         wait.update(key=report.event.key, filter=report.event.filter)
+    if report.approval is not None:
+        wait.update(question=report.approval.question, details=report.approval.details)
     return wait
 
 
@@ -41,6 +44,14 @@ def suspend_attempt(
     ``report.until``. Returns False when it was not the current active attempt (a
     duplicate report, or a run cancelled meanwhile)."""
     wait = wait_of(report)
+    if report.approval is not None:  # asked first: its id is part of what the task shows
+        seq = max(c.seq for c in report.journal)  # the wait is the last call made
+        approval_id = approvals.ask(
+            conn, report.task_run_id, report.attempt, seq, report.approval, report.until
+        )
+        if approval_id is None:
+            return False
+        wait["approval_id"] = approval_id
     row = conn.execute(
         _SUSPEND,
         {

@@ -18,23 +18,31 @@ WHERE t.id = v.id;
 -- fire_due_retries_of_tasks --
 -- The given task runs' retries whose backoff is over, and durable tasks whose wait is,
 -- are queued (with the durable calls a durable task replays); an event wait timed out
--- or ended is forgotten.
+-- or ended is forgotten; an approval still pending timed out (EXPIRED).
 WITH fired AS (
   UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
     status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
   WHERE id = ANY(%(task_run_ids)b::uuid[]) AND dispatch_at <= now()
   RETURNING id, run_id, task_name, attempt, journal
-), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired))
+), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired)
+), expired AS (
+  UPDATE approvals SET status = 'EXPIRED'
+  WHERE task_run_id IN (SELECT id FROM fired) AND status = 'PENDING'
+)
 SELECT id, run_id, task_name, attempt, journal FROM fired;
 
 -- fire_due_retries_of_runs --
 -- The given runs' retries whose backoff is over, and durable tasks whose wait is, are
 -- queued (with the durable calls a durable task replays); an event wait timed out is
--- forgotten.
+-- forgotten; an approval still pending timed out (EXPIRED).
 WITH fired AS (
   UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
     status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
   WHERE run_id = ANY(%(run_ids)b::uuid[]) AND dispatch_at <= now()
   RETURNING id, run_id, task_name, attempt, journal
-), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired))
+), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired)
+), expired AS (
+  UPDATE approvals SET status = 'EXPIRED'
+  WHERE task_run_id IN (SELECT id FROM fired) AND status = 'PENDING'
+)
 SELECT id, run_id, task_name, attempt, journal FROM fired;
