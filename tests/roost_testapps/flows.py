@@ -1020,3 +1020,24 @@ sleeper = roost.worker(
     workflows=[durable_sleep, durable_quick, durable_event, durable_approval],
     slots=1,
 )
+
+# -- a durable task in a concurrency group of one (issue #18: a waiting run gives back its
+# place in the group, and takes one again before it resumes) ----------------------------
+durable_group = roost.workflow(
+    "t-durable-group", concurrency=Concurrency("input.group", max_runs=1)
+)
+
+
+@durable_group.durable_task(execution_timeout="60s")
+async def hold_group(input: dict, ctx: DurableContext) -> dict:
+    started = await ctx.step("start", time.time)
+    if input.get("sleep"):
+        await ctx.sleep_for(input["sleep"])
+    resumed = time.time()
+    if input.get("busy"):
+        await asyncio.sleep(input["busy"])  # holds the group's place: it does not wait
+    return {"started": started, "resumed": resumed, "ended": time.time()}
+
+
+# Four slots: slots never keep these runs apart, only their group does.
+grouped = roost.worker("grouped", workflows=[durable_group], slots=4)

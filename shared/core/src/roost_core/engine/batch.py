@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from roost_core import events, outbox, tracing
 from roost_core.engine import plan, record
+from roost_core.engine.places import give_back_places
 from roost_core.engine.settle import settle
 from roost_core.engine.state import BatchOutcome, Conn, Definitions, RunState
 from roost_core.engine.trace import trace_decisions
@@ -16,6 +17,7 @@ def write_batch(
 ) -> tuple[list[outbox.OutboxRow], list[events.Event]]:
     """Append the batch's events, free what its ended attempts held, and write its
     outbox (roost_core.engine.record.write)."""
+    give_back_places(conn, runs.values())  # runs whose every task left now waits
     if tracing.enabled():
         trace_decisions(runs)
     written = plan.run(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from roost_core import dispatch, events, outbox
-from roost_core.engine import decisions, plan
+from roost_core import admission, dispatch, events, outbox
+from roost_core.engine import decisions, places, plan
 from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.state import Conn, Definitions, RunState
 from roost_core.queries import SQL
@@ -116,6 +116,27 @@ def fire_dispatches(
         rows = conn.execute(_FIRE_OF_RUNS, {"run_ids": [r.id for r in runs.values()]}).fetchall()
     ready = [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
     journals = {str(r[0]): r[4] for r in rows if r[4]}
-    if ready:
-        dispatch_ready(conn, topology, definitions, runs, ready, out, journals=journals)
+    if not ready:
+        return 0
+    limited = sorted(
+        {
+            run_id
+            for _, run_id, _, _ in ready
+            if definitions.get(conn, runs[run_id].version_id).concurrency is not None
+        }
+    )
+    # Runs that gave back their group place while their tasks waited take one again
+    # first: their resumed attempts wait for it as a new run's roots do.
+    needed = places.places_needed(conn, limited) if limited else {}
+    plain = [r for r in ready if r[1] not in needed]
+    if plain:
+        dispatch_ready(conn, topology, definitions, runs, plain, out, journals=journals)
+    for run_id, key in needed.items():
+        run = runs[run_id]
+        held: list[outbox.OutboxMessage] = []
+        mine = [r for r in ready if r[1] == run_id]
+        dispatch_ready(conn, topology, definitions, runs, mine, held, journals=journals)
+        concurrency = definitions.get(conn, run.version_id).concurrency
+        assert concurrency is not None
+        out.append(admission.run_waiter(run.tenant_id, run_id, key, concurrency.max_runs, held))
     return len(ready)

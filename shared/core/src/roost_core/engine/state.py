@@ -40,6 +40,10 @@ class RunState:
     settled: int = 0  # tasks this batch moved to a final state
     events: list[events.NewEvent] = field(default_factory=list)  # to append at the end
     released: list[tuple[str, int]] = field(default_factory=list)  # attempts that ended
+    # A task of this run, whose workflow has a concurrency limit, suspended to wait in
+    # this batch: if the run has no active task left at its end, it gives back its place
+    # in its group (roost_core.engine.waits.give_back_places).
+    suspended: bool = False
 
     def event(
         self,

@@ -70,8 +70,11 @@ def suspend_attempt(
     if report.event is not None:  # the scheduler matches it with pushed events
         seq = max(c.seq for c in report.journal)  # the wait is the last call made
         add_wait(conn, report.task_run_id, seq, report.event)
-    if definitions.get(conn, run.version_id).by_name[report.task].rate_limits:
+    definition = definitions.get(conn, run.version_id)
+    if definition.by_name[report.task].rate_limits:
         run.released.append((report.task_run_id, report.attempt))  # units come back
+    if definition.concurrency is not None:
+        run.suspended = True  # its group place may come back too (engine.places)
     if was == TaskStatus.QUEUED:  # too quick for a `started` report of its own
         queued = queued_at.timestamp() if queued_at is not None else None
         run.event(
