@@ -202,24 +202,28 @@ def test_sigterm_lets_running_tasks_finish_within_the_grace_period_and_hands_bac
         name="graceful-1",
         extra_args=["--shutdown-grace", "4"],
     )
-    short = flows.crash.run({"marker_dir": str(short_dir), "seconds": 1}, wait_for_result=False)
-    _wait_until(lambda: any(short_dir.glob("*.started")), 30, "the short task to start")
-    first.popen.send_signal(signal.SIGTERM)
-    assert short.result(timeout=30)["slow"]["pid"] == int(
-        next(short_dir.glob("*.started")).name.split(".")[0]
-    )
-    first.popen.wait(30)
-
-    # A long task outlives the grace period: it goes back and another worker runs it.
-    second = stack.start_worker(
-        "roost_testapps.flows:crasher",
-        processes=1,
-        threads=2,
-        name="graceful-2",
-        extra_args=["--shutdown-grace", "1"],
-    )
-    third = None
+    second = third = None
     try:
+        short = flows.crash.run({"marker_dir": str(short_dir), "seconds": 1}, wait_for_result=False)
+        _wait_until(lambda: any(short_dir.glob("*.started")), 30, "the short task to start")
+        first.popen.send_signal(signal.SIGTERM)
+        first.popen.wait(30)
+        # `after_slow` is queued only once `slow` has finished, when the stopping worker
+        # takes no more work (Dramatiq's idle thread may still grab it, or may not): the
+        # next worker runs it. `slow` itself ran once, to the end, on the stopped worker.
+        second = stack.start_worker(
+            "roost_testapps.flows:crasher",
+            processes=1,
+            threads=2,
+            name="graceful-2",
+            extra_args=["--shutdown-grace", "1"],
+        )
+        (short_marker,) = short_dir.glob("*.started")
+        assert short.result(timeout=30)["slow"]["pid"] == int(short_marker.name.split(".")[0])
+        short_slow = flows.roost.runs.get(short.id).task("slow")
+        assert [(a.attempt, a.status) for a in short_slow.attempts] == [(1, "SUCCEEDED")]
+
+        # A long task outlives the grace period: it goes back and another worker runs it.
         long = flows.crash.run({"marker_dir": str(long_dir), "seconds": 4}, wait_for_result=False)
         _wait_until(lambda: any(long_dir.glob("*.started")), 30, "the long task to start")
         second.popen.send_signal(signal.SIGTERM)
@@ -233,7 +237,9 @@ def test_sigterm_lets_running_tasks_finish_within_the_grace_period_and_hands_bac
         assert result["slow"]["pid"] == finished != abandoned
         assert flows.roost.runs.get(long.id).status == roost.RunStatus.SUCCEEDED
     finally:
-        second.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
         if third is not None:
             third.stop()
 
