@@ -1041,3 +1041,35 @@ async def hold_group(input: dict, ctx: DurableContext) -> dict:
 
 # Four slots: slots never keep these runs apart, only their group does.
 grouped = roost.worker("grouped", workflows=[durable_group], slots=4)
+
+# -- child runs (issue #18): a task that triggers runs of another workflow ----------------
+child_flow = roost.workflow("t-child")
+
+
+@child_flow.task()
+def child_work(input: dict, ctx: Context) -> dict:
+    until = time.time() + input.get("sleep", 0)
+    while time.time() < until:  # a cancelled run interrupts it (TaskCancelledError)
+        time.sleep(0.05)
+    return {"n": input["n"], "meta": ctx.metadata}
+
+
+parent_flow = roost.workflow("t-parent")
+
+
+@parent_flow.task(retries=1, backoff_initial_seconds=0.2)
+def fan_out(input: dict, ctx: Context) -> dict:
+    inputs = [{"n": i, "sleep": input.get("sleep", 0)} for i in range(input["n"])]
+    refs = child_flow.run_many(inputs)
+    if input.get("fail_first") and ctx.attempt_number == 1:
+        raise RuntimeError("fails after spawning its children")
+    outputs = [r.result(timeout=120)["child_work"] for r in refs] if input.get("wait") else []
+    return {
+        "ids": [r.id for r in refs],
+        "sum": sum(o["n"] for o in outputs),
+        "metas": [o["meta"] for o in outputs],
+    }
+
+
+# Eight slots: a waiting parent holds one, its children use the rest.
+family = roost.worker("family", workflows=[parent_flow, child_flow], slots=8)

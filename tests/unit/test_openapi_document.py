@@ -61,7 +61,15 @@ def test_a_query_model_becomes_parameters_and_not_a_component() -> None:
     doc = _document()
     params = {p["name"]: p for p in doc["paths"]["/api/v1/runs"]["get"]["parameters"]}
 
-    assert set(params) == {"workflow", "status", "since", "until", "limit", "cursor"}
+    assert set(params) == {
+        "workflow",
+        "status",
+        "since",
+        "until",
+        "parent_run_id",
+        "limit",
+        "cursor",
+    }
     assert params["limit"]["schema"]["type"] == "integer"
     assert "RunListQuery" not in doc["components"]["schemas"]
 

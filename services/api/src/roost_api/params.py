@@ -99,6 +99,9 @@ class RunListQuery(_Query):
     until: Time | None = Field(
         default=None, description="created before (ISO 8601 or unix seconds)"
     )
+    parent_run_id: Annotated[UUID | None, BeforeValidator(lambda raw: raw or None)] = Field(
+        default=None, description="only the runs triggered inside this run's tasks"
+    )
     limit: Limit = _limit(50)
     cursor: Cursor = None
 

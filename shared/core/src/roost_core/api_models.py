@@ -24,6 +24,23 @@ MAX_BULK = 1000
 # Request bodies.
 
 
+# A child run's key within its parent task: what makes its spawn idempotent.
+CHILD_KEY_PATTERN = r"^[A-Za-z0-9_.:/@-]{1,200}$"
+
+
+class ParentRef(BaseModel):
+    """The task a run is triggered inside (issue #18, child runs): the run is linked to
+    it, and ``key`` makes the spawn idempotent: a task (retried or replayed) asking again
+    with the same key gets the run it made before, never a second one. Unless the
+    trigger gives its own, the child takes the parent run's metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+    task_run_id: str = Field(
+        json_schema_extra={"format": "uuid"}, description="the spawning task run's id"
+    )
+    key: str = Field(pattern=CHILD_KEY_PATTERN, description="the spawn's key in that task")
+
+
 class TriggerRequest(BaseModel):
     """``POST /api/v1/workflows/{name}/runs``."""
 
@@ -32,6 +49,7 @@ class TriggerRequest(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=255)
     version: str | None = None
     metadata: Metadata = Field(default_factory=dict)
+    parent: ParentRef | None = None
 
 
 class BulkItem(BaseModel):
@@ -41,6 +59,7 @@ class BulkItem(BaseModel):
     input: Any = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, max_length=255)
     metadata: Metadata = Field(default_factory=dict)
+    parent: ParentRef | None = None
 
 
 class BulkTriggerRequest(BaseModel):
@@ -139,13 +158,35 @@ class RunSummary(_Model):
     trigger: dict[str, str] | None = None
 
 
+class RunParent(_Model):
+    """The task a child run was triggered inside."""
+
+    run_id: str
+    task: str
+    workflow: str | None = None  # None: the parent run is gone (retention)
+    key: str
+
+
+class ChildRun(_Model):
+    """A run triggered inside one of this run's tasks."""
+
+    id: str
+    workflow: str
+    status: RunStatus
+    task: str  # the task that triggered it
+    key: str
+    created_at: datetime
+
+
 class Run(RunSummary):
-    """A run with all its tasks."""
+    """A run with all its tasks, and its parent and children (child runs, issue #18)."""
 
     input: Any = None
     output: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     tasks: list[TaskRun] = []
+    parent: RunParent | None = None
+    children: list[ChildRun] = []
 
     def task(self, name: str) -> TaskRun:
         """The task named ``name``; KeyError naming it if the run has none."""

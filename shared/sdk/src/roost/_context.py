@@ -48,6 +48,15 @@ class Context:
         self._cancelled = threading.Event()
         self._emit = emit
         self._extend: Extend = _no_extend
+        self._spawned = 0  # child runs triggered so far in this attempt (roost._children)
+
+    def _spawn_key(self) -> str:
+        """The default key of the next child run this task triggers: its number among
+        those this attempt triggered (a retry triggers the same ones in the same order,
+        and gets the same runs back)."""
+        key = str(self._spawned)
+        self._spawned += 1
+        return key
 
     @property
     def is_cancelled(self) -> bool:

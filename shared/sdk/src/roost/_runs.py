@@ -78,11 +78,13 @@ class Runs:
         meta: dict[str, str] | None = None,
         since: datetime | float | None = None,
         until: datetime | float | None = None,
+        parent_run_id: str | None = None,
     ) -> tuple[list[RunSummary], str | None]:
         """A page of runs, newest first, and the cursor of the next page (or None).
         ``meta`` keeps runs whose metadata has every pair; ``since`` / ``until`` bound
-        their creation time (a datetime, or unix seconds)."""
-        params = _list_params(workflow, status, limit, cursor, meta, since, until)
+        their creation time (a datetime, or unix seconds); ``parent_run_id`` keeps the
+        runs triggered inside that run's tasks (its child runs)."""
+        params = _list_params(workflow, status, limit, cursor, meta, since, until, parent_run_id)
         return _page(self._api.request("GET", "/api/v1/runs", params=params))
 
     async def aio_list(
@@ -95,9 +97,10 @@ class Runs:
         meta: dict[str, str] | None = None,
         since: datetime | float | None = None,
         until: datetime | float | None = None,
+        parent_run_id: str | None = None,
     ) -> tuple[builtins.list[RunSummary], str | None]:
         """:meth:`list`, awaited."""
-        params = _list_params(workflow, status, limit, cursor, meta, since, until)
+        params = _list_params(workflow, status, limit, cursor, meta, since, until, parent_run_id)
         return _page(await self._api.arequest("GET", "/api/v1/runs", params=params))
 
     def subscribe(
@@ -231,8 +234,10 @@ def _list_params(
     meta: dict[str, str] | None,
     since: datetime | float | None,
     until: datetime | float | None,
+    parent_run_id: str | None = None,
 ) -> dict[str, Any]:
     values = {
+        "parent_run_id": parent_run_id,
         "workflow": workflow,
         "status": status,
         "limit": limit,

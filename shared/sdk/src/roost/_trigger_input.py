@@ -8,7 +8,7 @@ from typing import Any
 
 from roost._errors import InvalidInputError
 from roost_core import metadata as run_metadata
-from roost_core.api_models import MAX_BULK, BulkItem
+from roost_core.api_models import MAX_BULK, BulkItem, ParentRef
 
 
 def bulk_items(
@@ -17,8 +17,10 @@ def bulk_items(
     idempotency_keys: Sequence[str | None] | None,
     chunk_size: int,
     metadata: dict[str, str] | None,
+    parents: Sequence[ParentRef | None] | None = None,
 ) -> list[BulkItem]:
-    """One item per input, each validated by ``validate`` (an error names its index)."""
+    """One item per input, each validated by ``validate`` (an error names its index),
+    with its parent task if it is a child run (roost._children)."""
     if idempotency_keys is not None and len(idempotency_keys) != len(inputs):
         raise InvalidInputError(
             f"run_many got {len(inputs)} inputs but {len(idempotency_keys)} idempotency keys"
@@ -33,7 +35,11 @@ def bulk_items(
         except InvalidInputError as exc:
             raise InvalidInputError(f"inputs[{index}]: {exc}") from None
         key = idempotency_keys[index] if idempotency_keys is not None else None
-        items.append(BulkItem.model_construct(input=payload, idempotency_key=key, metadata=meta))
+        fields = {"input": payload, "idempotency_key": key, "metadata": meta}
+        parent = parents[index] if parents is not None else None
+        if parent is not None:
+            fields["parent"] = parent
+        items.append(BulkItem.model_construct(**fields))
     return items
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol, overload
 
+from roost import _children as children
 from roost._durations import Duration
 from roost._errors import InvalidDefinitionError
 from roost._models import ScheduledRun
@@ -74,6 +75,7 @@ class WorkflowRuns:
         idempotency_key: str | None = ...,
         timeout: float | None = ...,
         metadata: dict[str, str] | None = ...,
+        key: str | None = ...,
     ) -> dict[str, Any]: ...
 
     @overload
@@ -85,6 +87,7 @@ class WorkflowRuns:
         idempotency_key: str | None = ...,
         timeout: float | None = ...,
         metadata: dict[str, str] | None = ...,
+        key: str | None = ...,
     ) -> RunRef: ...
 
     def run(
@@ -95,17 +98,29 @@ class WorkflowRuns:
         idempotency_key: str | None = None,
         timeout: float | None = None,
         metadata: dict[str, str] | None = None,
+        key: str | None = None,
     ) -> Any:
         """Trigger a run. Waits and returns each task's output by name (raising
         RunFailedError naming the failed tasks), or with ``wait_for_result=False``
         returns a RunRef at once. ``metadata`` (string pairs such as
-        ``{"repo": "beads"}``) is kept with the run to find it by later."""
+        ``{"repo": "beads"}``) is kept with the run to find it by later.
+
+        Inside a task, the run is a *child run* of that task: linked to it, cancelled
+        with its run, and given its run's metadata unless ``metadata`` is given. ``key``
+        (default: its number among the runs this attempt triggered) makes it idempotent:
+        a retried task triggering with the same key gets the same run back."""
         roost = self._client()
         payload = self.validate_input({} if input is None else input)
         meta = checked_metadata(metadata)
+        parent = children.parent_ref(key, f"{self.name}.run")
         version = self.register()
         created = roost.workflows.trigger(
-            self.name, payload, idempotency_key=idempotency_key, metadata=meta, version=version
+            self.name,
+            payload,
+            idempotency_key=idempotency_key,
+            metadata=meta,
+            version=version,
+            parent=parent,
         )
         ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:
@@ -119,12 +134,17 @@ class WorkflowRuns:
         idempotency_keys: Sequence[str | None] | None = None,
         chunk_size: int = 500,
         metadata: dict[str, str] | None = None,
+        keys: Sequence[str] | None = None,
     ) -> list[RunRef]:
         """Trigger one run per input with as few requests as possible (one transaction per
         chunk of ``chunk_size``); return their RunRefs in input order. Every input is
-        validated before anything is sent. Wait with ``ref.result()`` on each."""
+        validated before anything is sent. Wait with ``ref.result()`` on each. Inside a
+        task they are child runs (see :meth:`run`), ``keys`` one per input."""
         roost = self._client()
-        items = bulk_items(self.validate_input, inputs, idempotency_keys, chunk_size, metadata)
+        parents = children.parent_refs(keys, len(inputs), f"{self.name}.run_many")
+        items = bulk_items(
+            self.validate_input, inputs, idempotency_keys, chunk_size, metadata, parents
+        )
         version = self.register()
         ids = roost.workflows.trigger_many(self.name, items, version=version, chunk_size=chunk_size)
         return [RunRef(roost.runs, run_id, self.name) for run_id in ids]
@@ -144,6 +164,7 @@ class WorkflowRuns:
         idempotency_key: str | None = None,
         timeout: float | None = None,
         metadata: dict[str, str] | None = None,
+        key: str | None = None,
     ) -> Any:
         """:meth:`run`, awaited: each task's output by name, or with
         ``wait_for_result=False`` a RunRef (``await ref.aio_result()``). Concurrent
@@ -151,9 +172,15 @@ class WorkflowRuns:
         roost = self._client()
         payload = self.validate_input({} if input is None else input)
         meta = checked_metadata(metadata)
+        parent = children.parent_ref(key, f"{self.name}.aio_run")
         version = await self.aio_register()
         created = await roost.workflows.aio_trigger(
-            self.name, payload, idempotency_key=idempotency_key, metadata=meta, version=version
+            self.name,
+            payload,
+            idempotency_key=idempotency_key,
+            metadata=meta,
+            version=version,
+            parent=parent,
         )
         ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:
@@ -167,10 +194,14 @@ class WorkflowRuns:
         idempotency_keys: Sequence[str | None] | None = None,
         chunk_size: int = 500,
         metadata: dict[str, str] | None = None,
+        keys: Sequence[str] | None = None,
     ) -> list[RunRef]:
         """:meth:`run_many`, awaited."""
         roost = self._client()
-        items = bulk_items(self.validate_input, inputs, idempotency_keys, chunk_size, metadata)
+        parents = children.parent_refs(keys, len(inputs), f"{self.name}.aio_run_many")
+        items = bulk_items(
+            self.validate_input, inputs, idempotency_keys, chunk_size, metadata, parents
+        )
         version = await self.aio_register()
         ids = await roost.workflows.aio_trigger_many(
             self.name, items, version=version, chunk_size=chunk_size

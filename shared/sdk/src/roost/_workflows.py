@@ -10,7 +10,7 @@ from urllib.parse import quote
 from roost._http import ApiClient, shaped
 from roost._models import Run
 from roost._notices import Notices
-from roost_core.api_models import BulkItem, BulkTriggerRequest, TriggerRequest
+from roost_core.api_models import BulkItem, BulkTriggerRequest, ParentRef, TriggerRequest
 from roost_core.wire import WorkflowDefinition
 
 
@@ -72,11 +72,13 @@ class Workflows:
         idempotency_key: str | None = None,
         metadata: dict[str, str] | None = None,
         version: str | None = None,
+        parent: ParentRef | None = None,
     ) -> Run:
         """Start one run of workflow ``name`` (of ``version``, or its newest); return it
         as created (or the earlier run with the same ``idempotency_key``). The input is
-        sent as given: the api checks it against the workflow's input model."""
-        body = _trigger_body(input, idempotency_key, metadata, version)
+        sent as given: the api checks it against the workflow's input model. ``parent``:
+        the task it is a child run of (roost._children)."""
+        body = _trigger_body(input, idempotency_key, metadata, version, parent)
         created = self._api.request("POST", f"/api/v1/workflows/{name}/runs", json=body)
         self._notices.raise_from(name, created)
         return Run.model_validate(created)
@@ -89,10 +91,11 @@ class Workflows:
         idempotency_key: str | None = None,
         metadata: dict[str, str] | None = None,
         version: str | None = None,
+        parent: ParentRef | None = None,
     ) -> Run:
         """:meth:`trigger`, awaited. Concurrent triggers of one workflow share the api's
         transactions (its group commit), so ``asyncio.gather`` scales."""
-        body = _trigger_body(input, idempotency_key, metadata, version)
+        body = _trigger_body(input, idempotency_key, metadata, version, parent)
         created = await self._api.arequest("POST", f"/api/v1/workflows/{name}/runs", json=body)
         self._notices.raise_from(name, created)
         return Run.model_validate(created)
@@ -108,7 +111,9 @@ class Workflows:
             chunk = builtins.list(runs[start : start + chunk_size])
             request = BulkTriggerRequest.model_construct(runs=chunk, version=version)
             body = self._api.request(
-                "POST", f"/api/v1/workflows/{name}/runs/bulk", json=shaped(request)
+                "POST",
+                f"/api/v1/workflows/{name}/runs/bulk",
+                json=shaped(request, exclude_unset=True),
             )
             self._notices.raise_from(name, body)
             ids.extend(str(r["id"]) for r in body["runs"])
@@ -123,7 +128,9 @@ class Workflows:
             chunk = builtins.list(runs[start : start + chunk_size])
             request = BulkTriggerRequest.model_construct(runs=chunk, version=version)
             body = await self._api.arequest(
-                "POST", f"/api/v1/workflows/{name}/runs/bulk", json=shaped(request)
+                "POST",
+                f"/api/v1/workflows/{name}/runs/bulk",
+                json=shaped(request, exclude_unset=True),
             )
             self._notices.raise_from(name, body)
             ids.extend(str(r["id"]) for r in body["runs"])
@@ -131,7 +138,11 @@ class Workflows:
 
 
 def _trigger_body(
-    input: Any, idempotency_key: str | None, metadata: dict[str, str] | None, version: str | None
+    input: Any,
+    idempotency_key: str | None,
+    metadata: dict[str, str] | None,
+    version: str | None,
+    parent: ParentRef | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "input": input,
@@ -140,4 +151,6 @@ def _trigger_body(
     }
     if version is not None:  # no version: the api picks the newest
         fields["version"] = version
+    if parent is not None:
+        fields["parent"] = parent
     return shaped(TriggerRequest.model_construct(**fields), exclude_unset=True)

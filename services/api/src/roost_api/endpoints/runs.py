@@ -200,6 +200,7 @@ async def list_runs(request: Request) -> Response:
             metadata=wanted,
             since=q.since,
             until=q.until,
+            parent_run_id=None if q.parent_run_id is None else str(q.parent_run_id),
         )
     next_cursor = (
         encode_cursor(runs[-1]["created_at"], runs[-1]["id"]) if len(runs) == q.limit else None

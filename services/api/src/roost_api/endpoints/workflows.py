@@ -42,6 +42,7 @@ from roost_core.api_shapes import (
     WorkflowVersion,
 )
 from roost_core.authentication import tenant_of
+from roost_core.engine.trigger import ParentLink
 from roost_core.errors import (
     InvalidDefinitionError,
     InvalidInputError,
@@ -219,13 +220,19 @@ async def trigger_run(request: Request) -> Response:
     trigger = await parsed_body(request, TriggerRequest, "invalid trigger request")
     async with r.pool.connection() as conn:
         wv = await r.versions.get(conn, tenant, name, trigger.version)
+        [parent] = (
+            await store.resolve_parents(conn, tenant, [trigger.parent])
+            if trigger.parent
+            else [None]
+        )
     check_input(wv.definition, trigger.input)
     store.check_dynamic_keys(wv.definition, [trigger.input])
     async with traced_trigger(request, wv.definition.name):
-        one = store.RunRequest(
+        one = _run_request(
             trigger.input,
             trigger.idempotency_key,
             trigger.metadata,
+            parent,
             trace_parent=otel_context.get_current(),
         )
         # Concurrent triggers of this workflow share a transaction (group commit).
@@ -264,10 +271,36 @@ async def trigger_runs(request: Request) -> Response:
                 check_input(wv.definition, item.input)
             except InvalidInputError as exc:
                 raise InvalidInputError(f"runs[{index}]: {exc}") from None
-        requests = [store.RunRequest(i.input, i.idempotency_key, i.metadata) for i in bulk.runs]
+        parents = await store.resolve_parents(conn, tenant, [i.parent for i in bulk.runs])
+        requests = [
+            _run_request(i.input, i.idempotency_key, i.metadata, p)
+            for i, p in zip(bulk.runs, parents, strict=True)
+        ]
         result = await _create(request, conn, tenant, wv, requests)
     runs = [{"id": c.run_id, "created": c.summary is not None} for c in result.runs]
     return JSONResponse(await _warned(request, name, {"runs": runs}), status_code=201)
+
+
+def _run_request(
+    run_input: Any,
+    idempotency_key: str | None,
+    metadata: dict[str, str],
+    parent: tuple[ParentLink, dict[str, str]] | None,
+    trace_parent: otel_context.Context | None = None,
+) -> store.RunRequest:
+    """A run to create; a child run (``parent``: its task, and its run's metadata) gets
+    an idempotency key made of its parent task and key unless it has one, and its
+    parent's metadata unless it has its own."""
+    if parent is None:
+        return store.RunRequest(run_input, idempotency_key, metadata, trace_parent=trace_parent)
+    link, inherited = parent
+    return store.RunRequest(
+        run_input,
+        store.child_idempotency_key(idempotency_key, link),
+        metadata or inherited,
+        trace_parent=trace_parent,
+        parent=link,
+    )
 
 
 ROUTES: list[BaseRoute] = [

@@ -2,6 +2,7 @@
 the engine core (roost_core.engine); what is here reads, lists and shapes for HTTP."""
 
 from roost_api.store.approvals import decide_approval, get_approval, list_approvals
+from roost_api.store.children import child_idempotency_key, resolve_parents
 from roost_api.store.create import (
     CreatedRun,
     RunRequest,
@@ -47,6 +48,8 @@ from roost_api.store.workflows import (
 )
 
 __all__ = [
+    "child_idempotency_key",
+    "resolve_parents",
     "decide_approval",
     "get_approval",
     "list_approvals",

@@ -46,6 +46,8 @@ class RunRequest:
     # The context the run's span is a child of (the request's trigger span), when the
     # run is created away from its request (roost_api.trigger_batch); None: the current.
     trace_parent: otel_context.Context | None = None
+    # The task the run is a child of (issue #18; roost_api.store.children).
+    parent: trigger.ParentLink | None = None
 
 
 # Run spans end only once their runs have committed: the span store keeps spans of
@@ -117,7 +119,7 @@ async def create_runs(
                 wv.version_id,
                 definition,
                 [
-                    trigger.Request(i, r.input, r.idempotency_key, r.metadata, t)
+                    trigger.Request(i, r.input, r.idempotency_key, r.metadata, t, r.parent)
                     for i, r, t in zip(run_ids, requests, traces, strict=True)
                 ],
             ),

@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from roost_api.statements import SQL
+from roost_api.store import children
 from roost_api.store.common import Conn, iso
 from roost_core import events, outbox, span_store
 from roost_core.engine import control
@@ -102,6 +103,7 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
         "output": run["output"],
         "error": run["error"],
         "tasks": task_list,
+        **(await children.family(conn, run_id)),
         "last_event_id": newest["last"] if newest else None,
     }
 
@@ -137,9 +139,11 @@ async def list_runs(
     metadata: dict[str, str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    parent_run_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Newest first, keyset-paginated on (created_at, id); ``metadata`` pairs must all
-    match; ``since`` / ``until`` bound the creation time.
+    match; ``since`` / ``until`` bound the creation time; ``parent_run_id``: only the
+    runs triggered inside that run's tasks (child runs).
 
     A workflow filter is turned into its id first, so that the (workflow_id, [status,]
     created_at) indexes serve it: tested with a million runs (``just bench``)."""
@@ -172,6 +176,9 @@ async def list_runs(
     if until is not None:
         query += " AND r.created_at < %(until)s"
         params["until"] = until
+    if parent_run_id is not None:
+        query += " AND r.id IN (SELECT run_id FROM run_parents WHERE parent_run_id = %(parent)s)"
+        params["parent"] = parent_run_id
     if cursor:
         query += " AND (r.created_at, r.id) < (%(after_at)s, %(after_id)s)"
         params["after_at"], params["after_id"] = cursor

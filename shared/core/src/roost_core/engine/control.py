@@ -28,6 +28,7 @@ _DELETE_TASK_RUN = SQL.delete_task_run
 _TASK_RESULTS = SQL.task_results
 _RESET_TASKS = SQL.reset_tasks
 _RESTART_RUN = SQL.restart_run
+_ACTIVE_CHILDREN = SQL.active_child_runs
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def cancel_run(
     topology: Topology, tenant_id: str, run_id: str, reason: str | None = None
 ) -> Plan[tuple[bool, list[outbox.OutboxRow]]]:
     """Cancel a run: every task not yet final ends CANCELLED (queued ones never start,
-    running ones are told to stop), and so does the run. Returns whether anything
+    running ones are told to stop), and so does the run, and so do its child runs still
+    active (issue #18), theirs too. Returns whether anything
     changed (a run already ended is left as it is) and the outbox rows to publish after
     commit."""
     run = yield from lock_run(tenant_id, run_id)
@@ -146,7 +148,14 @@ def cancel_run(
             )
         )
     written = yield from record.write(topology, run.events(run_events), messages, held)
-    return True, written.outbox_rows
+    rows = written.outbox_rows
+    # Its child runs (triggered inside its tasks) are cancelled with it, and theirs.
+    children = yield Statement(_ACTIVE_CHILDREN, {"run_id": run_id})
+    for (child_id,) in children:
+        why = f"its parent run {run_id} was cancelled"
+        _, child_rows = yield from cancel_run(topology, tenant_id, child_id, why)
+        rows += child_rows
+    return True, rows
 
 
 def replay_run(topology: Topology, tenant_id: str, run_id: str) -> Plan[list[outbox.OutboxRow]]:

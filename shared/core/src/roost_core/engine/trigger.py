@@ -24,18 +24,30 @@ from roost_core.wire import WorkflowDefinition
 _INSERT_RUNS = SQL.insert_runs
 _EXISTING = SQL.runs_by_idempotency_key
 _INSERT_TASK_RUNS = SQL.insert_task_runs
+_LINK_PARENTS = SQL.link_parents
+
+
+@dataclass(frozen=True)
+class ParentLink:
+    """The task a child run is triggered inside (issue #18), as the api resolved it."""
+
+    run_id: str
+    task_run_id: str
+    task: str
+    key: str
 
 
 @dataclass(frozen=True)
 class Request:
     """One run to create: its id (the caller's, so that its trace can name it), input,
-    idempotency key, metadata and trace context."""
+    idempotency key, metadata, trace context, and the task it is a child of."""
 
     id: uuid.UUID
     input: Any
     idempotency_key: str | None = None
     metadata: dict[str, str] | None = None
     trace: dict[str, str] | None = None
+    parent: ParentLink | None = None
 
 
 class TaskRow(NamedTuple):
@@ -170,6 +182,9 @@ def trigger(
             },
             rows=False,
         )
+    links = [(rid, r.parent) for r, rid in zip(requests, run_ids, strict=True) if r.parent]
+    if links:  # children of a task: linked to it (new ones only: an existing one is)
+        yield from _link_parents([(rid, p) for rid, p in links if rid in inserted])
     written = yield from record.write(topology, new_events, messages)
     rows = written.outbox_rows
     to_cancel = [(rid, limits.reasons[rid]) for rid in limits.cancel_existing]
@@ -186,3 +201,18 @@ def trigger(
         cancelled,
         rows,
     )
+
+
+def _link_parents(links: list[tuple[uuid.UUID, ParentLink]]) -> Plan[None]:
+    if links:
+        yield Statement(
+            _LINK_PARENTS,
+            {
+                "run_ids": [rid for rid, _ in links],
+                "parent_run_ids": [uuid.UUID(p.run_id) for _, p in links],
+                "parent_task_run_ids": [uuid.UUID(p.task_run_id) for _, p in links],
+                "parent_tasks": [p.task for _, p in links],
+                "keys": [p.key for _, p in links],
+            },
+            rows=False,
+        )

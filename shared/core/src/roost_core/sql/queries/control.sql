@@ -81,3 +81,10 @@ RETURNING task_name;
 -- count_cancelled --
 -- Tasks that ended before starting count as settled against their run.
 UPDATE runs SET remaining_tasks = remaining_tasks - %(n)s WHERE id = %(run_id)s;
+
+-- active_child_runs --
+-- The runs triggered inside a run's tasks that have not ended, in id order (the order
+-- runs are locked in).
+SELECT p.run_id::text FROM run_parents p JOIN runs r ON r.id = p.run_id
+WHERE p.parent_run_id = %(run_id)s AND r.status IN ('QUEUED', 'RUNNING')
+ORDER BY p.run_id;

@@ -30,3 +30,10 @@ SELECT v.id, v.run_id, v.name, string_to_array(v.parents, ','), v.pending,
 FROM unnest(%(ids)b::uuid[], %(run_ids)b::uuid[], %(names)b::text[], %(parents)b::text[],
   %(pending_parents)b::int[], %(roots)b::bool[], %(deadlines)b::float8[])
   AS v(id, run_id, name, parents, pending, root, deadline);
+
+-- link_parents --
+-- New child runs (issue #18), each linked to the task that triggered it.
+INSERT INTO run_parents (run_id, parent_run_id, parent_task_run_id, parent_task, key)
+SELECT * FROM unnest(%(run_ids)b::uuid[], %(parent_run_ids)b::uuid[],
+  %(parent_task_run_ids)b::uuid[], %(parent_tasks)b::text[], %(keys)b::text[])
+ON CONFLICT (run_id) DO NOTHING;
