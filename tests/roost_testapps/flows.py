@@ -22,6 +22,7 @@ from roost import (
     NonRetryableError,
     RateLimit,
     Roost,
+    RunFailedError,
     WaitTimeoutError,
 )
 
@@ -1048,6 +1049,8 @@ child_flow = roost.workflow("t-child")
 
 @child_flow.task()
 def child_work(input: dict, ctx: Context) -> dict:
+    if input.get("fail"):
+        raise RuntimeError(f"child {input['n']} fails")
     until = time.time() + input.get("sleep", 0)
     while time.time() < until:  # a cancelled run interrupts it (TaskCancelledError)
         time.sleep(0.05)
@@ -1073,3 +1076,30 @@ def fan_out(input: dict, ctx: Context) -> dict:
 
 # Eight slots: a waiting parent holds one, its children use the rest.
 family = roost.worker("family", workflows=[parent_flow, child_flow], slots=8)
+
+
+# A durable parent: its children and the wait for them are durable calls, so it holds
+# no slot while they run (its worker has only one).
+durable_parent = roost.workflow("t-durable-parent")
+
+
+@durable_parent.durable_task(execution_timeout="120s")
+async def fan_in(input: dict, ctx: DurableContext) -> dict:
+    marked = await ctx.step("mark", _mark, input["marker"], "step")
+    inputs = [{"n": i, "fail": i in input.get("failing", [])} for i in range(input["n"])]
+    refs = await child_flow.aio_run_many(inputs)
+    try:
+        outputs = await ctx.wait_for_runs(refs)
+    except RunFailedError as exc:
+        return {"failed": str(exc), "ids": [r.id for r in refs], "marked": marked}
+    extra = await child_flow.aio_run({"n": 1000}, key="extra")
+    return {
+        "sum": sum(o["child_work"]["n"] for o in outputs),
+        "extra": extra["child_work"]["n"],
+        "ids": [r.id for r in refs],
+        "marked": marked,
+        "attempt": ctx.attempt_number,
+    }
+
+
+nursery = roost.worker("nursery", workflows=[durable_parent, child_flow], slots=1)

@@ -19,6 +19,7 @@ from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from roost_core import metrics, outbox
+from roost_core.engine.child_waits import match_child_waits
 from roost_core.engine.event_waits import match_event_waits
 from roost_core.engine.reports import apply_reports
 from roost_core.engine.state import BatchOutcome, Definitions
@@ -202,20 +203,26 @@ class Scheduler:
 
     def _fire_timers(self, conn: psycopg.Connection[Any]) -> None:
         """Retries whose backoff is over, attempts past a deadline, due crons and
-        scheduled runs, durable tasks' event waits that an event may end. Durable: the
+        scheduled runs, durable tasks' event waits that an event may end, and their
+        waits for child runs that may be over. Durable: the
         timers are rows, so a restarted scheduler fires what its predecessor did not."""
         # The reads first, outside any transaction: idle, that is all this costs.
         outcome = BatchOutcome([], [], 0, 0)
-        timers, schedules, events = work_due(conn)
-        if timers:
+        due = work_due(conn)
+        if due.timers:
             with conn.transaction():
                 outcome = fire_timers(conn, self.topology, self.definitions)
-        if events:  # durable tasks waiting for an event that may have come
+        if due.events:  # durable tasks waiting for an event that may have come
             with conn.transaction():
                 matched = match_event_waits(conn, self.topology, self.definitions)
             self.relay.submit(matched.outbox_rows)
             metrics.count(matched.events)
-        if schedules:  # crons and scheduled runs (the same tick: their precision)
+        if due.children:  # durable tasks waiting for child runs, one of which ended
+            with conn.transaction():
+                joined = match_child_waits(conn, self.topology, self.definitions)
+            self.relay.submit(joined.outbox_rows)
+            metrics.count(joined.events)
+        if due.schedules:  # crons and scheduled runs (the same tick: their precision)
             fire_due(
                 conn,
                 self.topology,

@@ -44,15 +44,17 @@ class DurableCall(_Frozen):
     them again (roost.DurableContext)."""
 
     seq: int = Field(ge=0)  # its position in the task's sequence of durable calls
-    kind: Literal["step", "sleep", "event", "approval"]
+    kind: Literal["step", "sleep", "event", "approval", "spawn", "join"]
     # The step's name; "sleep" for a sleep; the event key waited for; an approval's
-    # question.
+    # question; the workflow a spawn triggered or a join waits for.
     name: str
     # A step's result; for an event wait, the event that ended it ({id, key, data,
     # created_at}); for an approval, the decision ({id, approved, by, reason, at}); None
     # while a wait waits and after it timed out.
     result: JSON = None
     until: float | None = None  # a sleep's wake time; a wait's timeout (or None)
+    # A spawn's child runs (also its result) and those a join waits for, by id.
+    children: list[str] | None = None
 
 
 class EventWait(_Frozen):
@@ -142,9 +144,10 @@ class TaskWaiting(_TaskReport):
     # When it resumes, unix seconds: a sleep's end, an event wait's timeout; None: an
     # event wait without a timeout (only an event ends it).
     until: float | None
-    reason: Literal["sleep", "event", "approval"]  # what it waits for, shown on the task
+    reason: Literal["sleep", "event", "approval", "children"]  # what it waits for
     event: EventWait | None = None  # reason "event": which event ends the wait
     approval: ApprovalAsk | None = None  # reason "approval": what a person is asked
+    children: list[str] | None = None  # reason "children": the child runs it waits for
 
 
 TaskReport = TaskStarted | TaskSucceeded | TaskFailed | TaskWaiting

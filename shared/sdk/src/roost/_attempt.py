@@ -122,7 +122,14 @@ class AttemptRunner:
 
     def _outcome_of(self, attempt: Attempt, error: BaseException) -> Outcome | None:
         if isinstance(error, WaitRequested):  # a durable task suspended: not a failure
-            return Waiting(error.journal, error.until, error.reason, error.event, error.approval)
+            return Waiting(
+                error.journal,
+                error.until,
+                error.reason,
+                error.event,
+                error.approval,
+                error.children,
+            )
         for middleware in self.middlewares:
             outcome = middleware.outcome_of(attempt, error)
             if outcome is not None:

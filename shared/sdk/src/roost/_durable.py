@@ -29,11 +29,12 @@ import inspect
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, ParamSpec
 
 from roost import _approvals as approvals
+from roost import _durable_children as durable_children
 from roost import _durations as durations
 from roost import _event_waits as event_waits
 from roost._approvals import Approval
@@ -41,12 +42,13 @@ from roost._context import Context, Emit, _no_emit
 from roost._durations import Duration
 from roost._errors import NonDeterminismError, WaitTimeoutError
 from roost._event_waits import WaitedEvent
+from roost._runs import RunRef
 from roost._typed import jsonable
 from roost_core.wire import ApprovalAsk, DurableCall, EventWait, TaskMessage
 
 P = ParamSpec("P")
-Kind = Literal["step", "sleep", "event", "approval"]
-WaitReason = Literal["sleep", "event", "approval"]
+Kind = Literal["step", "sleep", "event", "approval", "spawn", "join"]
+WaitReason = Literal["sleep", "event", "approval", "children"]
 
 # What a sleep is named in the journal: sleeps are told apart by their number only.
 SLEEP = "sleep"
@@ -72,10 +74,13 @@ class WaitRequested(BaseException):  # noqa: N818 (a signal, not an error)
         reason: WaitReason,
         event: EventWait | None = None,
         approval: ApprovalAsk | None = None,
+        children: list[str] | None = None,
     ) -> None:
         what = reason if event is None else f"event {event.key!r}"
         if approval is not None:
             what = f"approval {approval.question!r}"
+        if children is not None:
+            what = f"{len(children)} child run(s)"
         when = "with no timeout" if until is None else f"until {_iso(until)}"
         super().__init__(f"task {task!r} waits ({what}) {when}")
         self.journal = journal
@@ -83,12 +88,14 @@ class WaitRequested(BaseException):  # noqa: N818 (a signal, not an error)
         self.reason: WaitReason = reason
         self.event = event
         self.approval = approval
+        self.children = children
 
 
 class DurableContext(Context):
     """Passed to a durable task (``@wf.durable_task``) instead of a Context: everything a
     Context does, plus the durable calls ``step``, ``sleep_for``, ``sleep_until``,
-    ``wait_for_event`` and ``wait_for_approval``."""
+    ``wait_for_event``, ``wait_for_approval`` and ``wait_for_runs``; child runs
+    triggered in it (``await wf.aio_run(...)``) are durable calls too."""
 
     def __init__(
         self,
@@ -243,6 +250,14 @@ class DurableContext(Context):
         # Resumed early (a clock behind the engine's): the same question waits on.
         raise WaitRequested(self.task_name, self.durable_calls, until, "approval", approval=ask)
 
+    async def wait_for_runs(self, refs: Sequence[RunRef | str]) -> list[dict[str, Any]]:
+        """Suspend the task, holding no worker slot, until every run of ``refs`` (RunRefs
+        or run ids, typically child runs from ``await wf.aio_run_many(...)``) has ended,
+        and return each one's outputs by task name, in order. Raises RunFailedError (or
+        RunCancelledError) for the first that did not succeed, as ``ref.result()``
+        does; the outcomes are recorded, so a replay raises or returns the same."""
+        return await durable_children.join(self, refs)
+
     async def _sleep(self, wake_time: Callable[[float], float]) -> None:
         seq, recorded = self._claim("sleep", SLEEP)
         now = self._clock()
@@ -297,6 +312,10 @@ def _described(kind: str, name: str) -> str:
         return f"wait_for_event {name!r}"
     if kind == "approval":
         return f"wait_for_approval {name!r}"
+    if kind == "spawn":
+        return f"a trigger of {name!r}"
+    if kind == "join":
+        return f"a wait for runs of {name!r}"
     return f"step {name!r}" if kind == "step" else kind
 
 

@@ -70,6 +70,7 @@ class Waiting:
     reason: WaitReason
     event: EventWait | None = None
     approval: ApprovalAsk | None = None  # reason "approval": what a person is asked
+    children: list[str] | None = None  # reason "children": the child runs waited for
 
 
 Outcome = Succeeded | Failed | Cancelled | Waiting

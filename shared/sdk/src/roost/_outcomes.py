@@ -96,6 +96,7 @@ class Outcomes(AttemptMiddleware):
                 reason=outcome.reason,
                 event=outcome.event,
                 approval=outcome.approval,
+                children=outcome.children,
             )
             self._reports.result(topo.TASK_WAITING, waiting)
         # Cancelled: the run ended CANCELLED already, nothing to report.

@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from roost import _children as children
+from roost import _durable_children as durable_children
+from roost import _task_logs as task_logs
 from roost._durations import Duration
 from roost._errors import InvalidDefinitionError
 from roost._models import ScheduledRun
@@ -20,6 +22,9 @@ from roost._scheduled import ScheduledRuns
 from roost._trigger_input import bulk_items, checked_metadata
 from roost._workflows import Workflows
 from roost_core.wire import WorkflowDefinition
+
+if TYPE_CHECKING:
+    from roost._durable import DurableContext
 
 
 class Clients(Protocol):
@@ -169,6 +174,14 @@ class WorkflowRuns:
         """:meth:`run`, awaited: each task's output by name, or with
         ``wait_for_result=False`` a RunRef (``await ref.aio_result()``). Concurrent
         ``aio_run`` calls share the api's transactions (its group commit)."""
+        durable = _durable_context()
+        if durable is not None:  # a durable call: triggered once, awaited holding no slot
+            keys = None if key is None else [key]
+            [ref] = await durable_children.spawn(durable, self, [input], keys, metadata)
+            if not wait_for_result:
+                return ref
+            [outputs] = await durable.wait_for_runs([ref])
+            return outputs
         roost = self._client()
         payload = self.validate_input({} if input is None else input)
         meta = checked_metadata(metadata)
@@ -196,7 +209,11 @@ class WorkflowRuns:
         metadata: dict[str, str] | None = None,
         keys: Sequence[str] | None = None,
     ) -> list[RunRef]:
-        """:meth:`run_many`, awaited."""
+        """:meth:`run_many`, awaited. In a durable task, a durable call: the runs are
+        triggered once (``ctx.wait_for_runs(refs)`` waits for them holding no slot)."""
+        durable = _durable_context()
+        if durable is not None:
+            return await durable_children.spawn(durable, self, list(inputs), keys, metadata)
         roost = self._client()
         parents = children.parent_refs(keys, len(inputs), f"{self.name}.aio_run_many")
         items = bulk_items(
@@ -233,3 +250,11 @@ class WorkflowRuns:
         """:meth:`schedule`, awaited."""
         scheduled = self._client().scheduled
         return await scheduled.aio_create(self, input, at=at, delay=delay, metadata=metadata)
+
+
+def _durable_context() -> DurableContext | None:
+    """The durable task running here, if one is: its triggers are durable calls."""
+    from roost._durable import DurableContext  # imports this module's neighbours
+
+    ctx = task_logs.CURRENT.get()
+    return ctx if isinstance(ctx, DurableContext) else None

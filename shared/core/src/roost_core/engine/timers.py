@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from roost_core import outbox
 from roost_core.engine.batch import close_batch
 from roost_core.engine.decisions import WORKER_LOST
@@ -18,13 +20,22 @@ _CLEAR_TIMERS = SQL.clear_timers
 _EXPIRED = SQL.expired_attempts
 
 
-def work_due(conn: Conn) -> tuple[bool, bool, bool]:
-    """Whether any timer is due, whether any cron or scheduled run is
-    (roost_core.engine.fire), and whether any event wait has an event to judge
-    (roost_core.engine.event_waits): one cheap read, so that an idle scheduler, which
-    looks five times a second, opens no transaction (issue #17's idle target)."""
+class WorkDue(NamedTuple):
+    """What the scheduler's tick has to do (``work_due``)."""
+
+    timers: bool  # a retry, a wait's end or a deadline is due
+    schedules: bool  # a cron or a scheduled run is due (roost_core.engine.fire)
+    events: bool  # an event wait has an event to judge (roost_core.engine.event_waits)
+    children: bool  # a child run a durable task waits for has ended (engine.child_waits)
+
+
+def work_due(conn: Conn) -> WorkDue:
+    """What is due now: one cheap read, so that an idle scheduler, which looks five
+    times a second, opens no transaction (issue #17's idle target)."""
     row = conn.execute(_WORK_DUE).fetchone()
-    return (bool(row[0]), bool(row[1]), bool(row[2])) if row else (False, False, False)
+    if row is None:
+        return WorkDue(False, False, False, False)
+    return WorkDue(*(bool(v) for v in row))
 
 
 def attempts_lost(conn: Conn, timeout: float) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from roost_core import events
-from roost_core.engine import approvals
+from roost_core.engine import approvals, child_waits
 from roost_core.engine.event_waits import add_wait
 from roost_core.engine.reports_started import started_data
 from roost_core.engine.state import ACTIVE, Conn, Definitions, RunState
@@ -27,13 +27,16 @@ _RECORD_ATTEMPT = SQL.record_failed_attempt
 
 def wait_of(report: TaskWaiting) -> dict[str, Any]:
     """What the task waits for, as the task run shows it and its event says: the reason,
-    until when (None: a wait without a timeout), an event wait's key and filter, and an
-    approval's question and details (its id is added once it is recorded)."""
+    until when (None: a wait without a timeout), an event wait's key and filter, an
+    approval's question and details (its id is added once it is recorded), and the
+    child runs a join waits for."""
     wait: dict[str, Any] = {"reason": report.reason, "until": report.until}
     if report.event is not None:
         wait.update(key=report.event.key, filter=report.event.filter)
     if report.approval is not None:
         wait.update(question=report.approval.question, details=report.approval.details)
+    if report.children is not None:
+        wait.update(runs=report.children)
     return wait
 
 
@@ -70,6 +73,9 @@ def suspend_attempt(
     if report.event is not None:  # the scheduler matches it with pushed events
         seq = max(c.seq for c in report.journal)  # the wait is the last call made
         add_wait(conn, report.task_run_id, seq, report.event)
+    if report.children:  # the scheduler sends it once they have all ended
+        seq = max(c.seq for c in report.journal)
+        child_waits.add_waits(conn, report.task_run_id, seq, report.children)
     definition = definitions.get(conn, run.version_id)
     if definition.by_name[report.task].rate_limits:
         run.released.append((report.task_run_id, report.attempt))  # units come back

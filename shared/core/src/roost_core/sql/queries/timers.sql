@@ -1,8 +1,8 @@
 -- due_work --
 -- Whether any timer is due; whether any cron or scheduled run is; whether any event
--- wait has an event to judge: one round trip of index probes, all an idle scheduler
--- costs per tick. (The last probes each wait: with many event waits, a watermark of
--- the newest event judged would keep it cheap.)
+-- wait has an event to judge; whether any child run a durable task waits for has
+-- ended: one round trip of index probes, all an idle scheduler costs per tick. (The
+-- last two probe each wait: with many waits, a watermark would keep them cheap.)
 SELECT EXISTS (SELECT 1 FROM task_runs WHERE dispatch_at <= now())
     OR EXISTS (SELECT 1 FROM task_runs WHERE deadline_at <= now()),
   EXISTS (SELECT 1 FROM crons WHERE NOT paused AND next_fire_at <= now())
@@ -10,7 +10,9 @@ SELECT EXISTS (SELECT 1 FROM task_runs WHERE dispatch_at <= now())
                AND trigger_at <= now()),
   EXISTS (SELECT 1 FROM event_waits w WHERE EXISTS (
     SELECT 1 FROM pushed_events e WHERE e.tenant_id = w.tenant_id AND e.key = w.key
-      AND (e.created_at, e.id) > (w.seen_at, w.seen_id)));
+      AND (e.created_at, e.id) > (w.seen_at, w.seen_id))),
+  EXISTS (SELECT 1 FROM child_waits w JOIN runs r ON r.id = w.child_run_id
+    WHERE r.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED'));
 
 -- runs_with_due_timers --
 -- Runs with a retry whose backoff is over or a deadline passed (a batch of each).
