@@ -1,6 +1,7 @@
 """A WAITING task (a durable task asleep, issue #18) in the CLI: `roost runs show` says
-what it waits for and until when, and the live view (`--watch`) moves a task to
-WAITING on `task.waiting` and on again with the next `task.queued` and `task.started`."""
+what it waits for and until when (an approval: its question and id), and the live view
+(`--watch`) moves a task to WAITING on `task.waiting` and on again with the next
+`task.queued` and `task.started` (a `task.approval` on the way says who decided)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from roost._models import Run
 from roost._stream import RunEvent
-from roost._watch import RunView, wait_text
+from roost._watch import RunView, decision_text, wait_text
 from roost.cli.console import task_table
 
 # 2026-12-07 06:10:03 UTC, and 4 min 12 s before it.
@@ -22,7 +23,17 @@ UNTIL = datetime(2026, 12, 7, 6, 10, 3, tzinfo=UTC).timestamp()
 NOW = UNTIL - 252
 
 
-def _run(waiting: bool = True) -> Run:
+APPROVAL_ID = "3f2a1b2c-1234-4321-abcd-0123456789ab"
+ASKED = {
+    "reason": "approval",
+    "until": UNTIL,
+    "question": "Merge PR 7?",
+    "details": {"pr": 7},
+    "approval_id": APPROVAL_ID,
+}
+
+
+def _run(waiting: bool = True, wait: dict[str, Any] | None = None) -> Run:
     nap: dict[str, Any] = {
         "id": "t1",
         "name": "nap",
@@ -30,7 +41,7 @@ def _run(waiting: bool = True) -> Run:
         "parents": [],
         # A WAITING task's attempt is the one it will resume as (docs/durable.md).
         "attempt": 2 if waiting else 1,
-        "waiting": {"reason": "sleep", "until": UNTIL} if waiting else None,
+        "waiting": (wait or {"reason": "sleep", "until": UNTIL}) if waiting else None,
     }
     done = {"id": "t0", "name": "prep", "status": "SUCCEEDED", "parents": [], "attempt": 1}
     return Run.model_validate(
@@ -88,6 +99,31 @@ def test_a_wait_without_a_time_says_its_reason_and_no_wait_says_nothing() -> Non
     assert wait_text(None, NOW) == "" and wait_text({}, NOW) == ""
 
 
+def test_an_approval_wait_says_its_question_and_id_before_its_time() -> None:
+    assert wait_text(ASKED, NOW) == (
+        f"approval 'Merge PR 7?' (id {APPROVAL_ID}) until 2026-12-07 06:10:03Z (in 4m 12s)"
+    )
+    # No timeout: no time. A question of many lines is one; a long one is cut.
+    untimed = {**ASKED, "until": None, "question": "Merge\n  PR 7?"}
+    assert wait_text(untimed, NOW) == f"approval 'Merge PR 7?' (id {APPROVAL_ID})"
+    long = wait_text({**ASKED, "until": None, "question": "x" * 300}, NOW)
+    assert long == f"approval '{'x' * 39}…' (id {APPROVAL_ID})"
+    # An older api's wait (no question, no id yet) says what it can.
+    assert wait_text({"reason": "approval", "until": None}, NOW) == "approval"
+
+
+def test_runs_show_prints_an_approval_wait_whole_on_one_line_markup_and_all() -> None:
+    # The question is the task's text: brackets in it are shown, not read as markup.
+    asked = {**ASKED, "question": "Deploy [prod] [/bold]?"}
+    text = _text(task_table(_run(wait=asked), now=NOW))
+    [row] = [line for line in text.splitlines() if "nap" in line]
+    assert "WAITING" in row
+    assert (
+        f"approval 'Deploy [prod] [/bold]?' (id {APPROVAL_ID}) until 2026-12-07 06:10:03Z "
+        "(in 4m 12s)" in row
+    )
+
+
 def test_runs_show_prints_a_waiting_task_with_what_it_waits_for_and_until_when() -> None:
     text = _text(task_table(_run(), now=NOW))
     [row] = [line for line in text.splitlines() if "nap" in line]
@@ -115,6 +151,30 @@ def test_the_live_view_moves_a_task_to_waiting_and_on_when_it_resumes() -> None:
     view.apply(_ev(4, "task.started", {"worker_id": "w2"}, attempt=2))
     view.apply(_ev(5, "task.succeeded", {"output": {}, "duration": 0.1}, attempt=2))
     assert nap.status == "SUCCEEDED"
+
+
+def test_the_live_view_shows_an_approval_then_who_decided_until_the_task_resumes() -> None:
+    view = RunView(_run(waiting=False))
+    view.apply(_ev(1, "task.started", {"worker_id": "w"}))
+    view.apply(_ev(2, "task.waiting", ASKED))
+    nap = view.tasks["nap"]
+    assert nap.status == "WAITING" and nap.attempt == 2
+    row = next(line for line in _text(view.render(now=NOW)).splitlines() if "nap" in line)
+    # The latest column is wide enough for the question, the id and the time.
+    assert f"approval 'Merge PR 7?' (id {APPROVAL_ID}) until 2026-12-07 06:10:03Z" in row
+
+    # The decision's event is the asking attempt's: the task stays WAITING, resuming as
+    # attempt 2, no longer waiting for a person.
+    decided = {"approval_id": APPROVAL_ID, "approved": True, "by": "alice", "reason": "[ok]"}
+    view.apply(_ev(3, "task.approval", decided, attempt=1))
+    assert nap.status == "WAITING" and nap.attempt == 2 and nap.waiting is None
+    row = next(line for line in _text(view.render(now=NOW)).splitlines() if "nap" in line)
+    assert "approved by alice: [ok]" in row and "approval '" not in row
+    view.apply(_ev(4, "task.queued", attempt=2))
+    view.apply(_ev(5, "task.started", {"worker_id": "w"}, attempt=2))
+    assert nap.status == "RUNNING" and nap.attempt == 2
+    assert "approved by alice: [ok]" in _text(view.render(now=NOW))  # until it says more
+    assert decision_text({**decided, "approved": False, "reason": None}) == "rejected by alice"
 
 
 def test_the_live_view_of_a_run_already_waiting_shows_the_wait() -> None:

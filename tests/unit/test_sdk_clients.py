@@ -26,6 +26,7 @@ CLIENTS = {
     "_ratelimits.py",
     "_crons.py",
     "_scheduled.py",
+    "_approvals_client.py",
 }
 
 

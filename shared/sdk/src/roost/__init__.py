@@ -11,6 +11,7 @@ def check_deps(input: dict, ctx: Context) -> dict: ...
 """
 
 from roost._approvals import Approval
+from roost._approvals_client import Approvals
 from roost._context import Context
 from roost._crons import Crons
 from roost._durable import DurableContext
@@ -64,11 +65,14 @@ from roost._worker import Worker
 from roost._workers import Workers
 from roost._workflow import Task, Workflow
 from roost._workflows import Workflows
+from roost_core.approval_models import ApprovalInfo, Decision
 from roost_core.statuses import RunStatus, TaskStatus
 
 __all__ = [
     "ApiUnavailableError",
     "Approval",
+    "ApprovalInfo",
+    "Approvals",
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
@@ -81,6 +85,7 @@ __all__ = [
     "Crons",
     "Context",
     "DatabaseUnavailableError",
+    "Decision",
     "DurableContext",
     "EventStream",
     "Events",

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from roost._approvals_client import Approvals
 from roost._crons import Crons
 from roost._durations import Duration
 from roost._errors import InvalidDefinitionError
@@ -36,6 +37,7 @@ class Roost:
         self._workers: Workers | None = None
         self._crons: Crons | None = None
         self._scheduled: ScheduledRuns | None = None
+        self._approvals: Approvals | None = None
 
     @property
     def api(self) -> ApiClient:
@@ -89,6 +91,14 @@ class Roost:
         if self._scheduled is None:
             self._scheduled = ScheduledRuns(self.api)
         return self._scheduled
+
+    @property
+    def approvals(self) -> Approvals:
+        """Questions durable tasks asked people (``ctx.wait_for_approval``): list, read,
+        approve, reject."""
+        if self._approvals is None:
+            self._approvals = Approvals(self.api)
+        return self._approvals
 
     def workflow(
         self,
@@ -190,6 +200,7 @@ class Roost:
             self._workers = None
             self._crons = None
             self._scheduled = None
+            self._approvals = None
 
     async def aclose(self) -> None:
         """Close the client's async HTTP connections (those this event loop opened),

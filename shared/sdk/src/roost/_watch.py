@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Column, Table
 from rich.text import Text
@@ -43,6 +44,11 @@ _TASK_STATUS = {
 }
 
 
+# How much of an approval's question a WAITING task's line shows (``roost approvals
+# show`` has it whole): enough to know it, leaving room for the approval's id and time.
+QUESTION_SHOWN = 40
+
+
 def _span(seconds: float) -> str:
     """``12s``, ``4m 12s``, ``2h 07m``, ``3d 04h``: as precise as a countdown needs."""
     whole = int(seconds)
@@ -59,12 +65,18 @@ def wait_text(waiting: Mapping[str, Any] | None, now: float) -> str:
     """What a WAITING task waits for (its ``waiting``, or its ``task.waiting`` event's
     data), as the CLI shows it: ``sleep until 2026-12-07 06:10:03Z (in 4m 12s)``. The
     time is UTC to the second, as the dashboard shows times; the countdown is from
-    ``now``, and a wait past its time (the scheduler has not resumed it yet) says so."""
+    ``now``, and a wait past its time (the scheduler has not resumed it yet) says so.
+    An approval says its question (on one line, cut at :data:`QUESTION_SHOWN`
+    characters) and its id, which ``roost approvals approve`` takes: ``approval 'Merge
+    PR 7?' (id 3f…) until …``, the id before the time so a narrow column cuts the
+    countdown first. Rich markup: what the task wrote (the question) is escaped."""
     if not waiting:
         return ""
     text = str(waiting.get("reason") or "wait")
     if waiting.get("key"):  # an event wait (the next slice of #18): which event
         text += f" {waiting['key']}"
+    if waiting.get("reason") == "approval":
+        text += _asked(waiting.get("question"), waiting.get("approval_id"))
     until = waiting.get("until")
     # bool is an int: a malformed wait must not read as 1970.
     if isinstance(until, int | float) and not isinstance(until, bool):
@@ -78,6 +90,29 @@ def wait_text(waiting: Mapping[str, Any] | None, now: float) -> str:
             due = f"due {_span(-left)} ago"
         text += f" until {stamp} ({due})"
     return text
+
+
+def _asked(question: Any, approval_id: Any) -> str:
+    """`` 'Merge PR 7?' (id …)``: an approval's question on one line, short, and its id."""
+    text = ""
+    if isinstance(question, str) and question.strip():
+        line = " ".join(question.split())  # a question of many lines, on one
+        if len(line) > QUESTION_SHOWN:
+            line = line[: QUESTION_SHOWN - 1].rstrip() + "…"
+        text += f" {escape(repr(line))}"
+    if approval_id:
+        text += f" (id {escape(str(approval_id))})"
+    return text
+
+
+def decision_text(data: Mapping[str, Any]) -> str:
+    """A ``task.approval`` event's decision, as the live view shows it until the task
+    says more: ``approved by alice: CI green``. Rich markup, escaped."""
+    verdict = "approved" if data.get("approved") else "rejected"
+    text = f"{verdict} by {data.get('by') or '?'}"
+    if data.get("reason"):
+        text += f": {' '.join(str(data['reason']).split())}"
+    return escape(text)
 
 
 @dataclass
@@ -129,6 +164,13 @@ class RunView:
                     self.error = str(data["error"].get("message", data["error"]))
             return
         task = self.tasks.setdefault(event.task, TaskView(event.task, "PENDING"))
+        if event.type == "task.approval":
+            # A person decided: the task is still WAITING (its next attempt comes with
+            # task.queued) but no longer for them. Its attempt is the one that asked:
+            # the number shown stays the one the task resumes as.
+            task.waiting = None
+            task.detail = decision_text(data)
+            return
         if event.attempt is not None:
             task.attempt = event.attempt
         status = _TASK_STATUS.get(event.type)
@@ -177,7 +219,8 @@ class RunView:
             Column("status", no_wrap=True),
             Column("progress", width=22),
             Column("time", justify="right", no_wrap=True),
-            Column("latest", overflow="ellipsis", no_wrap=True, max_width=60),
+            # Wide enough for an approval's question, id and time (wait_text).
+            Column("latest", overflow="ellipsis", no_wrap=True, max_width=120),
             title=f"run {self.run_id} of {self.workflow}",
             title_justify="left",
         )

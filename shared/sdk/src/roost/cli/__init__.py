@@ -1,6 +1,7 @@
 """The ``roost`` command line: one module per command group (``roost.cli.runs``,
-``events``, ``workers``, ``rate_limits``, ``crons``, ``scheduled``, ``tokens``), the
-service launchers (``services``), ``doctor``, and what they share (``console``)."""
+``events``, ``workers``, ``rate_limits``, ``crons``, ``scheduled``, ``approvals``,
+``tokens``), the service launchers (``services``), ``doctor``, and what they share
+(``console``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 from opentelemetry import context
 
 from roost.cli import doctor, runs, services
+from roost.cli.approvals import approvals_app
 from roost.cli.crons import crons_app
 from roost.cli.events import events_app
 from roost.cli.rate_limits import rate_limits_app
@@ -42,6 +44,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(rate_limits_app, name="rate-limits")
 app.add_typer(crons_app, name="crons")
 app.add_typer(scheduled_app, name="scheduled")
+app.add_typer(approvals_app, name="approvals")
 
 
 def main() -> None:
