@@ -1,6 +1,7 @@
 """The dashboard's application: sign-in, pages (``roost_dashboard.pages``), actions
-(``roost_dashboard.actions``) and schedules (``roost_dashboard.schedules``), assembled
-here with what they share (``roost_dashboard.site``).
+(``roost_dashboard.actions``), schedules (``roost_dashboard.schedules``) and approvals
+(``roost_dashboard.approvals``), assembled here with what they share
+(``roost_dashboard.site``).
 
 Server-rendered with Jinja2 (autoescaped); every read and action goes through the api
 with the signed-in user's token. Every page but sign-in, the probes and the front-end
@@ -26,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from roost_core.authentication import Authentication
-from roost_dashboard import actions, formatting, pages, schedules
+from roost_dashboard import actions, approvals, formatting, pages, schedules
 from roost_dashboard.api import Api, ApiError
 from roost_dashboard.security import SecurityHeaders
 from roost_dashboard.settings import DashboardSettings
@@ -91,6 +92,9 @@ def create_app(settings: DashboardSettings) -> Starlette:
     templates.env.filters["trigger"] = formatting.trigger
     templates.env.filters["when"] = formatting.when
     templates.env.filters["wait"] = formatting.wait
+    templates.env.filters["compact"] = formatting.compact
+    templates.env.filters["outcome"] = formatting.outcome
+    templates.env.globals["compact_limit"] = formatting.COMPACT
     shared = Site(api=Api(settings.api_url), templates=templates, settings=settings)
 
     @contextlib.asynccontextmanager
@@ -135,6 +139,15 @@ def create_app(settings: DashboardSettings) -> Starlette:
             "/schedules/scheduled/{scheduled_id}/cancel",
             schedules.cancel_scheduled,
             methods=["POST"],
+        ),
+        Route("/approvals", approvals.approvals_page),
+        *(
+            Route(
+                f"/approvals/{{approval_id}}/{verb}",
+                approvals.decide(verb),
+                methods=["POST"],
+            )
+            for verb in approvals.VERBS
         ),
         Route("/rate-limits", pages.rate_limits),
         Route("/rate-limits/{key:path}", actions.put_rate_limit, methods=["POST"]),

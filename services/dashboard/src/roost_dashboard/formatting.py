@@ -1,9 +1,11 @@
-"""How the pages show times, durations, what started a run and what a WAITING task
-waits for (Jinja filters; the live parts' script formats them the same way:
-static/dashboard.js ``formatWhen``, ``formatDuration`` and ``waitText``)."""
+"""How the pages show times, durations, what started a run, what a WAITING task
+waits for and how an approval was decided (Jinja filters; the live parts' script formats
+them the same way: static/dashboard.js ``formatWhen``, ``formatDuration``, ``waitText``,
+``compactJson`` and ``outcomeText``)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,3 +69,30 @@ def trigger(run: dict[str, Any]) -> str:
     if meta.get("roost.scheduled_id"):
         return f"scheduled run {str(meta['roost.scheduled_id'])[:8]}"
     return "api"
+
+
+# Details longer than this (compact JSON) are cut, with the whole shown on request.
+COMPACT = 120
+
+
+def compact(value: Any, indent: int | None = None) -> str:
+    """An approval's details as one line of compact JSON (keys as the task gave them), or
+    indented over lines with ``indent``."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(value, separators=separators, indent=indent, ensure_ascii=False)
+
+
+def outcome(approval: dict[str, Any]) -> str:
+    """How an approval ended, as its gate says once it is no longer pending:
+    ``Approved by ops at 2026-12-07 09:10:03Z: CI green``; empty while it is pending."""
+    status = str(approval.get("status") or "")
+    if status in ("APPROVED", "REJECTED"):
+        text = f"{status.capitalize()} by {approval.get('decided_by') or '?'}"
+        if approval.get("decided_at"):
+            text += f" at {when(approval['decided_at'])}"
+        return text + (f": {approval['reason']}" if approval.get("reason") else "")
+    if status == "EXPIRED":
+        return "Expired: no decision before its timeout"
+    if status == "CANCELLED":
+        return "Cancelled: its task ended before a decision"
+    return ""

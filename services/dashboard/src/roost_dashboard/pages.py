@@ -1,6 +1,6 @@
 """The dashboard's pages: runs (filtered, keyset-paginated), a run, workflows, activity,
 workers and rate limits, each read through the api with the session's token (schedules
-are ``roost_dashboard.schedules``)."""
+are ``roost_dashboard.schedules``, approvals ``roost_dashboard.approvals``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from roost_core import metadata
 from roost_core.statuses import RunStatus, WorkerStatus
+from roost_dashboard import approvals
 from roost_dashboard.api import ApiError
 from roost_dashboard.schedules import workflow_crons
 from roost_dashboard.site import call, render, stream_token
@@ -82,12 +83,18 @@ async def run(request: Request) -> Response:
     # The timeline: the run's stored spans where tracing keeps them (else the page
     # draws its tasks' attempts).
     trace = await call(request, "GET", f"/api/v1/runs/{run_id}/trace")
+    # Its approvals: a pending one is a gate to decide here; a decision is a log line.
+    asked = await approvals.of_run(request, run_id)
+    lines = sorted(logs["logs"] + approvals.decision_lines(asked), key=lambda line: line["at"])
     return render(
         request,
         "run.html",
         {
             "run": found,
-            "logs": logs["logs"],
+            "logs": lines,
+            "approvals": asked,
+            "notice": request.query_params.get("notice"),
+            "message": request.query_params.get("message"),
             "spans": trace["spans"],
             "can_cancel": found["status"] in ("QUEUED", "RUNNING"),
             "can_replay": found["status"] in ("FAILED", "CANCELLED"),

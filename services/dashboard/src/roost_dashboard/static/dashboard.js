@@ -91,6 +91,7 @@
   };
 
   const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+  const FINAL_TASK = new Set([...FINAL, "TIMED_OUT"]);
 
   // As roost_dashboard.formatting.when does: to the second, in UTC.
   function formatWhen(iso) {
@@ -117,6 +118,40 @@
     const what = waiting.key ? `${reason} ${waiting.key}` : reason;
     if (typeof waiting.until !== "number") return what;
     return `${what} until ${formatWhen(new Date(waiting.until * 1000).toISOString())}`;
+  }
+
+  // As roost_dashboard.formatting.compact does: an approval's details as compact JSON;
+  // longer than COMPACT characters, cut, with the whole, indented, on request.
+  const COMPACT = 120;
+  function fillDetails(span, value) {
+    if (value === null || value === undefined) { span.textContent = "—"; return; }
+    const text = JSON.stringify(value);
+    const code = document.createElement("code");
+    if (text.length <= COMPACT) {
+      code.textContent = text;
+      span.replaceChildren(code);
+      return;
+    }
+    code.textContent = `${text.slice(0, COMPACT)}…`;
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    const pre = document.createElement("pre");
+    pre.textContent = JSON.stringify(value, null, 2);
+    summary.appendChild(code);
+    details.append(summary, pre);
+    span.replaceChildren(details);
+  }
+
+  // As roost_dashboard.formatting.outcome does: how an approval was decided.
+  function outcomeText(data, at) {
+    const verdict = data.approved ? "Approved" : "Rejected";
+    return `${verdict} by ${data.by} at ${formatWhen(at)}${data.reason ? `: ${data.reason}` : ""}`;
+  }
+
+  // A decision as a line of the run's log (as roost_dashboard.approvals.decision_lines).
+  function decisionLine(task, data) {
+    const verdict = data.approved ? "approved" : "rejected";
+    return `${task} ${verdict} by ${data.by}${data.reason ? `: ${data.reason}` : ""}`;
   }
 
   // A task's accessible name on the graph: its status, and what it waits for if it waits.
@@ -436,6 +471,8 @@
       const rows = [
         ["Status", task.status],
         ...(task.status === "WAITING" ? [["Waiting", waitText(task.waiting) || "—"]] : []),
+        ...(task.status === "WAITING" && task.waiting && task.waiting.question
+          ? [["Question", task.waiting.question]] : []),
         ["Attempt", String(task.attempt)],
         ["Worker", task.worker_id || "—"],
         // Every task gets the run's input; its parents' outputs are on their panels.
@@ -535,6 +572,63 @@
       }
     }
 
+    // Its approvals (the section above the graph): a task that asks while the page is
+    // open gets its gate, a copy of the page's own <template> (approval_macros.html
+    // gate); a decision closes it with how it was decided, as does a task that stops
+    // waiting without one (its timeout passed, or it ended).
+    const approvals = document.getElementById("approvals");
+    const gates = document.getElementById("gates");
+    const gateTemplate = document.getElementById("gate-template");
+    function gateOf(id) {
+      return gates ? gates.querySelector(`li[data-approval="${CSS.escape(id)}"]`) : null;
+    }
+    function showGate(task, waiting, at) {
+      if (!gates || !gateTemplate || !waiting || waiting.reason !== "approval") return;
+      const id = waiting.approval_id;
+      if (!id) return;
+      const shown = gateOf(id);
+      if (shown && shown.dataset.status === "PENDING") return;
+      const li = gateTemplate.content.firstElementChild.cloneNode(true);
+      li.dataset.approval = id;
+      li.dataset.gateTask = task.name;
+      const set = (field, text) => {
+        for (const el of li.querySelectorAll(`[data-field=${field}]`)) el.textContent = text;
+      };
+      set("task", task.name);
+      set("question", waiting.question || "");
+      set("asked", formatWhen(at));
+      set("expires", typeof waiting.until === "number"
+        ? formatWhen(new Date(waiting.until * 1000).toISOString()) : "never");
+      fillDetails(li.querySelector("[data-field=details]"), waiting.details);
+      const form = li.querySelector("form.decide");
+      form.action = `/approvals/${encodeURIComponent(id)}/approve`;
+      form.querySelector("[data-action=reject]").formAction =
+        `/approvals/${encodeURIComponent(id)}/reject`;
+      if (shown) shown.replaceWith(li); else gates.prepend(li);
+      approvals.hidden = false;
+    }
+    function closeGate(li, status, text) {
+      li.dataset.status = status;
+      const form = li.querySelector("form.decide");
+      if (form) form.remove();
+      const outcome = li.querySelector("[data-field=outcome]");
+      outcome.textContent = text;
+      outcome.className = `outcome status-${status.toLowerCase()}`;
+      outcome.hidden = false;
+    }
+    function gatesLeft(task) {
+      if (!gates || task.status === "WAITING") return;
+      const open = gates.querySelectorAll(
+        `li[data-gate-task="${CSS.escape(task.name)}"][data-status="PENDING"]`);
+      for (const li of open) {
+        if (FINAL_TASK.has(task.status)) {
+          closeGate(li, "CANCELLED", "Cancelled: its task ended before a decision");
+        } else {
+          closeGate(li, "EXPIRED", "Expired: no decision before its timeout");
+        }
+      }
+    }
+
     // Once the run has ended its stream stops, but its last spans are stored a moment
     // later: read the stored trace again, twice, to complete the timeline.
     function catchUpSpans() {
@@ -602,8 +696,22 @@
           if (task.error && event.type !== "task.succeeded") attempt.error = task.error;
         }
         taskChanged(event.task, task.status);
+        if (event.type === "task.waiting") showGate(task, data, at); else gatesLeft(task);
         redrawTimeline();
         if (selected === event.task) showDetail(event.task);
+      } else if (event.type === "task.approval") {
+        // A person decided: the gate says how, and so does the log (the task goes on
+        // with its next task.queued).
+        const data = event.data || {};
+        const li = gateOf(data.approval_id || "");
+        const at = new Date(event.at * 1000).toISOString();
+        if (li) closeGate(li, data.approved ? "APPROVED" : "REJECTED", outcomeText(data, at));
+        const line = document.createElement("li");
+        line.dataset.task = event.task;
+        line.className = "decision";
+        line.textContent = decisionLine(event.task, data);
+        line.hidden = selected !== null && selected !== event.task;
+        logs.appendChild(line);
       } else if (event.type === "task.log") {
         const li = document.createElement("li");
         li.dataset.task = event.task;
