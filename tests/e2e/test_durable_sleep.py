@@ -117,3 +117,20 @@ def test_a_wait_for_an_event_that_never_comes_times_out_inside_the_task(
     out = ref.result(timeout=30)["await_ci"]
     assert out["timed_out"] is True
     assert marker.read_text().splitlines() == ["step"]
+
+
+def test_wait_for_any_returns_the_branch_that_fired_first_or_the_timer(
+    stack: Stack, flows: ModuleType, sleeper: Process
+) -> None:
+    ci, closed = f"ci:{time.time_ns()}", f"closed:{time.time_ns()}"
+    branches = {"ci": ci, "closed": closed, "pr": 9}
+    ref = flows.durable_any.run({**branches, "sleep": 60}, wait_for_result=False)
+    _wait_for_status(stack, ref.id, "WAITING")
+    assert set(_task(stack, ref.id)["waiting"]["events"]) == {"ci", "closed"}
+    flows.roost.events.push(ci, {"pr": 8})  # fails the ci branch's filter
+    flows.roost.events.push(closed, {"why": "abandoned"})
+    out = ref.result(timeout=30)["await_either"]
+    assert out == {"fired": "closed", "data": {"why": "abandoned"}}
+
+    quiet = flows.durable_any.run({**branches, "sleep": 2}, wait_for_result=False)
+    assert quiet.result(timeout=30)["await_either"] == {"fired": "sleep", "data": None}

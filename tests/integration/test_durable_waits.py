@@ -300,3 +300,60 @@ def test_cancelling_a_waiting_task_on_its_own_ends_it_and_its_wait(
     assert task["error"]["message"] == "not needed"
     time.sleep(2.5)  # past the wake time: the cancelled task was not sent again
     assert stack.api_get(f"/api/v1/runs/{run_id}")["tasks"][0]["status"] == "CANCELLED"
+
+
+def _any_wait(
+    run_id: str, task_run_id: str, branches: dict[str, str], timeout: float | None = None
+) -> TaskWaiting:
+    now = time.time()
+    until = now + timeout if timeout is not None else None
+    names = ",".join(sorted([*branches, *(["sleep"] if timeout is not None else [])]))
+    return TaskWaiting(
+        run_id=run_id,
+        task_run_id=task_run_id,
+        task="only",
+        attempt=1,
+        worker_id="waits@test:1",
+        started_at=now - 0.1,
+        finished_at=now,
+        journal=[DurableCall(seq=0, kind="any", name=names, until=until)],
+        until=until,
+        reason="any",
+        events=[EventWait(key=k, since=now, name=n) for n, k in branches.items()],
+    )
+
+
+def test_the_first_branch_of_an_any_wait_to_get_an_event_ends_it_and_the_rest_take_none(
+    base: tuple[Stack, str, Topology],
+) -> None:
+    stack, tenant_id, topology = base
+    run_id, task_run_id = _run(stack, tenant_id, topology)
+    ci, closed = f"ci:{uuid.uuid4().hex[:8]}", f"closed:{uuid.uuid4().hex[:8]}"
+    assert _report(stack, topology, _any_wait(run_id, task_run_id, {"ci": ci, "closed": closed}))
+    waiting = stack.api_get(f"/api/v1/runs/{run_id}")["tasks"][0]["waiting"]
+    assert waiting["reason"] == "any" and set(waiting["events"]) == {"ci", "closed"}
+
+    fired = _push(stack, closed, {"why": "abandoned"})
+    journal = _woken(stack, task_run_id)
+    assert journal[0]["result"]["fired"] == "closed"
+    assert journal[0]["result"]["event"]["id"] == fired
+    assert stack.sql("SELECT count(*) FROM event_waits WHERE task_run_id = %s", task_run_id) == [
+        (0,)
+    ]
+    # The other branch's key is untouched: its event stays for others.
+    other = _push(stack, ci, {"pr": 7})
+    assert stack.sql("SELECT count(*) FROM event_wait_matches WHERE event_id = %s", other) == [(0,)]
+
+
+def test_the_timer_branch_of_an_any_wait_sends_it_with_nothing_fired(
+    base: tuple[Stack, str, Topology],
+) -> None:
+    stack, tenant_id, topology = base
+    run_id, task_run_id = _run(stack, tenant_id, topology)
+    key = f"ci:{uuid.uuid4().hex[:8]}"
+    assert _report(stack, topology, _any_wait(run_id, task_run_id, {"ci": key}, timeout=1.0))
+    journal = _woken(stack, task_run_id)
+    assert journal[0]["result"] is None and journal[0]["kind"] == "any"
+    assert stack.sql("SELECT count(*) FROM event_waits WHERE task_run_id = %s", task_run_id) == [
+        (0,)
+    ]

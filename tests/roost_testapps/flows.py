@@ -19,6 +19,7 @@ from roost import (
     Concurrency,
     Context,
     DurableContext,
+    EventCondition,
     NonRetryableError,
     RateLimit,
     Roost,
@@ -1015,10 +1016,20 @@ async def await_merge(input: dict, ctx: DurableContext) -> dict:
     }
 
 
+durable_any = roost.workflow("t-durable-any")
+
+
+@durable_any.durable_task(execution_timeout="60s")
+async def await_either(input: dict, ctx: DurableContext) -> dict:
+    ci = EventCondition(input["ci"], filter=f"payload.pr == {input['pr']}")
+    got = await ctx.wait_for_any(events={"ci": ci, "closed": input["closed"]}, sleep=input["sleep"])
+    return {"fired": got.name, "data": got.event.data if got.event else None}
+
+
 # One slot: an ordinary task can run only while the durable one waits.
 sleeper = roost.worker(
     "sleeper",
-    workflows=[durable_sleep, durable_quick, durable_event, durable_approval],
+    workflows=[durable_sleep, durable_quick, durable_event, durable_approval, durable_any],
     slots=1,
 )
 
@@ -1103,3 +1114,7 @@ async def fan_in(input: dict, ctx: DurableContext) -> dict:
 
 
 nursery = roost.worker("nursery", workflows=[durable_parent, child_flow], slots=1)
+
+
+# Four slots for a thousand sleeping durable tasks and the ordinary tasks run meanwhile.
+sleepers = roost.worker("sleepers", workflows=[durable_sleep, durable_quick], slots=4)

@@ -44,7 +44,7 @@ class DurableCall(_Frozen):
     them again (roost.DurableContext)."""
 
     seq: int = Field(ge=0)  # its position in the task's sequence of durable calls
-    kind: Literal["step", "sleep", "event", "approval", "spawn", "join"]
+    kind: Literal["step", "sleep", "event", "approval", "spawn", "join", "any"]
     # The step's name; "sleep" for a sleep; the event key waited for; an approval's
     # question; the workflow a spawn triggered or a join waits for.
     name: str
@@ -65,6 +65,7 @@ class EventWait(_Frozen):
     key: str
     filter: str | None = None
     since: float
+    name: str = ""  # its branch's name in an any-of wait (ctx.wait_for_any); "" otherwise
 
 
 class ApprovalAsk(_Frozen):
@@ -144,8 +145,10 @@ class TaskWaiting(_TaskReport):
     # When it resumes, unix seconds: a sleep's end, an event wait's timeout; None: an
     # event wait without a timeout (only an event ends it).
     until: float | None
-    reason: Literal["sleep", "event", "approval", "children"]  # what it waits for
+    reason: Literal["sleep", "event", "approval", "children", "any"]  # what it waits for
     event: EventWait | None = None  # reason "event": which event ends the wait
+    # reason "any": the events any one of which ends the wait (with ``until``, if set).
+    events: list[EventWait] | None = None
     approval: ApprovalAsk | None = None  # reason "approval": what a person is asked
     children: list[str] | None = None  # reason "children": the child runs it waits for
 

@@ -39,7 +39,7 @@ from roost._errors import (
     UnknownWorkflowError,
     WaitTimeoutError,
 )
-from roost._event_waits import WaitedEvent
+from roost._event_waits import EventCondition, Fired, WaitedEvent
 from roost._events import Events
 from roost._models import (
     Attempt,
@@ -125,6 +125,8 @@ __all__ = [
     "UnknownRunError",
     "UnknownWorkflowError",
     "WaitedEvent",
+    "EventCondition",
+    "Fired",
     "WaitTimeoutError",
     "Worker",
     "Workers",

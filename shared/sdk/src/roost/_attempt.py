@@ -129,6 +129,7 @@ class AttemptRunner:
                 error.event,
                 error.approval,
                 error.children,
+                error.events,
             )
         for middleware in self.middlewares:
             outcome = middleware.outcome_of(attempt, error)

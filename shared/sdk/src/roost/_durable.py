@@ -27,28 +27,27 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-import math
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Literal, ParamSpec
 
 from roost import _approvals as approvals
 from roost import _durable_children as durable_children
+from roost import _durable_values as values
 from roost import _durations as durations
 from roost import _event_waits as event_waits
 from roost._approvals import Approval
 from roost._context import Context, Emit, _no_emit
 from roost._durations import Duration
 from roost._errors import NonDeterminismError, WaitTimeoutError
-from roost._event_waits import WaitedEvent
+from roost._event_waits import EventCondition, Fired, WaitedEvent
 from roost._runs import RunRef
-from roost._typed import jsonable
 from roost_core.wire import ApprovalAsk, DurableCall, EventWait, TaskMessage
 
 P = ParamSpec("P")
-Kind = Literal["step", "sleep", "event", "approval", "spawn", "join"]
-WaitReason = Literal["sleep", "event", "approval", "children"]
+Kind = Literal["step", "sleep", "event", "approval", "spawn", "join", "any"]
+WaitReason = Literal["sleep", "event", "approval", "children", "any"]
 
 # What a sleep is named in the journal: sleeps are told apart by their number only.
 SLEEP = "sleep"
@@ -75,13 +74,17 @@ class WaitRequested(BaseException):  # noqa: N818 (a signal, not an error)
         event: EventWait | None = None,
         approval: ApprovalAsk | None = None,
         children: list[str] | None = None,
+        events: list[EventWait] | None = None,
     ) -> None:
         what = reason if event is None else f"event {event.key!r}"
         if approval is not None:
             what = f"approval {approval.question!r}"
         if children is not None:
             what = f"{len(children)} child run(s)"
-        when = "with no timeout" if until is None else f"until {_iso(until)}"
+        if events is not None:
+            timer = [] if until is None else ["sleep"]
+            what = "any of " + ", ".join([*(e.name for e in events), *timer])
+        when = "with no timeout" if until is None else f"until {values.iso(until)}"
         super().__init__(f"task {task!r} waits ({what}) {when}")
         self.journal = journal
         self.until = until
@@ -89,6 +92,7 @@ class WaitRequested(BaseException):  # noqa: N818 (a signal, not an error)
         self.event = event
         self.approval = approval
         self.children = children
+        self.events = events
 
 
 class DurableContext(Context):
@@ -147,7 +151,7 @@ class DurableContext(Context):
         result = fn(*args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
-        text = _json_text(result, f"step {name!r} of task {self.task_name!r}")
+        text = values.json_text(result, f"step {name!r} of task {self.task_name!r}")
         self._new.append(DurableCall(seq=seq, kind="step", name=name, result=json.loads(text)))
         return json.loads(text)
 
@@ -162,7 +166,7 @@ class DurableContext(Context):
     async def sleep_until(self, when: datetime | float) -> None:
         """As ``sleep_for``, until ``when``: an aware datetime, or unix seconds. A time
         already past returns at once (and is recorded, so that a replay lines up)."""
-        until = _instant(when, "sleep_until")
+        until = values.instant(when, "sleep_until")
         await self._sleep(lambda now: until)
 
     async def wait_for_event(
@@ -186,7 +190,7 @@ class DurableContext(Context):
         key = event_waits.checked_key(key)
         filter = event_waits.checked_filter(filter)
         seconds = durations.seconds(timeout, f"wait_for_event {key!r}: timeout")
-        lookback = None if since is None else _instant(since, "wait_for_event's since")
+        lookback = None if since is None else values.instant(since, "wait_for_event's since")
         seq, recorded = self._claim("event", key)
         now = self._clock()
         if recorded is None:  # a new wait: recorded once the engine answers it
@@ -200,7 +204,7 @@ class DurableContext(Context):
         if until is not None and now >= until:
             raise WaitTimeoutError(
                 f"task {self.task_name!r}, durable call #{seq}: wait_for_event {key!r} "
-                f"timed out at {_iso(until)} with no event",
+                f"timed out at {values.iso(until)} with no event",
                 key,
                 until,
             )
@@ -227,7 +231,9 @@ class DurableContext(Context):
         after that is refused. On replay the question must be the one recorded."""
         question = approvals.checked_question(question)
         if details is not None:
-            details = json.loads(_json_text(details, f"wait_for_approval {question!r}: details"))
+            details = json.loads(
+                values.json_text(details, f"wait_for_approval {question!r}: details")
+            )
         seconds = durations.seconds(timeout, f"wait_for_approval {question[:40]!r}: timeout")
         seq, recorded = self._claim("approval", question)
         now = self._clock()
@@ -244,11 +250,53 @@ class DurableContext(Context):
         if until is not None and now >= until:
             raise WaitTimeoutError(
                 f"task {self.task_name!r}, durable call #{seq}: wait_for_approval "
-                f"{question!r} timed out at {_iso(until)} with no decision",
+                f"{question!r} timed out at {values.iso(until)} with no decision",
                 until=until,
             )
         # Resumed early (a clock behind the engine's): the same question waits on.
         raise WaitRequested(self.task_name, self.durable_calls, until, "approval", approval=ask)
+
+    async def wait_for_any(
+        self,
+        *,
+        sleep: Duration | None = None,
+        until: datetime | float | None = None,
+        events: Mapping[str, EventCondition | str] | None = None,
+        since: datetime | float | None = None,
+    ) -> Fired:
+        """Suspend the task, holding no worker slot, until the first of several things:
+        an event of one of the named ``events`` branches (``{"ci": EventCondition(
+        "ci:done", filter="payload.pr == 7"), "closed": "pr:closed"}``), or the timer
+        (``sleep`` from now, or ``until`` an instant). Returns which one: ``Fired(name,
+        event)``, ``name`` the branch's, or ``"sleep"`` for the timer (no error: the
+        timer is a branch like the others). Each event branch is judged as
+        ``wait_for_event`` judges its wait (``since`` is their lookback); the event that
+        ends the wait is consumed, the other branches take none."""
+        branches = event_waits.checked_branches(events)
+        if sleep is not None and until is not None:
+            raise ValueError("wait_for_any takes sleep= or until=, not both")
+        seconds = durations.seconds(sleep, "wait_for_any: sleep")
+        deadline = None if until is None else values.instant(until, "wait_for_any's until")
+        if not branches and seconds is None and deadline is None:
+            raise ValueError("wait_for_any needs a branch: events=, sleep= or until=")
+        lookback = None if since is None else values.instant(since, "wait_for_any's since")
+        timed = seconds is not None or deadline is not None
+        name = ",".join(sorted([*branches, *([event_waits.SLEEP_BRANCH] if timed else [])]))
+        seq, recorded = self._claim("any", name)
+        now = self._clock()
+        if recorded is not None and recorded.result is not None:
+            return event_waits.fired(copy.deepcopy(recorded.result))
+        if recorded is not None:
+            due = recorded.until
+            if due is not None and now >= due:
+                return event_waits.Fired(name=event_waits.SLEEP_BRANCH)
+            began = now if due is None or seconds is None else min(now, due - seconds)
+            waits = _branch_waits(branches, began if lookback is None else lookback)
+            raise WaitRequested(self.task_name, self.durable_calls, due, "any", events=waits)
+        due = deadline if seconds is None else now + seconds
+        call = DurableCall(seq=seq, kind="any", name=name, until=due)
+        waits = _branch_waits(branches, now if lookback is None else lookback)
+        raise WaitRequested(self.task_name, [*self.durable_calls, call], due, "any", events=waits)
 
     async def wait_for_runs(self, refs: Sequence[RunRef | str]) -> list[dict[str, Any]]:
         """Suspend the task, holding no worker slot, until every run of ``refs`` (RunRefs
@@ -285,8 +333,8 @@ class DurableContext(Context):
         if recorded is not None and (recorded.kind, recorded.name) != (kind, name):
             self._diverged = NonDeterminismError(
                 f"task {self.task_name!r}, durable call #{seq}: the task recorded "
-                f"{_described(recorded.kind, recorded.name)} but now makes "
-                f"{_described(kind, name)}. Its code no longer matches its journal: a "
+                f"{values.described(recorded.kind, recorded.name)} but now makes "
+                f"{values.described(kind, name)}. Its code no longer matches its journal: a "
                 "replay must make the same durable calls in the same order"
             )
             raise self._diverged
@@ -302,48 +350,10 @@ class DurableContext(Context):
             first = self._recorded[min(missing)]
             raise NonDeterminismError(
                 f"task {self.task_name!r}, durable call #{first.seq}: the task recorded "
-                f"{_described(first.kind, first.name)} but now returns without making it."
+                f"{values.described(first.kind, first.name)} but now returns without making it."
                 " Its code no longer matches its journal"
             )
 
 
-def _described(kind: str, name: str) -> str:
-    if kind == "event":
-        return f"wait_for_event {name!r}"
-    if kind == "approval":
-        return f"wait_for_approval {name!r}"
-    if kind == "spawn":
-        return f"a trigger of {name!r}"
-    if kind == "join":
-        return f"a wait for runs of {name!r}"
-    return f"step {name!r}" if kind == "step" else kind
-
-
-def _iso(unix: float) -> str:
-    return datetime.fromtimestamp(unix, UTC).isoformat()
-
-
-def _json_text(value: Any, what: str) -> str:
-    """``value`` as JSON text, or TypeError naming ``what``: what a replay gets back
-    must be what the first run got, so only JSON is recorded (no NaN, which the wire
-    cannot carry)."""
-    data = jsonable(value, what)
-    try:
-        return json.dumps(data, allow_nan=False)
-    except ValueError as exc:
-        raise TypeError(f"{what} returned a value that is not JSON: {exc}") from None
-
-
-def _instant(when: datetime | float, what: str) -> float:
-    """An instant (``sleep_until``'s, ``what``) in unix seconds. A naive datetime is
-    refused: it would mean the local time of whichever worker runs the task."""
-    if isinstance(when, datetime):
-        if when.utcoffset() is None:
-            raise ValueError(
-                f"{what} takes an aware datetime, not the naive {when!r}: "
-                "give it a tzinfo (datetime.now(UTC) + ...)"
-            )
-        return when.timestamp()
-    if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
-        raise TypeError(f"{what} takes an aware datetime or unix seconds, not {when!r}")
-    return float(when)
+def _branch_waits(branches: Mapping[str, EventCondition], since: float) -> list[EventWait]:
+    return [EventWait(key=c.key, filter=c.filter, since=since, name=n) for n, c in branches.items()]

@@ -8,6 +8,7 @@ the engine evaluates it against each event pushed with the wait's key."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,58 @@ class WaitedEvent(BaseModel):
     def payload(self) -> Any:
         """``data``, by the name a filter reads it by."""
         return self.data
+
+
+@dataclass(frozen=True)
+class EventCondition:
+    """One event branch of ``ctx.wait_for_any``: the next event pushed with ``key`` whose
+    data passes ``filter`` (CEL over ``payload``; None: any)."""
+
+    key: str
+    filter: str | None = None
+
+
+class Fired(BaseModel):
+    """What ended a ``ctx.wait_for_any``: the branch's ``name`` (``"sleep"`` for the
+    timer), and, for an event branch, the event. The same on every replay."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    event: WaitedEvent | None = None
+
+
+# The name of wait_for_any's timer branch (sleep= or until=).
+SLEEP_BRANCH = "sleep"
+
+
+def checked_branches(events: Any) -> dict[str, EventCondition]:
+    """wait_for_any's event branches by name (a bare string is a key with no filter),
+    each checked as wait_for_event checks its key and filter; TypeError or ValueError
+    naming the bad one."""
+    if events is None:
+        return {}
+    if not isinstance(events, dict):
+        raise TypeError(f"wait_for_any's events map branch names to conditions, not {events!r}")
+    out: dict[str, EventCondition] = {}
+    for name, condition in events.items():
+        if not isinstance(name, str) or not name or name == SLEEP_BRANCH:
+            raise ValueError(
+                f"wait_for_any: a branch is named by a non-empty string other than "
+                f"{SLEEP_BRANCH!r}, not {name!r}"
+            )
+        if isinstance(condition, str):
+            condition = EventCondition(condition)
+        if not isinstance(condition, EventCondition):
+            raise TypeError(
+                f"wait_for_any: branch {name!r} is an EventCondition or a key, not {condition!r}"
+            )
+        try:
+            out[name] = EventCondition(checked_key(condition.key), checked_filter(condition.filter))
+        except ValueError as exc:
+            reason = str(exc).removeprefix("wait_for_event: ")
+            raise ValueError(f"wait_for_any: branch {name!r}: {reason}") from None
+    return out
 
 
 def checked_key(key: object) -> str:
@@ -61,3 +114,8 @@ def checked_filter(expression: object) -> str | None:
 def waited(result: Any) -> WaitedEvent:
     """The event recorded as a wait's result ({id, key, data, created_at})."""
     return WaitedEvent.model_validate(result)
+
+
+def fired(result: Any) -> Fired:
+    """The branch recorded as an any-of wait's result ({fired, event})."""
+    return Fired(name=result["fired"], event=waited(result["event"]))

@@ -71,6 +71,7 @@ class Waiting:
     event: EventWait | None = None
     approval: ApprovalAsk | None = None  # reason "approval": what a person is asked
     children: list[str] | None = None  # reason "children": the child runs waited for
+    events: list[EventWait] | None = None  # reason "any": its event branches
 
 
 Outcome = Succeeded | Failed | Cancelled | Waiting

@@ -97,6 +97,7 @@ class Outcomes(AttemptMiddleware):
                 event=outcome.event,
                 approval=outcome.approval,
                 children=outcome.children,
+                events=outcome.events,
             )
             self._reports.result(topo.TASK_WAITING, waiting)
         # Cancelled: the run ended CANCELLED already, nothing to report.

@@ -37,11 +37,13 @@ _DROP = SQL.drop_event_waits
 
 
 def add_wait(conn: Conn, task_run_id: str, seq: int, wait: EventWait) -> None:
-    """Record that ``task_run_id`` waits for ``wait`` at its durable call ``seq``."""
+    """Record that ``task_run_id`` waits for ``wait`` at its durable call ``seq`` (one
+    branch of an any-of wait if ``wait.name`` is set)."""
     conn.execute(
         _ADD,
         {
             "task_run_id": task_run_id,
+            "branch": wait.name,
             "seq": seq,
             "key": wait.key,
             "filter": wait.filter,
@@ -77,15 +79,17 @@ def match_event_waits(conn: Conn, topology: Any, definitions: Definitions) -> Ba
     live = {k: r for k, r in runs.items() if not RunStatus(r.status).is_final}
     woken: list[str] = []
     over: list[str] = []
-    for task_run_id, run_id, tenant_id, seq, key, expression, seen_at, seen_id in due:
+    for task_run_id, run_id, tenant_id, seq, key, expression, seen_at, seen_id, branch in due:
         task_run_id = str(task_run_id)
+        if task_run_id in woken or task_run_id in over:
+            continue  # another branch of its wait ended it in this batch
         if run_id not in live:
             over.append(task_run_id)
             continue
         events = conn.execute(
             _UNSEEN, {"tenant_id": tenant_id, "key": key, "seen_at": seen_at, "seen_id": seen_id}
         ).fetchall()
-        outcome = _judge(conn, task_run_id, seq, expression, events)
+        outcome = _judge(conn, task_run_id, seq, expression, events, branch)
         if outcome == "woken":
             woken.append(task_run_id)
         elif outcome == "gone":
@@ -93,7 +97,13 @@ def match_event_waits(conn: Conn, topology: Any, definitions: Definitions) -> Ba
         elif events:  # none passed: remember how far this wait has looked
             last = events[-1]
             conn.execute(
-                _SEEN, {"seen_at": last[3], "seen_id": last[0], "task_run_id": task_run_id}
+                _SEEN,
+                {
+                    "seen_at": last[3],
+                    "seen_id": last[0],
+                    "task_run_id": task_run_id,
+                    "branch": branch,
+                },
             )
     drop_waits(conn, [*woken, *over])
     out: list[outbox.OutboxMessage] = []
@@ -104,10 +114,16 @@ def match_event_waits(conn: Conn, topology: Any, definitions: Definitions) -> Ba
 
 
 def _judge(
-    conn: Conn, task_run_id: str, seq: int, expression: str | None, events: list[Any]
+    conn: Conn,
+    task_run_id: str,
+    seq: int,
+    expression: str | None,
+    events: list[Any],
+    branch: str = "",
 ) -> str:
     """The first of ``events`` that passes the filter and no other wait took ends the
-    wait: "woken"; "gone" if the task is no longer waiting; "" if none did."""
+    wait: "woken"; "gone" if the task is no longer waiting; "" if none did. An any-of
+    wait's entry records which branch the event ended (``{fired, event}``)."""
     for event_id, key, data, created_at in events:
         if not event_filters.passes(expression, data):
             continue
@@ -117,7 +133,8 @@ def _judge(
                 conn.execute(_UNTAKE, {"event_id": event_id})
                 return "gone"
             event = event_of((event_id, key, data, created_at))
-            journal = with_event(list(found[0] or []), seq, event)
+            result = {"fired": branch, "event": event} if branch else event
+            journal = with_event(list(found[0] or []), seq, result)
             conn.execute(_WAKE, {"journal": Jsonb(journal), "task_run_id": task_run_id})
             return "woken"
     return ""

@@ -33,6 +33,8 @@ def wait_of(report: TaskWaiting) -> dict[str, Any]:
     wait: dict[str, Any] = {"reason": report.reason, "until": report.until}
     if report.event is not None:
         wait.update(key=report.event.key, filter=report.event.filter)
+    if report.events is not None:
+        wait.update(events={e.name: {"key": e.key, "filter": e.filter} for e in report.events})
     if report.approval is not None:
         wait.update(question=report.approval.question, details=report.approval.details)
     if report.children is not None:
@@ -73,6 +75,8 @@ def suspend_attempt(
     if report.event is not None:  # the scheduler matches it with pushed events
         seq = max(c.seq for c in report.journal)  # the wait is the last call made
         add_wait(conn, report.task_run_id, seq, report.event)
+    for branch in report.events or ():  # any one of them ends the wait
+        add_wait(conn, report.task_run_id, max(c.seq for c in report.journal), branch)
     if report.children:  # the scheduler sends it once they have all ended
         seq = max(c.seq for c in report.journal)
         child_waits.add_waits(conn, report.task_run_id, seq, report.children)

@@ -1,12 +1,14 @@
 -- add_event_wait --
--- A durable task waits for an event (replacing an earlier wait of the same task run).
+-- A durable task waits for an event, as one branch of its wait ('' for a plain
+-- wait_for_event; replacing an earlier one of the same task run and branch).
 -- `since` is the worker's clock; events carry the database's: a worker clock ahead is
 -- capped at now, so that events pushed while the report was on its way still count.
-INSERT INTO event_waits (task_run_id, run_id, tenant_id, seq, key, filter, since, seen_at)
-SELECT t.id, t.run_id, r.tenant_id, %(seq)s, %(key)s, %(filter)s,
+INSERT INTO event_waits (task_run_id, branch, run_id, tenant_id, seq, key, filter, since,
+  seen_at)
+SELECT t.id, %(branch)s, t.run_id, r.tenant_id, %(seq)s, %(key)s, %(filter)s,
   least(to_timestamp(%(since)s), now()), least(to_timestamp(%(since)s), now())
 FROM task_runs t JOIN runs r ON r.id = t.run_id WHERE t.id = %(task_run_id)s
-ON CONFLICT (task_run_id) DO UPDATE SET seq = excluded.seq, key = excluded.key,
+ON CONFLICT (task_run_id, branch) DO UPDATE SET seq = excluded.seq, key = excluded.key,
   filter = excluded.filter, since = excluded.since, seen_at = excluded.seen_at,
   seen_id = excluded.seen_id, created_at = now();
 
@@ -14,7 +16,7 @@ ON CONFLICT (task_run_id) DO UPDATE SET seq = excluded.seq, key = excluded.key,
 -- Waits with an event not yet judged for them (a batch, oldest wait first), locked; a
 -- wait another scheduler replica holds is skipped.
 SELECT w.task_run_id, w.run_id::text, w.tenant_id, w.seq, w.key, w.filter, w.seen_at,
-  w.seen_id
+  w.seen_id, w.branch
 FROM event_waits w
 WHERE EXISTS (
   SELECT 1 FROM pushed_events e
@@ -51,7 +53,7 @@ WHERE id = %(task_run_id)s AND status = 'WAITING';
 -- event_wait_seen --
 -- The events judged so far for a wait: none of them ends it.
 UPDATE event_waits SET seen_at = %(seen_at)s, seen_id = %(seen_id)s
-WHERE task_run_id = %(task_run_id)s;
+WHERE task_run_id = %(task_run_id)s AND branch = %(branch)s;
 
 -- drop_event_waits --
 -- Waits that are over (their event came, they timed out, or their task is no longer
