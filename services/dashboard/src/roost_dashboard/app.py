@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from roost_core.authentication import Authentication
-from roost_dashboard import actions, approvals, formatting, pages, schedules
+from roost_dashboard import actions, approvals, children, formatting, pages, schedules
 from roost_dashboard.api import Api, ApiError
 from roost_dashboard.security import SecurityHeaders
 from roost_dashboard.settings import DashboardSettings
@@ -115,6 +115,7 @@ def create_app(settings: DashboardSettings) -> Starlette:
         Route("/runs/{run_id}", pages.run),
         Route("/runs/{run_id}/row", pages.run_row),
         Route("/runs/{run_id}/spans", pages.run_spans),
+        Route("/runs/{run_id}/children", children.run_children),
         Route("/stream-token", actions.renew_stream_token, methods=["POST"]),
         Route("/vendor/{name}", vendor),
         Route("/runs/{run_id}/cancel", actions.action("cancel"), methods=["POST"]),

@@ -43,14 +43,17 @@ def when(at: str | None) -> str:
 
 def wait(waiting: dict[str, Any] | None) -> str:
     """What a WAITING task waits for (its ``waiting``: ``{"reason", "until"}``, until in
-    unix seconds) as ``sleep until 2026-12-07 06:10:03Z``; empty when it waits for
-    nothing. No countdown: the page would have to tick it; the time itself never goes
-    stale."""
+    unix seconds) as ``sleep until 2026-12-07 06:10:03Z`` (a join of child runs:
+    ``children (3 runs)``); empty when it waits for nothing. No countdown: the page
+    would have to tick it; the time itself never goes stale."""
     if not waiting:
         return ""
     text = str(waiting.get("reason") or "wait")
     if waiting.get("key"):  # an event wait (the next slice of #18): which event
         text += f" {waiting['key']}"
+    runs = waiting.get("runs")
+    if waiting.get("reason") == "children" and isinstance(runs, list):  # a join: how many
+        text += f" ({len(runs)} run{'' if len(runs) == 1 else 's'})"
     until = waiting.get("until")
     if isinstance(until, int | float) and not isinstance(until, bool):
         text += " until " + datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%SZ")

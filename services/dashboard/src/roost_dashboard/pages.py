@@ -1,6 +1,7 @@
 """The dashboard's pages: runs (filtered, keyset-paginated), a run, workflows, activity,
 workers and rate limits, each read through the api with the session's token (schedules
-are ``roost_dashboard.schedules``, approvals ``roost_dashboard.approvals``)."""
+are ``roost_dashboard.schedules``, approvals ``roost_dashboard.approvals``, a run's
+parent and children ``roost_dashboard.children``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from roost_core import metadata
 from roost_core.statuses import RunStatus, WorkerStatus
-from roost_dashboard import approvals
+from roost_dashboard import approvals, children
 from roost_dashboard.api import ApiError
 from roost_dashboard.schedules import workflow_crons
 from roost_dashboard.site import call, render, stream_token
@@ -26,11 +27,15 @@ async def runs(request: Request) -> Response:
     run_id = q.get("run_id", "").strip()
     if run_id:
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
-    filters = {k: q.get(k, "") for k in ("workflow", "status", "since", "until", "meta")}
+    filters = {
+        k: q.get(k, "").strip() for k in ("workflow", "status", "since", "until", "meta", "parent")
+    }
     params: dict[str, Any] = {"limit": PAGE}
     for key in ("workflow", "status", "since", "until", "cursor"):
         if q.get(key):
             params[key] = q[key]
+    if filters["parent"]:  # a run's children (issue #18)
+        params["parent_run_id"] = filters["parent"]
     if filters["meta"]:
         try:
             pairs = metadata.parse_pairs(filters["meta"].split())
@@ -46,7 +51,7 @@ async def runs(request: Request) -> Response:
     # New runs appear live on the first page when only the workflow filter is set
     # (the events do not say enough to match the others).
     live_inserts = not q.get("cursor") and not any(
-        filters[k] for k in ("status", "since", "until", "meta")
+        filters[k] for k in ("status", "since", "until", "meta", "parent")
     )
     return render(
         request,
@@ -83,6 +88,10 @@ async def run(request: Request) -> Response:
     # The timeline: the run's stored spans where tracing keeps them (else the page
     # draws its tasks' attempts).
     trace = await call(request, "GET", f"/api/v1/runs/{run_id}/trace")
+    # Its children: the first ones listed, and kept current by the script from their own
+    # data; not all of them in the page's copy of the run.
+    family = children.family(found)
+    found.pop("children", None)
     # Its approvals: a pending one is a gate to decide here; a decision is a log line.
     asked = await approvals.of_run(request, run_id)
     lines = sorted(logs["logs"] + approvals.decision_lines(asked), key=lambda line: line["at"])
@@ -96,6 +105,7 @@ async def run(request: Request) -> Response:
             "notice": request.query_params.get("notice"),
             "message": request.query_params.get("message"),
             "spans": trace["spans"],
+            "family": family,
             "can_cancel": found["status"] in ("QUEUED", "RUNNING"),
             "can_replay": found["status"] in ("FAILED", "CANCELLED"),
             "stream_token": await stream_token(request),

@@ -66,6 +66,7 @@ def wait_text(waiting: Mapping[str, Any] | None, now: float) -> str:
     data), as the CLI shows it: ``sleep until 2026-12-07 06:10:03Z (in 4m 12s)``. The
     time is UTC to the second, as the dashboard shows times; the countdown is from
     ``now``, and a wait past its time (the scheduler has not resumed it yet) says so.
+    A join of child runs says how many: ``children (3 runs)``.
     An approval says its question (on one line, cut at :data:`QUESTION_SHOWN`
     characters) and its id, which ``roost approvals approve`` takes: ``approval 'Merge
     PR 7?' (id 3f…) until …``, the id before the time so a narrow column cuts the
@@ -77,6 +78,7 @@ def wait_text(waiting: Mapping[str, Any] | None, now: float) -> str:
         text += f" {waiting['key']}"
     if waiting.get("reason") == "approval":
         text += _asked(waiting.get("question"), waiting.get("approval_id"))
+    text += _runs_waited(waiting)
     until = waiting.get("until")
     # bool is an int: a malformed wait must not read as 1970.
     if isinstance(until, int | float) and not isinstance(until, bool):
@@ -90,6 +92,15 @@ def wait_text(waiting: Mapping[str, Any] | None, now: float) -> str:
             due = f"due {_span(-left)} ago"
         text += f" until {stamp} ({due})"
     return text
+
+
+def _runs_waited(waiting: Mapping[str, Any]) -> str:
+    """`` (3 runs)``: how many child runs a join waits for (its ``runs``: their ids; ``roost
+    runs show`` lists the run's children); empty for any other wait."""
+    runs = waiting.get("runs")
+    if waiting.get("reason") != "children" or not isinstance(runs, list):
+        return ""
+    return f" ({len(runs)} run{'' if len(runs) == 1 else 's'})"
 
 
 def _asked(question: Any, approval_id: Any) -> str:

@@ -110,12 +110,15 @@
   }
 
   // As roost_dashboard.formatting.wait does: what a WAITING task waits for, and until
-  // when ("sleep until 2026-12-07 06:10:03Z", "event ci:done"); empty when it waits for
-  // nothing.
+  // when ("sleep until 2026-12-07 06:10:03Z", "event ci:done", "children (3 runs)");
+  // empty when it waits for nothing.
   function waitText(waiting) {
     if (!waiting) return "";
     const reason = waiting.reason || "wait";
-    const what = waiting.key ? `${reason} ${waiting.key}` : reason;
+    let what = waiting.key ? `${reason} ${waiting.key}` : reason;
+    if (reason === "children" && Array.isArray(waiting.runs)) {
+      what += ` (${waiting.runs.length} run${waiting.runs.length === 1 ? "" : "s"})`;
+    }
     if (typeof waiting.until !== "number") return what;
     return `${what} until ${formatWhen(new Date(waiting.until * 1000).toISOString())}`;
   }
@@ -453,7 +456,124 @@
     }, 15000);
   }
 
-  function liveRun(run) {
+  // -- a run's children (child runs, issue #18) ----------------------------------------
+  // A child's status changes are events of the child's own run, which this page does not
+  // follow: the page reads its run's children from the dashboard (/runs/{id}/children,
+  // roost_dashboard.children) soon after its own run has news, and every few seconds
+  // while its run or a child is still going (a run going on may yet trigger more): every
+  // CHILD_POLL ms for CHILD_QUICK reads after news or a change, then backing off to
+  // CHILD_POLL_MAX while nothing changes; not while the page is hidden, and not at all
+  // once the run and its children have all ended.
+  const CHILD_POLL = 2000;
+  const CHILD_POLL_MAX = 10000;
+  const CHILD_QUICK = 3;
+  function liveChildren(runId, initial) {
+    const section = document.getElementById("children");
+    const rows = document.getElementById("child-rows");
+    const template = document.getElementById("child-template");
+    const count = document.getElementById("children-count");
+    if (!section || !rows || !template || !count) return { nudge() {} };
+    let state = initial;
+    let timer = null;
+    let delay = CHILD_POLL;
+    let quick = CHILD_QUICK;
+    let busy = false;
+    let again = false;
+    let missed = false;
+    let stopped = false;
+
+    function addRow(child) {
+      const row = template.content.firstElementChild.cloneNode(true);
+      row.dataset.child = child.id;
+      const set = (field, text) => { row.querySelector(`[data-field=${field}]`).textContent = text; };
+      row.querySelector("[data-field=link]").href = `/runs/${encodeURIComponent(child.id)}`;
+      set("id", child.id.slice(0, 8));
+      set("workflow", child.workflow);
+      set("task", child.task);
+      set("key", child.key);
+      const created = row.querySelector("[data-field=created]");
+      created.setAttribute("datetime", child.created_at || "");
+      created.textContent = formatWhen(child.created_at);
+      rows.appendChild(row);  // children come oldest first: a new one is the newest
+      return row;
+    }
+
+    // As run.html says it: how many, and a link to them all when not all are listed.
+    function showCount(data) {
+      const shown = data.children.length;
+      if (data.total > shown) {
+        const all = document.createElement("a");
+        all.href = `/runs?${new URLSearchParams({ parent: runId })}`;
+        all.textContent = "all of them";
+        count.replaceChildren(`${data.total} child runs, the first ${shown} shown: `, all);
+      } else {
+        count.textContent = `${data.total} child run${data.total === 1 ? "" : "s"}`;
+      }
+      section.hidden = data.total === 0;
+    }
+
+    // The children as read; whether anything changed.
+    function apply(data) {
+      let changed = data.total !== state.total;
+      for (const child of data.children) {
+        let row = rows.querySelector(`tr[data-child="${CSS.escape(child.id)}"]`);
+        if (!row) { row = addRow(child); changed = true; }
+        const badge = row.querySelector(".status");
+        if (badge.textContent !== child.status) { setStatus(badge, child.status); changed = true; }
+      }
+      showCount(data);
+      state = data;
+      return changed;
+    }
+
+    function going() { return !stopped && (!FINAL.has(state.status) || state.active > 0); }
+
+    function schedule(ms) {
+      clearTimeout(timer);
+      timer = going() ? setTimeout(refresh, ms) : null;
+    }
+
+    async function refresh() {
+      timer = null;
+      if (document.hidden) { missed = true; return; }  // read again once it is shown
+      if (busy) { again = true; return; }
+      busy = true;
+      let changed = false;
+      try {
+        const resp = await fetch(`/runs/${encodeURIComponent(runId)}/children`,
+                                 { credentials: "same-origin", redirect: "manual" });
+        if (resp.type === "opaqueredirect" || resp.status === 401 || resp.status === 403) {
+          stopped = true;  // signed out: the page says so once its stream ends
+        } else if (resp.ok) {
+          changed = apply(await resp.json());
+        }
+      } catch (err) {
+        // The dashboard is unreachable for now: try again later.
+      } finally {
+        busy = false;
+      }
+      if (changed) quick = CHILD_QUICK;
+      if (quick > 0) { quick -= 1; delay = CHILD_POLL; } else delay = Math.min(delay * 2, CHILD_POLL_MAX);
+      if (again) { again = false; schedule(0); } else schedule(delay);
+    }
+
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && missed) { missed = false; schedule(0); }
+    });
+    schedule(delay);
+    return {
+      // The run has news (a task started, waits, ended; the run ended): read soon, and
+      // often again for a while, whatever the last reads said.
+      nudge() {
+        delay = CHILD_POLL;
+        quick = CHILD_QUICK;
+        clearTimeout(timer);
+        if (!stopped) timer = setTimeout(refresh, 300);
+      },
+    };
+  }
+
+  function liveRun(run, children) {
     const tasks = new Map(run.tasks.map((t) => [t.name, t]));
     const svg = document.getElementById("dag");
     const logs = document.getElementById("logs");
@@ -649,6 +769,8 @@
         redrawTimeline();
         return;
       }
+      // A task that starts may trigger runs, one that waits may wait for them.
+      if (RUN_STATUS[event.type] || TASK_STATUS[event.type]) children.nudge();
       if (RUN_STATUS[event.type]) {
         const status = RUN_STATUS[event.type];
         setStatus(document.getElementById("run-status"), status);
@@ -730,7 +852,13 @@
   const runsTable = document.querySelector("table.runs[data-live]");
   if (runsTable) liveRuns(runsTable);
   const runData = document.getElementById("run-data");
-  if (runData && typeof dagre !== "undefined") liveRun(JSON.parse(runData.textContent));
+  const childrenData = document.getElementById("children-data");
+  if (runData) {
+    const run = JSON.parse(runData.textContent);
+    const children = childrenData
+      ? liveChildren(run.id, JSON.parse(childrenData.textContent)) : { nudge() {} };
+    if (typeof dagre !== "undefined") liveRun(run, children);
+  }
   const activityData = document.getElementById("activity-data");
   if (activityData && typeof uPlot !== "undefined") {
     activityCharts(JSON.parse(activityData.textContent));

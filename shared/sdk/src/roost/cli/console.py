@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
 
 from roost._models import Run
 from roost._roost import Roost
@@ -80,12 +82,62 @@ def task_table(run: Run, now: float | None = None) -> Table:
     return table
 
 
+# How many of a run's child runs ``roost runs show`` lists (oldest first); ``roost runs
+# list --parent`` lists them all.
+CHILDREN_SHOWN = 20
+
+
+def parent_line(run: Run) -> str | None:
+    """``parent: <run id> (<workflow> › <task>, key K)``: the task a child run was
+    triggered inside (issue #18); None for a run that is no one's child. Plain text."""
+    p = run.parent
+    if p is None:
+        return None
+    workflow = p.workflow or "a run since deleted"
+    return f"parent: {p.run_id} ({workflow} › {p.task}, key {p.key})"
+
+
+def children_table(run: Run) -> Table | None:
+    """The runs triggered inside ``run``'s tasks (child runs, issue #18), the first
+    :data:`CHILDREN_SHOWN`, oldest first: id, workflow, status, spawning task, key;
+    titled with how many there are in each status. None for a run without any."""
+    if not run.children:
+        return None
+    counts = Counter(str(c.status) for c in run.children)
+    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    table = Table(
+        Column("id", no_wrap=True),
+        "workflow",
+        "status",
+        "task",
+        "key",
+        title=f"children: {len(run.children)} ({tally})",
+        title_justify="left",
+    )
+    for c in run.children[:CHILDREN_SHOWN]:
+        # What a workflow or task is named is shown as it is, never read as markup.
+        table.add_row(c.id, Text(c.workflow), str(c.status), Text(c.task), Text(c.key))
+    return table
+
+
 def print_run(run: Run) -> None:
     out.print(
         f"run [bold]{run.id}[/] of {run.workflow} (version {run.workflow_version}): "
         f"[bold]{run.status}[/]",
         highlight=False,
     )
+    parent = parent_line(run)
+    if parent:
+        out.print(Text(parent), highlight=False)
     out.print(task_table(run))
+    children = children_table(run)
+    if children is not None:
+        out.print(children)
+        more = len(run.children) - CHILDREN_SHOWN
+        if more > 0:
+            out.print(
+                f"and {more} more: roost runs list --parent {run.id} --limit {len(run.children)}",
+                highlight=False,
+            )
     if run.error:
         out.print(f"[red]{run.error.get('message')}[/]", highlight=False)

@@ -85,12 +85,18 @@ def runs_list(
         list[str] | None,
         typer.Option("--meta", help="only runs with metadata KEY=VALUE (repeatable)"),
     ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option("--parent", help="only the runs triggered inside this run's tasks"),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (with --parent: a run's child runs)."""
     pairs = meta_pairs(meta)
     try:
-        runs, _ = client().runs.list(workflow=workflow, status=status, limit=limit, meta=pairs)
+        runs, _ = client().runs.list(
+            workflow=workflow, status=status, limit=limit, meta=pairs, parent_run_id=parent
+        )
     except RoostError as exc:
         fail(str(exc))
     if json_out:
@@ -220,7 +226,8 @@ def runs_show(
     ] = False,
 ) -> None:
     """Show a run and each of its tasks (a WAITING one with what it waits for and until
-    when); with --watch, follow it live."""
+    when), the task it was triggered inside if it is a child run, and the runs its own
+    tasks triggered (its children); with --watch, follow it live."""
     if watch and json_out:
         fail("--watch shows a live table: it does not go with --json")
     roost = client()
