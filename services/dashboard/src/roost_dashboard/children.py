@@ -31,10 +31,16 @@ def family(run: dict[str, Any]) -> dict[str, Any]:
     """What the page shows of ``run``'s children (as the api gave the run): the first
     :data:`SHOWN` of them, how many there are in all, and how many have not ended."""
     children = run.get("children") or []
+    # The api lists the first 100 and counts them all, by status.
+    counts: dict[str, int] = run.get("children_by_status") or {}
+    if not counts:
+        counts = {}
+        for c in children:
+            counts[c["status"]] = counts.get(c["status"], 0) + 1
     return {
         "status": run["status"],
-        "total": len(children),
-        "active": sum(1 for c in children if c["status"] not in RUN_FINAL),
+        "total": sum(counts.values()),
+        "active": sum(n for status, n in counts.items() if status not in RUN_FINAL),
         "children": children[:SHOWN],
     }
 

@@ -186,7 +186,9 @@ class Run(RunSummary):
     error: dict[str, Any] | None = None
     tasks: list[TaskRun] = []
     parent: RunParent | None = None
-    children: list[ChildRun] = []
+    children: list[ChildRun] = []  # the first 100, in the order they were triggered
+    # How many children it has in each status (all of them: list them by parent_run_id).
+    children_by_status: dict[str, int] = {}
 
     def task(self, name: str) -> TaskRun:
         """The task named ``name``; KeyError naming it if the run has none."""

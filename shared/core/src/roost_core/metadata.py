@@ -55,6 +55,19 @@ Metadata = Annotated[
 ]
 
 
+# What a trigger adds about itself (which cron, schedule or event started the run): a
+# child run takes its parent run's metadata, but not these, which are not its own.
+_PROVENANCE = ("event_id", "event_key")
+
+
+def inherited(metadata: dict[str, str]) -> dict[str, str]:
+    """The metadata a child run takes from its parent's: the pairs its triggers gave,
+    without the ``roost.*`` pairs and event ids a schedule or an event added."""
+    return {
+        k: v for k, v in metadata.items() if not k.startswith("roost.") and k not in _PROVENANCE
+    }
+
+
 def schedule_trigger(metadata: dict[str, str]) -> dict[str, str] | None:
     """The schedule that started a run, from the metadata its fire gave it
     (roost_core.engine.fire): ``{"kind": "cron", "cron_id", "cron", "fire_at"}`` or

@@ -10,12 +10,16 @@ from typing import Any
 
 from roost_api.statements import SQL
 from roost_api.store.common import Conn
+from roost_core import metadata as run_metadata
 from roost_core.api_models import ParentRef
 from roost_core.engine.trigger import ParentLink
 from roost_core.errors import BadRequestError, NotFoundError
 
 _PARENTS = SQL.parent_task_runs
 _FAMILY = SQL.run_family
+
+# How many children a run shows (GET /api/v1/runs?parent_run_id= lists them all).
+MAX_CHILDREN = 100
 
 # How a child's idempotency key is made from its parent task and key, when the trigger
 # gives none: unique per task run, so a retried or replayed task gets the same run.
@@ -52,7 +56,8 @@ async def resolve_parents(
         if row is None:
             raise NotFoundError(f"parent task run {ref.task_run_id!r} not found")
         _, run_id, task, metadata = row
-        out.append((ParentLink(run_id, row[0], task, ref.key), metadata or {}))
+        inherited = run_metadata.inherited(metadata or {})
+        out.append((ParentLink(run_id, row[0], task, ref.key), inherited))
     return out
 
 
@@ -65,9 +70,10 @@ def child_idempotency_key(given: str | None, link: ParentLink | None) -> str | N
 
 
 async def family(conn: Conn, run_id: str) -> dict[str, Any]:
-    """A run's ``parent`` (or None) and ``children``, as GET /api/v1/runs/{id} shows them:
-    one statement."""
+    """A run's ``parent`` (or None), its first ``MAX_CHILDREN`` children in the order
+    they were triggered, and how many it has in each status (``children_by_status``),
+    as GET /api/v1/runs/{id} shows them: one statement."""
     cur = await conn.execute(_FAMILY, {"run_id": run_id})
     row = await cur.fetchone()
-    parent, children = row if row else (None, [])
-    return {"parent": parent, "children": children}
+    parent, children, by_status = row if row else (None, [], {})
+    return {"parent": parent, "children": children, "children_by_status": by_status}

@@ -103,15 +103,16 @@ def children_table(run: Run) -> Table | None:
     titled with how many there are in each status. None for a run without any."""
     if not run.children:
         return None
-    counts = Counter(str(c.status) for c in run.children)
+    counts = run.children_by_status or Counter(str(c.status) for c in run.children)
     tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    total = sum(counts.values())
     table = Table(
         Column("id", no_wrap=True),
         "workflow",
         "status",
         "task",
         "key",
-        title=f"children: {len(run.children)} ({tally})",
+        title=f"children: {total} ({tally})",
         title_justify="left",
     )
     for c in run.children[:CHILDREN_SHOWN]:
@@ -133,10 +134,11 @@ def print_run(run: Run) -> None:
     children = children_table(run)
     if children is not None:
         out.print(children)
-        more = len(run.children) - CHILDREN_SHOWN
+        total = sum(run.children_by_status.values()) or len(run.children)
+        more = total - min(CHILDREN_SHOWN, len(run.children))
         if more > 0:
             out.print(
-                f"and {more} more: roost runs list --parent {run.id} --limit {len(run.children)}",
+                f"and {more} more: roost runs list --parent {run.id} --limit {total}",
                 highlight=False,
             )
     if run.error:
