@@ -1118,3 +1118,17 @@ nursery = roost.worker("nursery", workflows=[durable_parent, child_flow], slots=
 
 # Four slots for a thousand sleeping durable tasks and the ordinary tasks run meanwhile.
 sleepers = roost.worker("sleepers", workflows=[durable_sleep, durable_quick], slots=4)
+
+
+# -- task-level concurrency with two keys (issue #21): 2 per user, 8 overall ----------
+task_cc = roost.workflow("t-task-cc")
+
+
+@task_cc.task(concurrency=[Concurrency("input.user", max_runs=2), Concurrency("'all'", max_runs=8)])
+def call_model(input: dict, ctx: Context) -> dict:
+    start = time.time()
+    time.sleep(0.3)
+    return {"user": input["user"], "start": start, "end": time.time()}
+
+
+cc_workers = roost.worker("cc-workers", workflows=[task_cc], slots=8)

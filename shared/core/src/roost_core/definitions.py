@@ -111,6 +111,29 @@ class TaskDefinition(_Frozen):
     schedule_timeout_seconds: float | None = Field(default=None, gt=0)
     # Admission control (roost_ratelimiter): a task with none never waits for it.
     rate_limits: list[RateLimitUse] = Field(default_factory=list)
+    # Task-level concurrency (issue #21): at most max_runs attempts of this task at once
+    # per group of each expression; an attempt starts only when every group has room.
+    concurrency: list[ConcurrencyDefinition] = Field(default_factory=list)
+
+    @field_validator("concurrency")
+    @classmethod
+    def _check_concurrency(cls, limits: list[ConcurrencyDefinition]) -> list[ConcurrencyDefinition]:
+        for limit in limits:
+            if limit.strategy != "group_round_robin":
+                raise ValueError(
+                    f"task-level concurrency {limit.expression!r} takes the strategy "
+                    f"group_round_robin (waits its turn), not {limit.strategy!r}"
+                )
+        expressions = [c.expression for c in limits]
+        if len(set(expressions)) != len(expressions):
+            raise ValueError(f"task-level concurrency lists an expression twice: {expressions}")
+        return limits
+
+    @property
+    def admitted(self) -> bool:
+        """Whether the task's attempts wait for the ratelimiter's admission (and give
+        back what they hold when they end): it has rate limits or concurrency."""
+        return bool(self.rate_limits or self.concurrency)
 
     def retry_delay(self, failed_attempt: int) -> float:
         """Seconds to wait before the attempt after ``failed_attempt`` (1-based):
@@ -171,6 +194,8 @@ class WorkflowDefinition(_Frozen):
         for task in [*data["tasks"], data["on_failure"] or {}]:
             if not task.get("rate_limits", True):
                 del task["rate_limits"]  # likewise for rate limits and concurrency
+            if not task.get("concurrency", True):
+                del task["concurrency"]
         if data["concurrency"] is None:
             del data["concurrency"]
         if not data["on_crons"] and data["cron_input"] is None:

@@ -4,6 +4,7 @@ replays), so "dispatch an attempt" means one thing everywhere."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -11,6 +12,16 @@ from roost_core.expressions import evaluate_key
 from roost_core.outbox import Admission, OutboxMessage
 from roost_core.topology import Topology
 from roost_core.wire import TaskDefinition, TaskMessage, dramatiq_envelope
+
+
+def task_group_key(workflow: str, task: str, index: int, group: str) -> str:
+    """The rate-limit key of a task-level concurrency group (issue #21): the task's
+    ``index``-th concurrency expression gave ``group`` (listed with the other keys)."""
+    key = f"task-concurrency:{workflow}:{task}:{index}:{group}"
+    if len(key) > 200:  # still unique, still a valid key
+        digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+        key = f"task-concurrency:{workflow[:60]}:{task[:60]}:{digest}"
+    return key
 
 
 def task_attempt_message(
@@ -62,8 +73,9 @@ def attempt(
         journal=journal or [],
     )
     admission = None
-    if task.rate_limits:
+    if task.admitted:
         keys: list[str] = []
+        units: list[int] = [r.units for r in task.rate_limits]
         dynamic: list[tuple[str, int, int | None]] = []
         for use in task.rate_limits:
             if use.key is not None:
@@ -74,6 +86,13 @@ def attempt(
                 key = evaluate_key(use.dynamic_key, run_input)
                 keys.append(key)
                 dynamic.append((key, use.limit, use.window_seconds))
+        for index, limit in enumerate(task.concurrency):
+            # Checked on this input at the trigger too: a held unit per group, per attempt.
+            group = evaluate_key(limit.expression, run_input)
+            key = task_group_key(workflow, task.name, index, group)
+            keys.append(key)
+            units.append(1)
+            dynamic.append((key, limit.max_runs, None))
         admission = Admission(
             tenant_id=tenant_id,
             run_id=run_id,
@@ -81,7 +100,7 @@ def attempt(
             attempt=attempt,
             task=task.name,
             keys=tuple(keys),
-            units=tuple(r.units for r in task.rate_limits),
+            units=tuple(units),
             dynamic=tuple(dynamic),
         )
     return task_attempt_message(topology, message, admission), deadline

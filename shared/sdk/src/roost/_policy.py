@@ -8,7 +8,7 @@ from typing import Any
 
 from roost._durations import Duration, seconds
 from roost._errors import InvalidDefinitionError
-from roost._ratelimits import RateLimit
+from roost._ratelimits import Concurrency, RateLimit
 
 
 def rate_limit_uses(name: str | None, limits: Sequence[RateLimit]) -> list[dict[str, Any]]:
@@ -26,6 +26,30 @@ def rate_limit_uses(name: str | None, limits: Sequence[RateLimit]) -> list[dict[
         seen.add(ident)
         uses.append(limit.use().model_dump(exclude_none=True))
     return uses
+
+
+def task_concurrency(
+    name: str | None, limits: Concurrency | Sequence[Concurrency]
+) -> list[dict[str, Any]]:
+    """A task's concurrency limits (issue #21) as its definition carries them."""
+    label = f"task {name!r}" if name else "task"
+    listed = [limits] if isinstance(limits, Concurrency) else list(limits)
+    out: list[dict[str, Any]] = []
+    for limit in listed:
+        if not isinstance(limit, Concurrency):
+            raise InvalidDefinitionError(
+                f"{label}: concurrency takes Concurrency(...) objects, not {limit!r}"
+            )
+        if limit.strategy != "group_round_robin":
+            raise InvalidDefinitionError(
+                f"{label}: task-level concurrency {limit.expression!r} takes the strategy "
+                f"group_round_robin (an attempt waits its turn), not {limit.strategy!r}"
+            )
+        out.append(limit.definition().model_dump())
+    expressions = [c["expression"] for c in out]
+    if len(set(expressions)) != len(expressions):
+        raise InvalidDefinitionError(f"{label}: concurrency lists an expression twice")
+    return out
 
 
 def task_policy(

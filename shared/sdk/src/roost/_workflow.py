@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from roost._durations import Duration
 from roost._errors import InvalidDefinitionError, InvalidInputError
-from roost._policy import rate_limit_uses, task_policy
+from roost._policy import rate_limit_uses, task_concurrency, task_policy
 from roost._ratelimits import Concurrency, RateLimit
 from roost._workflow_options import (
     check_options,
@@ -96,6 +96,7 @@ class Workflow(WorkflowRuns):
         execution_timeout: Duration | None = None,
         schedule_timeout: Duration | None = None,
         rate_limits: Sequence[RateLimit] = (),
+        concurrency: Concurrency | Sequence[Concurrency] = (),
     ) -> Callable[[TaskFn], Task]:
         """Declare a task. ``parents`` are tasks of this workflow that must succeed first;
         their outputs reach this task through ``ctx.task_output(parent)`` (as the
@@ -109,7 +110,13 @@ class Workflow(WorkflowRuns):
         are seconds, a timedelta or a string like "10m".
 
         ``rate_limits``: units of fleet-wide keys (``roost.rate_limits.put``) the task
-        takes; it waits, durably and in FIFO order, until they are free."""
+        takes; it waits, durably and in FIFO order, until they are free.
+
+        ``concurrency``: at most ``max_runs`` attempts of this task at once per group of
+        each ``Concurrency`` (``[Concurrency("input.user", max_runs=2),
+        Concurrency("'all'", max_runs=8)]``); an attempt starts only when every one of
+        its groups has room, and waits its turn otherwise. A durable task waiting holds
+        none."""
         policy = task_policy(
             name,
             retries,
@@ -121,6 +128,8 @@ class Workflow(WorkflowRuns):
         )
         if rate_limits:
             policy["rate_limits"] = rate_limit_uses(name, rate_limits)
+        if concurrency:
+            policy["concurrency"] = task_concurrency(name, concurrency)
 
         def decorate(fn: TaskFn) -> Task:
             task_name = name or fn.__name__
@@ -169,6 +178,7 @@ class Workflow(WorkflowRuns):
         execution_timeout: Duration | None = None,
         schedule_timeout: Duration | None = None,
         rate_limits: Sequence[RateLimit] = (),
+        concurrency: Concurrency | Sequence[Concurrency] = (),
     ) -> Callable[[TaskFn], Task]:
         """Declare a durable task (roost._durable): an ``async def`` that receives a
         ``DurableContext``, whose ``ctx.step`` runs side effects once and whose
@@ -189,6 +199,7 @@ class Workflow(WorkflowRuns):
             execution_timeout=execution_timeout,
             schedule_timeout=schedule_timeout,
             rate_limits=rate_limits,
+            concurrency=concurrency,
         )
 
         def decorate(fn: TaskFn) -> Task:

@@ -73,12 +73,12 @@ def check_dynamic_keys(definition: WorkflowDefinition, inputs: Sequence[Any]) ->
     """Refuse inputs for which a dynamic key's expression gives no valid key (422 naming
     the expression and, for several inputs, the run's index). Needs no database."""
     for task in definition.by_name.values():
-        for use in task.rate_limits:
-            if use.dynamic_key is None:
-                continue
+        expressions = [u.dynamic_key for u in task.rate_limits if u.dynamic_key is not None]
+        expressions += [c.expression for c in task.concurrency]  # task-level concurrency
+        for expression in expressions:
             for index, run_input in enumerate(inputs):
                 try:
-                    evaluate_key(use.dynamic_key, run_input)
+                    evaluate_key(expression, run_input)
                 except ValueError as exc:
                     where = f"runs[{index}]: " if len(inputs) > 1 else ""
                     raise InvalidInputError(f"{where}task {task.name!r}: {exc}") from None

@@ -134,7 +134,7 @@ def cancel_run(
     run_events.append(events.NewEvent(events.RUN_CANCELLED, data={"error": error}))
     messages: list[outbox.OutboxMessage] = []
     # Attempts waiting for admission leave the queue; running ones free their units.
-    held = [(str(r[0]), r[1]) for r in stopped if run.definition.by_name[r[6]].rate_limits]
+    held = [(str(r[0]), r[1]) for r in stopped if run.definition.by_name[r[6]].admitted]
     if run.definition.concurrency is not None:
         held.append((run_id, admission.RUN_ATTEMPT))  # its place in its group, or its wait
     if stopped:

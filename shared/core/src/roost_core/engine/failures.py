@@ -70,7 +70,7 @@ def fail_attempt(
     if row is None:
         return False
     task_def = definitions.get(conn, run.version_id).by_name[task]
-    if task_def.rate_limits:
+    if task_def.admitted:
         run.released.append((task_run_id, attempt))  # this attempt is over: units come back
     if row[4] == TaskStatus.QUEUED and started_at is not None:
         queued = row[0].timestamp() if row[0] is not None else None

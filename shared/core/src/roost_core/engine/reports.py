@@ -219,7 +219,7 @@ def _apply_succeeded(
         outputs[(str(run_id), task)] = output
         run = runs[str(run_id)]
         run.settled += 1
-        if definitions.get(conn, run.version_id).by_name[task].rate_limits:
+        if definitions.get(conn, run.version_id).by_name[task].admitted:
             run.released.append((str(task_run_id), attempt))
         if was == TaskStatus.QUEUED:  # too quick for a `started` report of its own
             run.event(

@@ -81,7 +81,7 @@ def suspend_attempt(
         seq = max(c.seq for c in report.journal)
         child_waits.add_waits(conn, report.task_run_id, seq, report.children)
     definition = definitions.get(conn, run.version_id)
-    if definition.by_name[report.task].rate_limits:
+    if definition.by_name[report.task].admitted:
         run.released.append((report.task_run_id, report.attempt))  # units come back
     if definition.concurrency is not None:
         run.suspended = True  # its group place may come back too (engine.places)

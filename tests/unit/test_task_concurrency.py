@@ -1,0 +1,77 @@
+"""Task-level concurrency (issue #21) as a task declares it and as its attempts are
+admitted: a key per group of each expression, all taken at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from roost import Concurrency, InvalidDefinitionError, Roost
+from roost_core.dispatch import attempt, task_group_key
+from roost_core.topology import Topology
+from roost_core.wire import TaskDefinition
+
+
+def _task() -> TaskDefinition:
+    return TaskDefinition.model_validate(
+        {
+            "name": "call_model",
+            "rate_limits": [{"key": "gpu"}],
+            "concurrency": [
+                {"expression": "input.user", "max_runs": 2},
+                {"expression": "'all'", "max_runs": 8},
+            ],
+        }
+    )
+
+
+def test_an_attempt_waits_for_a_unit_of_each_group_and_of_its_rate_limits() -> None:
+    message, _ = attempt(
+        Topology("t"),
+        _task(),
+        tenant_id="t1",
+        workflow="wf",
+        run_id="r1",
+        task_run_id="tr1",
+        attempt=1,
+        run_input={"user": "alice"},
+    )
+    assert message.admission is not None
+    assert message.admission.keys == (
+        "gpu",
+        "task-concurrency:wf:call_model:0:alice",
+        "task-concurrency:wf:call_model:1:all",
+    )
+    assert message.admission.units == (1, 1, 1)
+    assert message.admission.dynamic == (
+        ("task-concurrency:wf:call_model:0:alice", 2, None),
+        ("task-concurrency:wf:call_model:1:all", 8, None),
+    )
+
+
+def test_a_long_group_key_is_hashed_and_stays_a_valid_key() -> None:
+    key = task_group_key("wf", "t", 0, "x" * 300)
+    assert len(key) <= 200 and key.startswith("task-concurrency:wf:t:")
+    assert key != task_group_key("wf", "t", 0, "y" * 300)
+
+
+def test_a_task_declares_its_concurrency_and_the_cancel_strategies_are_refused() -> None:
+    wf = Roost(token="t").workflow("wf")
+
+    @wf.task(concurrency=Concurrency("input.user", max_runs=2))
+    def ok(input: dict, ctx: object) -> None: ...
+
+    [declared] = wf.definition().tasks
+    assert [c.expression for c in declared.concurrency] == ["input.user"]
+    with pytest.raises(InvalidDefinitionError, match="group_round_robin"):
+        wf.task(concurrency=[Concurrency("input.user", strategy="cancel_newest")])
+    with pytest.raises(InvalidDefinitionError, match="twice"):
+        wf.task(concurrency=[Concurrency("input.user"), Concurrency("input.user")])
+
+
+def test_a_definition_without_task_concurrency_keeps_its_version() -> None:
+    plain = {"name": "wf", "tasks": [{"name": "a"}]}
+    from roost_core.wire import WorkflowDefinition
+
+    before = WorkflowDefinition.model_validate(plain).version_hash()
+    with_empty = {"name": "wf", "tasks": [{"name": "a", "concurrency": []}]}
+    assert WorkflowDefinition.model_validate(with_empty).version_hash() == before
