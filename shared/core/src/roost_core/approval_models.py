@@ -55,4 +55,4 @@ class Decision(BaseModel):
     approved: bool
     by: str
     reason: str | None = None
-    at: float = Field(description="unix seconds")
+    at: datetime  # when it was decided

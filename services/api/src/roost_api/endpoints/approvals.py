@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -106,7 +108,9 @@ async def _decide(request: Request, *, approved: bool) -> Response:
                 body.reason,
             )
         r.relay.submit(rows)
-    return JSONResponse(decision)
+    # The journal keeps unix seconds; HTTP shows times as ISO 8601, as everywhere else.
+    at = datetime.fromtimestamp(decision["at"], UTC).isoformat()
+    return JSONResponse({**decision, "at": at})
 
 
 def _approval_id(request: Request) -> str:

@@ -5,7 +5,6 @@ the task no longer waiting) or for an unknown id fails with the api's reason."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -158,7 +157,7 @@ def approvals_reject(
 def decision_line(d: Decision) -> str:
     """``approval ID approved by NAME at TIME: REASON``."""
     verdict = "approved" if d.approved else "rejected"
-    line = f"approval {d.id} {verdict} by {d.by} at {utc(datetime.fromtimestamp(d.at, UTC))}"
+    line = f"approval {d.id} {verdict} by {d.by} at {utc(d.at)}"
     return f"{line}: {d.reason}" if d.reason else line
 
 
