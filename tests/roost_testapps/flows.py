@@ -1132,3 +1132,20 @@ def call_model(input: dict, ctx: Context) -> dict:
 
 
 cc_workers = roost.worker("cc-workers", workflows=[task_cc], slots=8)
+
+
+# -- worker labels (issue #21): declared, then changed at run time by a task ------------
+relabel = roost.workflow("t-relabel")
+
+
+@relabel.task()
+def set_my_labels(input: dict, ctx: Context) -> dict:
+    """Replaces the labels of the worker process it runs in with ``input["labels"]``;
+    returns that process's id and its labels now."""
+    labelled.set_labels(input["labels"])
+    return {"worker_id": ctx.worker_id, "labels": labelled.labels}
+
+
+labelled = roost.worker(
+    "labelled", workflows=[relabel], slots=2, labels={"gpu": "a100", "memory_gb": 64}
+)

@@ -72,6 +72,12 @@ class WorkerInfo(_Model):
     status: Literal["alive", "draining", "stopped", "dead"]
     version: str | None = None
     sdk_version: str | None = None
+    labels: dict[str, str | int | float] = Field(
+        default={},
+        description='what the process says it is, e.g. {"gpu": "a100", "memory_gb": 64}: '
+        "its Worker's labels as its latest heartbeat carried them (not yet used to place "
+        "tasks)",
+    )
     workflows: list[str] = []
     slots: int = 0
     running: int = 0

@@ -10,10 +10,11 @@ consumer can guard its transition and ignore a duplicate.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from roost_core.definitions import JSON as JSON
 from roost_core.definitions import NAME_PATTERN as NAME_PATTERN
@@ -24,9 +25,16 @@ from roost_core.definitions import TaskDefinition as TaskDefinition
 from roost_core.definitions import Whole as Whole
 from roost_core.definitions import WorkflowDefinition as WorkflowDefinition
 from roost_core.definitions import _Frozen
+from roost_core.metadata import KEY_RE as LABEL_KEY_RE
 
 # Longest version string a worker may report (the SDK refuses a longer one at once).
 WORKER_VERSION_MAX = 100
+
+# A worker's labels (issue #21): at most this many, each value a string this long at
+# most, or a number (an int in 64 bits, a finite float); keys as run metadata's.
+WORKER_LABELS_MAX = 32
+WORKER_LABEL_VALUE_MAX = 200
+LabelValue = str | int | float
 
 
 class TaskError(_Frozen):
@@ -192,13 +200,38 @@ class TaskEmitted(_TaskReport):
 WorkerState = Literal["alive", "draining", "stopped"]
 
 
+def label_problem(key: object, value: object) -> str | None:
+    """Why ``key: value`` cannot be a worker label, naming both; None if it can. The one
+    rule the SDK refuses a label by, and the scheduler drops one by (a value PostgreSQL's
+    jsonb cannot hold, such as NaN or a NUL character, would fail its whole batch)."""
+    if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
+        return (
+            f"label key {key!r} must be 1-64 letters, digits, '_', '.', '-' or '/'"
+            " (not starting with '.', '-' or '/')"
+        )
+    if isinstance(value, str):
+        if len(value) > WORKER_LABEL_VALUE_MAX:
+            return f"label {key!r}: value longer than {WORKER_LABEL_VALUE_MAX} characters"
+        if "\x00" in value:
+            return f"label {key!r}: value {value!r} holds a NUL character"
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"label {key!r}: value {value!r} is not a string or a number"
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return f"label {key!r}: {value} does not fit in 64 bits"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"label {key!r}: {value!r} is not a finite number"
+    return None
+
+
 class WorkerHeartbeat(BaseModel):
     """Sent by every worker process every few seconds: it is alive (or draining, or has
     just stopped), and runs these attempts (task run id -> attempt).
 
-    Compatible both ways: a heartbeat from an older worker lacks ``state`` and the
-    versions (it is ``alive``), and unknown fields from a newer worker are ignored rather
-    than refused, since a refused heartbeat would make a live worker look dead."""
+    Compatible both ways: a heartbeat from an older worker lacks ``state``, the versions
+    and the labels (it is ``alive``, unlabelled), and unknown fields from a newer worker
+    are ignored rather than refused, since a refused heartbeat would make a live worker
+    look dead."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -214,6 +247,19 @@ class WorkerHeartbeat(BaseModel):
     state: WorkerState = "alive"
     version: str | None = Field(default=None, max_length=WORKER_VERSION_MAX)  # the app's
     sdk_version: str | None = Field(default=None, max_length=WORKER_VERSION_MAX)  # roost's
+    # What the process says it is ({"gpu": "a100", "memory_gb": 64}): its Worker's
+    # labels, as ``set_labels`` last left them in this process.
+    labels: dict[str, LabelValue] = Field(default_factory=dict)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _usable_labels(cls, labels: Any) -> Any:
+        """Labels the SDK would refuse are dropped, not the heartbeat: one refused would
+        make a live worker look dead."""
+        if not isinstance(labels, dict):
+            return {}
+        usable = {k: v for k, v in labels.items() if label_problem(k, v) is None}
+        return dict(list(usable.items())[:WORKER_LABELS_MAX])
 
 
 class TaskCancelRequest(_Frozen):

@@ -1,9 +1,10 @@
 """A worker process's heartbeats, as a Dramatiq middleware.
 
 Every ``ROOST_HEARTBEAT_INTERVAL_SECONDS`` the process tells the scheduler it lives:
-its workflows, slots, the attempts it runs and holds, its state and versions. A process
-that goes silent (killed, frozen, cut off) loses its RUNNING attempts to other workers
-after the scheduler's heartbeat timeout.
+its workflows, slots, the attempts it runs and holds, its state, versions and labels
+(as ``Worker.set_labels`` last left them in this process). A process that goes silent
+(killed, frozen, cut off) loses its RUNNING attempts to other workers after the
+scheduler's heartbeat timeout.
 
 Dramatiq stops a worker (``roost worker`` on SIGTERM or SIGINT, in each of its
 processes; ``Worker.start`` on the same signals) in one sequence: it emits
@@ -23,7 +24,7 @@ import importlib.metadata
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dramatiq.middleware import Middleware
@@ -33,7 +34,7 @@ from roost._reporter import Reporter
 from roost._settings import ClientSettings
 from roost_core import topology as topo
 from roost_core.outbox import OutboxMessage
-from roost_core.wire import WorkerHeartbeat, WorkerState
+from roost_core.wire import LabelValue, WorkerHeartbeat, WorkerState
 
 logger = logging.getLogger("roost.worker")
 
@@ -63,6 +64,8 @@ class Identity:
     workflows: list[str]
     slots: int
     version: str | None
+    # Read at every heartbeat: set_labels may change them at run time.
+    labels: Callable[[], dict[str, LabelValue]] = field(default=dict)
 
 
 class Heartbeats(Middleware):
@@ -106,6 +109,7 @@ class Heartbeats(Middleware):
             state=self.state,
             version=me.version,
             sdk_version=SDK_VERSION,
+            labels=me.labels(),
         )
         return OutboxMessage(
             self._topology.events_exchange, topo.WORKER_HEARTBEAT, beat.model_dump_json().encode()

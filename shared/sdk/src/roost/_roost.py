@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,6 +22,7 @@ from roost._worker import Worker
 from roost._workers import Workers
 from roost._workflow import Workflow
 from roost._workflows import Workflows
+from roost_core.wire import LabelValue
 
 
 class Roost:
@@ -182,13 +183,21 @@ class Roost:
         workflows: Sequence[Workflow | StandaloneTask[Any]],
         slots: int = 8,
         version: str | None = None,
+        labels: Mapping[str, LabelValue] | None = None,
     ) -> Worker:
         """A worker serving ``workflows`` (standalone tasks too) with ``slots`` concurrent
         tasks per process.
 
         ``version``: the application's version, shown with each of its processes in
-        ``roost workers list`` and on the dashboard (default: ``ROOST_WORKER_VERSION``)."""
-        return Worker(self, name, workflows, slots=slots, version=version)
+        ``roost workers list`` and on the dashboard (default: ``ROOST_WORKER_VERSION``).
+
+        ``labels``: what its processes say they are (``{"gpu": "a100", "region": "eu",
+        "memory_gb": 64}``): keys as run metadata's, values strings (at most 200
+        characters) or finite numbers, at most 32; a bad one raises
+        InvalidDefinitionError naming it. Shown with the version;
+        ``worker.set_labels(...)`` changes them at run time, in the process it is called
+        in. Not yet used to place tasks."""
+        return Worker(self, name, workflows, slots=slots, version=version, labels=labels)
 
     def close(self) -> None:
         if self._api is not None:

@@ -32,7 +32,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import dramatiq
@@ -44,7 +44,7 @@ from roost._cancellation import Cancellation
 from roost._control import ControlListener
 from roost._deadlines import Deadlines
 from roost._delivery import Delivery, LongTasks
-from roost._errors import ConfigurationError, TaskCancelledError
+from roost._errors import ConfigurationError, InvalidDefinitionError, TaskCancelledError
 from roost._heartbeats import Heartbeats, Identity
 from roost._middleware import AttemptMiddleware
 from roost._outcomes import Outcomes
@@ -56,7 +56,7 @@ from roost._standalone import StandaloneTask, workflow_of
 from roost._workflow import Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
-from roost_core.wire import WORKER_VERSION_MAX
+from roost_core.wire import WORKER_LABELS_MAX, WORKER_VERSION_MAX, LabelValue, label_problem
 
 
 class WorkerClients(Protocol):
@@ -83,7 +83,11 @@ class Worker:
     with ``roost worker module:attr --processes N --threads M``.
 
     ``version``: the application's version, shown with each worker process
-    (``roost workers list``, the dashboard); default ``ROOST_WORKER_VERSION``, else none."""
+    (``roost workers list``, the dashboard); default ``ROOST_WORKER_VERSION``, else none.
+
+    ``labels``: what each of its processes says it is (``{"gpu": "a100", "memory_gb":
+    64}``), shown with it like its version; :meth:`set_labels` changes them at run time.
+    Not yet used to place tasks."""
 
     def __init__(
         self,
@@ -92,6 +96,7 @@ class Worker:
         workflows: Sequence[Workflow | StandaloneTask[Any]],
         slots: int = 8,
         version: str | None = None,
+        labels: Mapping[str, LabelValue] | None = None,
     ) -> None:
         if not workflows:
             raise ConfigurationError(f"worker {name!r} serves no workflows")
@@ -108,6 +113,8 @@ class Worker:
         self.workflows = {wf.name: wf for wf in map(workflow_of, workflows)}
         self.slots = slots
         self.version = version.strip() if version is not None else roost.settings.worker_version
+        self._labels_lock = threading.Lock()
+        self._labels = _checked_labels(name, labels or {})
         self.broker: RabbitmqBroker | None = None
         self.control: ControlListener | None = None
         self.heartbeats: Heartbeats | None = None
@@ -115,6 +122,35 @@ class Worker:
     @property
     def worker_id(self) -> str:
         return f"{self.name}@{socket.gethostname()}:{os.getpid()}"
+
+    @property
+    def labels(self) -> dict[str, LabelValue]:
+        """This process's labels now (a copy)."""
+        with self._labels_lock:
+            return dict(self._labels)
+
+    def set_labels(self, labels: Mapping[str, LabelValue]) -> None:
+        """Replace this process's labels with ``labels`` (checked as at declaration:
+        InvalidDefinitionError naming a bad one, and nothing changes). Thread-safe; call
+        it from a task or a startup hook. Under ``roost worker --processes N`` each
+        process imported the Worker for itself, so this changes the labels of the
+        process it runs in only. Its next heartbeat, sent at once, carries them."""
+        checked = _checked_labels(self.name, labels)
+        with self._labels_lock:
+            self._labels = checked
+        if self.heartbeats is not None:
+            self.heartbeats.reporter.beat_now()  # not waited for
+
+    def _identity(self) -> Identity:
+        """What this process's heartbeats say of it, besides its state and attempts."""
+        return Identity(
+            lambda: self.worker_id,
+            self.name,
+            sorted(self.workflows),
+            self.slots,
+            self.version,
+            lambda: self.labels,
+        )
 
     def register(self) -> None:
         """Send every workflow definition to the api (a new version if it changed)."""
@@ -142,10 +178,7 @@ class Worker:
         )
         control = self.control
         delivery = Delivery()
-        identity = Identity(
-            lambda: self.worker_id, self.name, sorted(self.workflows), self.slots, self.version
-        )
-        self.heartbeats = Heartbeats(identity, settings, delivery, control.running)
+        self.heartbeats = Heartbeats(self._identity(), settings, delivery, control.running)
         rabbit.add_middleware(AsyncIO())
         rabbit.add_middleware(delivery)
         rabbit.add_middleware(self.heartbeats)
@@ -235,6 +268,26 @@ class Worker:
             rabbit.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _checked_labels(worker: str, labels: Mapping[str, LabelValue]) -> dict[str, LabelValue]:
+    """``labels`` as a dict of its own, or InvalidDefinitionError naming the first bad
+    one (roost_core.wire.label_problem: keys as run metadata's, values strings of at most
+    200 characters or finite numbers, at most 32 of them)."""
+    if not isinstance(labels, Mapping):
+        raise InvalidDefinitionError(
+            f"worker {worker!r}: labels must be a mapping of names to values, not {labels!r}"
+        )
+    copied = dict(labels)  # checked as kept, whatever the caller does with its own
+    if len(copied) > WORKER_LABELS_MAX:
+        raise InvalidDefinitionError(
+            f"worker {worker!r}: at most {WORKER_LABELS_MAX} labels, not {len(copied)}"
+        )
+    for key, value in copied.items():
+        problem = label_problem(key, value)
+        if problem is not None:
+            raise InvalidDefinitionError(f"worker {worker!r}: {problem}")
+    return copied
 
 
 def load_worker(target: str) -> Worker:

@@ -18,9 +18,10 @@ class Workers:
 
     def list(self) -> builtins.list[dict[str, Any]]:
         """One entry per worker process (``id`` name@host:pid): ``status`` (alive,
-        draining, stopped or dead), ``version``, ``sdk_version``, ``workflows``,
-        ``slots``, ``running``, ``started_at`` and ``last_heartbeat_at``, as the api
-        sends them (an older api may leave some out)."""
+        draining, stopped or dead), ``version``, ``sdk_version``, ``labels`` (a dict,
+        as its latest heartbeat carried them), ``workflows``, ``slots``, ``running``,
+        ``started_at`` and ``last_heartbeat_at``, as the api sends them (an older api
+        may leave some out)."""
         body = self._api.request("GET", "/api/v1/workers")
         return builtins.list(body["workers"])
 

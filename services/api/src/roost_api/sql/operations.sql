@@ -26,7 +26,7 @@ SELECT extract(epoch FROM date_trunc('minute', now()))::bigint;
 -- Worker processes (or the one with id worker_id), those still heard from first, then
 -- the newest.
 SELECT id, name, workflows, slots, running, started_at, last_heartbeat_at, state,
-  version, sdk_version,
+  version, sdk_version, labels,
   last_heartbeat_at >= now() - make_interval(secs => %(timeout)s) AS heard_recently
 FROM workers
 WHERE %(worker_id)s::text IS NULL OR id = %(worker_id)s::text

@@ -66,6 +66,7 @@ async def list_workers(
             "status": WorkerStatus.of(r["state"], r["heard_recently"]).value,
             "version": r["version"],
             "sdk_version": r["sdk_version"],
+            "labels": r["labels"],
             "workflows": r["workflows"],
             "slots": r["slots"],
             "running": r["running"],

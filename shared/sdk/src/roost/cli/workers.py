@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Column, Table
@@ -20,7 +20,7 @@ def workers_list(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Worker processes from their heartbeats: alive, draining, stopped or dead, slots
-    busy, workflows, versions."""
+    busy, workflows, versions, labels."""
     try:
         found = client().workers.list()
     except RoostError as exc:
@@ -35,6 +35,7 @@ def workers_list(
         "workflows",
         Column("version", no_wrap=True),
         "sdk",
+        "labels",
         "last heartbeat",
     )
     for w in found:
@@ -45,9 +46,17 @@ def workers_list(
             ", ".join(w["workflows"]),
             w.get("version") or "-",  # .get: an older api does not send them
             w.get("sdk_version") or "-",
+            Text(label_text(w.get("labels"))),  # as the worker said them, never markup
             w["last_heartbeat_at"],
         )
     out.print(table)
+
+
+def label_text(labels: dict[str, Any] | None) -> str:
+    """A worker's labels on one line by name, ``gpu=a100 memory_gb=64`` ("-" for none)."""
+    if not labels:
+        return "-"
+    return " ".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
 _WORKER_STYLE = {"alive": "green", "draining": "yellow", "stopped": "dim", "dead": "red"}
