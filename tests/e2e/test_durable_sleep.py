@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness import Process, Stack
+from roost import RunFailedError
 
 
 @pytest.fixture
@@ -134,3 +135,18 @@ def test_wait_for_any_returns_the_branch_that_fired_first_or_the_timer(
 
     quiet = flows.durable_any.run({**branches, "sleep": 2}, wait_for_result=False)
     assert quiet.result(timeout=30)["await_either"] == {"fired": "sleep", "data": None}
+
+
+def test_a_replay_whose_durable_calls_differ_fails_naming_the_call(
+    stack: Stack, flows: ModuleType, sleeper: Process
+) -> None:
+    ref = flows.durable_drift.run({}, wait_for_result=False)
+    with pytest.raises(RunFailedError) as failed:
+        ref.result(timeout=30)
+    [task] = failed.value.run.tasks
+    assert task.status == "FAILED" and task.error is not None
+    assert task.error["type"] == "NonDeterminismError"
+    message = task.error["message"]
+    assert "durable call #0" in message
+    assert "step 'open-pr'" in message and "step 'open-pull-request'" in message
+    assert [a.status for a in task.attempts] == ["WAITING", "FAILED"]

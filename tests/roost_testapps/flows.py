@@ -1026,10 +1026,29 @@ async def await_either(input: dict, ctx: DurableContext) -> dict:
     return {"fired": got.name, "data": got.event.data if got.event else None}
 
 
+durable_drift = roost.workflow("t-durable-drift")
+
+
+@durable_drift.durable_task(execution_timeout="30s")
+async def drifting(input: dict, ctx: DurableContext) -> dict:
+    # Stands for code changed while the task slept: its replay names its step otherwise.
+    name = "open-pr" if ctx.attempt_number == 1 else "open-pull-request"
+    await ctx.step(name, time.time)
+    await ctx.sleep_for(1)
+    return {}
+
+
 # One slot: an ordinary task can run only while the durable one waits.
 sleeper = roost.worker(
     "sleeper",
-    workflows=[durable_sleep, durable_quick, durable_event, durable_approval, durable_any],
+    workflows=[
+        durable_sleep,
+        durable_quick,
+        durable_event,
+        durable_approval,
+        durable_any,
+        durable_drift,
+    ],
     slots=1,
 )
 
