@@ -230,3 +230,14 @@ def test_runs_show_watch_follows_a_run_already_under_way(monkeypatch: pytest.Mon
 
     both = CliRunner().invoke(app, ["runs", "show", "r1", "--watch", "--json"])
     assert both.exit_code == 1 and "--json" in both.output
+
+
+def test_an_any_of_wait_names_its_branches() -> None:
+    from roost._watch import wait_text
+
+    waiting = {
+        "reason": "any",
+        "until": None,
+        "events": {"closed": {"key": "pr:closed"}, "ci": {"key": "ci:done"}},
+    }
+    assert wait_text(waiting, 0) == "any of ci, closed"

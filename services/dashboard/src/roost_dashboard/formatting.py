@@ -54,6 +54,9 @@ def wait(waiting: dict[str, Any] | None) -> str:
     runs = waiting.get("runs")
     if waiting.get("reason") == "children" and isinstance(runs, list):  # a join: how many
         text += f" ({len(runs)} run{'' if len(runs) == 1 else 's'})"
+    events = waiting.get("events")
+    if waiting.get("reason") == "any" and isinstance(events, dict) and events:
+        text += " of " + ", ".join(sorted(str(name) for name in events))  # its branches
     until = waiting.get("until")
     if isinstance(until, int | float) and not isinstance(until, bool):
         text += " until " + datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%SZ")

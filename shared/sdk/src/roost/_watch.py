@@ -79,6 +79,7 @@ def wait_text(waiting: Mapping[str, Any] | None, now: float) -> str:
     if waiting.get("reason") == "approval":
         text += _asked(waiting.get("question"), waiting.get("approval_id"))
     text += _runs_waited(waiting)
+    text += _branches(waiting)
     until = waiting.get("until")
     # bool is an int: a malformed wait must not read as 1970.
     if isinstance(until, int | float) and not isinstance(until, bool):
@@ -101,6 +102,15 @@ def _runs_waited(waiting: Mapping[str, Any]) -> str:
     if waiting.get("reason") != "children" or not isinstance(runs, list):
         return ""
     return f" ({len(runs)} run{'' if len(runs) == 1 else 's'})"
+
+
+def _branches(waiting: Mapping[str, Any]) -> str:
+    """`` of ci, closed``: the named event branches of a ``ctx.wait_for_any`` (its timer,
+    if it has one, is the ``until`` shown after); empty for any other wait."""
+    events = waiting.get("events")
+    if waiting.get("reason") != "any" or not isinstance(events, dict) or not events:
+        return ""
+    return " of " + escape(", ".join(sorted(str(name) for name in events)))
 
 
 def _asked(question: Any, approval_id: Any) -> str:

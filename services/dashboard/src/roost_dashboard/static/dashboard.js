@@ -119,6 +119,9 @@
     if (reason === "children" && Array.isArray(waiting.runs)) {
       what += ` (${waiting.runs.length} run${waiting.runs.length === 1 ? "" : "s"})`;
     }
+    if (reason === "any" && waiting.events && typeof waiting.events === "object") {
+      what += ` of ${Object.keys(waiting.events).sort().join(", ")}`;
+    }
     if (typeof waiting.until !== "number") return what;
     return `${what} until ${formatWhen(new Date(waiting.until * 1000).toISOString())}`;
   }
