@@ -81,6 +81,10 @@ def test_an_approved_question_resumes_the_task_with_the_decision_and_is_final(
     assert "approved already" in again.json()["error"]["message"]
     shown = stack.api_get(f"/api/v1/approvals/{approval['id']}")
     assert shown["status"] == "APPROVED" and shown["decided_by"] == "tests"
+    [(logged,)] = stack.sql(
+        "SELECT data FROM events WHERE run_id = %s AND type = 'task.approval'", ref.id
+    )
+    assert logged["status"] == "APPROVED" and logged["by"] == "tests"
     assert shown["reason"] == "CI green" and shown["decided_at"] is not None
 
 
@@ -107,7 +111,13 @@ def test_an_unanswered_question_times_out_in_the_task_and_expires(
     approval = _pending_of(stack, ref.id)
     out = ref.result(timeout=30)["await_merge"]
     assert out["timed_out"] is True
-    assert stack.api_get(f"/api/v1/approvals/{approval['id']}")["status"] == "EXPIRED"
+    expired = stack.api_get(f"/api/v1/approvals/{approval['id']}")
+    assert expired["status"] == "EXPIRED" and expired["decided_at"] is not None
+    # The run's event log says so (as it says who decided, for a decision).
+    logged = stack.sql(
+        "SELECT data FROM events WHERE run_id = %s AND type = 'task.approval'", ref.id
+    )
+    assert logged == [({"approval_id": approval["id"], "status": "EXPIRED", "approved": None},)]
     late = _post(stack, f"/api/v1/approvals/{approval['id']}/approve")
     assert late.status_code == 409 and "expired" in late.json()["error"]["message"]
 

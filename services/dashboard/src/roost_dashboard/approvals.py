@@ -131,14 +131,17 @@ def decision_lines(approvals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     script adds them live on their ``task.approval`` events (``decisionLine``)."""
     lines = []
     for a in approvals:
-        if a["status"] not in ("APPROVED", "REJECTED") or not a["decided_at"]:
+        if a["status"] not in ("APPROVED", "REJECTED", "EXPIRED") or not a["decided_at"]:
             continue
-        message = f"{a['status'].lower()} by {a['decided_by']}"
+        if a["status"] == "EXPIRED":  # as the script's decisionLine says it live
+            message = "approval expired with no decision"
+        else:
+            message = f"{a['status'].lower()} by {a['decided_by']}"
         lines.append(
             {
                 "task": a["task"],
                 "decision": True,
-                "message": message + (f": {a['reason']}" if a["reason"] else ""),
+                "message": message + (f": {a['reason']}" if a.get("reason") else ""),
                 "at": datetime.fromisoformat(a["decided_at"]).timestamp(),
             }
         )

@@ -39,7 +39,8 @@ TASK_STREAM = "task.stream"
 TASK_DEADLINE = "task.deadline"  # a running attempt moved its deadline (ctx.refresh_timeout)
 TASK_RETRYING = "task.retrying"
 TASK_WAITING = "task.waiting"  # a durable task suspended to wait: {reason, until}
-# A person decided what a waiting task asked: {approval_id, approved, by, reason}
+# What a waiting task asked was decided, {approval_id, status: APPROVED or REJECTED,
+# approved, by, reason}, or timed out with no decision, {approval_id, status: EXPIRED}
 TASK_APPROVAL = "task.approval"
 TASK_REDISPATCHED = "task.redispatched"  # its message was lost: sent again, same attempt
 TASK_SUCCEEDED = "task.succeeded"

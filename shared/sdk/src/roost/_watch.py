@@ -129,6 +129,8 @@ def _asked(question: Any, approval_id: Any) -> str:
 def decision_text(data: Mapping[str, Any]) -> str:
     """A ``task.approval`` event's decision, as the live view shows it until the task
     says more: ``approved by alice: CI green``. Rich markup, escaped."""
+    if data.get("status") == "EXPIRED":
+        return "approval expired: no decision in time"
     verdict = "approved" if data.get("approved") else "rejected"
     text = f"{verdict} by {data.get('by') or '?'}"
     if data.get("reason"):

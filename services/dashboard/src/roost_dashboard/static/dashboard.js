@@ -150,12 +150,14 @@
 
   // As roost_dashboard.formatting.outcome does: how an approval was decided.
   function outcomeText(data, at) {
+    if (data.status === "EXPIRED") return `Expired at ${formatWhen(at)}: no decision in time`;
     const verdict = data.approved ? "Approved" : "Rejected";
     return `${verdict} by ${data.by} at ${formatWhen(at)}${data.reason ? `: ${data.reason}` : ""}`;
   }
 
   // A decision as a line of the run's log (as roost_dashboard.approvals.decision_lines).
   function decisionLine(task, data) {
+    if (data.status === "EXPIRED") return `${task}: approval expired with no decision`;
     const verdict = data.approved ? "approved" : "rejected";
     return `${task} ${verdict} by ${data.by}${data.reason ? `: ${data.reason}` : ""}`;
   }
@@ -830,7 +832,8 @@
         const data = event.data || {};
         const li = gateOf(data.approval_id || "");
         const at = new Date(event.at * 1000).toISOString();
-        if (li) closeGate(li, data.approved ? "APPROVED" : "REJECTED", outcomeText(data, at));
+        const status = data.status || (data.approved ? "APPROVED" : "REJECTED");
+        if (li) closeGate(li, status, outcomeText(data, at));
         const line = document.createElement("li");
         line.dataset.task = event.task;
         line.className = "decision";

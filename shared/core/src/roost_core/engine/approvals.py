@@ -170,7 +170,13 @@ def decide(
             events.TASK_APPROVAL,
             task,
             attempt - 1,  # the attempt that asked; the next one resumes
-            {"approval_id": approval_id, "approved": approved, "by": by, "reason": reason},
+            {
+                "approval_id": approval_id,
+                "status": APPROVED if approved else REJECTED,
+                "approved": approved,
+                "by": by,
+                "reason": reason,
+            },
         )
     ]
     written = yield from record.write(topology, run.events(new), [])

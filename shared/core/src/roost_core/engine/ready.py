@@ -118,6 +118,14 @@ def fire_dispatches(
     journals = {str(r[0]): r[4] for r in rows if r[4]}
     if not ready:
         return 0
+    for _, run_id, name, attempt, _, approval_id in rows:
+        if approval_id is not None:  # its timeout passed with no decision: the log says so
+            runs[str(run_id)].event(
+                events.TASK_APPROVAL,
+                name,
+                attempt - 1,  # the attempt that asked; the one sent now resumes
+                {"approval_id": approval_id, "status": "EXPIRED", "approved": None},
+            )
     limited = sorted(
         {
             run_id

@@ -26,10 +26,12 @@ WITH fired AS (
   RETURNING id, run_id, task_name, attempt, journal
 ), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired)
 ), expired AS (
-  UPDATE approvals SET status = 'EXPIRED'
+  UPDATE approvals SET status = 'EXPIRED', decided_at = now()
   WHERE task_run_id IN (SELECT id FROM fired) AND status = 'PENDING'
+  RETURNING id, task_run_id
 )
-SELECT id, run_id, task_name, attempt, journal FROM fired;
+SELECT f.id, f.run_id, f.task_name, f.attempt, f.journal, e.id::text
+FROM fired f LEFT JOIN expired e ON e.task_run_id = f.id;
 
 -- fire_due_retries_of_runs --
 -- The given runs' retries whose backoff is over, and durable tasks whose wait is, are
@@ -42,7 +44,9 @@ WITH fired AS (
   RETURNING id, run_id, task_name, attempt, journal
 ), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired)
 ), expired AS (
-  UPDATE approvals SET status = 'EXPIRED'
+  UPDATE approvals SET status = 'EXPIRED', decided_at = now()
   WHERE task_run_id IN (SELECT id FROM fired) AND status = 'PENDING'
+  RETURNING id, task_run_id
 )
-SELECT id, run_id, task_name, attempt, journal FROM fired;
+SELECT f.id, f.run_id, f.task_name, f.attempt, f.journal, e.id::text
+FROM fired f LEFT JOIN expired e ON e.task_run_id = f.id;
