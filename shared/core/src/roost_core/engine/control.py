@@ -29,6 +29,7 @@ _TASK_RESULTS = SQL.task_results
 _RESET_TASKS = SQL.reset_tasks
 _RESTART_RUN = SQL.restart_run
 _ACTIVE_CHILDREN = SQL.active_child_runs
+_LOCK_FAMILY = SQL.lock_family
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,11 @@ def cancel_run(
 ) -> Plan[tuple[bool, list[outbox.OutboxRow]]]:
     """Cancel a run: every task not yet final ends CANCELLED (queued ones never start,
     running ones are told to stop), and so does the run, and so do its child runs still
-    active (issue #18), theirs too. Returns whether anything
-    changed (a run already ended is left as it is) and the outbox rows to publish after
-    commit."""
+    active (issue #18), theirs too (the whole family locked first, in id order). Returns
+    whether anything changed (a run already ended is left as it is) and the outbox rows
+    to publish after commit."""
+    check_run_id(run_id)
+    yield Statement(_LOCK_FAMILY, {"run_id": run_id, "tenant_id": tenant_id}, rows=False)
     run = yield from lock_run(tenant_id, run_id)
     if run.status.is_final:
         return False, []

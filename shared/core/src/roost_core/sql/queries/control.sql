@@ -88,3 +88,16 @@ UPDATE runs SET remaining_tasks = remaining_tasks - %(n)s WHERE id = %(run_id)s;
 SELECT p.run_id::text FROM run_parents p JOIN runs r ON r.id = p.run_id
 WHERE p.parent_run_id = %(run_id)s AND r.status IN ('QUEUED', 'RUNNING')
 ORDER BY p.run_id;
+
+-- lock_family --
+-- Locks a run and every run triggered inside its tasks, and theirs (child runs), in id
+-- order, the order every engine transaction locks runs in: cancelling a family never
+-- deadlocks with a scheduler batch holding one of its runs.
+WITH RECURSIVE family(id) AS (
+  SELECT %(run_id)s::uuid
+  UNION
+  SELECT p.run_id FROM run_parents p JOIN family f ON p.parent_run_id = f.id
+)
+SELECT r.id FROM runs r JOIN family f ON f.id = r.id
+WHERE r.tenant_id = %(tenant_id)s
+ORDER BY r.id FOR UPDATE OF r;
