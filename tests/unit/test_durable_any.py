@@ -7,26 +7,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from durable_ctx import NOW, durable_ctx
 
 from roost import DurableContext, EventCondition, Fired, NonDeterminismError
 from roost._durable import WaitRequested
-from roost_core.wire import DurableCall, EventWait, TaskMessage
+from roost_core.wire import DurableCall, EventWait
 
-NOW = 1_700_000_000.0
 EVENT = {"id": "e1", "key": "ci:done", "data": {"pr": 7}, "created_at": "2026-12-07T09:00:00+00:00"}
 
 
-def _ctx(journal: list[DurableCall] | None = None, now: float = NOW) -> DurableContext:
-    message = TaskMessage(
-        run_id="r1",
-        task_run_id="tr1",
-        workflow="wf",
-        task="land",
-        attempt=2 if journal else 1,
-        input={},
-        journal=journal or [],
-    )
-    return DurableContext(message, "w@h:1", clock=lambda: now)
+_ctx = durable_ctx
 
 
 def _any(ctx: DurableContext, **kwargs: Any) -> Fired:

@@ -8,27 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from durable_ctx import NOW, durable_ctx
 
-from roost import Approval, DurableContext, NonDeterminismError, WaitTimeoutError
+from roost import Approval, NonDeterminismError, WaitTimeoutError
 from roost._durable import WaitRequested
 from roost_core.engine.approvals import refusal, shown_status
 from roost_core.statuses import ApprovalStatus
-from roost_core.wire import ApprovalAsk, DurableCall, TaskMessage
+from roost_core.wire import ApprovalAsk, DurableCall
 
-NOW = 1_700_000_000.0
-
-
-def _ctx(journal: list[DurableCall] | None = None, now: float = NOW) -> DurableContext:
-    message = TaskMessage(
-        run_id="r1",
-        task_run_id="tr1",
-        workflow="wf",
-        task="land",
-        attempt=2 if journal else 1,
-        input={},
-        journal=journal or [],
-    )
-    return DurableContext(message, "w@h:1", clock=lambda: now)
+_ctx = durable_ctx
 
 
 def _asked(seq: int, question: str, until: float | None, result: Any = None) -> DurableCall:

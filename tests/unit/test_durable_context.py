@@ -11,27 +11,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from durable_ctx import NOW, durable_ctx
 from pydantic import BaseModel
 
-from roost import DurableContext, InvalidDefinitionError, NonDeterminismError, NonRetryableError
+from roost import InvalidDefinitionError, NonDeterminismError, NonRetryableError
 from roost._durable import WaitRequested
-from roost_core.wire import DurableCall, TaskMessage
+from roost_core.wire import DurableCall
 
 T = TypeVar("T")
-NOW = 1_700_000_000.0
 
 
-def _ctx(journal: list[DurableCall] | None = None, now: float = NOW) -> DurableContext:
-    message = TaskMessage(
-        run_id="r1",
-        task_run_id="tr1",
-        workflow="wf",
-        task="land",
-        attempt=2 if journal else 1,
-        input={},
-        journal=journal or [],
-    )
-    return DurableContext(message, "w@h:1", clock=lambda: now)
+_ctx = durable_ctx
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
+from durable_ctx import NOW, durable_ctx
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -36,10 +37,9 @@ from roost._outcomes import Outcomes
 from roost._reporter import Pending
 from roost._spans import Spans
 from roost_core import topology as topo
-from roost_core.wire import DurableCall, EventWait, TaskMessage, TaskWaiting
+from roost_core.wire import DurableCall, EventWait, TaskWaiting
 
 T = TypeVar("T")
-NOW = 1_700_000_000.0
 # An event as the engine writes it into the wait's entry.
 PUSHED = {
     "id": "ev-1",
@@ -49,17 +49,7 @@ PUSHED = {
 }
 
 
-def _ctx(journal: list[DurableCall] | None = None, now: float = NOW) -> DurableContext:
-    message = TaskMessage(
-        run_id="r1",
-        task_run_id="tr1",
-        workflow="wf",
-        task="land",
-        attempt=2 if journal else 1,
-        input={},
-        journal=journal or [],
-    )
-    return DurableContext(message, "w@h:1", clock=lambda: now)
+_ctx = durable_ctx
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
