@@ -357,3 +357,43 @@ def test_the_timer_branch_of_an_any_wait_sends_it_with_nothing_fired(
     assert stack.sql("SELECT count(*) FROM event_waits WHERE task_run_id = %s", task_run_id) == [
         (0,)
     ]
+
+
+def test_a_join_on_a_child_that_ended_before_the_wait_was_recorded_still_ends(
+    base: tuple[Stack, str, Topology],
+) -> None:
+    """Level-triggered: the scheduler's probe finds ended children whenever it looks, so a
+    child that ended while its parent's report was on the way counts all the same."""
+    stack, tenant_id, topology = base
+    run_id, task_run_id = _run(stack, tenant_id, topology)
+    child_id, _ = _run(stack, tenant_id, topology)
+    stack.sql(
+        "UPDATE runs SET status = 'SUCCEEDED', output = '{\"only\": {\"n\": 7}}' WHERE id = %s"
+        " RETURNING id",
+        child_id,
+    )
+    now = time.time()
+    joined = TaskWaiting(
+        run_id=run_id,
+        task_run_id=task_run_id,
+        task="only",
+        attempt=1,
+        worker_id="waits@test:1",
+        started_at=now - 0.1,
+        finished_at=now,
+        journal=[
+            DurableCall(seq=0, kind="spawn", name="child", children=[child_id]),
+            DurableCall(seq=1, kind="join", name="child", children=[child_id]),
+        ],
+        until=None,
+        reason="children",
+        children=[child_id],
+    )
+    assert _report(stack, topology, joined) == 1
+    journal = _woken(stack, task_run_id)
+    [outcome] = journal[1]["result"]["runs"]
+    assert outcome["id"] == child_id and outcome["status"] == "SUCCEEDED"
+    assert outcome["output"] == {"only": {"n": 7}}
+    assert stack.sql("SELECT count(*) FROM child_waits WHERE task_run_id = %s", task_run_id) == [
+        (0,)
+    ]
