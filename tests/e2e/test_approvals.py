@@ -118,6 +118,9 @@ def test_an_unanswered_question_times_out_in_the_task_and_expires(
         "SELECT data FROM events WHERE run_id = %s AND type = 'task.approval'", ref.id
     )
     assert logged == [({"approval_id": approval["id"], "status": "EXPIRED", "approved": None},)]
+    ended = stack.api_get("/api/v1/approvals", decided="true", run_id=ref.id)["approvals"]
+    assert [a["id"] for a in ended] == [approval["id"]]
+    assert stack.api_get("/api/v1/approvals", status="PENDING", run_id=ref.id)["approvals"] == []
     late = _post(stack, f"/api/v1/approvals/{approval['id']}/approve")
     assert late.status_code == 409 and "expired" in late.json()["error"]["message"]
 

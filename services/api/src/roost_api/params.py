@@ -158,6 +158,10 @@ class ApprovalQuery(_Query):
     run_id: Annotated[UUID | None, BeforeValidator(lambda raw: raw or None)] = Field(
         default=None, description="only those of this run"
     )
+    decided: bool = Field(
+        default=False,
+        description="only those that ended: APPROVED, REJECTED, EXPIRED or CANCELLED",
+    )
     limit: Limit = _limit(50)
     cursor: Cursor = None
 

@@ -38,8 +38,8 @@ async def approvals_page(request: Request) -> Response:
     if q.get("pending_cursor"):
         pending_params["cursor"] = q["pending_cursor"]
     pending = await call(request, "GET", "/api/v1/approvals", params=pending_params)
-    # The api filters by one status: the latest of every status, less the pending ones.
-    recent_params: dict[str, Any] = {"limit": PAGE}
+    # Those that ended (approved, rejected, expired), newest asked first.
+    recent_params: dict[str, Any] = {"decided": "true", "limit": PAGE}
     if q.get("decided_cursor"):
         recent_params["cursor"] = q["decided_cursor"]
     recent = await call(request, "GET", "/api/v1/approvals", params=recent_params)
@@ -53,7 +53,7 @@ async def approvals_page(request: Request) -> Response:
         "approvals.html",
         {
             "pending": pending["approvals"],
-            "decided": [a for a in recent["approvals"] if a["status"] != "PENDING"],
+            "decided": recent["approvals"],
             "more_pending": more_pending,
             "more_decided": more_decided,
             "notice": q.get("notice"),

@@ -37,7 +37,9 @@ async def list_approvals(request: Request) -> Response:
     cursor = decode_cursor(q.cursor) if q.cursor else None
     run_id = None if q.run_id is None else str(q.run_id)
     async with r.pool.connection() as conn:
-        found = await store.list_approvals(conn, tenant, q.status, run_id, q.limit, cursor)
+        found = await store.list_approvals(
+            conn, tenant, q.status, run_id, q.limit, cursor, decided=q.decided
+        )
     next_cursor = (
         encode_cursor(found[-1]["created_at"], found[-1]["id"]) if len(found) == q.limit else None
     )

@@ -29,9 +29,11 @@ async def list_approvals(
     run_id: str | None,
     limit: int,
     cursor: tuple[datetime, str] | None,
+    decided: bool = False,
 ) -> list[dict[str, Any]]:
-    """Newest first, keyset-paginated on (created_at, id); only those in ``status`` or
-    of ``run_id`` if given."""
+    """Newest first, keyset-paginated on (created_at, id); only those in ``status``, of
+    ``run_id``, or that ended (``decided``: approved, rejected, expired or cancelled), if
+    given."""
     # Only the filters given go in the WHERE, so that each combination gets its own plan.
     query = _APPROVAL
     if status in (ApprovalStatus.PENDING, ApprovalStatus.CANCELLED):
@@ -40,6 +42,11 @@ async def list_approvals(
         query += f" AND a.status = 'PENDING' AND {negate}(t.status = ANY(%(final)s))"
     elif status is not None:
         query += " AND a.status = %(status)s"
+    if decided:  # ended: decided, expired, or pending on a task that ended (CANCELLED)
+        query += (
+            " AND (a.status IN ('APPROVED', 'REJECTED', 'EXPIRED')"
+            " OR (a.status = 'PENDING' AND t.status = ANY(%(final)s)))"
+        )
     if run_id:
         query += " AND a.run_id = %(run_id)s"
     if cursor:
