@@ -23,6 +23,7 @@ from roost_core.engine.child_waits import match_child_waits
 from roost_core.engine.event_waits import match_event_waits
 from roost_core.engine.reports import apply_reports
 from roost_core.engine.state import BatchOutcome, Definitions
+from roost_core.engine.stranded import any_stranded, place_stranded
 from roost_core.engine.timers import attempts_lost, fire_timers, reclaim_lost_attempts, work_due
 from roost_core.engine.workers import record_heartbeats
 from roost_core.service import consuming, keep_running, pump
@@ -177,7 +178,7 @@ class Scheduler:
         # Pipelined: statements whose rows nothing reads (BEGIN, the heartbeats, marking
         # runs running) go out with the next one instead of costing a round trip each.
         with conn.pipeline(), conn.transaction():
-            record_heartbeats(conn, beats)
+            record_heartbeats(conn, beats, self.settings.worker_heartbeat_timeout_seconds)
             outcome = apply_reports(
                 conn, self.topology, self.definitions, reports, emitted, cancels
             )
@@ -251,7 +252,18 @@ class Scheduler:
         return bool(outcome.applied or busy)
 
     def _reclaim_lost(self, conn: psycopg.Connection[Any]) -> None:
-        """Attempts of workers gone silent go to other workers."""
+        """Attempts of workers gone silent go to other workers; so do those placed on
+        a gone worker's own queue (or they fail: a hard-sticky run's)."""
+        if any_stranded(conn):
+            with conn.transaction():
+                placed = place_stranded(conn, self.topology, self.definitions)
+            self.relay.submit(placed.outbox_rows)
+            metrics.count(placed.events)
+            if placed.applied:
+                logger.warning(
+                    "attempts placed on gone workers placed again",
+                    extra={"action": "stranded_placed", "count": placed.applied},
+                )
         timeout = self.settings.worker_heartbeat_timeout_seconds
         if not attempts_lost(conn, timeout):
             return

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from roost_core.labels import DesiredLabel
 from roost_core.metadata import Metadata
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.triggers import KEY_PATTERN
@@ -50,6 +51,8 @@ class TriggerRequest(BaseModel):
     version: str | None = None
     metadata: Metadata = Field(default_factory=dict)
     parent: ParentRef | None = None
+    # Placement (issue #21): overrides the tasks' desired labels, label by label.
+    desired_labels: dict[str, DesiredLabel] | None = None
 
 
 class BulkItem(BaseModel):
@@ -122,6 +125,9 @@ class Attempt(_Model):
     queued_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # Where the engine placed it and why (issue #21): {"worker_id", "reason"}; or
+    # {"waits": why} while no live worker can take it; None: the workflow's shared queue.
+    placement: dict[str, str] | None = None
 
 
 class TaskRun(_Model):
@@ -140,6 +146,8 @@ class TaskRun(_Model):
     finished_at: datetime | None = None
     # WAITING (a durable task, issue #18): what it waits for, {"reason", "until"}.
     waiting: dict[str, Any] | None = None
+    # The current attempt's placement (see Attempt.placement): why it waits, if it does.
+    placement: dict[str, str] | None = None
     attempts: list[Attempt] = []
 
 

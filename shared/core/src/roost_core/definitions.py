@@ -20,6 +20,8 @@ from pydantic import (
 
 from roost_core.crons import check_expression
 from roost_core.expressions import compile_expression
+from roost_core.labels import DesiredLabel
+from roost_core.metadata import KEY_RE as LABEL_KEY_RE
 from roost_core.triggers import check_pattern
 
 JSON = Any  # a JSON value: dict, list, str, int, float, bool or None
@@ -114,6 +116,20 @@ class TaskDefinition(_Frozen):
     # Task-level concurrency (issue #21): at most max_runs attempts of this task at once
     # per group of each expression; an attempt starts only when every group has room.
     concurrency: list[ConcurrencyDefinition] = Field(default_factory=list)
+    # Placement (issue #21): what the worker process that runs it should have, by label
+    # key (roost_core.labels); a run may override them per key at its trigger.
+    desired_labels: dict[str, DesiredLabel] = Field(default_factory=dict)
+
+    @field_validator("desired_labels")
+    @classmethod
+    def _check_labels(cls, labels: dict[str, DesiredLabel]) -> dict[str, DesiredLabel]:
+        for key in labels:
+            if not LABEL_KEY_RE.fullmatch(key):
+                raise ValueError(
+                    f"desired label key {key!r} must be 1-64 letters, digits, '_', '.', '-'"
+                    " or '/' (not starting with '.', '-' or '/')"
+                )
+        return labels
 
     @field_validator("concurrency")
     @classmethod
@@ -161,6 +177,10 @@ class WorkflowDefinition(_Frozen):
     # crons table, each starting a run with ``cron_input`` at every fire time.
     on_crons: list[str] = Field(default_factory=list)
     cron_input: JSON = None
+    # Sticky runs (issue #21): every task of a run goes to the worker process that took
+    # its first one. "hard": only there (the run's tasks fail if that process is gone);
+    # "soft": there while it lives and has a free slot, else anywhere.
+    sticky: Literal["hard", "soft"] | None = None
 
     @field_validator("on_crons")
     @classmethod
@@ -196,8 +216,12 @@ class WorkflowDefinition(_Frozen):
                 del task["rate_limits"]  # likewise for rate limits and concurrency
             if not task.get("concurrency", True):
                 del task["concurrency"]
+            if not task.get("desired_labels", True):
+                del task["desired_labels"]
         if data["concurrency"] is None:
             del data["concurrency"]
+        if data["sticky"] is None:
+            del data["sticky"]
         if not data["on_crons"] and data["cron_input"] is None:
             del data["on_crons"], data["cron_input"]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))

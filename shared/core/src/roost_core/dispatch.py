@@ -25,13 +25,24 @@ def task_group_key(workflow: str, task: str, index: int, group: str) -> str:
 
 
 def task_attempt_message(
-    topology: Topology, message: TaskMessage, admission: Admission | None = None
+    topology: Topology,
+    message: TaskMessage,
+    admission: Admission | None = None,
+    queue: str | None = None,
 ) -> OutboxMessage:
     """The outbox message that hands ``message`` to a worker (after the ratelimiter's
-    ``admission``, if it needs one)."""
-    queue = topology.task_queue(message.workflow)
+    ``admission``, if it needs one): on its workflow's shared queue, or on ``queue`` (a
+    worker process's own, where the engine placed it)."""
+    queue = queue or topology.task_queue(message.workflow)
     body = dramatiq_envelope(queue, topology.actor_name(message.workflow), message)
     return OutboxMessage(exchange="", routing_key=queue, body=body, admission=admission)
+
+
+def schedule_deadline(task: TaskDefinition, now: float | None = None) -> float | None:
+    """When an attempt of ``task`` queued ``now`` fails unstarted (unix seconds), if ever."""
+    if task.schedule_timeout_seconds is None:
+        return None
+    return (time.time() if now is None else now) + task.schedule_timeout_seconds
 
 
 def attempt(
@@ -50,13 +61,11 @@ def attempt(
     metadata: dict[str, str] | None = None,
     journal: list[Any] | None = None,
     now: float | None = None,
+    queue: str | None = None,
 ) -> tuple[OutboxMessage, float | None]:
-    """The outbox message for one attempt of ``task``, and its schedule deadline (unix
-    seconds, or None) for the task run's ``deadline_at``."""
-    now = time.time() if now is None else now
-    deadline = (
-        now + task.schedule_timeout_seconds if task.schedule_timeout_seconds is not None else None
-    )
+    """The outbox message for one attempt of ``task`` (to ``queue``, if placed), and its
+    schedule deadline (unix seconds, or None) for the task run's ``deadline_at``."""
+    deadline = schedule_deadline(task, now)
     message = TaskMessage(
         run_id=run_id,
         task_run_id=task_run_id,
@@ -103,4 +112,4 @@ def attempt(
             units=tuple(units),
             dynamic=tuple(dynamic),
         )
-    return task_attempt_message(topology, message, admission), deadline
+    return task_attempt_message(topology, message, admission, queue), deadline

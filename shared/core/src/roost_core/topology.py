@@ -53,6 +53,11 @@ TASK_CANCEL = "task.cancel"
 # Messages (span batches) the span queue holds before it drops the oldest.
 SPANS_QUEUE_MAX_LENGTH = 10_000
 
+# A worker process's own queue is "<namespace>.worker@<worker id>" (worker ids are
+# "name@host:pid"; no workflow name holds "@"), deleted once unused for 2 minutes.
+WORKER_QUEUE_MARK = ".worker@"
+WORKER_QUEUE_EXPIRES_MS = 120_000
+
 # Dramatiq's default TTL of its dead-letter queues (dramatiq_dead_message_ttl).
 DEAD_MESSAGE_TTL_MS = 86400000 * 7
 
@@ -102,9 +107,26 @@ class Topology:
         """Dramatiq queue that carries the task attempts of one workflow."""
         return f"{self.namespace}.tasks.{workflow}"
 
+    def worker_queue(self, worker_id: str) -> str:
+        """A worker process's own queue (issue #21): the engine places a sticky or
+        labelled task's attempt there. Workflow names cannot hold WORKER_QUEUE_MARK."""
+        return f"{self.namespace}{WORKER_QUEUE_MARK}{worker_id}"
+
     def actor_name(self, workflow: str) -> str:
         """Name of the Dramatiq actor that runs a workflow's tasks on a worker."""
         return f"roost.{workflow}"
+
+
+def is_worker_queue(queue_name: str) -> bool:
+    """Whether ``queue_name`` (or its .DQ/.XQ) is a worker process's own queue."""
+    return WORKER_QUEUE_MARK in queue_name
+
+
+def worker_queue_expiry(queue_name: str) -> dict[str, Any]:
+    """A worker process's own queues are deleted by RabbitMQ once unused (no consumer)
+    for WORKER_QUEUE_EXPIRES_MS: a process that died leaves none behind. What it held
+    is placed again by the engine (roost_core.engine.stranded) or the lost-message net."""
+    return {"x-expires": WORKER_QUEUE_EXPIRES_MS} if is_worker_queue(queue_name) else {}
 
 
 def task_queue_arguments(queue_name: str) -> dict[str, Any]:
@@ -112,9 +134,14 @@ def task_queue_arguments(queue_name: str) -> dict[str, Any]:
 
     The api and scheduler declare task queues before any worker exists (so that nothing
     published to them is dropped); RabbitMQ refuses a redeclaration with different
-    arguments, so these must equal Dramatiq's. A unit test holds them together.
+    arguments, so these must equal Dramatiq's (a worker's own queue: with the expiry
+    roost._worker_queue adds). A unit test holds them together.
     """
-    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{queue_name}.XQ"}
+    return {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": f"{queue_name}.XQ",
+        **worker_queue_expiry(queue_name),
+    }
 
 
 def declare_core(channel: BlockingChannel, topology: Topology) -> None:
@@ -161,5 +188,5 @@ def declare_task_queue(channel: BlockingChannel, queue_name: str) -> None:
     channel.queue_declare(
         f"{queue_name}.XQ",
         durable=True,
-        arguments={"x-message-ttl": DEAD_MESSAGE_TTL_MS},
+        arguments={"x-message-ttl": DEAD_MESSAGE_TTL_MS, **worker_queue_expiry(queue_name)},
     )

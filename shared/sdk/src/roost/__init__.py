@@ -41,6 +41,7 @@ from roost._errors import (
 )
 from roost._event_waits import EventCondition, Fired, WaitedEvent
 from roost._events import Events
+from roost._labels import Label
 from roost._models import (
     Attempt,
     Cron,
@@ -79,6 +80,7 @@ __all__ = [
     "BrokerUnavailableError",
     "ConfigurationError",
     "Concurrency",
+    "Label",
     "ConflictError",
     "Cron",
     "CronRun",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -13,6 +13,7 @@ from roost._durations import Duration
 from roost._errors import InvalidDefinitionError
 from roost._events import Events
 from roost._http import ApiClient
+from roost._labels import Label
 from roost._ratelimits import Concurrency, RateLimit, RateLimits
 from roost._runs import Runs
 from roost._scheduled import ScheduledRuns
@@ -110,6 +111,7 @@ class Roost:
         concurrency: Concurrency | None = None,
         on_crons: Sequence[str] | None = None,
         cron_input: Any = None,
+        sticky: Literal["hard", "soft"] | None = None,
     ) -> Workflow:
         """Define a workflow; add tasks with ``@wf.task(parents=[...])``.
 
@@ -123,7 +125,13 @@ class Roost:
         ``on_crons``: cron expressions in UTC (``"0 3 * * *"``, ``"@hourly"``, six fields
         with seconds first); at each fire time a run of the newest version starts with
         ``cron_input`` (checked against ``input_validator`` here). Registering a version
-        makes its ``on_crons`` the workflow's declared crons (``roost.crons.list``)."""
+        makes its ``on_crons`` the workflow's declared crons (``roost.crons.list``).
+
+        ``sticky``: every task of a run goes to the worker process chosen for its first
+        task (say, the one holding its git worktree). ``"hard"``: only there; if that
+        process is gone (stopped, or silent past the heartbeat timeout), the run's
+        waiting tasks fail with StickyWorkerGone. ``"soft"``: there while it is live, has
+        a free slot and meets the task's required labels; else to any (matching) worker."""
         return Workflow(
             self,
             name,
@@ -132,6 +140,7 @@ class Roost:
             concurrency=concurrency,
             on_crons=on_crons,
             cron_input=cron_input,
+            sticky=sticky,
         )
 
     def task(
@@ -150,6 +159,7 @@ class Roost:
         concurrency: Concurrency | None = None,
         on_crons: Sequence[str] | None = None,
         cron_input: Any = None,
+        desired_labels: Mapping[str, Label | str | int | float] | None = None,
     ) -> TaskDecorator:
         """A standalone task: a workflow of one task, both named ``name`` (default: the
         function's name). ``t.run(input)`` returns the task's output, validated into the
@@ -174,6 +184,7 @@ class Roost:
             "concurrency": concurrency,
             "on_crons": on_crons,
             "cron_input": cron_input,
+            "desired_labels": desired_labels,
         }
         return TaskDecorator(self, name, options)
 

@@ -53,6 +53,7 @@ from roost._runs import Runs
 from roost._settings import ClientSettings
 from roost._spans import Spans
 from roost._standalone import StandaloneTask, workflow_of
+from roost._worker_queue import RoostRabbitmqBroker
 from roost._workflow import Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
@@ -169,7 +170,7 @@ class Worker:
             connection.close()
         # A short AMQP heartbeat: if this process freezes, RabbitMQ closes its connection
         # within ~2 heartbeats and hands its unacknowledged attempts to other workers.
-        rabbit = RabbitmqBroker(
+        rabbit = RoostRabbitmqBroker(
             url=core_broker.with_heartbeat(settings.broker_url, settings.amqp_heartbeat_seconds),
             confirm_delivery=True,
         )
@@ -204,6 +205,8 @@ class Worker:
         )
         for wf in self.workflows.values():
             self._make_actor(rabbit, topology, wf, runner, delivery)
+        # This process's own queue: sticky and labelled tasks the engine placed here.
+        rabbit.declare_queue(topology.worker_queue(self.worker_id))
         self.heartbeats.reporter.start()  # heartbeats from now on
         control.start()
         self.broker = rabbit

@@ -4,13 +4,15 @@ them: ``roost._workflow_runs``)."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from roost import _labels as labels
 from roost._durations import Duration
 from roost._errors import InvalidDefinitionError, InvalidInputError
+from roost._labels import Label
 from roost._policy import rate_limit_uses, task_concurrency, task_policy
 from roost._ratelimits import Concurrency, RateLimit
 from roost._workflow_options import (
@@ -68,9 +70,15 @@ class Workflow(WorkflowRuns):
         concurrency: Concurrency | None = None,
         on_crons: Sequence[str] | None = None,
         cron_input: Any = None,
+        sticky: Literal["hard", "soft"] | None = None,
     ) -> None:
         dag.check_name("workflow", name)
         check_options(name, input_validator, on_events, concurrency)
+        if sticky not in (None, "hard", "soft"):
+            raise InvalidDefinitionError(
+                f"workflow {name!r}: sticky is 'hard', 'soft' or None, not {sticky!r}"
+            )
+        self.sticky = sticky
         super().__init__(roost)
         self.name = name
         self.input_validator = input_validator
@@ -97,6 +105,7 @@ class Workflow(WorkflowRuns):
         schedule_timeout: Duration | None = None,
         rate_limits: Sequence[RateLimit] = (),
         concurrency: Concurrency | Sequence[Concurrency] = (),
+        desired_labels: Mapping[str, Label | str | int | float] | None = None,
     ) -> Callable[[TaskFn], Task]:
         """Declare a task. ``parents`` are tasks of this workflow that must succeed first;
         their outputs reach this task through ``ctx.task_output(parent)`` (as the
@@ -116,7 +125,14 @@ class Workflow(WorkflowRuns):
         each ``Concurrency`` (``[Concurrency("input.user", max_runs=2),
         Concurrency("'all'", max_runs=8)]``); an attempt starts only when every one of
         its groups has room, and waits its turn otherwise. A durable task waiting holds
-        none."""
+        none.
+
+        ``desired_labels``: what the worker process that runs it should have, by label
+        (``{"region": Label("eu", required=True), "memory_gb": Label(32, comparator=">=",
+        weight=10)}``; a plain value is a required ``==``). Required ones are never
+        broken: the task waits for a live worker that has them (its schedule timeout
+        applies, and its placement says why it waits); weighted ones pick the best live
+        worker. A run may override them per label (``wf.run(..., desired_labels=)``)."""
         policy = task_policy(
             name,
             retries,
@@ -130,6 +146,8 @@ class Workflow(WorkflowRuns):
             policy["rate_limits"] = rate_limit_uses(name, rate_limits)
         if concurrency:
             policy["concurrency"] = task_concurrency(name, concurrency)
+        if desired_labels:
+            policy["desired_labels"] = labels.desired_labels(f"task {name!r}", desired_labels)
 
         def decorate(fn: TaskFn) -> Task:
             task_name = name or fn.__name__
@@ -179,6 +197,7 @@ class Workflow(WorkflowRuns):
         schedule_timeout: Duration | None = None,
         rate_limits: Sequence[RateLimit] = (),
         concurrency: Concurrency | Sequence[Concurrency] = (),
+        desired_labels: Mapping[str, Label | str | int | float] | None = None,
     ) -> Callable[[TaskFn], Task]:
         """Declare a durable task (roost._durable): an ``async def`` that receives a
         ``DurableContext``, whose ``ctx.step`` runs side effects once and whose
@@ -200,6 +219,7 @@ class Workflow(WorkflowRuns):
             schedule_timeout=schedule_timeout,
             rate_limits=rate_limits,
             concurrency=concurrency,
+            desired_labels=desired_labels,
         )
 
         def decorate(fn: TaskFn) -> Task:
@@ -273,6 +293,7 @@ class Workflow(WorkflowRuns):
             concurrency=self.concurrency.definition() if self.concurrency else None,
             on_crons=self.on_crons,
             cron_input=self.cron_input,
+            sticky=self.sticky,
         )
         dag.validate(definition)
         return definition

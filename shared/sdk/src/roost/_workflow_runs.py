@@ -7,7 +7,7 @@ their DAG, the input model."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
@@ -16,6 +16,7 @@ from roost import _durable_children as durable_children
 from roost import _task_logs as task_logs
 from roost._durations import Duration
 from roost._errors import InvalidDefinitionError
+from roost._labels import Label, desired_labels
 from roost._models import ScheduledRun
 from roost._runs import RunRef, Runs, outcome
 from roost._scheduled import ScheduledRuns
@@ -64,6 +65,15 @@ class WorkflowRuns:
             raise InvalidDefinitionError(f"workflow {self.name!r} is not bound to a Roost client")
         return self._roost
 
+    def _run_labels(
+        self, labels: Mapping[str, Label | str | int | float] | None
+    ) -> dict[str, Any] | None:
+        """A run's override of its tasks' desired labels, checked (InvalidDefinitionError
+        naming a bad one) before anything is sent."""
+        if not labels:
+            return None
+        return desired_labels(f"run of workflow {self.name!r}", labels)
+
     def register(self) -> str:
         """Register this definition with the api (once per process); return its version."""
         with self._lock:
@@ -81,6 +91,7 @@ class WorkflowRuns:
         timeout: float | None = ...,
         metadata: dict[str, str] | None = ...,
         key: str | None = ...,
+        desired_labels: Mapping[str, Label | str | int | float] | None = ...,
     ) -> dict[str, Any]: ...
 
     @overload
@@ -93,6 +104,7 @@ class WorkflowRuns:
         timeout: float | None = ...,
         metadata: dict[str, str] | None = ...,
         key: str | None = ...,
+        desired_labels: Mapping[str, Label | str | int | float] | None = ...,
     ) -> RunRef: ...
 
     def run(
@@ -104,6 +116,7 @@ class WorkflowRuns:
         timeout: float | None = None,
         metadata: dict[str, str] | None = None,
         key: str | None = None,
+        desired_labels: Mapping[str, Label | str | int | float] | None = None,
     ) -> Any:
         """Trigger a run. Waits and returns each task's output by name (raising
         RunFailedError naming the failed tasks), or with ``wait_for_result=False``
@@ -113,10 +126,14 @@ class WorkflowRuns:
         Inside a task, the run is a *child run* of that task: linked to it, cancelled
         with its run, and given its run's metadata unless ``metadata`` is given. ``key``
         (default: its number among the runs this attempt triggered) makes it idempotent:
-        a retried task triggering with the same key gets the same run back."""
+        a retried task triggering with the same key gets the same run back.
+
+        ``desired_labels``: overrides its tasks' desired labels, label by label
+        (``{"region": Label("us", required=True)}``; see ``wf.task``)."""
         roost = self._client()
         payload = self.validate_input({} if input is None else input)
         meta = checked_metadata(metadata)
+        wanted = self._run_labels(desired_labels)
         parent = children.parent_ref(key, f"{self.name}.run")
         version = self.register()
         created = roost.workflows.trigger(
@@ -126,6 +143,7 @@ class WorkflowRuns:
             metadata=meta,
             version=version,
             parent=parent,
+            desired_labels=wanted,
         )
         ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:
@@ -170,6 +188,7 @@ class WorkflowRuns:
         timeout: float | None = None,
         metadata: dict[str, str] | None = None,
         key: str | None = None,
+        desired_labels: Mapping[str, Label | str | int | float] | None = None,
     ) -> Any:
         """:meth:`run`, awaited: each task's output by name, or with
         ``wait_for_result=False`` a RunRef (``await ref.aio_result()``). Concurrent
@@ -185,6 +204,7 @@ class WorkflowRuns:
         roost = self._client()
         payload = self.validate_input({} if input is None else input)
         meta = checked_metadata(metadata)
+        wanted = self._run_labels(desired_labels)
         parent = children.parent_ref(key, f"{self.name}.aio_run")
         version = await self.aio_register()
         created = await roost.workflows.aio_trigger(
@@ -194,6 +214,7 @@ class WorkflowRuns:
             metadata=meta,
             version=version,
             parent=parent,
+            desired_labels=wanted,
         )
         ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:

@@ -73,12 +73,14 @@ class Workflows:
         metadata: dict[str, str] | None = None,
         version: str | None = None,
         parent: ParentRef | None = None,
+        desired_labels: dict[str, Any] | None = None,
     ) -> Run:
         """Start one run of workflow ``name`` (of ``version``, or its newest); return it
         as created (or the earlier run with the same ``idempotency_key``). The input is
         sent as given: the api checks it against the workflow's input model. ``parent``:
-        the task it is a child run of (roost._children)."""
-        body = _trigger_body(input, idempotency_key, metadata, version, parent)
+        the task it is a child run of (roost._children). ``desired_labels``: the run's
+        override of its tasks' desired labels (JSON, as roost._labels makes it)."""
+        body = _trigger_body(input, idempotency_key, metadata, version, parent, desired_labels)
         created = self._api.request("POST", f"/api/v1/workflows/{name}/runs", json=body)
         self._notices.raise_from(name, created)
         return Run.model_validate(created)
@@ -92,10 +94,11 @@ class Workflows:
         metadata: dict[str, str] | None = None,
         version: str | None = None,
         parent: ParentRef | None = None,
+        desired_labels: dict[str, Any] | None = None,
     ) -> Run:
         """:meth:`trigger`, awaited. Concurrent triggers of one workflow share the api's
         transactions (its group commit), so ``asyncio.gather`` scales."""
-        body = _trigger_body(input, idempotency_key, metadata, version, parent)
+        body = _trigger_body(input, idempotency_key, metadata, version, parent, desired_labels)
         created = await self._api.arequest("POST", f"/api/v1/workflows/{name}/runs", json=body)
         self._notices.raise_from(name, created)
         return Run.model_validate(created)
@@ -143,6 +146,7 @@ def _trigger_body(
     metadata: dict[str, str] | None,
     version: str | None,
     parent: ParentRef | None = None,
+    desired_labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "input": input,
@@ -153,4 +157,6 @@ def _trigger_body(
         fields["version"] = version
     if parent is not None:
         fields["parent"] = parent
+    if desired_labels:
+        fields["desired_labels"] = desired_labels
     return shaped(TriggerRequest.model_construct(**fields), exclude_unset=True)

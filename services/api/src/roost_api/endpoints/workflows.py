@@ -12,6 +12,7 @@ import pika.exceptions
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -48,7 +49,8 @@ from roost_core.errors import (
     InvalidInputError,
     RoostError,
 )
-from roost_core.wire import WorkflowDefinition
+from roost_core.labels import DesiredLabel
+from roost_core.wire import TaskDefinition, WorkflowDefinition
 
 _tracer = tracing.tracer("roost.api")
 
@@ -234,6 +236,7 @@ async def trigger_run(request: Request) -> Response:
             trigger.metadata,
             parent,
             trace_parent=otel_context.get_current(),
+            desired_labels=_labels_json(trigger.desired_labels),
         )
         # Concurrent triggers of this workflow share a transaction (group commit).
         created = await r.triggers.create(tenant, wv, one)
@@ -287,12 +290,19 @@ def _run_request(
     metadata: dict[str, str],
     parent: tuple[ParentLink, dict[str, str]] | None,
     trace_parent: otel_context.Context | None = None,
+    desired_labels: dict[str, Any] | None = None,
 ) -> store.RunRequest:
     """A run to create; a child run (``parent``: its task, and its run's metadata) gets
     an idempotency key made of its parent task and key unless it has one, and its
     parent's metadata unless it has its own."""
     if parent is None:
-        return store.RunRequest(run_input, idempotency_key, metadata, trace_parent=trace_parent)
+        return store.RunRequest(
+            run_input,
+            idempotency_key,
+            metadata,
+            trace_parent=trace_parent,
+            desired_labels=desired_labels,
+        )
     link, inherited = parent
     return store.RunRequest(
         run_input,
@@ -300,7 +310,21 @@ def _run_request(
         metadata or inherited,
         trace_parent=trace_parent,
         parent=link,
+        desired_labels=desired_labels,
     )
+
+
+def _labels_json(labels: dict[str, DesiredLabel] | None) -> dict[str, Any] | None:
+    """A run's desired labels as its row keeps them (the key rule checked here: 422)."""
+    if not labels:
+        return None
+    try:
+        TaskDefinition(name="run", desired_labels=labels)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"desired_labels: {'; '.join(e['msg'] for e in exc.errors())}"
+        ) from None
+    return {k: v.model_dump() for k, v in labels.items()}
 
 
 ROUTES: list[BaseRoute] = [

@@ -48,6 +48,8 @@ class RunRequest:
     trace_parent: otel_context.Context | None = None
     # The task the run is a child of (issue #18; roost_api.store.children).
     parent: trigger.ParentLink | None = None
+    # Its override of the tasks' desired labels (issue #21), as JSON.
+    desired_labels: dict[str, Any] | None = None
 
 
 # Run spans end only once their runs have committed: the span store keeps spans of
@@ -119,7 +121,9 @@ async def create_runs(
                 wv.version_id,
                 definition,
                 [
-                    trigger.Request(i, r.input, r.idempotency_key, r.metadata, t, r.parent)
+                    trigger.Request(
+                        i, r.input, r.idempotency_key, r.metadata, t, r.parent, r.desired_labels
+                    )
                     for i, r, t in zip(run_ids, requests, traces, strict=True)
                 ],
             ),

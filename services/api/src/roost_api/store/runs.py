@@ -49,6 +49,7 @@ def _attempt(row: dict[str, Any]) -> dict[str, Any]:
         "queued_at": iso(row["queued_at"]),
         "started_at": iso(row["started_at"]),
         "finished_at": iso(row["finished_at"]),
+        "placement": row["placement"],
     }
 
 
@@ -94,6 +95,7 @@ async def get_run(conn: Conn, tenant_id: str, run_id: str) -> dict[str, Any]:
                 "started_at": iso(t["started_at"]),
                 "finished_at": iso(t["finished_at"]),
                 "waiting": t["waiting"],
+                "placement": t["placement"],
                 "attempts": task_attempts,
             }
         )

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from roost_core import admission, dag, dispatch, events, outbox
-from roost_core.engine import record
+from roost_core.engine import placing, record
 from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.ready import set_deadlines
 from roost_core.errors import ConflictError, UnknownRunError
@@ -45,6 +45,7 @@ class LockedRun:
     trace: dict[str, str] | None
     definition: WorkflowDefinition
     metadata: dict[str, str]
+    desired_labels: dict[str, Any] | None = None  # the run's override (issue #21)
 
     def events(self, new: list[events.NewEvent]) -> list[events.RunEvents]:
         return [events.RunEvents(self.tenant_id, self.id, self.workflow, new)]
@@ -75,6 +76,7 @@ def lock_run(tenant_id: str, run_id: str) -> Plan[LockedRun]:
         r[6],
         WorkflowDefinition.model_validate(r[7]),
         r[8] or {},
+        r[9],
     )
 
 
@@ -199,11 +201,18 @@ def replay_run(topology: Topology, tenant_id: str, run_id: str) -> Plan[list[out
     messages: list[outbox.OutboxMessage] = []
     deadlines: list[tuple[str, float]] = []
     run_events = [events.NewEvent(events.RUN_QUEUED, data={"replay": True})]
+    deferred: list[str] = []  # to be placed on a worker by the scheduler (issue #21)
     for task_run_id, name, attempt, still_pending in sorted(reset, key=lambda r: r[1]):
         if still_pending:
             continue
-        run_events.append(events.NewEvent(events.TASK_QUEUED, name, attempt))
         task = definition.by_name[name]
+        if placing.needed(definition, task, run.desired_labels):
+            deferred.append(str(task_run_id))
+            deadline = dispatch.schedule_deadline(task)
+            if deadline is not None:
+                deadlines.append((str(task_run_id), deadline))
+            continue
+        run_events.append(events.NewEvent(events.TASK_QUEUED, name, attempt))
         message, deadline = dispatch.attempt(
             topology,
             task,
@@ -221,6 +230,7 @@ def replay_run(topology: Topology, tenant_id: str, run_id: str) -> Plan[list[out
         if deadline is not None:
             deadlines.append((str(task_run_id), deadline))
     yield from set_deadlines(deadlines)
+    yield from placing.defer(deferred, unstick=run_id)
     yield Statement(
         _RESTART_RUN, {"running": RunStatus.RUNNING, "remaining": len(reset), "run_id": run_id}
     )

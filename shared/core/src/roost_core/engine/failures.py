@@ -92,6 +92,7 @@ def fail_attempt(
             "queued_at": row[0],
             "started_at": row[1],
             "finished_at": row[2],
+            "placement": Jsonb(row[5]) if row[5] is not None else None,
         },
     )
     row = conn.execute(

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from roost_core import admission, dispatch, events, outbox
-from roost_core.engine import decisions, places, plan
+from roost_core.engine import decisions, places, placing, plan
 from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.state import Conn, Definitions, RunState
 from roost_core.queries import SQL
@@ -32,12 +32,14 @@ def dispatch_ready(
     event: str = events.TASK_QUEUED,
     admitted: bool = False,
     journals: dict[str, Any] | None = None,
+    waited: set[str] | None = None,
 ) -> None:
     """Write the task messages of ``ready`` attempts (task run id, run id, task name,
     attempt), already QUEUED in task_runs, with their parents' outputs, and set the
     schedule deadlines of those that have one. ``admitted``: the attempts passed the
     ratelimiter already (a redispatch), so they go straight to their queue. ``journals``:
-    the durable calls a durable task's attempt replays, by task run id."""
+    the durable calls a durable task's attempt replays, by task run id. ``waited``:
+    attempts that waited for a live worker to place them on (looked at again now)."""
     outputs = dict(known or {})
     wanted: set[tuple[str, str]] = set()
     for _, run_id, name, _ in ready:
@@ -49,12 +51,17 @@ def dispatch_ready(
             _PARENT_OUTPUTS, plan.columns(("run_ids", "tasks"), missing)
         ):
             outputs[(str(run_id), task_name)] = output
+    # Sticky runs' and labelled tasks' attempts go to a chosen worker process's queue.
+    was_stuck = {r.id: r.sticky_worker for r in runs.values()}
+    decided = placing.place_ready(conn, definitions, runs, ready)
     deadlines: list[tuple[str, float]] = []
     for task_run_id, run_id, name, attempt in ready:
         run = runs[run_id]
         definition = definitions.get(conn, run.version_id)
         task = definition.by_name[name]
         handler = definition.on_failure
+        chosen = decided.get(task_run_id)
+        again = task_run_id in (waited or ())  # it waited for a worker already
         message, deadline = dispatch.attempt(
             topology,
             task,
@@ -73,12 +80,21 @@ def dispatch_ready(
             trace=run.trace,
             metadata=run.metadata,
             journal=(journals or {}).get(task_run_id),
+            queue=topology.worker_queue(chosen.worker_id)
+            if chosen is not None and chosen.worker_id is not None
+            else None,
         )
-        out.append(dataclasses.replace(message, admission=None) if admitted else message)
-        run.event(event, name, attempt)
-        if deadline is not None:
+        if deadline is not None and not again:  # a wait for a worker keeps its deadline
             deadlines.append((task_run_id, deadline))
+        if chosen is not None and (chosen.waits or chosen.error is not None):
+            if not again:  # said once, not at every look
+                run.event(event, name, attempt, placing.shown(chosen))
+            continue  # not sent: it waits for a worker, or the timer pass fails it
+        out.append(dataclasses.replace(message, admission=None) if admitted else message)
+        run.event(event, name, attempt, placing.shown(chosen) if chosen else None)
+    stuck = {r for r, w in was_stuck.items() if runs[r].sticky_worker != w}
     plan.run(conn.cursor(), set_deadlines(deadlines))
+    plan.run(conn.cursor(), placing.record(decided, runs, stuck))
 
 
 def _task_errors(conn: Conn, run_id: str, handler: str) -> dict[str, Any]:
@@ -118,7 +134,8 @@ def fire_dispatches(
     journals = {str(r[0]): r[4] for r in rows if r[4]}
     if not ready:
         return 0
-    for _, run_id, name, attempt, _, approval_id in rows:
+    waited = {str(r[0]) for r in rows if r[6]}
+    for _, run_id, name, attempt, _, approval_id, _ in rows:
         if approval_id is not None:  # its timeout passed with no decision: the log says so
             runs[str(run_id)].event(
                 events.TASK_APPROVAL,
@@ -138,12 +155,16 @@ def fire_dispatches(
     needed = places.places_needed(conn, limited) if limited else {}
     plain = [r for r in ready if r[1] not in needed]
     if plain:
-        dispatch_ready(conn, topology, definitions, runs, plain, out, journals=journals)
+        dispatch_ready(
+            conn, topology, definitions, runs, plain, out, journals=journals, waited=waited
+        )
     for run_id, key in needed.items():
         run = runs[run_id]
         held: list[outbox.OutboxMessage] = []
         mine = [r for r in ready if r[1] == run_id]
-        dispatch_ready(conn, topology, definitions, runs, mine, held, journals=journals)
+        dispatch_ready(
+            conn, topology, definitions, runs, mine, held, journals=journals, waited=waited
+        )
         concurrency = definitions.get(conn, run.version_id).concurrency
         assert concurrency is not None
         out.append(admission.run_waiter(run.tenant_id, run_id, key, concurrency.max_runs, held))

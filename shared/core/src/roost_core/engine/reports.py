@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from roost_core import events, outbox
+from roost_core.engine import placing
 from roost_core.engine.batch import write_batch
 from roost_core.engine.failures import engine_fail, fail_attempt
 from roost_core.engine.ready import dispatch_ready
@@ -90,6 +91,9 @@ def apply_reports(
         ],
     )
 
+    # A sticky run whose first task was not placed (its run waited for a concurrency
+    # place) sticks to the worker that reports it.
+    placing.stick_where_reported(conn, definitions, runs, live)
     applied = apply_started(
         conn, definitions, runs, [r for r in live if isinstance(r, TaskStarted)], ACTIVE
     )

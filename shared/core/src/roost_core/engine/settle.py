@@ -9,12 +9,12 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from roost_core import admission, dispatch, events, outbox
-from roost_core.engine import decisions, plan, record
+from roost_core.engine import decisions, placing, plan, record
 from roost_core.engine.state import Conn, Definitions, RunState
 from roost_core.queries import SQL
 from roost_core.statuses import TaskStatus
 from roost_core.topology import Topology
-from roost_core.wire import TaskDefinition
+from roost_core.wire import WorkflowDefinition
 
 _COUNT_SETTLED = SQL.count_settled
 _TASKS_OF_RUNS = SQL.tasks_of_runs
@@ -51,14 +51,15 @@ def settle(
     finals: list[tuple[str, str, Jsonb, Jsonb | None]] = []
     by_id = {r.id: r for r in runs}
     for run_id, rows in tasks.items():
-        handler = definitions.get(conn, by_id[run_id].version_id).on_failure
+        definition = definitions.get(conn, by_id[run_id].version_id)
+        handler = definition.on_failure
         end = decisions.run_end(
             [decisions.SettledTask(n, TaskStatus(s), o, e) for n, s, o, e in rows],
             handler.name if handler is not None else None,
         )
         if isinstance(end, decisions.StartOnFailure):
             assert handler is not None
-            start_on_failure(conn, topology, by_id[run_id], handler, end.errors, out)
+            start_on_failure(conn, topology, by_id[run_id], definition, end.errors, out)
             continue
         final, output, error = end.status, end.output, end.error
         finals.append((run_id, final.value, Jsonb(output), Jsonb(error) if error else None))
@@ -81,11 +82,13 @@ def start_on_failure(
     conn: Conn,
     topology: Topology,
     run: RunState,
-    handler: TaskDefinition,
+    definition: WorkflowDefinition,
     errors: dict[str, Any],
     out: list[outbox.OutboxMessage],
 ) -> None:
     """Queue the run's on_failure handler, with the errors of the tasks that failed."""
+    handler = definition.on_failure
+    assert handler is not None
     task_run_id = str(uuid.uuid4())
     message, deadline = dispatch.attempt(
         topology,
@@ -111,5 +114,9 @@ def start_on_failure(
         },
     )
     conn.execute(_ONE_REMAINING, {"run_id": run.id})
+    if placing.needed(definition, handler, run.desired_labels):
+        # To a chosen worker: the next timer pass places it (issue #21).
+        plan.run(conn.cursor(), placing.defer([task_run_id]))
+        return
     out.append(message)
     run.event(events.TASK_QUEUED, handler.name, 1)

@@ -44,6 +44,10 @@ class RunState:
     # this batch: if the run has no active task left at its end, it gives back its place
     # in its group (roost_core.engine.waits.give_back_places).
     suspended: bool = False
+    # Placement (issue #21): the worker process a sticky run's tasks go to, once chosen,
+    # and the run's override of its tasks' desired labels (JSON, as triggered).
+    sticky_worker: str | None = None
+    desired_labels: dict[str, Any] | None = None
 
     def event(
         self,
@@ -88,7 +92,16 @@ def lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, RunState]:
     runs: dict[str, RunState] = {}
     for row in conn.execute(_LOCK_RUNS, {"run_ids": run_ids}):
         runs[str(row[0])] = RunState(
-            str(row[0]), row[1], row[2], row[3], str(row[4]), str(row[5]), row[6], row[7] or {}
+            str(row[0]),
+            row[1],
+            row[2],
+            row[3],
+            str(row[4]),
+            str(row[5]),
+            row[6],
+            row[7] or {},
+            sticky_worker=row[8],
+            desired_labels=row[9],
         )
     return runs
 

@@ -8,6 +8,7 @@ from roost_core import outbox
 from roost_core.engine.batch import close_batch
 from roost_core.engine.decisions import WORKER_LOST
 from roost_core.engine.failures import engine_fail
+from roost_core.engine.placement import STICKY_WORKER_GONE
 from roost_core.engine.ready import fire_dispatches
 from roost_core.engine.state import ACTIVE, BatchOutcome, Conn, Definitions, lock_runs
 from roost_core.queries import SQL
@@ -64,14 +65,19 @@ def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> Bat
         if live
         else []
     )
-    for task_run_id, run_id, name, attempt, status, worker_id in expired:
+    for task_run_id, run_id, name, attempt, status, worker_id, placed in expired:
         run = live[str(run_id)]
         task = definitions.get(conn, run.version_id).by_name[name]
-        if status == TaskStatus.QUEUED:
+        if status == TaskStatus.QUEUED and placed and "error" in placed:
+            # A hard-sticky run whose worker is gone (engine.placement): it cannot go on.
+            error = {"type": STICKY_WORKER_GONE, "message": f"task {name!r}: {placed['error']}"}
+            retryable = False
+        elif status == TaskStatus.QUEUED:
+            waited = f" ({placed['waits']})" if placed and "waits" in placed else ""
             error = {
                 "type": "ScheduleTimeout",
                 "message": f"task {name!r} was not started by a worker within its "
-                f"schedule timeout of {task.schedule_timeout_seconds} s",
+                f"schedule timeout of {task.schedule_timeout_seconds} s{waited}",
             }
             retryable = False
         else:
@@ -92,6 +98,7 @@ def fire_timers(conn: Conn, topology: Topology, definitions: Definitions) -> Bat
 
 _LOST_RUNS = SQL.runs_with_lost_attempts
 _LOST = SQL.lost_attempts
+_NOT_LIVE = SQL.workers_not_live
 
 
 def reclaim_lost_attempts(
@@ -116,6 +123,9 @@ def reclaim_lost_attempts(
     ).fetchall()
     out: list[outbox.OutboxMessage] = []
     reclaimed = 0
+    # A worker found silent is no longer live for placement either (its heartbeats may
+    # have been recorded with a longer timeout by another scheduler replica).
+    conn.execute(_NOT_LIVE, {"worker_ids": sorted({str(r[4]) for r in lost if r[4]})})
     for task_run_id, run_id, name, attempt, worker_id in lost:
         error = {
             "type": WORKER_LOST,

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from roost_core import admission, dag, dispatch, events, outbox
-from roost_core.engine import concurrency, control, record
+from roost_core.engine import concurrency, control, placing, record
 from roost_core.engine.plan import Plan, Statement
 from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
@@ -48,6 +48,8 @@ class Request:
     metadata: dict[str, str] | None = None
     trace: dict[str, str] | None = None
     parent: ParentLink | None = None
+    # Placement (issue #21): the run's override of its tasks' desired labels (JSON).
+    desired_labels: dict[str, Any] | None = None
 
 
 class TaskRow(NamedTuple):
@@ -97,6 +99,9 @@ def trigger(
             "concurrency_keys": groups,
             "traces": [json.dumps(t) if t else None for t in traces],
             "metadata": [json.dumps(r.metadata) if r.metadata else None for r in requests],
+            "desired_labels": [
+                json.dumps(r.desired_labels) if r.desired_labels else None for r in requests
+            ],
         },
     )
     for row in created_rows:
@@ -127,6 +132,7 @@ def trigger(
     deadlines: list[float | None] = []
     messages: list[outbox.OutboxMessage] = []
     new_events: list[events.RunEvents] = []
+    deferred: list[uuid.UUID] = []  # roots to be placed on a worker (issue #21)
     for request, run_id, group, run_trace in zip(requests, run_ids, groups, traces, strict=True):
         if run_id in inserted:
             root_messages: list[outbox.OutboxMessage] = []
@@ -138,7 +144,15 @@ def trigger(
                 is_root = task.name in roots
                 task_rows.append(TaskRow(task_run_id, run_id, task.name, task.parents, is_root))
                 deadline = None
-                if is_root:
+                if (
+                    is_root
+                    and group is None  # a run waiting for its group's place sends its roots
+                    and placing.needed(definition, task, request.desired_labels)
+                ):
+                    # A sticky run's or a labelled task's: the scheduler places it.
+                    deadline = dispatch.schedule_deadline(task)
+                    deferred.append(task_run_id)
+                elif is_root:
                     message, deadline = dispatch.attempt(
                         topology,
                         task,
@@ -182,6 +196,7 @@ def trigger(
             },
             rows=False,
         )
+    yield from placing.defer([str(d) for d in deferred])
     links = [(rid, r.parent) for r, rid in zip(requests, run_ids, strict=True) if r.parent]
     if links:  # children of a task: linked to it (new ones only: an existing one is)
         yield from _link_parents([(rid, p) for rid, p in links if rid in inserted])

@@ -71,7 +71,7 @@ def suspend_attempt(
     ).fetchone()
     if row is None:
         return False
-    queued_at, was = row
+    queued_at, was, placed = row
     if report.event is not None:  # the scheduler matches it with pushed events
         seq = max(c.seq for c in report.journal)  # the wait is the last call made
         add_wait(conn, report.task_run_id, seq, report.event)
@@ -105,6 +105,7 @@ def suspend_attempt(
             "queued_at": queued_at,
             "started_at": _at(report.started_at),
             "finished_at": _at(report.finished_at),
+            "placement": Jsonb(placed) if placed is not None else None,
         },
     )
     run.event(events.TASK_WAITING, report.task, report.attempt, wait, report.finished_at)

@@ -18,32 +18,39 @@ WHERE t.id = v.id;
 -- fired_due --
 -- (A fragment: what follows the `fired` CTE, whose UPDATE queues the due attempts.) An
 -- event wait timed out or ended is forgotten; an approval still pending timed out
--- (EXPIRED); each attempt sent, with the approval that expired, if one did.
+-- (EXPIRED); each attempt sent, with the approval that expired, if one did, and
+-- whether it waited for a worker to place it on (issue #21).
 ), forgotten AS (DELETE FROM event_waits WHERE task_run_id IN (SELECT id FROM fired)
 ), expired AS (
   UPDATE approvals SET status = 'EXPIRED', decided_at = now()
   WHERE task_run_id IN (SELECT id FROM fired) AND status = 'PENDING'
   RETURNING id, task_run_id
 )
-SELECT f.id, f.run_id, f.task_name, f.attempt, f.journal, e.id::text
+SELECT f.id, f.run_id, f.task_name, f.attempt, f.journal, e.id::text, f.waited
 FROM fired f LEFT JOIN expired e ON e.task_run_id = f.id
 
 -- fire_due_retries_of_tasks --
 -- The given task runs' retries whose backoff is over, and durable tasks whose wait is,
 -- are queued (with the durable calls a durable task replays; see fired_due).
 WITH fired AS (
-  UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
+  UPDATE task_runs SET dispatch_at = NULL, waiting = NULL,
+    -- one that waited for a worker to place it on keeps its time in the queue
+    queued_at = CASE WHEN placement ? 'waits' THEN queued_at ELSE now() END,
     status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
   WHERE id = ANY(%(task_run_ids)b::uuid[]) AND dispatch_at <= now()
-  RETURNING id, run_id, task_name, attempt, journal
+  RETURNING id, run_id, task_name, attempt, journal, coalesce(placement ? 'waits', false)
+    AS waited
 {{fired_due}};
 
 -- fire_due_retries_of_runs --
 -- The given runs' retries whose backoff is over, and durable tasks whose wait is, are
 -- queued (with the durable calls a durable task replays; see fired_due).
 WITH fired AS (
-  UPDATE task_runs SET dispatch_at = NULL, queued_at = now(), waiting = NULL,
+  UPDATE task_runs SET dispatch_at = NULL, waiting = NULL,
+    -- one that waited for a worker to place it on keeps its time in the queue
+    queued_at = CASE WHEN placement ? 'waits' THEN queued_at ELSE now() END,
     status = CASE WHEN status = 'WAITING' THEN 'QUEUED' ELSE status END
   WHERE run_id = ANY(%(run_ids)b::uuid[]) AND dispatch_at <= now()
-  RETURNING id, run_id, task_name, attempt, journal
+  RETURNING id, run_id, task_name, attempt, journal, coalesce(placement ? 'waits', false)
+    AS waited
 {{fired_due}};

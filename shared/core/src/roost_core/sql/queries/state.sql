@@ -5,7 +5,8 @@ SELECT definition FROM workflow_versions WHERE id = %(version_id)s;
 -- lock_runs --
 -- Locks the runs a transaction changes, in id order, so two scheduler replicas never
 -- deadlock and each sees the other's committed work on the same run.
-SELECT id, status, input, workflow_name, workflow_version_id, tenant_id, trace, metadata
+SELECT id, status, input, workflow_name, workflow_version_id, tenant_id, trace, metadata,
+  sticky_worker, desired_labels
 FROM runs WHERE id = ANY(%(run_ids)b::uuid[]) ORDER BY id FOR UPDATE;
 
 -- mark_runs_running --

@@ -28,10 +28,12 @@ WHERE run_id = ANY(%(run_ids)b::uuid[]) AND (dispatch_at IS NOT NULL
   OR deadline_at IS NOT NULL);
 
 -- expired_attempts --
--- Active attempts of the given runs past their deadline (and not waiting to be sent).
-SELECT id, run_id, task_name, attempt, status, worker_id FROM task_runs
+-- Active attempts of the given runs past their deadline (and not waiting to be sent,
+-- unless for a worker to place them on), with their placement (why they waited, or why
+-- they cannot go on).
+SELECT id, run_id, task_name, attempt, status, worker_id, placement FROM task_runs
 WHERE run_id = ANY(%(run_ids)b::uuid[]) AND deadline_at <= now()
-AND status = ANY(%(statuses)s) AND dispatch_at IS NULL;
+AND status = ANY(%(statuses)s) AND (dispatch_at IS NULL OR placement ? 'waits');
 
 -- silent_worker --
 -- (A fragment, after FROM task_runs t.) RUNNING attempts whose worker has been silent
@@ -50,3 +52,8 @@ SELECT t.run_id FROM task_runs t {{silent_worker}} LIMIT 500;
 SELECT t.id, t.run_id, t.task_name, t.attempt, t.worker_id FROM task_runs t
 {{silent_worker}}
 AND t.run_id = ANY(%(run_ids)b::uuid[]);
+
+-- workers_not_live --
+-- Workers found silent are not live for placement from now on (issue #21).
+UPDATE workers SET live_until = now()
+WHERE id = ANY(%(worker_ids)b::text[]) AND live_until > now();

@@ -1,0 +1,283 @@
+"""Placement (issue #21), end to end with real processes: sticky runs stay on one worker
+process (hard: fail when it dies; soft: move), and labelled tasks go only to workers
+with their required labels, preferring the best-weighted, waiting (and saying why)
+while none is live. Workers: `roost worker roost_testapps.placement:...`."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+import roost
+from harness import Process, Stack
+from roost_core.engine.workers import record_heartbeats
+from roost_core.wire import WorkerHeartbeat
+
+T = TypeVar("T")
+FAST = {"ROOST_HEARTBEAT_INTERVAL_SECONDS": "0.5"}
+
+
+def _poll(find: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def apps(stack: Stack, flows: ModuleType) -> ModuleType:
+    """roost_testapps.placement, bound to the stack (``flows`` set the ROOST_* env)."""
+    sys.modules.pop("roost_testapps.placement", None)
+    return importlib.import_module("roost_testapps.placement")
+
+
+@pytest.fixture(scope="module")
+def liveness(stack: Stack) -> Iterator[Process]:
+    """A second scheduler that finds a worker gone after 3 s of silence (the shared one
+    waits 15 s): the dying-worker tests need not wait that long."""
+    proc = stack.spawn(
+        "scheduler-placement",
+        "scheduler",
+        extra_env={"ROOST_WORKER_HEARTBEAT_TIMEOUT_SECONDS": "3"},
+    )
+    yield proc
+    stack.stop_one(proc)
+
+
+@pytest.fixture(scope="module")
+def sticky_workers(stack: Stack, apps: ModuleType, liveness: Process) -> Iterator[list[Process]]:
+    procs = [
+        stack.start_worker(
+            "roost_testapps.placement:sticky",
+            processes=1,
+            threads=4,
+            name=f"sticky-{i}",
+            extra_env=FAST,
+        )
+        for i in range(3)
+    ]
+    _live(stack, "sticky", 3)
+    yield procs
+    for proc in procs:
+        stack.stop_one(proc)
+
+
+def _live(stack: Stack, name: str, count: int) -> list[dict[str, Any]]:
+    def found() -> list[dict[str, Any]] | None:
+        workers = stack.api_get("/api/v1/workers")["workers"]
+        alive = [w for w in workers if w["name"] == name and w["status"] == "alive"]
+        return alive if len(alive) >= count else None
+
+    return _poll(found, 30, f"{count} live {name!r} workers")
+
+
+def test_every_task_of_a_sticky_run_runs_in_the_process_that_ran_its_first(
+    stack: Stack, apps: ModuleType, sticky_workers: list[Process]
+) -> None:
+    refs = [apps.sticky_hard.run({"n": i}, wait_for_result=False) for i in range(20)]
+    used: Counter[str] = Counter()
+    for ref in refs:
+        out = ref.result(timeout=60)
+        assert len(set(out.values())) == 1, out  # check, process, verify, commit: one process
+        used[out["check"]] += 1
+        run = apps.roost.runs.get(ref.id)
+        verify = run.task("verify")
+        assert verify.worker_id == out["check"]
+        assert verify.attempts[-1].placement == {
+            "worker_id": out["check"],
+            "reason": f"sticky (hard) to {out['check']}",
+        }
+    assert len(used) >= 2, used  # the runs' first tasks went to the least loaded
+
+
+def _kill_mid_process(apps: ModuleType, wf: Any, hold: Path) -> tuple[roost.RunRef, str, int]:
+    """Start a run of ``wf`` whose ``process`` task holds; SIGKILL the worker process
+    running it. Returns the run, that worker's id and pid."""
+    ref = wf.run({"hold_dir": str(hold)}, wait_for_result=False)
+    marker = _poll(lambda: next(iter(hold.glob("process.*")), None), 30, "process to start")
+    pid = int(marker.name.split(".")[1])
+    worker_id = marker.read_text()
+    # Killed once the engine knows it runs (else it was queued there when the process
+    # died: placed again by the stranded pass, as tests/integration/test_placement_store
+    # shows).
+    _poll(
+        lambda: apps.roost.runs.get(ref.id).task("process").status == "RUNNING",
+        10,
+        "process to be RUNNING",
+    )
+    os.kill(pid, signal.SIGKILL)
+    (hold / "release").write_text("go")  # any later attempt runs through
+    return ref, worker_id, pid
+
+
+def test_a_hard_sticky_run_fails_when_its_worker_process_dies(
+    stack: Stack, apps: ModuleType, sticky_workers: list[Process], tmp_path: Path
+) -> None:
+    ref, dead, _ = _kill_mid_process(apps, apps.sticky_hard, tmp_path)
+    final = apps.roost.runs.wait(ref.id, timeout=60)
+    assert final.status == roost.RunStatus.FAILED
+    process = final.task("process")
+    lost, gone = process.attempts[0], process.attempts[-1]
+    assert lost.error is not None and lost.error["type"] == "WorkerLost"
+    assert gone.error is not None and gone.error["type"] == "StickyWorkerGone", gone.error
+    assert f"sticky (hard) to worker {dead}, which is gone" in gone.error["message"]
+    for name in ("verify", "commit"):  # never ran anywhere else
+        assert final.task(name).status != roost.TaskStatus.SUCCEEDED
+        assert final.task(name).worker_id is None
+
+
+def test_a_soft_sticky_run_moves_to_another_worker_when_its_own_dies(
+    stack: Stack, apps: ModuleType, sticky_workers: list[Process], tmp_path: Path
+) -> None:
+    ref, dead, _ = _kill_mid_process(apps, apps.sticky_soft, tmp_path)
+    out = ref.result(timeout=60)
+    assert out["check"] == dead
+    moved = out["process"]
+    assert moved != dead and out["verify"] == moved and out["commit"] == moved, out
+    process = apps.roost.runs.get(ref.id).task("process")
+    assert process.attempts[0].error is not None
+    assert process.attempts[0].error["type"] == "WorkerLost"
+    assert process.attempts[-1].placement == {
+        "worker_id": moved,
+        "reason": f"sticky (soft): worker {dead} gone, moved to {moved}",
+    }
+
+
+NODES = {
+    "a": {"node": "a", "region": "eu", "memory_gb": 64},
+    "b": {"node": "b", "region": "eu", "memory_gb": 16},
+    "c": {"node": "c", "region": "us", "memory_gb": 128},
+}
+
+
+@pytest.fixture(scope="module")
+def labelled_workers(stack: Stack, apps: ModuleType) -> Iterator[dict[str, str]]:
+    """Three differently labelled worker processes; their ids by node."""
+    procs = [
+        stack.start_worker(
+            "roost_testapps.placement:labelled",
+            processes=1,
+            threads=4,
+            name=f"labelled-{node}",
+            extra_env={**FAST, "TEST_WORKER_LABELS": json.dumps(labels)},
+        )
+        for node, labels in NODES.items()
+    ]
+    live = _live(stack, "labelled", 3)
+    yield {w["labels"]["node"]: w["id"] for w in live}
+    for proc in procs:
+        stack.stop_one(proc)
+
+
+def test_required_labels_hold_and_weights_are_followed(
+    stack: Stack, apps: ModuleType, labelled_workers: dict[str, str]
+) -> None:
+    ids = {worker_id: node for node, worker_id in labelled_workers.items()}
+    refs = apps.labels.run_many([{"i": i} for i in range(200)])
+    ran = Counter(ids[ref.result(timeout=120)["in_eu"]] for ref in refs)
+    assert ran["c"] == 0, ran  # region us: never, whatever its memory
+    assert ran["a"] > ran["b"] > 0 or ran["a"] > 150, ran  # memory_gb >= 32 weighs 10
+    task = apps.roost.runs.get(refs[0].id).task("in_eu")
+    placement = task.attempts[-1].placement
+    assert placement is not None and placement["worker_id"] == task.worker_id
+    assert placement["reason"].startswith("labels: score "), placement
+
+
+def test_a_task_no_worker_fits_waits_saying_why_and_a_relabel_lets_it_run(
+    stack: Stack, apps: ModuleType, labelled_workers: dict[str, str]
+) -> None:
+    waiting = apps.needs_gpu.run({}, wait_for_result=False)
+
+    def why() -> str | None:
+        task = apps.roost.runs.get(waiting.id).task("on_h100")
+        said = (task.placement or {}).get("waits", "")
+        return said if task.status == "QUEUED" and "gpu" in said else None
+
+    reason = _poll(why, 20, "the task to say why it waits")
+    assert reason.startswith("waits for a worker with gpu == 'h100': "), reason
+    for worker_id in labelled_workers.values():
+        assert f"{worker_id} lacks gpu == 'h100'" in reason
+
+    # The run's own desired labels pick node b; the task there gives b an h100.
+    out = apps.relabel.run(
+        {"labels": {**NODES["b"], "gpu": "h100"}}, desired_labels={"node": "b"}, timeout=30
+    )
+    assert out["set_labels"]["worker_id"] == labelled_workers["b"]
+    assert waiting.result(timeout=30)["on_h100"] == labelled_workers["b"]
+
+    # Nobody has a TPU: its schedule timeout (2 s) ends it, saying what it waited for.
+    never = apps.needs_tpu.run({}, wait_for_result=False)
+    final = apps.roost.runs.wait(never.id, timeout=30)
+    task = final.task("on_tpu")
+    assert task.status == roost.TaskStatus.TIMED_OUT
+    assert task.error is not None and task.error["type"] == "ScheduleTimeout"
+    assert "waits for a worker with tpu == 'v5'" in task.error["message"], task.error
+
+
+def test_an_attempt_placed_on_a_worker_that_stops_is_placed_again(
+    stack: Stack, apps: ModuleType, labelled_workers: dict[str, str]
+) -> None:
+    # A worker process that exists only in its heartbeats: the one with node d.
+    ghost = f"ghost@nowhere:{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(stack.database_url) as conn:
+        record_heartbeats(conn, [_beat(ghost, "alive", 1.0)])
+    ref = apps.on_d.run({}, wait_for_result=False)
+
+    def placement() -> dict[str, str] | None:
+        return apps.roost.runs.get(ref.id).task("on_node_d").placement
+
+    placed = _poll(lambda: (p := placement()) and "worker_id" in p and p, 20, "placement")
+    assert placed["worker_id"] == ghost  # its message sits in the ghost's own queue
+
+    with psycopg.connect(stack.database_url) as conn:
+        record_heartbeats(conn, [_beat(ghost, "stopped", 2.0)])
+    waits = _poll(lambda: (p := placement()) and p.get("waits"), 20, "it to wait again")
+    assert waits == "waits for a worker of workflow 'p-on-d' with node == 'd': none is live" or (
+        waits.startswith("waits for a worker with node == 'd': ") and ghost not in waits
+    ), waits
+
+    real = stack.start_worker(
+        "roost_testapps.placement:labelled",
+        processes=1,
+        threads=2,
+        name="labelled-d",
+        extra_env={**FAST, "TEST_WORKER_LABELS": json.dumps({"node": "d"})},
+    )
+    try:
+        ran_on = ref.result(timeout=30)["on_node_d"]
+        assert ran_on.startswith("labelled@") and ran_on != ghost
+        task = apps.roost.runs.get(ref.id).task("on_node_d")
+        assert task.placement == {"worker_id": ran_on, "reason": f"labels: score 0/0 on {ran_on}"}
+        assert len(task.attempts) == 1  # placed three times, one attempt
+    finally:
+        stack.stop_one(real)
+
+
+def _beat(worker_id: str, state: str, sent_at: float) -> WorkerHeartbeat:
+    return WorkerHeartbeat.model_validate(
+        {
+            "worker_id": worker_id,
+            "name": "ghost",
+            "workflows": ["p-on-d"],
+            "slots": 2,
+            "sent_at": sent_at,
+            "state": state,
+            "labels": {"node": "d"},
+        }
+    )
