@@ -117,7 +117,7 @@ class LostMessages(Periodic):
                 self._suspects.clear()
                 return
             now = rows[0][3]
-            candidates = [Candidate(r[0], r[1], self._topology.task_queue(r[2])) for r in rows]
+            candidates = [Candidate(r[0], r[1], self._queue(r[2], r[4])) for r in rows]
             queues = sorted({c.queue for c in candidates})
             busy = self._busy_queues(conn, queues)
             beat = conn.execute(_OLDEST_LIVE_BEAT, params).fetchone()
@@ -146,6 +146,13 @@ class LostMessages(Periodic):
                     "attempts": [f"{c.task_run_id}:{c.attempt}" for c in lost][:20],
                 },
             )
+
+    def _queue(self, workflow: str, placed_on: str | None) -> str:
+        """Where an attempt's message went: its workflow's queue, or the own queue of the
+        worker process the engine placed it on (docs/placement.md)."""
+        if placed_on is not None:
+            return self._topology.worker_queue(placed_on)
+        return self._topology.task_queue(workflow)
 
     def _busy_queues(self, conn: psycopg.Connection[Any], queues: list[str]) -> set[str]:
         """The queues with ready messages (asked of RabbitMQ) or outbox rows bound for

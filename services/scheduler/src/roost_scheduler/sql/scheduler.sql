@@ -1,8 +1,9 @@
 -- unheld_attempts --
 -- QUEUED attempts older than the grace, not waiting for admission (a task waiter is
 -- keyed by its attempt, a run waiter by its run and attempt 0), and held by no live
--- worker (heard from within the timeout, not stopped); oldest first.
-SELECT t.id::text, t.attempt, r.workflow_name, now()
+-- worker (heard from within the timeout, not stopped); oldest first, with the worker
+-- process whose own queue it was placed on, if it was (issue #21).
+SELECT t.id::text, t.attempt, r.workflow_name, now(), t.placed_on
 FROM task_runs t JOIN runs r ON r.id = t.run_id
 WHERE t.status = 'QUEUED' AND t.dispatch_at IS NULL
   AND t.queued_at < now() - make_interval(secs => %(grace)s)
