@@ -3,10 +3,14 @@ admitted: a key per group of each expression, all taken at once."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from roost import Concurrency, InvalidDefinitionError, Roost
+from roost_core.admission import unpack_run
 from roost_core.dispatch import attempt, task_group_key
+from roost_core.outbox import DynamicKey
 from roost_core.topology import Topology
 from roost_core.wire import TaskDefinition
 
@@ -43,8 +47,8 @@ def test_an_attempt_waits_for_a_unit_of_each_group_and_of_its_rate_limits() -> N
     )
     assert message.admission.units == (1, 1, 1)
     assert message.admission.dynamic == (
-        ("task-concurrency:wf:call_model:0:alice", 2, None),
-        ("task-concurrency:wf:call_model:1:all", 8, None),
+        ("task-concurrency:wf:call_model:0:alice", 2, None, "wait"),
+        ("task-concurrency:wf:call_model:1:all", 8, None, "wait"),
     )
 
 
@@ -75,3 +79,26 @@ def test_a_definition_without_task_concurrency_keeps_its_version() -> None:
     before = WorkflowDefinition.model_validate(plain).version_hash()
     with_empty = {"name": "wf", "tasks": [{"name": "a", "concurrency": []}]}
     assert WorkflowDefinition.model_validate(with_empty).version_hash() == before
+
+
+def test_a_run_waiter_packed_before_strategies_unpacks_its_keys_as_waiting() -> None:
+    packed = [
+        {
+            "exchange": "",
+            "routing_key": "q",
+            "body": "",
+            "admission": {
+                "tenant_id": "t1",
+                "run_id": "r1",
+                "task_run_id": "tr1",
+                "attempt": 1,
+                "task": "a",
+                "keys": ["k"],
+                "units": [1],
+                "dynamic": [["k", 2, None]],  # three fields, as before issue #21's strategies
+            },
+        }
+    ]
+    [message] = unpack_run(json.dumps(packed).encode())
+    assert message.admission is not None
+    assert message.admission.dynamic == (DynamicKey("k", 2, None, "wait"),)

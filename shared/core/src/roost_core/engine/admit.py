@@ -80,10 +80,10 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
     wanted = sorted({key for w in waiters for key, _ in w.needs()})
     keys: dict[Key, KeyState] = {}
     refill: dict[Key, float] = {}
-    for tenant, key, limit, window, in_use, frees_at in conn.execute(
+    for tenant, key, limit, window, in_use, on_full, frees_at in conn.execute(
         _KEYS, {"tenant_ids": [t for t, _ in wanted], "keys": [k for _, k in wanted]}
     ):
-        keys[(str(tenant), key)] = KeyState(limit, window, int(in_use))
+        keys[(str(tenant), key)] = KeyState(limit, window, int(in_use), on_full)
         if frees_at is not None:
             refill[(str(tenant), key)] = float(frees_at)
     decision = choose(waiters, keys, rotation)

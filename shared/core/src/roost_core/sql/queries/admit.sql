@@ -16,9 +16,10 @@ CROSS JOIN LATERAL (SELECT * FROM rate_limit_waiters w
 ORDER BY w.id;
 
 -- key_usage --
--- The limit, window and units in use of the given keys, and for a window key when the
--- oldest admission still in the window leaves it (units come back then).
-SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds, {{units_in_use}},
+-- The limit, window, units in use and what to do when full (on_full) of the given keys,
+-- and for a window key when the oldest admission still in the window leaves it (units
+-- come back then).
+SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds, {{units_in_use}}, l.on_full,
   CASE WHEN l.window_seconds IS NOT NULL THEN
     (SELECT extract(epoch FROM min(a.admitted_at)) + l.window_seconds
      FROM rate_limit_admissions a WHERE a.tenant_id = l.tenant_id AND a.key = l.key
@@ -53,7 +54,7 @@ INSERT INTO rate_limit_holds (tenant_id, key, task_run_id, attempt, units)
 SELECT * FROM unnest(%(tenant_ids)b::uuid[], %(keys)b::text[], %(task_run_ids)b::uuid[],
   %(attempts)b::int[], %(units)b::int[])
 ON CONFLICT (task_run_id, key) DO UPDATE SET attempt = EXCLUDED.attempt,
-  units = EXCLUDED.units, acquired_at = now();
+  units = EXCLUDED.units, acquired_at = now(), cancelling_at = NULL;
 
 -- insert_admissions --
 -- Records the units admitted attempts take from window keys.
@@ -68,8 +69,9 @@ WHERE l.tenant_id = a.tenant_id AND l.key = a.key
 AND a.admitted_at < now() - make_interval(secs => greatest(l.window_seconds, 600));
 
 -- rate_limit_usage --
--- (A fragment.) Each of a tenant's keys with its units in use and attempts waiting.
-SELECT l.key, l.limit_value, l.window_seconds, l.created_at, l.updated_at,
+-- (A fragment.) Each of a tenant's keys with its units in use, attempts waiting, and
+-- what a full key does (on_full).
+SELECT l.key, l.limit_value, l.window_seconds, l.on_full, l.created_at, l.updated_at,
   {{units_in_use}} AS in_use,
   (SELECT count(*) FROM rate_limit_waiters w
    WHERE w.tenant_id = l.tenant_id AND l.key = ANY(w.keys)) AS waiting
