@@ -97,3 +97,24 @@ INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)
 VALUES (%(tenant_id)s, %(key)s, %(limit)s, %(window_seconds)s)
 ON CONFLICT (tenant_id, key) DO UPDATE SET limit_value = EXCLUDED.limit_value,
   window_seconds = EXCLUDED.window_seconds, updated_at = now();
+
+-- cancellable_holders --
+-- The attempts holding units of the given keys (cancel_in_progress ones) that the
+-- ratelimiter has not asked to cancel yet, oldest first, with their run and task: the
+-- ones a newer attempt may cancel to make room (roost_core.engine.strategies).
+SELECT h.tenant_id, h.key, t.run_id, h.task_run_id, h.attempt, t.task_name, h.units
+FROM rate_limit_holds h
+JOIN unnest(%(tenant_ids)b::uuid[], %(keys)b::text[]) AS v(tenant_id, key)
+  ON h.tenant_id = v.tenant_id AND h.key = v.key
+JOIN task_runs t ON t.id = h.task_run_id
+WHERE h.cancelling_at IS NULL
+ORDER BY h.acquired_at, h.task_run_id;
+
+-- mark_holds_cancelling --
+-- The holds of attempts the ratelimiter asks to cancel to make room: still held until
+-- those attempts end (the newcomer waits for them), and never asked for twice. Returns
+-- the holds marked now (an attempt that ended meanwhile has none left to mark).
+UPDATE rate_limit_holds h SET cancelling_at = now()
+FROM unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[]) AS v(id, a)
+WHERE h.task_run_id = v.id AND h.attempt = v.a AND h.cancelling_at IS NULL
+RETURNING h.task_run_id, h.attempt;
