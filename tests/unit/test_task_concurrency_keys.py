@@ -58,16 +58,24 @@ def test_a_long_group_key_is_hashed_and_stays_a_valid_key() -> None:
     assert key != task_group_key("wf", "t", 0, "y" * 300)
 
 
-def test_a_task_declares_its_concurrency_and_the_cancel_strategies_are_refused() -> None:
+def test_a_task_declares_its_concurrency_with_any_strategy() -> None:
     wf = Roost(token="t").workflow("wf")
 
-    @wf.task(concurrency=Concurrency("input.user", max_runs=2))
+    @wf.task(
+        concurrency=[
+            Concurrency("input.user", max_runs=2, strategy="cancel_newest"),
+            Concurrency("'all'", max_runs=8, strategy="cancel_in_progress"),
+        ]
+    )
     def ok(input: dict, ctx: object) -> None: ...
 
     [declared] = wf.definition().tasks
-    assert [c.expression for c in declared.concurrency] == ["input.user"]
-    with pytest.raises(InvalidDefinitionError, match="group_round_robin"):
-        wf.task(concurrency=[Concurrency("input.user", strategy="cancel_newest")])
+    assert [(c.expression, c.strategy) for c in declared.concurrency] == [
+        ("input.user", "cancel_newest"),
+        ("'all'", "cancel_in_progress"),
+    ]
+    with pytest.raises(InvalidDefinitionError, match="'cancel_later'"):
+        wf.task(concurrency=[Concurrency("input.user", strategy="cancel_later")])  # type: ignore[arg-type]
     with pytest.raises(InvalidDefinitionError, match="twice"):
         wf.task(concurrency=[Concurrency("input.user"), Concurrency("input.user")])
 
@@ -79,6 +87,35 @@ def test_a_definition_without_task_concurrency_keeps_its_version() -> None:
     before = WorkflowDefinition.model_validate(plain).version_hash()
     with_empty = {"name": "wf", "tasks": [{"name": "a", "concurrency": []}]}
     assert WorkflowDefinition.model_validate(with_empty).version_hash() == before
+
+
+def test_each_group_key_carries_its_strategy_for_when_it_is_full() -> None:
+    task = TaskDefinition.model_validate(
+        {
+            "name": "call_model",
+            "concurrency": [
+                {"expression": "input.user", "max_runs": 1, "strategy": "cancel_newest"},
+                {"expression": "'all'", "max_runs": 8, "strategy": "cancel_in_progress"},
+                {"expression": "input.org", "max_runs": 3},
+            ],
+        }
+    )
+    message, _ = attempt(
+        Topology("t"),
+        task,
+        tenant_id="t1",
+        workflow="wf",
+        run_id="r1",
+        task_run_id="tr1",
+        attempt=1,
+        run_input={"user": "alice", "org": "acme"},
+    )
+    assert message.admission is not None
+    assert [(d.key, d.limit, d.on_full) for d in message.admission.dynamic] == [
+        ("task-concurrency:wf:call_model:0:alice", 1, "cancel_newest"),
+        ("task-concurrency:wf:call_model:1:all", 8, "cancel_in_progress"),
+        ("task-concurrency:wf:call_model:2:acme", 3, "wait"),
+    ]
 
 
 def test_a_run_waiter_packed_before_strategies_unpacks_its_keys_as_waiting() -> None:
