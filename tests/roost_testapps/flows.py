@@ -1153,6 +1153,45 @@ def call_model(input: dict, ctx: Context) -> dict:
 cc_workers = roost.worker("cc-workers", workflows=[task_cc], slots=8)
 
 
+# -- task-level concurrency strategies (issue #21): one attempt per user at a time -------
+def _hold(input: dict, ctx: Context) -> dict:
+    """Runs until the test writes ``release`` into ``input["folder"]`` (or ``max_seconds``
+    pass), sleeping in short steps so that a cancel can interrupt it."""
+    folder = Path(input["folder"])
+    until = time.time() + float(input.get("max_seconds", 60))
+    while not (folder / "release").exists() and time.time() < until:
+        time.sleep(0.05)
+    return {"user": input["user"], "released": (folder / "release").exists()}
+
+
+task_newest = roost.workflow("t-task-newest")
+
+
+@task_newest.task(
+    retries=1, concurrency=Concurrency("input.user", max_runs=1, strategy="cancel_newest")
+)
+def hold_newest(input: dict, ctx: Context) -> dict:
+    return _hold(input, ctx)
+
+
+@task_newest.task(parents=[hold_newest])
+def after_newest(input: dict, ctx: Context) -> dict:
+    return {"after": True}
+
+
+task_latest = roost.workflow("t-task-latest")
+
+
+@task_latest.task(
+    retries=1, concurrency=Concurrency("input.user", max_runs=1, strategy="cancel_in_progress")
+)
+def hold_latest(input: dict, ctx: Context) -> dict:
+    return _hold(input, ctx)
+
+
+cc_strategies = roost.worker("cc-strategies", workflows=[task_newest, task_latest], slots=8)
+
+
 # -- worker labels (issue #21): declared, then changed at run time by a task ------------
 relabel = roost.workflow("t-relabel")
 

@@ -24,6 +24,10 @@ from roost_ratelimiter.settings import RatelimiterSettings
 logger = logging.getLogger(__name__)
 
 ADMITTED = Counter("roost_ratelimiter_admitted", "Task attempts and runs admitted.")
+CANCELLED = Counter(
+    "roost_ratelimiter_cancelled",
+    "Task attempts a full key's strategy cancelled (cancel_newest, cancel_in_progress).",
+)
 WAITING = Gauge(
     "roost_ratelimiter_waiting",
     "Attempts and runs the last pass left waiting (it looks at admission_batch per key).",
@@ -96,15 +100,17 @@ class Ratelimiter:
             )
         self.relay.submit(outcome.outbox_rows)
         ADMITTED.inc(outcome.admitted)
+        CANCELLED.inc(outcome.cancelled)
         PASS_SECONDS.observe(time.perf_counter() - started)
         WAITING.set(outcome.waiting)
-        if outcome.admitted or outcome.failed:
+        if outcome.admitted or outcome.failed or outcome.cancelled:
             logger.info(
                 "admitted",
                 extra={
                     "action": "admission_pass",
                     "admitted": outcome.admitted,
                     "failed": outcome.failed,
+                    "cancelled": outcome.cancelled,
                     "waiting": outcome.waiting,
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                 },

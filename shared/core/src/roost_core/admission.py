@@ -25,7 +25,7 @@ from dataclasses import asdict
 from typing import Any
 
 from roost_core.engine.plan import Plan, Statement, columns
-from roost_core.outbox import Admission, OutboxMessage
+from roost_core.outbox import Admission, DynamicKey, OutboxMessage
 from roost_core.queries import SQL
 from roost_core.topology import RATELIMITER_WAKE, Topology
 
@@ -42,14 +42,14 @@ _UPSERT_DYNAMIC = SQL.upsert_dynamic_keys
 
 def _dynamic_params(held: Sequence[OutboxMessage]) -> dict[str, list[Any]] | None:
     rows = [
-        (m.admission.tenant_id, key, limit, window)
+        (m.admission.tenant_id, d.key, d.limit, d.window_seconds, d.on_full)
         for m in held
         if m.admission is not None
-        for key, limit, window in m.admission.dynamic
+        for d in m.admission.dynamic
     ]
     if not rows:
         return None
-    return columns(("tenant_ids", "keys", "limits", "window_seconds"), rows)
+    return columns(("tenant_ids", "keys", "limits", "window_seconds", "on_full"), rows)
 
 
 def split(messages: Sequence[OutboxMessage]) -> tuple[list[OutboxMessage], list[OutboxMessage]]:
@@ -147,7 +147,9 @@ def run_waiter(
             task="",
             keys=(key,),
             units=(1,),
-            dynamic=((key, max_runs, None),),
+            # The strategies of workflow concurrency apply at trigger time
+            # (roost_core.engine.concurrency): in the ratelimiter, a run waits its turn.
+            dynamic=(DynamicKey(key, max_runs, None),),
         ),
     )
 
@@ -167,7 +169,7 @@ def unpack_run(body: bytes) -> list[OutboxMessage]:
                         **adm,
                         "keys": tuple(adm["keys"]),
                         "units": tuple(adm["units"]),
-                        "dynamic": tuple(tuple(d) for d in adm["dynamic"]),
+                        "dynamic": tuple(DynamicKey(*d) for d in adm["dynamic"]),
                     }
                 )
                 if adm

@@ -277,3 +277,6 @@ class RateLimitInfo(BaseModel):
     units_in_use: int
     units_left: int
     waiting: int  # task attempts waiting for units
+    # What an attempt that does not fit does (issue #21): it waits its turn; it is
+    # cancelled; or the key's oldest attempts are cancelled. Set by task concurrency.
+    on_full: Literal["wait", "cancel_newest", "cancel_in_progress"] = "wait"

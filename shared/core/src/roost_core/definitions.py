@@ -115,6 +115,8 @@ class TaskDefinition(_Frozen):
     rate_limits: list[RateLimitUse] = Field(default_factory=list)
     # Task-level concurrency (issue #21): at most max_runs attempts of this task at once
     # per group of each expression; an attempt starts only when every group has room.
+    # Beyond that, each expression's strategy applies to its group (attempts, not runs):
+    # the attempt waits its turn, or is cancelled, or the group's oldest are cancelled.
     concurrency: list[ConcurrencyDefinition] = Field(default_factory=list)
     # Placement (issue #21): what the worker process that runs it should have, by label
     # key (roost_core.labels); a run may override them per key at its trigger.
@@ -134,12 +136,6 @@ class TaskDefinition(_Frozen):
     @field_validator("concurrency")
     @classmethod
     def _check_concurrency(cls, limits: list[ConcurrencyDefinition]) -> list[ConcurrencyDefinition]:
-        for limit in limits:
-            if limit.strategy != "group_round_robin":
-                raise ValueError(
-                    f"task-level concurrency {limit.expression!r} takes the strategy "
-                    f"group_round_robin (waits its turn), not {limit.strategy!r}"
-                )
         expressions = [c.expression for c in limits]
         if len(set(expressions)) != len(expressions):
             raise ValueError(f"task-level concurrency lists an expression twice: {expressions}")

@@ -9,9 +9,16 @@ import time
 from typing import Any
 
 from roost_core.expressions import evaluate_key
-from roost_core.outbox import Admission, OutboxMessage
+from roost_core.outbox import Admission, DynamicKey, OnFull, OutboxMessage
 from roost_core.topology import Topology
 from roost_core.wire import TaskDefinition, TaskMessage, dramatiq_envelope
+
+# What a task-level concurrency strategy makes its keys do when full (issue #21).
+ON_FULL: dict[str, OnFull] = {
+    "group_round_robin": "wait",
+    "cancel_newest": "cancel_newest",
+    "cancel_in_progress": "cancel_in_progress",
+}
 
 
 def task_group_key(workflow: str, task: str, index: int, group: str) -> str:
@@ -85,7 +92,7 @@ def attempt(
     if task.admitted:
         keys: list[str] = []
         units: list[int] = [r.units for r in task.rate_limits]
-        dynamic: list[tuple[str, int, int | None]] = []
+        dynamic: list[DynamicKey] = []
         for use in task.rate_limits:
             if use.key is not None:
                 keys.append(use.key)
@@ -94,14 +101,14 @@ def attempt(
                 assert use.dynamic_key is not None and use.limit is not None
                 key = evaluate_key(use.dynamic_key, run_input)
                 keys.append(key)
-                dynamic.append((key, use.limit, use.window_seconds))
+                dynamic.append(DynamicKey(key, use.limit, use.window_seconds))
         for index, limit in enumerate(task.concurrency):
             # Checked on this input at the trigger too: a held unit per group, per attempt.
             group = evaluate_key(limit.expression, run_input)
             key = task_group_key(workflow, task.name, index, group)
             keys.append(key)
             units.append(1)
-            dynamic.append((key, limit.max_runs, None))
+            dynamic.append(DynamicKey(key, limit.max_runs, None, ON_FULL[limit.strategy]))
         admission = Admission(
             tenant_id=tenant_id,
             run_id=run_id,

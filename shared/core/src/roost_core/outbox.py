@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import pika
 import pika.exceptions
@@ -61,6 +61,22 @@ class OutboxMessage:
     admission: Admission | None = None
 
 
+# What the ratelimiter does with an attempt that does not fit a full key (issue #21):
+# it waits its turn; it is cancelled itself; or the key's oldest attempts are cancelled.
+OnFull = Literal["wait", "cancel_newest", "cancel_in_progress"]
+
+
+class DynamicKey(NamedTuple):
+    """A key computed from the run's input, created on first use with what its task
+    declares (and updated when that changes)."""
+
+    key: str
+    limit: int
+    window_seconds: int | None  # None: a concurrency key
+    # Last, with a default: run waiters packed before issue #21 carry three fields.
+    on_full: OnFull = "wait"
+
+
 @dataclass(frozen=True)
 class Admission:
     """What a task attempt asks the ratelimiter for before it may reach a worker."""
@@ -72,8 +88,8 @@ class Admission:
     task: str
     keys: tuple[str, ...]
     units: tuple[int, ...]
-    # Keys computed from the run's input, created on first use: (key, limit, window).
-    dynamic: tuple[tuple[str, int, int | None], ...] = ()
+    # Keys computed from the run's input, created on first use.
+    dynamic: tuple[DynamicKey, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,6 @@ def task_concurrency(
             raise InvalidDefinitionError(
                 f"{label}: concurrency takes Concurrency(...) objects, not {limit!r}"
             )
-        if limit.strategy != "group_round_robin":
-            raise InvalidDefinitionError(
-                f"{label}: task-level concurrency {limit.expression!r} takes the strategy "
-                f"group_round_robin (an attempt waits its turn), not {limit.strategy!r}"
-            )
         out.append(limit.definition().model_dump())
     expressions = [c["expression"] for c in out]
     if len(set(expressions)) != len(expressions):

@@ -78,7 +78,11 @@ class Concurrency:
     value of a CEL ``expression`` over the run's input (``"input.repo"``). A run beyond
     that waits its turn, groups taking turns (``"group_round_robin"``); or the group's
     oldest run is cancelled to make room (``"cancel_in_progress"``); or the new run is
-    cancelled (``"cancel_newest"``)."""
+    cancelled (``"cancel_newest"``).
+
+    On a task (``@wf.task(concurrency=...)``) the same applies to the task's attempts
+    rather than to runs: at most ``max_runs`` attempts per group; one beyond that waits,
+    or is cancelled, or has the group's oldest attempts cancelled to make room."""
 
     expression: str
     max_runs: int = 1
@@ -93,6 +97,8 @@ class Concurrency:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             message = first["msg"].removeprefix("Value error, ")
+            if first["type"] != "value_error":  # ours name the bad value already
+                message += f", not {first['input']!r}"
             raise InvalidDefinitionError(f"concurrency: {where}: {message}") from None
 
     def definition(self) -> ConcurrencyDefinition:

@@ -124,8 +124,13 @@ class Workflow(WorkflowRuns):
         ``concurrency``: at most ``max_runs`` attempts of this task at once per group of
         each ``Concurrency`` (``[Concurrency("input.user", max_runs=2),
         Concurrency("'all'", max_runs=8)]``); an attempt starts only when every one of
-        its groups has room, and waits its turn otherwise. A durable task waiting holds
-        none.
+        its groups has room. A durable task waiting holds none. When a group is full, its
+        ``strategy`` decides: the attempt waits its turn (``"group_round_robin"``); it
+        ends CANCELLED at once, its error naming the full key (``"cancel_newest"``); or
+        the group's oldest attempts are cancelled, stopped on their workers, and it
+        starts once their places are free (``"cancel_in_progress"``). A cancelled
+        attempt is not retried and its task's descendants never start, as with
+        ``roost.runs.cancel_task``.
 
         ``desired_labels``: what the worker process that runs it should have, by label
         (``{"region": Label("eu", required=True), "memory_gb": Label(32, comparator=">=",

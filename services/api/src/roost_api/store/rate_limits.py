@@ -58,6 +58,7 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
         "units_in_use": in_use,
         "units_left": max(0, row["limit_value"] - in_use),
         "waiting": int(row["waiting"]),
+        "on_full": row["on_full"],
         "updated_at": row["updated_at"].isoformat(),
     }
 

@@ -18,7 +18,8 @@ nothing.
   cancels to make room for them;
 * ``control``: cancelling a run, replaying an ended one;
 * ``admit``, ``choose``: the ratelimiter's admission pass, and its pure choice of whom
-  to admit;
+  to admit; ``make_room``, ``strategies``: what full task-concurrency keys cancel
+  (cancel_newest, cancel_in_progress) in that pass, and its pure decision;
 * ``record``, ``batch``, ``trace``: the end of every transaction (events, admission,
   outbox, the run-final NOTIFY, decision spans);
 * ``plan``: transitions written once for blocking and async connections alike.

@@ -1,6 +1,7 @@
-"""One admission pass of the ratelimiter, in one PostgreSQL transaction: which waiting
-attempts and runs take their units now (the choice is :mod:`.choose`), and what the
-admitted and the never-admissible produce.
+"""One admission pass of the ratelimiter, in one PostgreSQL transaction: what the full
+keys' strategies cancel (:mod:`.make_room`), which waiting attempts and runs take their
+units now (the choice is :mod:`.choose`), and what the admitted and the never-admissible
+produce.
 
 Passes are serialized across replicas by a transaction-scoped advisory lock: usage is
 read and units are taken under it, so two replicas can never both hand out the last
@@ -21,6 +22,7 @@ import psycopg
 from roost_core import outbox, tracing
 from roost_core.admission import RUN_ATTEMPT, enqueue, unpack_run
 from roost_core.engine.choose import Key, KeyState, Waiter, choose
+from roost_core.engine.make_room import apply_strategies
 from roost_core.engine.plan import columns, run
 from roost_core.queries import SQL
 from roost_core.topology import TASK_FAILED, Topology
@@ -45,6 +47,7 @@ class PassOutcome:
     outbox_rows: list[outbox.OutboxRow]
     admitted: int
     failed: int
+    cancelled: int  # by a full key's strategy (issue #21)
     waiting: int
     next_refill: float | None  # unix time a window key blocking a waiter frees units
 
@@ -76,19 +79,23 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
         for r in rows
     ]
     if not waiters:
-        return PassOutcome([], 0, 0, 0, None)
+        return PassOutcome([], 0, 0, 0, 0, None)
     wanted = sorted({key for w in waiters for key, _ in w.needs()})
     keys: dict[Key, KeyState] = {}
     refill: dict[Key, float] = {}
-    for tenant, key, limit, window, in_use, frees_at in conn.execute(
+    for tenant, key, limit, window, in_use, on_full, frees_at in conn.execute(
         _KEYS, {"tenant_ids": [t for t, _ in wanted], "keys": [k for _, k in wanted]}
     ):
-        keys[(str(tenant), key)] = KeyState(limit, window, int(in_use))
+        keys[(str(tenant), key)] = KeyState(limit, window, int(in_use), on_full)
         if frees_at is not None:
             refill[(str(tenant), key)] = float(frees_at)
+    messages: list[outbox.OutboxMessage] = []
+    # First what full keys cancel, so that a cancelled attempt is neither admitted nor
+    # ahead of anyone in choose()'s FIFO.
+    cancelled = apply_strategies(conn, topology, waiters, keys, messages).waiter_ids
+    waiters = [w for w in waiters if w.id not in cancelled]
     decision = choose(waiters, keys, rotation)
 
-    messages: list[outbox.OutboxMessage] = []
     admitted = _take(conn, decision.admitted, keys) if decision.admitted else []
     if admitted and tracing.enabled():
         _trace_admissions(conn, admitted, enqueued)
@@ -105,7 +112,9 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
     gone = {w.id for w in admitted} | {w.id for w, _ in decision.impossible}
     still = [w for w in waiters if w.id not in gone]
     blocking = [refill[k] for w in still for k, _ in w.needs() if k in refill and keys[k].free <= 0]
-    return PassOutcome(rows, len(admitted), failed, len(still), min(blocking, default=None))
+    return PassOutcome(
+        rows, len(admitted), failed, len(cancelled), len(still), min(blocking, default=None)
+    )
 
 
 def _trace_admissions(conn: Conn, admitted: list[Waiter], enqueued: dict[int, float]) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from roost_core.outbox import OnFull
+
 Key = tuple[str, str]  # (tenant id, key)
 
 
@@ -40,6 +42,9 @@ class KeyState:
     limit: int
     window_seconds: int | None  # None: a concurrency key
     in_use: int
+    # What an attempt that does not fit does (roost_core.engine.strategies decides the
+    # cancellations before choose() sees the waiters that are left).
+    on_full: OnFull = "wait"
 
     @property
     def free(self) -> int:

@@ -25,14 +25,18 @@ USING unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[]) AS v(id, a)
 WHERE w.task_run_id = v.id AND w.attempt = v.a RETURNING 1;
 
 -- upsert_dynamic_keys --
--- Dynamic keys are created on first use with the limit their task declares; a changed
--- declaration updates them (rows that already match are not rewritten).
-INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)
-SELECT DISTINCT ON (v.tenant_id, v.key) v.tenant_id, v.key, v.limit_value, v.seconds
+-- Dynamic keys are created on first use with the limit (and, for a task's concurrency
+-- keys, the strategy) their task declares; a changed declaration updates them (rows that
+-- already match are not rewritten).
+INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds, on_full)
+SELECT DISTINCT ON (v.tenant_id, v.key) v.tenant_id, v.key, v.limit_value, v.seconds,
+  v.on_full
 FROM unnest(%(tenant_ids)b::uuid[], %(keys)b::text[], %(limits)b::int[],
-  %(window_seconds)b::int[]) AS v(tenant_id, key, limit_value, seconds)
+  %(window_seconds)b::int[], %(on_full)b::text[])
+  AS v(tenant_id, key, limit_value, seconds, on_full)
 ORDER BY v.tenant_id, v.key
 ON CONFLICT (tenant_id, key) DO UPDATE SET limit_value = EXCLUDED.limit_value,
-  window_seconds = EXCLUDED.window_seconds, updated_at = now()
+  window_seconds = EXCLUDED.window_seconds, on_full = EXCLUDED.on_full, updated_at = now()
 WHERE rate_limits.limit_value IS DISTINCT FROM EXCLUDED.limit_value
-  OR rate_limits.window_seconds IS DISTINCT FROM EXCLUDED.window_seconds;
+  OR rate_limits.window_seconds IS DISTINCT FROM EXCLUDED.window_seconds
+  OR rate_limits.on_full IS DISTINCT FROM EXCLUDED.on_full;

@@ -16,9 +16,10 @@ CROSS JOIN LATERAL (SELECT * FROM rate_limit_waiters w
 ORDER BY w.id;
 
 -- key_usage --
--- The limit, window and units in use of the given keys, and for a window key when the
--- oldest admission still in the window leaves it (units come back then).
-SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds, {{units_in_use}},
+-- The limit, window, units in use and what to do when full (on_full) of the given keys,
+-- and for a window key when the oldest admission still in the window leaves it (units
+-- come back then).
+SELECT l.tenant_id, l.key, l.limit_value, l.window_seconds, {{units_in_use}}, l.on_full,
   CASE WHEN l.window_seconds IS NOT NULL THEN
     (SELECT extract(epoch FROM min(a.admitted_at)) + l.window_seconds
      FROM rate_limit_admissions a WHERE a.tenant_id = l.tenant_id AND a.key = l.key
@@ -53,7 +54,7 @@ INSERT INTO rate_limit_holds (tenant_id, key, task_run_id, attempt, units)
 SELECT * FROM unnest(%(tenant_ids)b::uuid[], %(keys)b::text[], %(task_run_ids)b::uuid[],
   %(attempts)b::int[], %(units)b::int[])
 ON CONFLICT (task_run_id, key) DO UPDATE SET attempt = EXCLUDED.attempt,
-  units = EXCLUDED.units, acquired_at = now();
+  units = EXCLUDED.units, acquired_at = now(), cancelling_at = NULL;
 
 -- insert_admissions --
 -- Records the units admitted attempts take from window keys.
@@ -68,8 +69,9 @@ WHERE l.tenant_id = a.tenant_id AND l.key = a.key
 AND a.admitted_at < now() - make_interval(secs => greatest(l.window_seconds, 600));
 
 -- rate_limit_usage --
--- (A fragment.) Each of a tenant's keys with its units in use and attempts waiting.
-SELECT l.key, l.limit_value, l.window_seconds, l.created_at, l.updated_at,
+-- (A fragment.) Each of a tenant's keys with its units in use, attempts waiting, and
+-- what a full key does (on_full).
+SELECT l.key, l.limit_value, l.window_seconds, l.on_full, l.created_at, l.updated_at,
   {{units_in_use}} AS in_use,
   (SELECT count(*) FROM rate_limit_waiters w
    WHERE w.tenant_id = l.tenant_id AND l.key = ANY(w.keys)) AS waiting
@@ -95,3 +97,24 @@ INSERT INTO rate_limits (tenant_id, key, limit_value, window_seconds)
 VALUES (%(tenant_id)s, %(key)s, %(limit)s, %(window_seconds)s)
 ON CONFLICT (tenant_id, key) DO UPDATE SET limit_value = EXCLUDED.limit_value,
   window_seconds = EXCLUDED.window_seconds, updated_at = now();
+
+-- cancellable_holders --
+-- The attempts holding units of the given keys (cancel_in_progress ones) that the
+-- ratelimiter has not asked to cancel yet, oldest first, with their run and task: the
+-- ones a newer attempt may cancel to make room (roost_core.engine.strategies).
+SELECT h.tenant_id, h.key, t.run_id, h.task_run_id, h.attempt, t.task_name, h.units
+FROM rate_limit_holds h
+JOIN unnest(%(tenant_ids)b::uuid[], %(keys)b::text[]) AS v(tenant_id, key)
+  ON h.tenant_id = v.tenant_id AND h.key = v.key
+JOIN task_runs t ON t.id = h.task_run_id
+WHERE h.cancelling_at IS NULL
+ORDER BY h.acquired_at, h.task_run_id;
+
+-- mark_holds_cancelling --
+-- The holds of attempts the ratelimiter asks to cancel to make room: still held until
+-- those attempts end (the newcomer waits for them), and never asked for twice. Returns
+-- the holds marked now (an attempt that ended meanwhile has none left to mark).
+UPDATE rate_limit_holds h SET cancelling_at = now()
+FROM unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[]) AS v(id, a)
+WHERE h.task_run_id = v.id AND h.attempt = v.a AND h.cancelling_at IS NULL
+RETURNING h.task_run_id, h.attempt;
