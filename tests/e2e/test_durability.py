@@ -274,7 +274,7 @@ def test_a_long_task_acknowledges_its_message_early_and_still_runs_exactly_once(
     try:
         ref = flows.crash.run({"marker_dir": str(tmp_path), "seconds": 5}, wait_for_result=False)
         _wait_until(lambda: any(tmp_path.glob("*.started")), 30, "the task to start")
-        queue = f"{stack.env['ROOST_NAMESPACE']}.tasks.t-crash"
+        queue = f"{stack.env['ROOST_NAMESPACE']}.work.t-crash"
         _wait_until(lambda: _unacked(stack, queue) == 0, 4, "the early acknowledgement")
         assert flows.roost.runs.get(ref.id).task("slow").status == "RUNNING"
 

@@ -93,7 +93,7 @@ def fast_safety_net(stack: Stack) -> Iterator[tuple[Process, int]]:
 
 def _queue(stack: Stack, name: str) -> tuple[pika.BlockingConnection, str]:
     connection = pika.BlockingConnection(pika.URLParameters(stack.env["ROOST_BROKER_URL"]))
-    return connection, f"{stack.env['ROOST_NAMESPACE']}.tasks.{name}"
+    return connection, f"{stack.env['ROOST_NAMESPACE']}.work.{name}"
 
 
 def _events(stack: Stack, run_id: str, type: str) -> int:

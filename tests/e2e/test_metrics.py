@@ -106,7 +106,7 @@ def test_the_api_reports_the_attempts_ready_on_each_workflows_queue(
 
     wf.register()
     refs = [wf.run({"i": i}, wait_for_result=False) for i in range(3)]
-    queue = f"{stack.env['ROOST_NAMESPACE']}.tasks.m-unworked"
+    queue = f"{stack.env['ROOST_NAMESPACE']}.work.m-unworked"
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -18,12 +19,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+import pika
 import psycopg
 import pytest
 
 import roost
 from harness import Process, Stack
 from roost_core.engine.workers import record_heartbeats
+from roost_core.topology import Topology
 from roost_core.wire import WorkerHeartbeat
 
 T = TypeVar("T")
@@ -281,3 +284,86 @@ def _beat(worker_id: str, state: str, sent_at: float) -> WorkerHeartbeat:
             "labels": {"node": "d"},
         }
     )
+
+
+def test_queued_runs_start_in_priority_order_and_the_low_ones_still_finish(
+    stack: Stack, apps: ModuleType, tmp_path: Path
+) -> None:
+    # One slot, and a process that takes no message beyond the one it runs.
+    worker = stack.start_worker(
+        "roost_testapps.placement:prio_worker",
+        processes=1,
+        threads=1,
+        name="prio",
+        extra_env={"dramatiq_queue_prefetch": "1", "ROOST_LONG_TASK_ACK_SECONDS": "600"},
+    )
+    try:
+        blocker = apps.prio.run({"hold_dir": str(tmp_path)}, wait_for_result=False)
+        _poll(lambda: any(tmp_path.glob("blocker.*")), 30, "the blocker to hold the slot")
+        priorities = [1, 3, 2] * 10
+        random.Random(21).shuffle(priorities)
+        refs = [apps.prio.run({"p": p}, priority=p, wait_for_result=False) for p in priorities]
+        assert {apps.roost.runs.get(r.id).priority for r in refs} == {1, 2, 3}
+        _poll(
+            lambda: _ready_in_queue(stack, "p-priority") >= 30,
+            20,
+            "the 30 runs' messages on the queue",
+        )
+        (tmp_path / "release").write_text("go")
+        outs = [r.result(timeout=60)["record_start"] for r in refs]  # the low ones finish too
+        blocker.result(timeout=30)
+        started = [o["priority"] for o in sorted(outs, key=lambda o: o["start"])]
+        assert started == sorted(priorities, reverse=True), started
+    finally:
+        stack.stop_one(worker)
+
+
+def test_an_aged_low_priority_attempt_keeps_new_high_ones_behind_it(
+    stack: Stack, apps: ModuleType
+) -> None:
+    low = apps.unserved.run({}, priority=1, wait_for_result=False)
+    before = apps.unserved.run({}, priority=3, wait_for_result=False)
+    _poll(lambda: _ready_in_queue(stack, "p-unserved") >= 2, 20, "two messages queued")
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:  # it waited 2 min
+        conn.execute(
+            "UPDATE task_runs SET queued_at = now() - interval '2 minutes' WHERE run_id = %s",
+            (low.id,),
+        )
+    after = apps.unserved.run({}, priority=3, wait_for_result=False)
+    _poll(lambda: _ready_in_queue(stack, "p-unserved") >= 3, 20, "the third message queued")
+    sent = _queued_priorities(stack, "p-unserved")
+    try:
+        assert sent[low.id] == 1
+        assert sent[before.id] == 3  # sent before the low one had aged
+        assert sent[after.id] == 1  # no higher than the aged one: it goes after it
+    finally:
+        for ref in (low, before, after):
+            apps.roost.runs.cancel(ref.id)
+
+
+def _ready_in_queue(stack: Stack, workflow: str) -> int:
+    """Messages ready on ``workflow``'s queue (RabbitMQ's count)."""
+    queue = Topology(stack.env["ROOST_NAMESPACE"]).task_queue(workflow)
+    connection = pika.BlockingConnection(pika.URLParameters(stack.env["ROOST_BROKER_URL"]))
+    try:
+        ok = connection.channel().queue_declare(queue, passive=True)
+        return int(ok.method.message_count)
+    finally:
+        connection.close()
+
+
+def _queued_priorities(stack: Stack, workflow: str) -> dict[str, int]:
+    """The AMQP priority of each run's message on ``workflow``'s queue, by run id (read
+    without acknowledging: closing the connection puts them back)."""
+    queue = Topology(stack.env["ROOST_NAMESPACE"]).task_queue(workflow)
+    connection = pika.BlockingConnection(pika.URLParameters(stack.env["ROOST_BROKER_URL"]))
+    found: dict[str, int] = {}
+    try:
+        channel = connection.channel()
+        while True:
+            method, props, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                return found
+            found[json.loads(body)["args"][0]["run_id"]] = props.priority
+    finally:
+        connection.close()

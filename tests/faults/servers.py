@@ -508,7 +508,7 @@ class Cluster:
 
     @property
     def task_queue(self) -> str:
-        return f"{self.s.env['ROOST_NAMESPACE']}.tasks.t-load"
+        return f"{self.s.env['ROOST_NAMESPACE']}.work.t-load"
 
     def queues(self) -> dict[str, tuple[int, int, int]]:
         """name -> (ready, unacknowledged, consumers) on the stack's vhost."""

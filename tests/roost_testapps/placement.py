@@ -102,6 +102,28 @@ def set_labels(input: dict, ctx: Context) -> dict:
     return {"worker_id": ctx.worker_id, "labels": labelled.labels}
 
 
+prio = roost.workflow("p-priority")
+
+
+@prio.task()
+def record_start(input: dict, ctx: Context) -> dict:
+    """Records when it started; the first run holds the worker's one slot (``hold_dir``)
+    while the others queue."""
+    start = time.time()
+    _hold(input, ctx, "blocker")
+    return {"start": start, "priority": input.get("p")}
+
+
+prio_worker = roost.worker("prio", workflows=[prio], slots=1)
+
+unserved = roost.workflow("p-unserved")  # no worker serves it: its messages stay queued
+
+
+@unserved.task()
+def never_runs(input: dict, ctx: Context) -> None:
+    return None
+
+
 sticky = roost.worker("sticky", workflows=[sticky_hard, sticky_soft], slots=4)
 labelled = roost.worker(
     "labelled",

@@ -672,7 +672,7 @@ def test_keda_watches_the_task_queue_of_every_workflow_the_worker_serves(
     assert served_workflows == ["task-execution"]
     namespace = _env(processes["worker"].container)["ROOST_NAMESPACE"].value
     expected = {Topology(namespace).task_queue(wf) for wf in served_workflows}
-    assert expected == {"roost.tasks.task-execution"}
+    assert expected == {"roost.work.task-execution"}
     triggers = _one("ScaledObject", "roost-worker")["spec"]["triggers"]
     assert {t["type"] for t in triggers} == {"rabbitmq"}
     queues = [t["metadata"]["queueName"] for t in triggers]

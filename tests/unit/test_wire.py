@@ -11,7 +11,8 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.message import Message
 from pydantic import ValidationError
 
-from roost_core.topology import Topology, task_queue_arguments
+from roost._worker_queue import RoostRabbitmqBroker
+from roost_core.topology import MAX_PRIORITY, Topology, task_queue_arguments
 from roost_core.wire import (
     TaskEmitted,
     TaskError,
@@ -40,16 +41,23 @@ def test_a_task_message_decodes_as_a_dramatiq_message() -> None:
 
     decoded = Message.decode(body)
 
-    assert decoded.queue_name == "ns.tasks.wf"
+    assert decoded.queue_name == "ns.work.wf"
     assert decoded.actor_name == "roost.wf"
     assert decoded.message_id == "t:2"
     assert TaskMessage.model_validate(decoded.args[0]) == msg
 
 
-def test_task_queues_are_declared_with_dramatiqs_own_arguments() -> None:
-    broker = RabbitmqBroker(url="amqp://guest:guest@127.0.0.1:1/%2F")
+def test_task_queues_are_declared_with_the_workers_own_arguments() -> None:
+    # As roost._worker builds its broker: priority queues, and own queues that expire.
+    broker = RoostRabbitmqBroker(url="amqp://guest:guest@127.0.0.1:1/%2F", max_priority=3)
     queue = Topology("ns").task_queue("wf")
     assert task_queue_arguments(queue) == broker._build_queue_arguments(queue)
+    assert task_queue_arguments(queue)["x-max-priority"] == MAX_PRIORITY == 3
+    own = Topology("ns").worker_queue("w@host:12")
+    assert task_queue_arguments(own) == broker._build_queue_arguments(own)
+    assert task_queue_arguments(own)["x-expires"] == 120_000
+    plain = RabbitmqBroker(url="amqp://guest:guest@127.0.0.1:1/%2F", max_priority=3)
+    assert plain._build_queue_arguments(queue) == broker._build_queue_arguments(queue)
 
 
 def test_task_queue_names_are_valid_dramatiq_queue_names() -> None:

@@ -48,6 +48,16 @@ def _upper(raw: Any) -> Any:
 
 # An optional text filter: empty is the same as absent (a form's empty field).
 Text = Annotated[str | None, BeforeValidator(lambda raw: raw or None)]
+# A run id given as a filter; empty, as a browser's form sends an unfilled field, means
+# not given (and the document says so, so that an empty one is not a schema violation).
+OptionalId = Annotated[
+    UUID | None,
+    BeforeValidator(lambda raw: raw or None),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]},
+        mode="validation",
+    ),
+]
 
 
 Time = Annotated[
@@ -99,7 +109,7 @@ class RunListQuery(_Query):
     until: Time | None = Field(
         default=None, description="created before (ISO 8601 or unix seconds)"
     )
-    parent_run_id: Annotated[UUID | None, BeforeValidator(lambda raw: raw or None)] = Field(
+    parent_run_id: OptionalId = Field(
         default=None, description="only the runs triggered inside this run's tasks"
     )
     limit: Limit = _limit(50)
@@ -155,9 +165,7 @@ class ApprovalQuery(_Query):
     status: Annotated[ApprovalStatus | None, BeforeValidator(_upper)] = Field(
         default=None, description="only those in this status (PENDING: awaiting a decision)"
     )
-    run_id: Annotated[UUID | None, BeforeValidator(lambda raw: raw or None)] = Field(
-        default=None, description="only those of this run"
-    )
+    run_id: OptionalId = Field(default=None, description="only those of this run")
     decided: bool = Field(
         default=False,
         description="only those that ended: APPROVED, REJECTED, EXPIRED or CANCELLED",

@@ -77,6 +77,7 @@ def _params(held: Sequence[OutboxMessage]) -> dict[str, list[Any]]:
         "units": [" ".join(str(u) for u in a.units) for a in adm if a],
         "queues": [m.routing_key for m in held],
         "messages": [m.body for m in held],
+        "priorities": [m.priority for m in held],
     }
 
 
@@ -132,6 +133,7 @@ def run_waiter(
             "routing_key": m.routing_key,
             "body": base64.b64encode(m.body).decode(),
             "admission": asdict(m.admission) if m.admission else None,
+            "priority": m.priority,
         }
         for m in messages
     ]
@@ -174,6 +176,7 @@ def unpack_run(body: bytes) -> list[OutboxMessage]:
                 )
                 if adm
                 else None,
+                priority=item.get("priority"),  # absent from waiters of before priority
             )
         )
     return out

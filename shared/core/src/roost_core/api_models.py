@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from roost_core.labels import DesiredLabel
+from roost_core.labels import DesiredLabels
 from roost_core.metadata import Metadata
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.triggers import KEY_PATTERN
-from roost_core.wire import Whole
+from roost_core.wire import Priority, Whole
 
 # Most runs or events one bulk request may carry (one transaction each).
 MAX_BULK = 1000
@@ -52,7 +52,9 @@ class TriggerRequest(BaseModel):
     metadata: Metadata = Field(default_factory=dict)
     parent: ParentRef | None = None
     # Placement (issue #21): overrides the tasks' desired labels, label by label.
-    desired_labels: dict[str, DesiredLabel] | None = None
+    desired_labels: DesiredLabels | None = None
+    # 1 (low) to 3 (high); none: the workflow's default_priority, else 1.
+    priority: Priority | None = None
 
 
 class BulkItem(BaseModel):
@@ -63,6 +65,7 @@ class BulkItem(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=255)
     metadata: Metadata = Field(default_factory=dict)
     parent: ParentRef | None = None
+    priority: Priority | None = None  # as a single trigger's
 
 
 class BulkTriggerRequest(BaseModel):
@@ -161,6 +164,7 @@ class RunSummary(_Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     metadata: dict[str, str] = {}
+    priority: int = 1  # 1 (low) to 3 (high): its tasks' priority on their queues
     # The schedule that started it: {"kind": "cron", "cron_id", "cron", "fire_at"} or
     # {"kind": "scheduled", "scheduled_id"} (roost_core.metadata.schedule_trigger).
     trigger: dict[str, str] | None = None

@@ -9,19 +9,20 @@ import json
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from roost_core.crons import check_expression
 from roost_core.expressions import compile_expression
-from roost_core.labels import DesiredLabel
-from roost_core.metadata import KEY_RE as LABEL_KEY_RE
+from roost_core.labels import DesiredLabels
 from roost_core.triggers import check_pattern
 
 JSON = Any  # a JSON value: dict, list, str, int, float, bool or None
@@ -34,6 +35,29 @@ def _whole(value: Any) -> Any:
 # A whole number, as JSON Schema's "integer" means it: 3.0 is 3. The api validates bodies
 # strictly (no "3", no true); without this, strictness would refuse 3.0 too.
 Whole = Annotated[int, BeforeValidator(_whole)]
+
+
+# A run's priority: 1 (low) to 3 (high) (roost_core.engine.priority).
+Priority = Annotated[
+    Whole,
+    annotated_types.Ge(1),
+    annotated_types.Le(3),
+    # Stated outright: inside an optional field pydantic would write ge/le, not JSON
+    # Schema's minimum/maximum.
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 3}, mode="validation"),
+]
+
+
+# Optional whole numbers in bounds, stated outright for the document (see Priority).
+_KeyLimit = Annotated[
+    Whole,
+    annotated_types.Ge(1),
+    annotated_types.Le(1_000_000_000),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 1_000_000_000}),
+]
+_Seconds = Annotated[
+    Whole, annotated_types.Ge(1), WithJsonSchema({"type": "integer", "minimum": 1})
+]
 
 
 class _Frozen(BaseModel):
@@ -56,8 +80,8 @@ class RateLimitUse(_Frozen):
     key: str | None = Field(default=None, pattern=RATE_LIMIT_KEY_RE)
     dynamic_key: str | None = None
     units: Whole = Field(default=1, ge=1, le=1_000_000)
-    limit: Whole | None = Field(default=None, ge=1, le=1_000_000_000)
-    window_seconds: Whole | None = Field(default=None, ge=1)
+    limit: _KeyLimit | None = None
+    window_seconds: _Seconds | None = None
 
     @model_validator(mode="after")
     def _check(self) -> RateLimitUse:
@@ -120,18 +144,7 @@ class TaskDefinition(_Frozen):
     concurrency: list[ConcurrencyDefinition] = Field(default_factory=list)
     # Placement (issue #21): what the worker process that runs it should have, by label
     # key (roost_core.labels); a run may override them per key at its trigger.
-    desired_labels: dict[str, DesiredLabel] = Field(default_factory=dict)
-
-    @field_validator("desired_labels")
-    @classmethod
-    def _check_labels(cls, labels: dict[str, DesiredLabel]) -> dict[str, DesiredLabel]:
-        for key in labels:
-            if not LABEL_KEY_RE.fullmatch(key):
-                raise ValueError(
-                    f"desired label key {key!r} must be 1-64 letters, digits, '_', '.', '-'"
-                    " or '/' (not starting with '.', '-' or '/')"
-                )
-        return labels
+    desired_labels: DesiredLabels = Field(default_factory=dict)
 
     @field_validator("concurrency")
     @classmethod
@@ -177,6 +190,8 @@ class WorkflowDefinition(_Frozen):
     # its first one. "hard": only there (the run's tasks fail if that process is gone);
     # "soft": there while it lives and has a free slot, else anywhere.
     sticky: Literal["hard", "soft"] | None = None
+    # A run's priority when its trigger gives none (issue #21): 1 (low) to 3 (high).
+    default_priority: Priority | None = None
 
     @field_validator("on_crons")
     @classmethod
@@ -218,6 +233,8 @@ class WorkflowDefinition(_Frozen):
             del data["concurrency"]
         if data["sticky"] is None:
             del data["sticky"]
+        if data["default_priority"] is None:
+            del data["default_priority"]
         if not data["on_crons"] and data["cron_input"] is None:
             del data["on_crons"], data["cron_input"]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -36,13 +36,16 @@ def task_attempt_message(
     message: TaskMessage,
     admission: Admission | None = None,
     queue: str | None = None,
+    priority: int = 1,
 ) -> OutboxMessage:
     """The outbox message that hands ``message`` to a worker (after the ratelimiter's
     ``admission``, if it needs one): on its workflow's shared queue, or on ``queue`` (a
     worker process's own, where the engine placed it)."""
     queue = queue or topology.task_queue(message.workflow)
     body = dramatiq_envelope(queue, topology.actor_name(message.workflow), message)
-    return OutboxMessage(exchange="", routing_key=queue, body=body, admission=admission)
+    return OutboxMessage(
+        exchange="", routing_key=queue, body=body, admission=admission, priority=priority
+    )
 
 
 def schedule_deadline(task: TaskDefinition, now: float | None = None) -> float | None:
@@ -69,9 +72,11 @@ def attempt(
     journal: list[Any] | None = None,
     now: float | None = None,
     queue: str | None = None,
+    priority: int = 1,
 ) -> tuple[OutboxMessage, float | None]:
-    """The outbox message for one attempt of ``task`` (to ``queue``, if placed), and its
-    schedule deadline (unix seconds, or None) for the task run's ``deadline_at``."""
+    """The outbox message for one attempt of ``task`` (to ``queue``, if placed; with the
+    AMQP ``priority`` of its run, roost_core.engine.priority), and its schedule deadline
+    (unix seconds, or None) for the task run's ``deadline_at``."""
     deadline = schedule_deadline(task, now)
     message = TaskMessage(
         run_id=run_id,
@@ -119,4 +124,4 @@ def attempt(
             units=tuple(units),
             dynamic=tuple(dynamic),
         )
-    return task_attempt_message(topology, message, admission, queue), deadline
+    return task_attempt_message(topology, message, admission, queue, priority), deadline

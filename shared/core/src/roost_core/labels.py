@@ -7,9 +7,11 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from roost_core.metadata import KEY_RE
 
 LabelValue = str | int | float
 Comparator = Literal["==", "!=", "<", "<=", ">", ">="]
@@ -24,18 +26,45 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+VALUE_MAX = 200  # as a worker label's (roost_core.wire.WORKER_LABEL_VALUE_MAX)
+LABELS_MAX = 32
+
+
+def _whole(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class DesiredLabel(BaseModel):
     """A label a task wants its worker to have: ``worker_label <comparator> value``
     (``memory_gb >= 32``). ``required``: a worker without it never runs the task (the
     task waits for one that has it); else each satisfied label adds ``weight`` to a
     worker's score, and the best-scoring live worker runs it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        # What the model validator refuses, the document says: an order compares numbers.
+        json_schema_extra={
+            "if": {
+                "properties": {"comparator": {"enum": ["<", "<=", ">", ">="]}},
+                "required": ["comparator"],
+            },
+            "then": {"properties": {"value": {"type": "number"}}},
+        },
+    )
 
-    value: str | int | float
+    value: str | int | float = Field(
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "maxLength": VALUE_MAX, "pattern": "^[^\\u0000]*$"},
+                {"type": "number"},
+            ]
+        }
+    )
     comparator: Comparator = "=="
     required: bool = False
-    weight: int = Field(default=1, ge=1, le=1_000_000)
+    # 3.0 is 3, as JSON Schema's "integer" means it (the api validates bodies strictly).
+    weight: Annotated[int, BeforeValidator(_whole)] = Field(default=1, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _check(self) -> DesiredLabel:
@@ -43,6 +72,11 @@ class DesiredLabel(BaseModel):
             raise ValueError(f"desired label value {self.value!r} is not a string or a number")
         if isinstance(self.value, float) and not math.isfinite(self.value):
             raise ValueError(f"desired label value {self.value!r} is not a finite number")
+        if isinstance(self.value, str) and (len(self.value) > VALUE_MAX or "\x00" in self.value):
+            raise ValueError(
+                f"desired label value {self.value[:40]!r} is longer than {VALUE_MAX}"
+                " characters or holds a NUL character"
+            )
         if self.comparator not in ("==", "!=") and isinstance(self.value, str):
             raise ValueError(
                 f"desired label comparator {self.comparator!r} compares numbers, "
@@ -90,3 +124,28 @@ def unmet(desired: Mapping[str, DesiredLabel], labels: Mapping[str, LabelValue])
         for key, want in desired.items()
         if want.required and not satisfies(want, labels.get(key))
     ]
+
+
+def _check_keys(labels: dict[str, DesiredLabel]) -> dict[str, DesiredLabel]:
+    for key in labels:
+        if not KEY_RE.fullmatch(key):
+            raise ValueError(
+                f"desired label key {key!r} must be 1-64 letters, digits, '_', '.', '-'"
+                " or '/' (not starting with '.', '-' or '/')"
+            )
+    if len(labels) > LABELS_MAX:
+        raise ValueError(f"at most {LABELS_MAX} desired labels, not {len(labels)}")
+    return labels
+
+
+# A task's (or a run's) desired labels by worker label key, keys as worker labels' own.
+DesiredLabels = Annotated[
+    dict[str, DesiredLabel],
+    AfterValidator(_check_keys),
+    Field(
+        json_schema_extra={
+            "propertyNames": {"pattern": f"^{KEY_RE.pattern}$"},
+            "maxProperties": LABELS_MAX,
+        }
+    ),
+]

@@ -59,6 +59,8 @@ class OutboxMessage:
     # A task message that needs the ratelimiter's admission first: it waits in
     # rate_limit_waiters instead of the outbox (see roost_core.admission).
     admission: Admission | None = None
+    # Its AMQP priority on a task queue (a run's, 1-3; roost_core.engine.priority).
+    priority: int | None = None
 
 
 # What the ratelimiter does with an attempt that does not fit a full key (issue #21):
@@ -112,6 +114,7 @@ def insert_params(messages: list[OutboxMessage]) -> dict[str, list[Any]]:
         "bodies": [m.body for m in messages],
         "headers": [json.dumps(m.headers) if m.headers else None for m in messages],
         "mandatory": [m.mandatory for m in messages],
+        "priorities": [m.priority for m in messages],
     }
 
 
@@ -204,7 +207,9 @@ class Publisher:
 
     def _on_return(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
         self._returned.append(
-            OutboxMessage(method.exchange, method.routing_key, body, props.headers)
+            OutboxMessage(
+                method.exchange, method.routing_key, body, props.headers, priority=props.priority
+            )
         )
 
     def _ensure_queue(self, channel: BlockingChannel, message: OutboxMessage) -> None:
@@ -218,6 +223,7 @@ class Publisher:
             delivery_mode=broker.PERSISTENT,
             content_type="application/json",
             headers=message.headers,
+            priority=message.priority,
         )
 
     def publish(self, message: OutboxMessage) -> None:
@@ -407,7 +413,9 @@ def sweep(
         rows = conn.execute(_CLAIM_STALE, {"older_than_s": older_than_s, "limit": limit}).fetchall()
         if not rows:
             return 0
-        publisher.publish_batch([OutboxMessage(r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows])
+        publisher.publish_batch(
+            [OutboxMessage(r[1], r[2], bytes(r[3]), r[4], r[5], priority=r[6]) for r in rows]
+        )
         conn.execute(_DELETE, {"ids": [r[0] for r in rows]})
     logger.info("outbox swept", extra={"action": "outbox_swept", "count": len(rows)})
     return len(rows)

@@ -53,6 +53,10 @@ TASK_CANCEL = "task.cancel"
 # Messages (span batches) the span queue holds before it drops the oldest.
 SPANS_QUEUE_MAX_LENGTH = 10_000
 
+# Task queues are RabbitMQ priority queues: a run's priority, 1 (low) to 3 (high), is its
+# messages' AMQP priority (roost_core.engine.priority).
+MAX_PRIORITY = 3
+
 # A worker process's own queue is "<namespace>.worker@<worker id>" (worker ids are
 # "name@host:pid"; no workflow name holds "@"), deleted once unused for 2 minutes.
 WORKER_QUEUE_MARK = ".worker@"
@@ -104,8 +108,10 @@ class Topology:
         return f"{self.namespace}.ratelimiter"
 
     def task_queue(self, workflow: str) -> str:
-        """Dramatiq queue that carries the task attempts of one workflow."""
-        return f"{self.namespace}.tasks.{workflow}"
+        """Dramatiq queue that carries the task attempts of one workflow. (It was
+        "<ns>.tasks.<workflow>" before priorities: RabbitMQ fixes a queue's x-max-priority
+        when it is declared, so the priority queues took a new name; docs/placement.md.)"""
+        return f"{self.namespace}.work.{workflow}"
 
     def worker_queue(self, worker_id: str) -> str:
         """A worker process's own queue (issue #21): the engine places a sticky or
@@ -140,6 +146,7 @@ def task_queue_arguments(queue_name: str) -> dict[str, Any]:
     return {
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": f"{queue_name}.XQ",
+        "x-max-priority": MAX_PRIORITY,
         **worker_queue_expiry(queue_name),
     }
 

@@ -20,6 +20,7 @@ from roost_core.definitions import JSON as JSON
 from roost_core.definitions import NAME_PATTERN as NAME_PATTERN
 from roost_core.definitions import RATE_LIMIT_KEY_RE as RATE_LIMIT_KEY_RE
 from roost_core.definitions import ConcurrencyDefinition as ConcurrencyDefinition
+from roost_core.definitions import Priority as Priority
 from roost_core.definitions import RateLimitUse as RateLimitUse
 from roost_core.definitions import TaskDefinition as TaskDefinition
 from roost_core.definitions import Whole as Whole

@@ -112,6 +112,7 @@ class Roost:
         on_crons: Sequence[str] | None = None,
         cron_input: Any = None,
         sticky: Literal["hard", "soft"] | None = None,
+        default_priority: int | None = None,
     ) -> Workflow:
         """Define a workflow; add tasks with ``@wf.task(parents=[...])``.
 
@@ -131,7 +132,10 @@ class Roost:
         task (say, the one holding its git worktree). ``"hard"``: only there; if that
         process is gone (stopped, or silent past the heartbeat timeout), the run's
         waiting tasks fail with StickyWorkerGone. ``"soft"``: there while it is live, has
-        a free slot and meets the task's required labels; else to any (matching) worker."""
+        a free slot and meets the task's required labels; else to any (matching) worker.
+
+        ``default_priority``: its runs' priority, 1 (low, the default) to 3 (high), when
+        a trigger gives none (``wf.run(..., priority=3)``)."""
         return Workflow(
             self,
             name,
@@ -141,6 +145,7 @@ class Roost:
             on_crons=on_crons,
             cron_input=cron_input,
             sticky=sticky,
+            default_priority=default_priority,
         )
 
     def task(

@@ -18,6 +18,7 @@ def bulk_items(
     chunk_size: int,
     metadata: dict[str, str] | None,
     parents: Sequence[ParentRef | None] | None = None,
+    priority: int | None = None,
 ) -> list[BulkItem]:
     """One item per input, each validated by ``validate`` (an error names its index),
     with its parent task if it is a child run (roost._children)."""
@@ -28,6 +29,7 @@ def bulk_items(
     if not 1 <= chunk_size <= MAX_BULK:
         raise InvalidInputError(f"chunk_size must be between 1 and {MAX_BULK}, not {chunk_size}")
     meta = checked_metadata(metadata)
+    checked_priority(priority)
     items: list[BulkItem] = []
     for index, raw in enumerate(inputs):
         try:
@@ -39,8 +41,20 @@ def bulk_items(
         parent = parents[index] if parents is not None else None
         if parent is not None:
             fields["parent"] = parent
+        if priority is not None:
+            fields["priority"] = priority
         items.append(BulkItem.model_construct(**fields))
     return items
+
+
+def checked_priority(priority: int | None) -> int | None:
+    """A run's priority, checked before anything is sent: 1 (low) to 3 (high), or None
+    (the workflow's default_priority, else 1)."""
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 3
+    ):
+        raise InvalidInputError(f"priority must be 1 (low), 2 or 3 (high), not {priority!r}")
+    return priority
 
 
 def checked_metadata(metadata: dict[str, str] | None) -> dict[str, str]:

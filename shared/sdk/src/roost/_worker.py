@@ -173,6 +173,7 @@ class Worker:
         rabbit = RoostRabbitmqBroker(
             url=core_broker.with_heartbeat(settings.broker_url, settings.amqp_heartbeat_seconds),
             confirm_delivery=True,
+            max_priority=topo.MAX_PRIORITY,  # runs' priorities (docs/placement.md)
         )
         self.control = ControlListener(
             settings.broker_url, topology, settings.cancel_grace_seconds, self._recent_cancels

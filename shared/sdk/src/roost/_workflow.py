@@ -71,6 +71,7 @@ class Workflow(WorkflowRuns):
         on_crons: Sequence[str] | None = None,
         cron_input: Any = None,
         sticky: Literal["hard", "soft"] | None = None,
+        default_priority: int | None = None,
     ) -> None:
         dag.check_name("workflow", name)
         check_options(name, input_validator, on_events, concurrency)
@@ -79,6 +80,12 @@ class Workflow(WorkflowRuns):
                 f"workflow {name!r}: sticky is 'hard', 'soft' or None, not {sticky!r}"
             )
         self.sticky = sticky
+        if default_priority is not None and default_priority not in (1, 2, 3):
+            raise InvalidDefinitionError(
+                f"workflow {name!r}: default_priority is 1 (low), 2 or 3 (high),"
+                f" not {default_priority!r}"
+            )
+        self.default_priority = default_priority
         super().__init__(roost)
         self.name = name
         self.input_validator = input_validator
@@ -299,6 +306,7 @@ class Workflow(WorkflowRuns):
             on_crons=self.on_crons,
             cron_input=self.cron_input,
             sticky=self.sticky,
+            default_priority=self.default_priority,
         )
         dag.validate(definition)
         return definition

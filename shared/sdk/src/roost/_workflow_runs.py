@@ -20,7 +20,7 @@ from roost._labels import Label, desired_labels
 from roost._models import ScheduledRun
 from roost._runs import RunRef, Runs, outcome
 from roost._scheduled import ScheduledRuns
-from roost._trigger_input import bulk_items, checked_metadata
+from roost._trigger_input import bulk_items, checked_metadata, checked_priority
 from roost._workflows import Workflows
 from roost_core.wire import WorkflowDefinition
 
@@ -92,6 +92,7 @@ class WorkflowRuns:
         metadata: dict[str, str] | None = ...,
         key: str | None = ...,
         desired_labels: Mapping[str, Label | str | int | float] | None = ...,
+        priority: int | None = ...,
     ) -> dict[str, Any]: ...
 
     @overload
@@ -105,6 +106,7 @@ class WorkflowRuns:
         metadata: dict[str, str] | None = ...,
         key: str | None = ...,
         desired_labels: Mapping[str, Label | str | int | float] | None = ...,
+        priority: int | None = ...,
     ) -> RunRef: ...
 
     def run(
@@ -117,6 +119,7 @@ class WorkflowRuns:
         metadata: dict[str, str] | None = None,
         key: str | None = None,
         desired_labels: Mapping[str, Label | str | int | float] | None = None,
+        priority: int | None = None,
     ) -> Any:
         """Trigger a run. Waits and returns each task's output by name (raising
         RunFailedError naming the failed tasks), or with ``wait_for_result=False``
@@ -129,11 +132,15 @@ class WorkflowRuns:
         a retried task triggering with the same key gets the same run back.
 
         ``desired_labels``: overrides its tasks' desired labels, label by label
-        (``{"region": Label("us", required=True)}``; see ``wf.task``)."""
+        (``{"region": Label("us", required=True)}``; see ``wf.task``). ``priority``: 1
+        (low) to 3 (high); its tasks go ahead of lower ones on their queues, low ones
+        aging so that they never wait forever (default: the workflow's
+        ``default_priority``, else 1)."""
         roost = self._client()
         payload = self.validate_input({} if input is None else input)
         meta = checked_metadata(metadata)
         wanted = self._run_labels(desired_labels)
+        checked_priority(priority)
         parent = children.parent_ref(key, f"{self.name}.run")
         version = self.register()
         created = roost.workflows.trigger(
@@ -144,6 +151,7 @@ class WorkflowRuns:
             version=version,
             parent=parent,
             desired_labels=wanted,
+            priority=priority,
         )
         ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:
@@ -158,6 +166,7 @@ class WorkflowRuns:
         chunk_size: int = 500,
         metadata: dict[str, str] | None = None,
         keys: Sequence[str] | None = None,
+        priority: int | None = None,
     ) -> list[RunRef]:
         """Trigger one run per input with as few requests as possible (one transaction per
         chunk of ``chunk_size``); return their RunRefs in input order. Every input is
@@ -166,7 +175,7 @@ class WorkflowRuns:
         roost = self._client()
         parents = children.parent_refs(keys, len(inputs), f"{self.name}.run_many")
         items = bulk_items(
-            self.validate_input, inputs, idempotency_keys, chunk_size, metadata, parents
+            self.validate_input, inputs, idempotency_keys, chunk_size, metadata, parents, priority
         )
         version = self.register()
         ids = roost.workflows.trigger_many(self.name, items, version=version, chunk_size=chunk_size)
@@ -189,6 +198,7 @@ class WorkflowRuns:
         metadata: dict[str, str] | None = None,
         key: str | None = None,
         desired_labels: Mapping[str, Label | str | int | float] | None = None,
+        priority: int | None = None,
     ) -> Any:
         """:meth:`run`, awaited: each task's output by name, or with
         ``wait_for_result=False`` a RunRef (``await ref.aio_result()``). Concurrent
@@ -205,6 +215,7 @@ class WorkflowRuns:
         payload = self.validate_input({} if input is None else input)
         meta = checked_metadata(metadata)
         wanted = self._run_labels(desired_labels)
+        checked_priority(priority)
         parent = children.parent_ref(key, f"{self.name}.aio_run")
         version = await self.aio_register()
         created = await roost.workflows.aio_trigger(
@@ -215,6 +226,7 @@ class WorkflowRuns:
             version=version,
             parent=parent,
             desired_labels=wanted,
+            priority=priority,
         )
         ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:
@@ -229,6 +241,7 @@ class WorkflowRuns:
         chunk_size: int = 500,
         metadata: dict[str, str] | None = None,
         keys: Sequence[str] | None = None,
+        priority: int | None = None,
     ) -> list[RunRef]:
         """:meth:`run_many`, awaited. In a durable task, a durable call: the runs are
         triggered once (``ctx.wait_for_runs(refs)`` waits for them holding no slot)."""
@@ -238,7 +251,7 @@ class WorkflowRuns:
         roost = self._client()
         parents = children.parent_refs(keys, len(inputs), f"{self.name}.aio_run_many")
         items = bulk_items(
-            self.validate_input, inputs, idempotency_keys, chunk_size, metadata, parents
+            self.validate_input, inputs, idempotency_keys, chunk_size, metadata, parents, priority
         )
         version = await self.aio_register()
         ids = await roost.workflows.aio_trigger_many(

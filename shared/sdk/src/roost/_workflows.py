@@ -74,13 +74,16 @@ class Workflows:
         version: str | None = None,
         parent: ParentRef | None = None,
         desired_labels: dict[str, Any] | None = None,
+        priority: int | None = None,
     ) -> Run:
         """Start one run of workflow ``name`` (of ``version``, or its newest); return it
         as created (or the earlier run with the same ``idempotency_key``). The input is
         sent as given: the api checks it against the workflow's input model. ``parent``:
         the task it is a child run of (roost._children). ``desired_labels``: the run's
         override of its tasks' desired labels (JSON, as roost._labels makes it)."""
-        body = _trigger_body(input, idempotency_key, metadata, version, parent, desired_labels)
+        body = _trigger_body(
+            input, idempotency_key, metadata, version, parent, desired_labels, priority
+        )
         created = self._api.request("POST", f"/api/v1/workflows/{name}/runs", json=body)
         self._notices.raise_from(name, created)
         return Run.model_validate(created)
@@ -95,10 +98,13 @@ class Workflows:
         version: str | None = None,
         parent: ParentRef | None = None,
         desired_labels: dict[str, Any] | None = None,
+        priority: int | None = None,
     ) -> Run:
         """:meth:`trigger`, awaited. Concurrent triggers of one workflow share the api's
         transactions (its group commit), so ``asyncio.gather`` scales."""
-        body = _trigger_body(input, idempotency_key, metadata, version, parent, desired_labels)
+        body = _trigger_body(
+            input, idempotency_key, metadata, version, parent, desired_labels, priority
+        )
         created = await self._api.arequest("POST", f"/api/v1/workflows/{name}/runs", json=body)
         self._notices.raise_from(name, created)
         return Run.model_validate(created)
@@ -147,6 +153,7 @@ def _trigger_body(
     version: str | None,
     parent: ParentRef | None = None,
     desired_labels: dict[str, Any] | None = None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "input": input,
@@ -159,4 +166,6 @@ def _trigger_body(
         fields["parent"] = parent
     if desired_labels:
         fields["desired_labels"] = desired_labels
+    if priority is not None:
+        fields["priority"] = priority
     return shaped(TriggerRequest.model_construct(**fields), exclude_unset=True)

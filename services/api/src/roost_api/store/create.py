@@ -50,6 +50,7 @@ class RunRequest:
     parent: trigger.ParentLink | None = None
     # Its override of the tasks' desired labels (issue #21), as JSON.
     desired_labels: dict[str, Any] | None = None
+    priority: int | None = None  # 1-3; None: the workflow's default (engine.priority)
 
 
 # Run spans end only once their runs have committed: the span store keeps spans of
@@ -122,7 +123,14 @@ async def create_runs(
                 definition,
                 [
                     trigger.Request(
-                        i, r.input, r.idempotency_key, r.metadata, t, r.parent, r.desired_labels
+                        i,
+                        r.input,
+                        r.idempotency_key,
+                        r.metadata,
+                        t,
+                        r.parent,
+                        r.desired_labels,
+                        r.priority,
                     )
                     for i, r, t in zip(run_ids, requests, traces, strict=True)
                 ],
@@ -165,6 +173,7 @@ async def create_runs(
             "started_at": None,
             "finished_at": None,
             "metadata": request.metadata or {},
+            "priority": request.priority or definition.default_priority or 1,
             "trigger": None,  # triggered through the api, not by a schedule
             "input": request.input,
             "output": None,

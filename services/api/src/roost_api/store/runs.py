@@ -121,6 +121,7 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "started_at": iso(run["started_at"]),
         "finished_at": iso(run["finished_at"]),
         "metadata": run.get("metadata") or {},
+        "priority": run.get("priority", 1),
         "trigger": schedule_trigger(run.get("metadata") or {}),
     }
 

@@ -600,6 +600,7 @@
           ? [["Question", task.waiting.question]] : []),
         ["Attempt", String(task.attempt)],
         ["Worker", task.worker_id || "—"],
+        ...(task.placement ? [["Placement", placementText(task.placement)]] : []),
         // Every task gets the run's input; its parents' outputs are on their panels.
         ["Input", json(run.input)],
         ["Output", json(task.output)],
@@ -619,6 +620,12 @@
       for (const li of logs.children) li.hidden = li.dataset.task !== name;
     }
 
+    // An attempt's placement (issue #21): why it went where it did, or why it waits.
+    function placementText(p) {
+      if (!p) return "—";
+      return p.waits || p.error || p.reason || "—";
+    }
+
     // The task's attempts, one row each: when it waited and ran, where, and how it ended.
     function showAttempts(task) {
       const tbody = document.getElementById("task-detail-attempts").tBodies[0];
@@ -628,7 +635,8 @@
         const tr = document.createElement("tr");
         tr.dataset.attempt = String(a.attempt);
         const cells = [
-          `#${a.attempt}`, a.status, a.worker_id || "—", formatWhen(a.started_at) || "—",
+          `#${a.attempt}`, a.status, a.worker_id || "—", placementText(a.placement),
+          formatWhen(a.started_at) || "—",
           secs(a.queued_at, a.started_at), secs(a.started_at, a.finished_at),
           a.error ? `${a.error.type}: ${a.error.message}` : "",
         ];
@@ -814,6 +822,10 @@
             task.attempts.push(attempt);
           }
           attempt.status = task.status;
+          // Where the engine placed it, or why it waits for a worker (docs/placement.md).
+          if (event.type === "task.queued" && event.data) {
+            attempt.placement = task.placement = event.data;
+          }
           if (event.type === "task.started") {
             attempt.started_at = at;
             attempt.worker_id = data.worker_id || attempt.worker_id;

@@ -75,6 +75,7 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
             list(r[7]),
             r[8],
             bytes(r[9]),
+            r[11],
         )
         for r in rows
     ]
@@ -105,7 +106,7 @@ def admission_pass(conn: Conn, topology: Topology, batch: int, rotation: int) ->
             # rate limits of their own wait again, for those).
             messages += run(conn.cursor(), enqueue(topology, unpack_run(w.message)))
         else:
-            messages.append(outbox.OutboxMessage("", w.queue, w.message))
+            messages.append(outbox.OutboxMessage("", w.queue, w.message, priority=w.priority))
     failed = _fail(conn, topology, decision.impossible, messages)
     rows = run(conn.cursor(), outbox.insert(messages))
 

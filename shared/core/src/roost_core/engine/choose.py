@@ -32,6 +32,7 @@ class Waiter:
     units: list[int]
     queue: str
     message: bytes
+    priority: int | None = None  # the AMQP priority its message is published with
 
     def needs(self) -> list[tuple[Key, int]]:
         return [((self.tenant_id, k), u) for k, u in zip(self.keys, self.units, strict=True)]

@@ -46,6 +46,7 @@ class LockedRun:
     definition: WorkflowDefinition
     metadata: dict[str, str]
     desired_labels: dict[str, Any] | None = None  # the run's override (issue #21)
+    priority: int = 1  # its tasks' priority on their queues (engine.priority)
 
     def events(self, new: list[events.NewEvent]) -> list[events.RunEvents]:
         return [events.RunEvents(self.tenant_id, self.id, self.workflow, new)]
@@ -77,6 +78,7 @@ def lock_run(tenant_id: str, run_id: str) -> Plan[LockedRun]:
         WorkflowDefinition.model_validate(r[7]),
         r[8] or {},
         r[9],
+        r[10],
     )
 
 
@@ -225,6 +227,7 @@ def replay_run(topology: Topology, tenant_id: str, run_id: str) -> Plan[list[out
             parent_outputs={p: succeeded.get(p) for p in task.parents},
             trace=run.trace,
             metadata=run.metadata,
+            priority=run.priority,
         )
         messages.append(message)
         if deadline is not None:

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 
-from roost_core.engine import placement
-from roost_core.engine.placement import Placement
+from roost_core.engine import placement, plan
+from roost_core.engine.placement import Candidate, Placement
 from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.state import Conn, Definitions, RunState
 from roost_core.engine.workers import live_candidates
@@ -35,7 +35,12 @@ _RUN_LABELS = TypeAdapter(dict[str, DesiredLabel])
 
 def run_labels(run: RunState) -> Mapping[str, DesiredLabel] | None:
     """A run's override of its tasks' desired labels (checked at its trigger)."""
-    return _RUN_LABELS.validate_python(run.desired_labels) if run.desired_labels else None
+    return checked_labels(run.desired_labels)
+
+
+def checked_labels(labels: Mapping[str, Any] | None) -> Mapping[str, DesiredLabel] | None:
+    """Desired labels as JSON (a run's override) as DesiredLabels; None for none."""
+    return _RUN_LABELS.validate_python(labels) if labels else None
 
 
 def needed(definition: Any, task: Any, labels: Mapping[str, Any] | None) -> bool:
@@ -74,21 +79,59 @@ def place_ready(
             wanted.append((task_run_id, run, definition.sticky, desired))
     if not wanted:
         return {}
-    candidates = live_candidates(conn, sorted({run.workflow for _, run, _, _ in wanted}))
+    workflows = sorted({run.workflow for _, run, _, _ in wanted})
+    candidates = plan.run(conn.cursor(), live_candidates(workflows))
+    stuck = {run.id: run.sticky_worker for _, run, _, _ in wanted}
+    decided = decide(
+        [(t, run.id, run.workflow, sticky, desired) for t, run, sticky, desired in wanted],
+        candidates,
+        stuck,
+    )
+    for run_id, worker in stuck.items():
+        runs[run_id].sticky_worker = worker
+    return decided
+
+
+Wanted = tuple[str, str, str, placement.Sticky, Mapping[str, DesiredLabel]]
+
+
+def decide(
+    wanted: Sequence[Wanted],
+    candidates: Mapping[str, Sequence[Candidate]],
+    sticky_workers: dict[str, str | None],
+) -> dict[str, Placement]:
+    """Place each wanted attempt (task run id, run id, workflow, sticky, desired labels)
+    in turn, counting what this batch placed as load; ``sticky_workers`` (run id ->
+    worker) is updated where a sticky run gets or moves to a worker."""
     extra: Counter[str] = Counter()  # placed in this batch
     decided: dict[str, Placement] = {}
-    for task_run_id, run, sticky, desired in wanted:
+    for task_run_id, run_id, workflow, sticky, desired in wanted:
         loaded = [
             dataclasses.replace(c, load=c.load + extra[c.id]) if extra[c.id] else c
-            for c in candidates[run.workflow]
+            for c in candidates.get(workflow, ())
         ]
-        chosen = placement.place(run.workflow, desired, sticky, run.sticky_worker, loaded)
+        mine = sticky_workers.get(run_id)
+        chosen = placement.place(workflow, desired, sticky, mine, loaded)
         if chosen.worker_id is not None:
             extra[chosen.worker_id] += 1
-            if sticky is not None and (run.sticky_worker is None or chosen.moved):
-                run.sticky_worker = chosen.worker_id
+            if sticky is not None and (mine is None or chosen.moved):
+                sticky_workers[run_id] = chosen.worker_id
         decided[task_run_id] = chosen
     return decided
+
+
+def place_roots(
+    workflow: str, wanted: Sequence[Wanted]
+) -> Plan[tuple[dict[str, Placement], dict[str, str | None]]]:
+    """The placements of a trigger's root attempts that need one (the api's, in its
+    transaction: no wait for the scheduler's timer pass), and the workers the sticky
+    runs among them took (run id -> worker)."""
+    if not wanted:
+        return {}, {}
+    candidates = yield from live_candidates([workflow])
+    stuck: dict[str, str | None] = {}
+    decided = decide(wanted, candidates, stuck)
+    return decided, {r: w for r, w in stuck.items() if w is not None}
 
 
 def shown(chosen: Placement) -> dict[str, str] | None:
@@ -103,13 +146,12 @@ def shown(chosen: Placement) -> dict[str, str] | None:
     return {"reason": chosen.reason} if chosen.reason else None
 
 
-def record(
-    decided: Mapping[str, Placement], runs: Mapping[str, RunState], stuck: set[str]
-) -> Plan[None]:
+def record(decided: Mapping[str, Placement], stuck: Mapping[str, str | None]) -> Plan[None]:
     """Write placements on their task runs: where each attempt went; one that waits is
     looked at again in RETRY_SECONDS (its schedule deadline still runs); one that cannot
     go on gets a deadline of now, and the timer pass fails it with its reason. Sticky
-    runs that just got their worker, or moved to another (``stuck``), keep it."""
+    runs that just got their worker, or moved to another (``stuck``: run id -> worker),
+    keep it."""
     if decided:
         ids = list(decided)
         yield Statement(
@@ -127,10 +169,7 @@ def record(
     if stuck:
         yield Statement(
             _STICK,
-            {
-                "run_ids": sorted(stuck),
-                "workers": [runs[r].sticky_worker for r in sorted(stuck)],
-            },
+            {"run_ids": sorted(stuck), "workers": [stuck[r] for r in sorted(stuck)]},
             rows=False,
         )
 

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from roost_core import admission, dispatch, events, outbox
-from roost_core.engine import decisions, places, placing, plan
+from roost_core.engine import decisions, places, placing, plan, priority
 from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.state import Conn, Definitions, RunState
 from roost_core.queries import SQL
@@ -54,6 +54,9 @@ def dispatch_ready(
     # Sticky runs' and labelled tasks' attempts go to a chosen worker process's queue.
     was_stuck = {r.id: r.sticky_worker for r in runs.values()}
     decided = placing.place_ready(conn, definitions, runs, ready)
+    # Runs above the lowest priority go no higher than their queue's aged attempts.
+    raised = {runs[r].workflow for _, r, _, _ in ready if runs[r].priority > priority.LOW}
+    floors = plan.run(conn.cursor(), priority.aged_floors(raised)) if raised else {}
     deadlines: list[tuple[str, float]] = []
     for task_run_id, run_id, name, attempt in ready:
         run = runs[run_id]
@@ -83,6 +86,9 @@ def dispatch_ready(
             queue=topology.worker_queue(chosen.worker_id)
             if chosen is not None and chosen.worker_id is not None
             else None,
+            priority=priority.effective(run.priority, floors.get(run.workflow))
+            if chosen is None or chosen.worker_id is None
+            else run.priority,
         )
         if deadline is not None and not again:  # a wait for a worker keeps its deadline
             deadlines.append((task_run_id, deadline))
@@ -92,9 +98,9 @@ def dispatch_ready(
             continue  # not sent: it waits for a worker, or the timer pass fails it
         out.append(dataclasses.replace(message, admission=None) if admitted else message)
         run.event(event, name, attempt, placing.shown(chosen) if chosen else None)
-    stuck = {r for r, w in was_stuck.items() if runs[r].sticky_worker != w}
+    stuck = {r: runs[r].sticky_worker for r, w in was_stuck.items() if runs[r].sticky_worker != w}
     plan.run(conn.cursor(), set_deadlines(deadlines))
-    plan.run(conn.cursor(), placing.record(decided, runs, stuck))
+    plan.run(conn.cursor(), placing.record(decided, stuck))
 
 
 def _task_errors(conn: Conn, run_id: str, handler: str) -> dict[str, Any]:

@@ -102,6 +102,7 @@ def start_on_failure(
         task_errors=errors,
         trace=run.trace,
         metadata=run.metadata,
+        priority=run.priority,
     )
     conn.execute(
         _QUEUE_ON_FAILURE,

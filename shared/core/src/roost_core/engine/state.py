@@ -48,6 +48,7 @@ class RunState:
     # and the run's override of its tasks' desired labels (JSON, as triggered).
     sticky_worker: str | None = None
     desired_labels: dict[str, Any] | None = None
+    priority: int = 1  # its tasks' priority on their queues, 1-3 (engine.priority)
 
     def event(
         self,
@@ -102,6 +103,7 @@ def lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, RunState]:
             row[7] or {},
             sticky_worker=row[8],
             desired_labels=row[9],
+            priority=row[10],
         )
     return runs
 

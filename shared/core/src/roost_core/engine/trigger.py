@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from roost_core import admission, dag, dispatch, events, outbox
-from roost_core.engine import concurrency, control, placing, record
+from roost_core.engine import concurrency, control, placement, placing, priority, record
+from roost_core.engine.placement import Placement
 from roost_core.engine.plan import Plan, Statement
 from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
@@ -50,6 +51,7 @@ class Request:
     parent: ParentLink | None = None
     # Placement (issue #21): the run's override of its tasks' desired labels (JSON).
     desired_labels: dict[str, Any] | None = None
+    priority: int | None = None  # 1-3; None: the workflow's default_priority, else 1
 
 
 class TaskRow(NamedTuple):
@@ -82,6 +84,8 @@ def trigger(
     """Create the runs of ``requests`` inside the caller's transaction."""
     groups = concurrency.group_keys(definition, [r.input for r in requests])
     run_ids = [r.id for r in requests]
+    default = definition.default_priority or priority.DEFAULT
+    priorities = [r.priority or default for r in requests]
     traces = [r.trace for r in requests]
     inserted: dict[uuid.UUID, Any] = {}
     created_rows = yield Statement(
@@ -102,6 +106,7 @@ def trigger(
             "desired_labels": [
                 json.dumps(r.desired_labels) if r.desired_labels else None for r in requests
             ],
+            "priorities": priorities,
         },
     )
     for row in created_rows:
@@ -128,30 +133,36 @@ def trigger(
         existing = {key: str(rid) for key, rid in found}
 
     roots = set(dag.roots(definition))
+    # Above the lowest priority: no higher than the queue's aged attempts (engine.priority).
+    raised = any(p > priority.LOW for p in priorities)
+    floors = (yield from priority.aged_floors([definition.name])) if raised else {}
+    floor = floors.get(definition.name)
+    # Roots of sticky runs and labelled roots are placed on a worker now (issue #21).
+    root_ids, placed, stuck = yield from _place_roots(
+        definition, requests, run_ids, groups, inserted
+    )
     task_rows: list[TaskRow] = []
     deadlines: list[float | None] = []
     messages: list[outbox.OutboxMessage] = []
     new_events: list[events.RunEvents] = []
-    deferred: list[uuid.UUID] = []  # roots to be placed on a worker (issue #21)
-    for request, run_id, group, run_trace in zip(requests, run_ids, groups, traces, strict=True):
+    for request, run_id, group, run_trace, run_priority in zip(
+        requests, run_ids, groups, traces, priorities, strict=True
+    ):
         if run_id in inserted:
             root_messages: list[outbox.OutboxMessage] = []
             at = inserted[run_id].timestamp()
             run_events = [events.NewEvent(events.RUN_QUEUED, at=at)]
             new_events.append(events.RunEvents(tenant_id, str(run_id), definition.name, run_events))
             for task in definition.tasks:
-                task_run_id = uuid.uuid4()
+                task_run_id = root_ids.get((run_id, task.name)) or uuid.uuid4()
                 is_root = task.name in roots
                 task_rows.append(TaskRow(task_run_id, run_id, task.name, task.parents, is_root))
                 deadline = None
-                if (
-                    is_root
-                    and group is None  # a run waiting for its group's place sends its roots
-                    and placing.needed(definition, task, request.desired_labels)
-                ):
-                    # A sticky run's or a labelled task's: the scheduler places it.
+                chosen = placed.get(str(task_run_id))
+                if chosen is not None and chosen.waits:
+                    # No live worker can take it: the scheduler looks again (its
+                    # placement says why it waits; its schedule timeout runs).
                     deadline = dispatch.schedule_deadline(task)
-                    deferred.append(task_run_id)
                 elif is_root:
                     message, deadline = dispatch.attempt(
                         topology,
@@ -164,9 +175,18 @@ def trigger(
                         run_input=request.input,
                         trace=run_trace,
                         metadata=request.metadata,
+                        queue=topology.worker_queue(chosen.worker_id)
+                        if chosen is not None and chosen.worker_id is not None
+                        else None,
+                        priority=priority.effective(run_priority, floor)
+                        if chosen is None or chosen.worker_id is None
+                        else run_priority,
                     )
                     root_messages.append(message)
-                    run_events.append(events.NewEvent(events.TASK_QUEUED, task.name, 1, at=at))
+                    shown = placing.shown(chosen) if chosen is not None else None
+                    run_events.append(
+                        events.NewEvent(events.TASK_QUEUED, task.name, 1, shown, at=at)
+                    )
                 deadlines.append(deadline)
             if group is not None and definition.concurrency is not None:
                 # The run waits for a place in its group; then its roots go on.
@@ -196,7 +216,7 @@ def trigger(
             },
             rows=False,
         )
-    yield from placing.defer([str(d) for d in deferred])
+    yield from placing.record(placed, stuck)
     links = [(rid, r.parent) for r, rid in zip(requests, run_ids, strict=True) if r.parent]
     if links:  # children of a task: linked to it (new ones only: an existing one is)
         yield from _link_parents([(rid, p) for rid, p in links if rid in inserted])
@@ -216,6 +236,37 @@ def trigger(
         cancelled,
         rows,
     )
+
+
+def _place_roots(
+    definition: WorkflowDefinition,
+    requests: Sequence[Request],
+    run_ids: list[uuid.UUID],
+    groups: list[str | None],
+    inserted: dict[uuid.UUID, Any],
+) -> Plan[tuple[dict[tuple[uuid.UUID, str], uuid.UUID], dict[str, Placement], dict[str, Any]]]:
+    """Place the new runs' roots that need it (sticky runs', labelled ones) on live
+    workers: their task run ids (made here), the placements by task run id, and the
+    workers sticky runs took. A run waiting for its concurrency place sends its roots to
+    the shared queue (it sticks to where its first task reports from)."""
+    roots = set(dag.roots(definition))
+    ids: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+    wanted: list[placing.Wanted] = []
+    for request, run_id, group in zip(requests, run_ids, groups, strict=True):
+        if run_id not in inserted or group is not None:
+            continue
+        labels = placing.checked_labels(request.desired_labels)
+        for task in definition.tasks:
+            if task.name in roots and placing.needed(definition, task, labels):
+                ids[(run_id, task.name)] = task_run_id = uuid.uuid4()
+                desired = placement.merged_labels(task.desired_labels, labels)
+                wanted.append(
+                    (str(task_run_id), str(run_id), definition.name, definition.sticky, desired)
+                )
+    if not wanted:
+        return ids, {}, {}
+    placed, stuck = yield from placing.place_roots(definition.name, wanted)
+    return ids, placed, stuck
 
 
 def _link_parents(links: list[tuple[uuid.UUID, ParentLink]]) -> Plan[None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from roost_core.engine.placement import Candidate
+from roost_core.engine.plan import Plan, Statement
 from roost_core.engine.state import Conn
 from roost_core.queries import SQL
 from roost_core.wire import WorkerHeartbeat
@@ -48,12 +49,13 @@ def record_heartbeats(
     )
 
 
-def live_candidates(conn: Conn, workflows: list[str]) -> dict[str, list[Candidate]]:
+def live_candidates(workflows: list[str]) -> Plan[dict[str, list[Candidate]]]:
     """The worker processes that take work now (alive, and heard from within the
     heartbeat timeout), by each of ``workflows`` they serve, with their load: attempts
     running by their last heartbeat plus those placed on them and not yet started."""
     found: dict[str, list[Candidate]] = {w: [] for w in workflows}
-    for worker_id, served, slots, labels, load in conn.execute(_LIVE, {"workflows": workflows}):
+    rows = yield Statement(_LIVE, {"workflows": workflows})
+    for worker_id, served, slots, labels, load in rows:
         candidate = Candidate(worker_id, slots, load, labels or {})
         for workflow in served:
             if workflow in found:

@@ -59,7 +59,8 @@ def utc(at: datetime | None) -> str:
 
 def task_table(run: Run, now: float | None = None) -> Table:
     """A run's tasks, one row each: status, attempt, worker, duration, and its output,
-    error, or (WAITING) what it waits for and until when, counted down from ``now``."""
+    error, or (WAITING) what it waits for and until when, counted down from ``now``, or
+    (QUEUED, issue #21) why no worker can take it yet."""
     now = time.time() if now is None else now
     # Task names are never cut: the other columns give way.
     table = Table(
@@ -71,6 +72,8 @@ def task_table(run: Run, now: float | None = None) -> Table:
             detail = f"{t.error.get('type')}: {t.error.get('message')}"
         if t.status == TaskStatus.WAITING:
             detail = wait_text(t.waiting, now)
+        elif t.status == TaskStatus.QUEUED and t.placement and "waits" in t.placement:
+            detail = t.placement["waits"]
         table.add_row(
             t.name,
             t.status,
@@ -122,9 +125,10 @@ def children_table(run: Run) -> Table | None:
 
 
 def print_run(run: Run) -> None:
+    priority = f", priority {run.priority}" if run.priority != 1 else ""
     out.print(
         f"run [bold]{run.id}[/] of {run.workflow} (version {run.workflow_version}): "
-        f"[bold]{run.status}[/]",
+        f"[bold]{run.status}[/]{priority}",
         highlight=False,
     )
     parent = parent_line(run)

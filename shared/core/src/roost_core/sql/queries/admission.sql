@@ -2,14 +2,15 @@
 -- Task messages (and run waiters) that must wait for admission, in the given order; an
 -- attempt already waiting is left as it is.
 INSERT INTO rate_limit_waiters (tenant_id, run_id, task_run_id, attempt, task, keys,
-  units, queue, message)
+  units, queue, message, priority)
 SELECT v.tenant_id, v.run_id, v.task_run_id, v.attempt, v.task,
-  string_to_array(v.keys, ' '), string_to_array(v.units, ' ')::int[], v.queue, v.message
+  string_to_array(v.keys, ' '), string_to_array(v.units, ' ')::int[], v.queue, v.message,
+  v.priority
 FROM unnest(%(tenant_ids)b::uuid[], %(run_ids)b::uuid[], %(task_run_ids)b::uuid[],
   %(attempts)b::int[], %(tasks)b::text[], %(keys)b::text[], %(units)b::text[],
-  %(queues)b::text[], %(messages)b::bytea[])
+  %(queues)b::text[], %(messages)b::bytea[], %(priorities)b::int2[])
   WITH ORDINALITY AS v(tenant_id, run_id, task_run_id, attempt, task, keys, units, queue,
-  message, n)
+  message, priority, n)
 ORDER BY v.n ON CONFLICT (task_run_id, attempt) DO NOTHING;
 
 -- release_holds --

@@ -9,7 +9,7 @@ SELECT pg_advisory_xact_lock(hashtext('roost.ratelimiter.admission'));
 -- first_waiters --
 -- The first %(batch)s waiters of every key that has any, oldest first.
 SELECT DISTINCT w.id, w.tenant_id, w.run_id, w.task_run_id, w.attempt, w.task, w.keys,
-  w.units, w.queue, w.message, extract(epoch FROM w.enqueued_at)
+  w.units, w.queue, w.message, extract(epoch FROM w.enqueued_at), w.priority
 FROM (SELECT DISTINCT tenant_id, unnest(keys) AS key FROM rate_limit_waiters) k
 CROSS JOIN LATERAL (SELECT * FROM rate_limit_waiters w
   WHERE w.tenant_id = k.tenant_id AND k.key = ANY(w.keys) ORDER BY w.id LIMIT %(batch)s) w

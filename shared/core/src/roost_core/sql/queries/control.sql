@@ -1,7 +1,8 @@
 -- lock_run --
 -- Locks one of the tenant's runs, with its workflow version's definition.
 SELECT r.id::text, r.status, r.input, r.workflow_name, r.tenant_id::text,
-  r.concurrency_key, r.trace, v.definition, r.metadata, r.desired_labels FROM runs r
+  r.concurrency_key, r.trace, v.definition, r.metadata, r.desired_labels, r.priority
+FROM runs r
 JOIN workflow_versions v ON v.id = r.workflow_version_id
 WHERE r.id = %(run_id)s AND r.tenant_id = %(tenant_id)s FOR UPDATE OF r;
 

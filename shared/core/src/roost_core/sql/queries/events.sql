@@ -29,17 +29,18 @@ broadcast AS (
       'at', extract(epoch FROM a.created_at)) ORDER BY a.id))::text, 'UTF8') AS body
   FROM appended a GROUP BY a.tenant_id),
 written AS (
-  INSERT INTO outbox (exchange, routing_key, body, headers, mandatory)
-  SELECT o.exchange, o.routing_key, o.body, o.headers, o.mandatory FROM (
+  INSERT INTO outbox (exchange, routing_key, body, headers, mandatory, priority)
+  SELECT o.exchange, o.routing_key, o.body, o.headers, o.mandatory, o.priority FROM (
     SELECT %(events_exchange)s::text AS exchange, %(events_key)s::text AS routing_key, b.body,
-      NULL::jsonb AS headers, false AS mandatory, 0 AS part,
+      NULL::jsonb AS headers, false AS mandatory, NULL::int2 AS priority, 0 AS part,
       row_number() OVER (ORDER BY b.tenant_id) AS n
     FROM broadcast b
     UNION ALL
-    SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb, m.mandatory, 1, m.n
+    SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb, m.mandatory, m.priority, 1,
+      m.n
     FROM unnest(%(exchanges)b::text[], %(routing_keys)b::text[], %(bodies)b::bytea[],
-      %(headers)b::text[], %(mandatory)b::bool[])
-      WITH ORDINALITY AS m(exchange, routing_key, body, headers, mandatory, n)
+      %(headers)b::text[], %(mandatory)b::bool[], %(priorities)b::int2[])
+      WITH ORDINALITY AS m(exchange, routing_key, body, headers, mandatory, priority, n)
   ) o ORDER BY o.part, o.n
   RETURNING id, CASE WHEN routing_key = %(events_key)s::text AND NOT mandatory
     THEN body END AS body)

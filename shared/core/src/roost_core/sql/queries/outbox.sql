@@ -2,11 +2,11 @@
 -- Writes messages to publish after commit; one statement for any number of rows, and
 -- WITH ORDINALITY keeps the returned ids in the order of the messages (RETURNING follows
 -- the insertion order of the SELECT).
-INSERT INTO outbox (exchange, routing_key, body, headers, mandatory)
-SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb, m.mandatory
+INSERT INTO outbox (exchange, routing_key, body, headers, mandatory, priority)
+SELECT m.exchange, m.routing_key, m.body, m.headers::jsonb, m.mandatory, m.priority
 FROM unnest(%(exchanges)b::text[], %(routing_keys)b::text[], %(bodies)b::bytea[],
-  %(headers)b::text[], %(mandatory)b::bool[])
-  WITH ORDINALITY AS m(exchange, routing_key, body, headers, mandatory, n)
+  %(headers)b::text[], %(mandatory)b::bool[], %(priorities)b::int2[])
+  WITH ORDINALITY AS m(exchange, routing_key, body, headers, mandatory, priority, n)
 ORDER BY m.n RETURNING id;
 
 -- delete_outbox --
@@ -21,6 +21,6 @@ LIMIT 1;
 -- claim_stale_outbox --
 -- Claims outbox rows older than a grace period (left by a crash or a failed fast path)
 -- that no other sweeper holds.
-SELECT id, exchange, routing_key, body, headers, mandatory FROM outbox
+SELECT id, exchange, routing_key, body, headers, mandatory, priority FROM outbox
 WHERE created_at < now() - make_interval(secs => %(older_than_s)s)
 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;

@@ -54,3 +54,16 @@ WITH fired AS (
   RETURNING id, run_id, task_name, attempt, journal, coalesce(placement ? 'waits', false)
     AS waited
 {{fired_due}};
+
+-- aged_priorities --
+-- Of the given workflows' shared queues, the lowest priority of an attempt sent there
+-- and waiting longer than the aging bound (not waiting for admission, a timer or a
+-- worker to place it on): new messages go no higher (roost_core.engine.priority).
+SELECT r.workflow_name, min(r.priority) FROM task_runs t JOIN runs r ON r.id = t.run_id
+WHERE t.status = 'QUEUED' AND t.dispatch_at IS NULL AND t.placed_on IS NULL
+  AND t.queued_at < now() - make_interval(secs => %(aging)s)
+  AND r.workflow_name = ANY(%(workflows)b::text[])
+  AND NOT EXISTS (SELECT 1 FROM rate_limit_waiters w
+                  WHERE (w.task_run_id = t.id AND w.attempt = t.attempt)
+                     OR (w.task_run_id = t.run_id AND w.attempt = 0))
+GROUP BY r.workflow_name;

@@ -6,7 +6,7 @@ SELECT definition FROM workflow_versions WHERE id = %(version_id)s;
 -- Locks the runs a transaction changes, in id order, so two scheduler replicas never
 -- deadlock and each sees the other's committed work on the same run.
 SELECT id, status, input, workflow_name, workflow_version_id, tenant_id, trace, metadata,
-  sticky_worker, desired_labels
+  sticky_worker, desired_labels, priority
 FROM runs WHERE id = ANY(%(run_ids)b::uuid[]) ORDER BY id FOR UPDATE;
 
 -- mark_runs_running --

@@ -3,14 +3,15 @@
 -- workflow already has is not created (it returns nothing).
 INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,
   status, input, idempotency_key, remaining_tasks, concurrency_key, trace, metadata,
-  desired_labels)
+  desired_labels, priority)
 SELECT v.id, %(tenant_id)s, %(workflow_id)s, %(version_id)s, %(workflow)s, %(queued)s,
   v.input::jsonb, v.key, %(tasks)s, v.concurrency_key, v.trace::jsonb,
-  coalesce(v.metadata::jsonb, '{}'), v.labels::jsonb
+  coalesce(v.metadata::jsonb, '{}'), v.labels::jsonb, v.priority
 FROM unnest(%(run_ids)b::uuid[], %(inputs)b::text[], %(idempotency_keys)b::text[],
   %(concurrency_keys)b::text[], %(traces)b::text[], %(metadata)b::text[],
-  %(desired_labels)b::text[])
-  WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, metadata, labels, n)
+  %(desired_labels)b::text[], %(priorities)b::int2[])
+  WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, metadata, labels, priority,
+  n)
 ORDER BY v.n
 ON CONFLICT (tenant_id, workflow_id, idempotency_key)
   WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at;
