@@ -49,6 +49,7 @@ bench *ARGS: setup servers browser
     .venv/bin/python tests/bench/ratelimiter_bench.py
     .venv/bin/python tests/bench/schedules_bench.py
     .venv/bin/python tests/bench/durable_bench.py
+    .venv/bin/python tests/bench/placement_bench.py
     .venv/bin/python tests/bench/tracing_bench.py
     .venv/bin/python tests/bench/dashboard_bench.py
 
@@ -59,6 +60,11 @@ bench-schedules *ARGS: setup servers
 # Durable tasks: 10,000 sleeping at once, their bytes and how late they resume (#18).
 bench-durable *ARGS: setup servers
     .venv/bin/python tests/bench/durable_bench.py {{ARGS}}
+
+# Placement: sticky and labelled tasks' hand-off beside plain ones, and a burst of
+# labelled runs dispatched over 50 labelled worker processes (#21).
+bench-placement *ARGS: setup servers
+    .venv/bin/python tests/bench/placement_bench.py {{ARGS}}
 
 # Where PostgreSQL spends W1, W1 bulk and W2, statement by statement (pg_stat_statements
 # on a private server the bench starts and stops; issue #17).
