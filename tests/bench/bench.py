@@ -71,6 +71,7 @@ from rich.table import Table  # noqa: E402
 
 from bench.pg_statements import PrivatePostgres, StatementProbe  # noqa: E402
 from bench.pg_statements import report as report_statements  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from harness import PG_ADMIN_URL, Process, Stack  # noqa: E402
 
 # Wide enough for the table when the output goes to a file or a pipe.
@@ -82,17 +83,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- small helpers -------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def log(message: str) -> None:

@@ -42,19 +42,12 @@ import os  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from harness import Stack  # noqa: E402
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 TASKS = ("a", "b", "c", "d")
 TARGET = "bench.placement_flows:worker"
-
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def handoff(stack: Stack, flows: Any, runs: int, threads: int) -> None:

@@ -39,19 +39,12 @@ import psycopg  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from harness import Stack  # noqa: E402
 from roost_core import crons  # noqa: E402
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -11,17 +11,17 @@ import os
 import random
 import signal
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import pika
 import psycopg
 import pytest
+from polling import poll
 
 import roost
 from harness import Process, Stack
@@ -29,18 +29,7 @@ from roost_core.engine.workers import record_heartbeats
 from roost_core.topology import Topology
 from roost_core.wire import WorkerHeartbeat
 
-T = TypeVar("T")
 FAST = {"ROOST_HEARTBEAT_INTERVAL_SECONDS": "0.5"}
-
-
-def _poll(find: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = find()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +76,7 @@ def _live(stack: Stack, name: str, count: int) -> list[dict[str, Any]]:
         alive = [w for w in workers if w["name"] == name and w["status"] == "alive"]
         return alive if len(alive) >= count else None
 
-    return _poll(found, 30, f"{count} live {name!r} workers")
+    return poll(found, 30, f"{count} live {name!r} workers")
 
 
 def test_every_task_of_a_sticky_run_runs_in_the_process_that_ran_its_first(
@@ -113,13 +102,13 @@ def _kill_mid_process(apps: ModuleType, wf: Any, hold: Path) -> tuple[roost.RunR
     """Start a run of ``wf`` whose ``process`` task holds; SIGKILL the worker process
     running it. Returns the run, that worker's id and pid."""
     ref = wf.run({"hold_dir": str(hold)}, wait_for_result=False)
-    marker = _poll(lambda: next(iter(hold.glob("process.*")), None), 30, "process to start")
+    marker = poll(lambda: next(iter(hold.glob("process.*")), None), 30, "process to start")
     pid = int(marker.name.split(".")[1])
     worker_id = marker.read_text()
     # Killed once the engine knows it runs (else it was queued there when the process
     # died: placed again by the stranded pass, as tests/integration/test_placement_store
     # shows).
-    _poll(
+    poll(
         lambda: apps.roost.runs.get(ref.id).task("process").status == "RUNNING",
         10,
         "process to be RUNNING",
@@ -212,7 +201,7 @@ def test_a_task_no_worker_fits_waits_saying_why_and_a_relabel_lets_it_run(
         said = (task.placement or {}).get("waits", "")
         return said if task.status == "QUEUED" and "gpu" in said else None
 
-    reason = _poll(why, 20, "the task to say why it waits")
+    reason = poll(why, 20, "the task to say why it waits")
     assert reason.startswith("waits for a worker with gpu == 'h100': "), reason
     for worker_id in labelled_workers.values():
         assert f"{worker_id} lacks gpu == 'h100'" in reason
@@ -245,12 +234,12 @@ def test_an_attempt_placed_on_a_worker_that_stops_is_placed_again(
     def placement() -> dict[str, str] | None:
         return apps.roost.runs.get(ref.id).task("on_node_d").placement
 
-    placed = _poll(lambda: (p := placement()) and "worker_id" in p and p, 20, "placement")
+    placed = poll(lambda: (p := placement()) and "worker_id" in p and p, 20, "placement")
     assert placed["worker_id"] == ghost  # its message sits in the ghost's own queue
 
     with psycopg.connect(stack.database_url) as conn:
         record_heartbeats(conn, [_beat(ghost, "stopped", 2.0)])
-    waits = _poll(lambda: (p := placement()) and p.get("waits"), 20, "it to wait again")
+    waits = poll(lambda: (p := placement()) and p.get("waits"), 20, "it to wait again")
     assert waits == "waits for a worker of workflow 'p-on-d' with node == 'd': none is live" or (
         waits.startswith("waits for a worker with node == 'd': ") and ghost not in waits
     ), waits
@@ -299,12 +288,12 @@ def test_queued_runs_start_in_priority_order_and_the_low_ones_still_finish(
     )
     try:
         blocker = apps.prio.run({"hold_dir": str(tmp_path)}, wait_for_result=False)
-        _poll(lambda: any(tmp_path.glob("blocker.*")), 30, "the blocker to hold the slot")
+        poll(lambda: any(tmp_path.glob("blocker.*")), 30, "the blocker to hold the slot")
         priorities = [1, 3, 2] * 10
         random.Random(21).shuffle(priorities)
         refs = [apps.prio.run({"p": p}, priority=p, wait_for_result=False) for p in priorities]
         assert {apps.roost.runs.get(r.id).priority for r in refs} == {1, 2, 3}
-        _poll(
+        poll(
             lambda: _ready_in_queue(stack, "p-priority") >= 30,
             20,
             "the 30 runs' messages on the queue",
@@ -323,14 +312,14 @@ def test_an_aged_low_priority_attempt_keeps_new_high_ones_behind_it(
 ) -> None:
     low = apps.unserved.run({}, priority=1, wait_for_result=False)
     before = apps.unserved.run({}, priority=3, wait_for_result=False)
-    _poll(lambda: _ready_in_queue(stack, "p-unserved") >= 2, 20, "two messages queued")
+    poll(lambda: _ready_in_queue(stack, "p-unserved") >= 2, 20, "two messages queued")
     with psycopg.connect(stack.database_url, autocommit=True) as conn:  # it waited 2 min
         conn.execute(
             "UPDATE task_runs SET queued_at = now() - interval '2 minutes' WHERE run_id = %s",
             (low.id,),
         )
     after = apps.unserved.run({}, priority=3, wait_for_result=False)
-    _poll(lambda: _ready_in_queue(stack, "p-unserved") >= 3, 20, "the third message queued")
+    poll(lambda: _ready_in_queue(stack, "p-unserved") >= 3, 20, "the third message queued")
     sent = _queued_priorities(stack, "p-unserved")
     try:
         assert sent[low.id] == 1

@@ -11,31 +11,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from polling import poll
 
 import roost
 from harness import Process, Stack
 
-T = TypeVar("T")
 VERSION = "app-7.3.1"
-
-
-def _poll(find: Callable[[], T | None], timeout: float, what: str) -> T:
-    """``find()``'s first truthy answer, asked every 0.1 s for up to ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = find()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _workers(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -79,9 +66,9 @@ def test_a_stopped_worker_drains_its_running_task_then_says_it_stopped(
     )
     try:
         ref = flows.gated.run({"folder": str(folder)}, wait_for_result=False)
-        marker = _poll(lambda: next(folder.glob("*.started"), None), 60, "the task to start")
+        marker = poll(lambda: next(folder.glob("*.started"), None), 60, "the task to start")
         busy = marker.read_text()
-        both = _poll(
+        both = poll(
             lambda: (
                 ws
                 if len(ws := {k: w for k, w in _workers(stack).items() if w["status"] == "alive"})
@@ -101,11 +88,11 @@ def test_a_stopped_worker_drains_its_running_task_then_says_it_stopped(
 
         # The busy process drains: it says so, and keeps heart-beating while its task
         # runs. The idle one has nothing to finish and stops at once.
-        draining = _poll(lambda: _in_status(stack, busy, "draining"), 60, "busy to drain")
+        draining = poll(lambda: _in_status(stack, busy, "draining"), 60, "busy to drain")
         assert draining["running"] == 1 and draining["version"] == VERSION
-        _poll(lambda: _in_status(stack, idle, "stopped"), 60, "the idle process to stop")
+        poll(lambda: _in_status(stack, idle, "stopped"), 60, "the idle process to stop")
         seen = datetime.fromisoformat(draining["last_heartbeat_at"])
-        _poll(
+        poll(
             lambda: (
                 (w := _in_status(stack, busy, "draining"))
                 and datetime.fromisoformat(w["last_heartbeat_at"]) > seen
@@ -121,7 +108,7 @@ def test_a_stopped_worker_drains_its_running_task_then_says_it_stopped(
         (folder / "release").write_text("")
         result = ref.result(timeout=60)
         assert result["until_released"] == {"worker_id": busy, "released": True}
-        stopped = _poll(lambda: _in_status(stack, busy, "stopped"), 60, "busy to stop")
+        stopped = poll(lambda: _in_status(stack, busy, "stopped"), 60, "busy to stop")
         assert stopped["running"] == 0
         assert stopped["version"] == VERSION
         assert stopped["sdk_version"] == importlib.metadata.version("roost")
@@ -153,19 +140,19 @@ def test_a_worker_run_in_process_drains_and_stops_the_same_way(
     stack.processes.append(proc)
     try:
         ref = flows.gated.run({"folder": str(folder)}, wait_for_result=False)
-        marker = _poll(lambda: next(folder.glob("*.started"), None), 60, "the task to start")
+        marker = poll(lambda: next(folder.glob("*.started"), None), 60, "the task to start")
         busy = marker.read_text()
         assert busy.endswith(f":{popen.pid}")
-        _poll(lambda: _in_status(stack, busy, "alive"), 60, "the worker to report alive")
+        poll(lambda: _in_status(stack, busy, "alive"), 60, "the worker to report alive")
 
         popen.send_signal(signal.SIGTERM)
-        draining = _poll(lambda: _in_status(stack, busy, "draining"), 60, "it to drain")
+        draining = poll(lambda: _in_status(stack, busy, "draining"), 60, "it to drain")
         assert draining["running"] == 1 and draining["version"] == VERSION
         assert popen.poll() is None, "the worker exited before its task finished"
 
         (folder / "release").write_text("")
         assert ref.result(timeout=60)["until_released"] == {"worker_id": busy, "released": True}
-        _poll(lambda: _in_status(stack, busy, "stopped"), 60, "it to stop")
+        poll(lambda: _in_status(stack, busy, "stopped"), 60, "it to stop")
         assert popen.wait(60) == 0, proc.tail()
     finally:
         proc.stop()

@@ -9,28 +9,17 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from polling import poll
 
 from harness import Process, Stack
 
-T = TypeVar("T")
 DECLARED = {"gpu": "a100", "memory_gb": 64}  # roost_testapps.flows.labelled's
-
-
-def _poll(find: Callable[[], T | None], timeout: float, what: str) -> T:
-    """``find()``'s first truthy answer, asked every 0.1 s for up to ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = find()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _table_row(stack: Stack, worker_id: str) -> str:
@@ -68,7 +57,7 @@ def test_a_workers_labels_are_shown_and_a_change_at_run_time_reaches_the_next_he
             (w for w in workers if w["name"] == "labelled" and w["status"] == "alive"), None
         )
 
-    listed = _poll(alive, 20, "the labelled worker to report alive")
+    listed = poll(alive, 20, "the labelled worker to report alive")
     worker_id = listed["id"]
     assert listed["labels"] == DECLARED
     one = stack.api_get(f"/api/v1/workers/{quote(worker_id, safe='')}")
@@ -88,7 +77,7 @@ def test_a_workers_labels_are_shown_and_a_change_at_run_time_reaches_the_next_he
         w: dict[str, Any] = flows.roost.workers.get(worker_id)
         return w if w["labels"] == new else None
 
-    seen = _poll(relabelled, 10, "a heartbeat with the new labels")
+    seen = poll(relabelled, 10, "a heartbeat with the new labels")
     assert seen["status"] == "alive"
     row = _table_row(stack, worker_id)
     assert "gpu=h100 memory_gb=80.5 region=eu" in row, row

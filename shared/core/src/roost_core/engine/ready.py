@@ -100,7 +100,8 @@ def dispatch_ready(
         run.event(event, name, attempt, placing.shown(chosen) if chosen else None)
     stuck = {r: runs[r].sticky_worker for r, w in was_stuck.items() if runs[r].sticky_worker != w}
     plan.run(conn.cursor(), set_deadlines(deadlines))
-    plan.run(conn.cursor(), placing.record(decided, stuck))
+    if decided or stuck:  # plain tasks of plain runs: nothing to write
+        plan.run(conn.cursor(), placing.record(decided, stuck))
 
 
 def _task_errors(conn: Conn, run_id: str, handler: str) -> dict[str, Any]:
