@@ -321,12 +321,21 @@ def test_an_aged_low_priority_attempt_keeps_new_high_ones_behind_it(
     after = apps.unserved.run({}, priority=3, wait_for_result=False)
     poll(lambda: _ready_in_queue(stack, "p-unserved") >= 3, 20, "the third message queued")
     sent = _queued_priorities(stack, "p-unserved")
+    # A bulk trigger's runs carry their priority and labels too.
+    [bulk] = apps.unserved.run_many([{}], priority=2, desired_labels={"zone": "z9"})
     try:
         assert sent[low.id] == 1
         assert sent[before.id] == 3  # sent before the low one had aged
         assert sent[after.id] == 1  # no higher than the aged one: it goes after it
+        assert apps.roost.runs.get(bulk.id).priority == 2
+        waits = poll(
+            lambda: (apps.roost.runs.get(bulk.id).task("never_runs").placement or {}).get("waits"),
+            20,
+            "the bulk run's task to wait for a zone z9 worker",
+        )
+        assert "zone == 'z9'" in waits, waits
     finally:
-        for ref in (low, before, after):
+        for ref in (low, before, after, bulk):
             apps.roost.runs.cancel(ref.id)
 
 

@@ -66,6 +66,7 @@ class BulkItem(BaseModel):
     metadata: Metadata = Field(default_factory=dict)
     parent: ParentRef | None = None
     priority: Priority | None = None  # as a single trigger's
+    desired_labels: DesiredLabels | None = None  # as a single trigger's
 
 
 class BulkTriggerRequest(BaseModel):

@@ -58,6 +58,8 @@ async def spawn(
     inputs: Sequence[Any],
     keys: Sequence[str] | None,
     metadata: dict[str, str] | None,
+    priority: int | None = None,
+    desired_labels: dict[str, Any] | None = None,
 ) -> list[RunRef]:
     """Trigger one child run per input, once: recorded, so a replay gets the same runs."""
     seq, recorded = ctx._claim("spawn", wf.name)
@@ -69,7 +71,16 @@ async def spawn(
             raise ValueError(f"{wf.name}: {len(inputs)} inputs but {len(keys)} keys")
         chosen = list(keys) if keys is not None else _default_keys(seq, len(inputs))
         parents = [ParentRef(task_run_id=ctx.task_run_id, key=k) for k in chosen]
-        items = bulk_items(wf.validate_input, inputs, None, MAX_BULK, metadata, parents)
+        items = bulk_items(
+            wf.validate_input,
+            inputs,
+            None,
+            MAX_BULK,
+            metadata,
+            parents,
+            priority,
+            desired_labels,
+        )
         version = await wf.aio_register()
         ids = await roost.workflows.aio_trigger_many(
             wf.name, items, version=version, chunk_size=MAX_BULK

@@ -19,9 +19,11 @@ def bulk_items(
     metadata: dict[str, str] | None,
     parents: Sequence[ParentRef | None] | None = None,
     priority: int | None = None,
+    desired_labels: dict[str, Any] | None = None,
 ) -> list[BulkItem]:
     """One item per input, each validated by ``validate`` (an error names its index),
-    with its parent task if it is a child run (roost._children)."""
+    with its parent task if it is a child run (roost._children), and the runs'
+    ``priority`` and ``desired_labels`` (JSON, checked by roost._labels), if given."""
     if idempotency_keys is not None and len(idempotency_keys) != len(inputs):
         raise InvalidInputError(
             f"run_many got {len(inputs)} inputs but {len(idempotency_keys)} idempotency keys"
@@ -43,6 +45,8 @@ def bulk_items(
             fields["parent"] = parent
         if priority is not None:
             fields["priority"] = priority
+        if desired_labels:
+            fields["desired_labels"] = desired_labels
         items.append(BulkItem.model_construct(**fields))
     return items
 

@@ -167,6 +167,7 @@ class WorkflowRuns:
         metadata: dict[str, str] | None = None,
         keys: Sequence[str] | None = None,
         priority: int | None = None,
+        desired_labels: Mapping[str, Label | str | int | float] | None = None,
     ) -> list[RunRef]:
         """Trigger one run per input with as few requests as possible (one transaction per
         chunk of ``chunk_size``); return their RunRefs in input order. Every input is
@@ -175,7 +176,14 @@ class WorkflowRuns:
         roost = self._client()
         parents = children.parent_refs(keys, len(inputs), f"{self.name}.run_many")
         items = bulk_items(
-            self.validate_input, inputs, idempotency_keys, chunk_size, metadata, parents, priority
+            self.validate_input,
+            inputs,
+            idempotency_keys,
+            chunk_size,
+            metadata,
+            parents,
+            priority,
+            self._run_labels(desired_labels),
         )
         version = self.register()
         ids = roost.workflows.trigger_many(self.name, items, version=version, chunk_size=chunk_size)
@@ -206,7 +214,15 @@ class WorkflowRuns:
         durable = _durable_context()
         if durable is not None:  # a durable call: triggered once, awaited holding no slot
             keys = None if key is None else [key]
-            [ref] = await durable_children.spawn(durable, self, [input], keys, metadata)
+            [ref] = await durable_children.spawn(
+                durable,
+                self,
+                [input],
+                keys,
+                metadata,
+                checked_priority(priority),
+                self._run_labels(desired_labels),
+            )
             if not wait_for_result:
                 return ref
             [outputs] = await durable.wait_for_runs([ref])
@@ -242,16 +258,32 @@ class WorkflowRuns:
         metadata: dict[str, str] | None = None,
         keys: Sequence[str] | None = None,
         priority: int | None = None,
+        desired_labels: Mapping[str, Label | str | int | float] | None = None,
     ) -> list[RunRef]:
         """:meth:`run_many`, awaited. In a durable task, a durable call: the runs are
         triggered once (``ctx.wait_for_runs(refs)`` waits for them holding no slot)."""
         durable = _durable_context()
         if durable is not None:
-            return await durable_children.spawn(durable, self, list(inputs), keys, metadata)
+            return await durable_children.spawn(
+                durable,
+                self,
+                list(inputs),
+                keys,
+                metadata,
+                checked_priority(priority),
+                self._run_labels(desired_labels),
+            )
         roost = self._client()
         parents = children.parent_refs(keys, len(inputs), f"{self.name}.aio_run_many")
         items = bulk_items(
-            self.validate_input, inputs, idempotency_keys, chunk_size, metadata, parents, priority
+            self.validate_input,
+            inputs,
+            idempotency_keys,
+            chunk_size,
+            metadata,
+            parents,
+            priority,
+            self._run_labels(desired_labels),
         )
         version = await self.aio_register()
         ids = await roost.workflows.aio_trigger_many(

@@ -276,7 +276,14 @@ async def trigger_runs(request: Request) -> Response:
                 raise InvalidInputError(f"runs[{index}]: {exc}") from None
         parents = await store.resolve_parents(conn, tenant, [i.parent for i in bulk.runs])
         requests = [
-            _run_request(i.input, i.idempotency_key, i.metadata, p, priority=i.priority)
+            _run_request(
+                i.input,
+                i.idempotency_key,
+                i.metadata,
+                p,
+                desired_labels=_labels_json(i.desired_labels),
+                priority=i.priority,
+            )
             for i, p in zip(bulk.runs, parents, strict=True)
         ]
         result = await _create(request, conn, tenant, wv, requests)
