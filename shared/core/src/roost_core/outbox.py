@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -30,6 +30,9 @@ import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 
 from roost_core import broker
+from roost_core.admission_request import Admission as Admission
+from roost_core.admission_request import DynamicKey as DynamicKey
+from roost_core.admission_request import OnFull as OnFull
 from roost_core.engine.plan import Plan, Statement
 from roost_core.queries import SQL
 from roost_core.topology import declare_task_queue
@@ -61,37 +64,6 @@ class OutboxMessage:
     admission: Admission | None = None
     # Its AMQP priority on a task queue (a run's, 1-3; roost_core.engine.priority).
     priority: int | None = None
-
-
-# What the ratelimiter does with an attempt that does not fit a full key (issue #21):
-# it waits its turn; it is cancelled itself; or the key's oldest attempts are cancelled.
-OnFull = Literal["wait", "cancel_newest", "cancel_in_progress"]
-
-
-class DynamicKey(NamedTuple):
-    """A key computed from the run's input, created on first use with what its task
-    declares (and updated when that changes)."""
-
-    key: str
-    limit: int
-    window_seconds: int | None  # None: a concurrency key
-    # Last, with a default: run waiters packed before issue #21 carry three fields.
-    on_full: OnFull = "wait"
-
-
-@dataclass(frozen=True)
-class Admission:
-    """What a task attempt asks the ratelimiter for before it may reach a worker."""
-
-    tenant_id: str
-    run_id: str
-    task_run_id: str
-    attempt: int
-    task: str
-    keys: tuple[str, ...]
-    units: tuple[int, ...]
-    # Keys computed from the run's input, created on first use.
-    dynamic: tuple[DynamicKey, ...] = ()
 
 
 @dataclass(frozen=True)
