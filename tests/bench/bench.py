@@ -797,6 +797,7 @@ def report(
     w3: float | None,
     elapsed: dict[str, float],
     w4: Fanout | None = None,
+    roost_loop: Throughput | None = None,
 ) -> None:
     """The results of the workloads that ran (``--workloads``); None: not run."""
     lines = [
@@ -827,7 +828,7 @@ def report(
     lines.append("elapsed per workload: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()))
     caption = "\n".join(lines)
     if roost_w1 is not None or w2 is not None or w3 is not None:
-        _report_w1_w3(args, facts, caption, roost_w1, roost_bulk, raw_w1, w2, w3)
+        _report_w1_w3(args, facts, caption, roost_w1, roost_bulk, raw_w1, w2, w3, roost_loop)
     else:
         console.print(caption, highlight=False)
     if w4 is not None:
@@ -843,6 +844,7 @@ def _report_w1_w3(
     raw_w1: Throughput | None,
     w2: Latency | None,
     w3: float | None,
+    roost_loop: Throughput | None = None,
 ) -> None:
     table = Table(title="Roost benchmark", caption=caption, caption_justify="left")
     for name, justify in (
@@ -891,6 +893,13 @@ def _report_w1_w3(
             raw and raw.cpu_ms_per_run,
         )
         table.add_row("", "runs not SUCCEEDED", str(roost_bulk.failed), "-", "")
+        table.add_section()
+    if roost_loop is not None:
+        # The newcomer's loop: one thread, one wf.run(wait_for_result=False) after another.
+        row("W1 loop (1 thread)", "triggers/s, client side", roost_loop.trigger_rate, None)
+        row("", "runs/s", roost_loop.per_second, None)
+        row("", "CPU ms per run, our processes", roost_loop.cpu_ms_per_run, None)
+        table.add_row("", "runs not SUCCEEDED", str(roost_loop.failed), "-", "")
         table.add_section()
     if w2 is not None:
         ms = [1000 * t for t in w2.total]
@@ -1125,10 +1134,12 @@ def main(argv: list[str] | None = None) -> int:
             "rabbitmq": rabbitmq_version(stack.env["ROOST_BROKER_URL"]),
         }
         services = {p.name: p.pid for p in stack.processes}
-        roots = {"api": services["api"], "scheduler": services["scheduler-0"]}
+        # Every service of the stack by name (api, scheduler-0, gateway, ratelimiter, ...):
+        # "our processes" in the CPU table means all of them.
+        roots = dict(services)
 
         wanted = args.workloads
-        roost_w1 = roost_bulk = raw_w1 = None
+        roost_w1 = roost_bulk = roost_loop = raw_w1 = None
         w2: Latency | None = None
         w3: float | None = None
         w4: Fanout | None = None
@@ -1169,6 +1180,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             elapsed["W1 Roost bulk"] = time.monotonic() - t
             log(f"W1 Roost, bulk: {roost_bulk.per_second:.1f} runs/s")
+
+            t = time.monotonic()
+            loop_runs = max(1, args.runs // 2)
+            log(f"W1 Roost, loop: {loop_runs} runs from one thread (wf.run, no wait)")
+            roost_loop = w1_roost(stack, flows, loop_runs, 1, {**roots, "roost worker": worker.pid})
+            elapsed["W1 Roost loop"] = time.monotonic() - t
+            log(f"W1 Roost, loop: {roost_loop.trigger_rate:.1f} triggers/s")
 
         if "W2" in wanted:
             t = time.monotonic()
@@ -1226,7 +1244,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in elapsed.items():
             if seconds > SLOW_WORKLOAD_SECONDS:
                 log(f"[yellow]{name} took {seconds:.0f} s (over {SLOW_WORKLOAD_SECONDS:.0f} s)")
-        report(args, facts, roost_w1, roost_bulk, raw_w1, w2, w3, elapsed, w4)
+        report(args, facts, roost_w1, roost_bulk, raw_w1, w2, w3, elapsed, w4, roost_loop)
         if idle_cpu is not None:
             report_idle(idle_cpu, {p.name for p in stack.processes} | {"roost worker"})
         if probe is not None and private_pg is not None:

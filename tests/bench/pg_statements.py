@@ -134,7 +134,7 @@ def normalise(sql: str) -> str:
     whitespace do not count."""
     sql = re.sub(r"--[^\n]*", " ", sql)
     sql = re.sub(r"'(?:[^']|'')*'", "?", sql)
-    sql = re.sub(r"%\([a-z_0-9]+\)s|%s|\$\d+", "?", sql)
+    sql = re.sub(r"%\([a-z_0-9]+\)[sb]|%s|\$\d+", "?", sql)
     sql = re.sub(r"(?<![\w.])\d+(?:\.\d+)?\b|\b(?:true|false|null)\b", "?", sql, flags=re.I)
     return re.sub(r"\s+", "", sql).lower()
 
