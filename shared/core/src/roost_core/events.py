@@ -11,14 +11,13 @@ it from the log.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from roost_core import outbox
+from roost_core import fastjson, outbox
 from roost_core.engine.plan import Plan, Statement
 from roost_core.outbox import OutboxMessage, OutboxRow
 from roost_core.queries import SQL
@@ -146,7 +145,7 @@ def _params(flat: list[tuple[RunEvents, NewEvent]]) -> dict[str, list[Any]]:
         "types": [e.type for _, e in flat],
         "tasks": [e.task for _, e in flat],
         "attempts": [e.attempt for _, e in flat],
-        "data": [None if e.data is None else json.dumps(e.data) for _, e in flat],
+        "data": [None if e.data is None else fastjson.dumps(e.data) for _, e in flat],
         "at": [e.at for _, e in flat],
     }
 

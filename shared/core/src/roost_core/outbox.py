@@ -15,7 +15,6 @@ idempotent, so a duplicate changes nothing.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -29,7 +28,7 @@ import pika.exceptions
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 
-from roost_core import broker
+from roost_core import broker, fastjson
 from roost_core.admission_request import Admission as Admission
 from roost_core.admission_request import DynamicKey as DynamicKey
 from roost_core.admission_request import OnFull as OnFull
@@ -84,7 +83,7 @@ def insert_params(messages: list[OutboxMessage]) -> dict[str, list[Any]]:
         "exchanges": [m.exchange for m in messages],
         "routing_keys": [m.routing_key for m in messages],
         "bodies": [m.body for m in messages],
-        "headers": [json.dumps(m.headers) if m.headers else None for m in messages],
+        "headers": [fastjson.dumps(m.headers) if m.headers else None for m in messages],
         "mandatory": [m.mandatory for m in messages],
         "priorities": [m.priority for m in messages],
     }

@@ -3,7 +3,6 @@ once) and reading a run's spans back (``roost_core.spans`` ships them)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from roost_core import fastjson
 from roost_core.queries import SQL
 from roost_core.spans import SpanEventRecord, SpanRecord, WireSpan
 
@@ -88,7 +88,7 @@ def store(
         wanted += fresh[: max(0, cap - count)]
     if not wanted:
         return []
-    rows = conn.execute(_INSERT, {"spans": json.dumps(wanted, separators=(",", ":"))}).fetchall()
+    rows = conn.execute(_INSERT, {"spans": fastjson.dumps(wanted)}).fetchall()
     inserted = {(r[0], r[1]) for r in rows}
     if known is not None:
         added: dict[str, int] = defaultdict(int)

@@ -18,7 +18,6 @@ parent (see :class:`roost_core.tracing.RunScope`). Spans of no run are not store
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -31,7 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 
-from roost_core import broker
+from roost_core import broker, fastjson
 from roost_core.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -127,14 +126,14 @@ def record(span: ReadableSpan, service: str) -> SpanRecord | None:
 
 def encode(spans: list[WireSpan]) -> bytes:
     """A batch of spans as shipped and broadcast: ``{"spans": [...]}``."""
-    return json.dumps({"spans": spans}, separators=(",", ":")).encode()
+    return fastjson.dumpb({"spans": spans})
 
 
 def decode(body: bytes) -> list[WireSpan]:
     """The well-formed spans of a shipped batch (malformed ones are left out); raises
     ValueError if the body is not a batch at all."""
     try:
-        batch = json.loads(body)
+        batch = fastjson.loads(body)
         items = batch["spans"]
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"not a span batch: {exc}") from None

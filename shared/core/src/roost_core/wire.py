@@ -9,13 +9,13 @@ consumer can guard its transition and ignore a duplicate.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from roost_core import fastjson
 from roost_core.definitions import JSON as JSON
 from roost_core.definitions import NAME_PATTERN as NAME_PATTERN
 from roost_core.definitions import RATE_LIMIT_KEY_RE as RATE_LIMIT_KEY_RE
@@ -316,14 +316,15 @@ def decode_report_batch(body: bytes) -> tuple[list[TaskReport], list[TaskEmitted
 
 
 def dramatiq_envelope(queue_name: str, actor_name: str, message: TaskMessage) -> bytes:
-    """Encode ``message`` exactly as Dramatiq's JSON encoder would encode
-    ``actor.message(message_dict)``, so a stock Dramatiq consumer can decode it. An
+    """Encode ``message`` as Dramatiq's JSON encoder would encode
+    ``actor.message(message_dict)`` (compact, by orjson: non-ASCII text as UTF-8, not
+    escaped), so a stock Dramatiq consumer can decode it. An
     execution timeout becomes Dramatiq's per-message ``time_limit``, so its TimeLimit
     middleware interrupts the task on the worker."""
     options: dict[str, Any] = {}
     if message.execution_timeout is not None:
         options["time_limit"] = int(message.execution_timeout * 1000)
-    return json.dumps(
+    return fastjson.dumpb(
         {
             "queue_name": queue_name,
             "actor_name": actor_name,
@@ -332,6 +333,5 @@ def dramatiq_envelope(queue_name: str, actor_name: str, message: TaskMessage) ->
             "options": options,
             "message_id": f"{message.task_run_id}:{message.attempt}",
             "message_timestamp": int(time.time() * 1000),
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+    )

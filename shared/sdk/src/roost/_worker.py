@@ -53,7 +53,7 @@ from roost._runs import Runs
 from roost._settings import ClientSettings
 from roost._spans import Spans
 from roost._standalone import StandaloneTask, workflow_of
-from roost._worker_queue import RoostRabbitmqBroker
+from roost._worker_queue import FastJSONEncoder, RoostRabbitmqBroker
 from roost._workflow import Workflow
 from roost_core import broker as core_broker
 from roost_core import topology as topo
@@ -185,6 +185,7 @@ class Worker:
         rabbit.add_middleware(delivery)
         rabbit.add_middleware(self.heartbeats)
         dramatiq.set_broker(rabbit)
+        dramatiq.set_encoder(FastJSONEncoder())
         reports = AttemptReports(settings.broker_url, topology, lambda: self.worker_id)
         # Around each attempt, outermost first: before_attempt runs down this list and
         # after_attempt back up it. Deadlines first, so that an attempt too late to start

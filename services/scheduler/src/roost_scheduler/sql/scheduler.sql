@@ -34,6 +34,13 @@ SHOW autovacuum;
 -- The outbox churns most: vacuumed and analyzed.
 VACUUM (ANALYZE) outbox;
 
+-- hot_table_changes --
+-- The hot tables' rows when last analyzed (-1: never) and rows changed since, from
+-- PostgreSQL's own counters: what autovacuum's analyze threshold reads.
+SELECT c.relname, c.reltuples, coalesce(s.n_mod_since_analyze, 0)
+FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.relname = ANY(%(tables)s) AND c.relnamespace = current_schema()::regnamespace;
+
 -- analyze_runs --
 -- Fresh statistics for the planner.
 ANALYZE runs;

@@ -9,11 +9,10 @@ it computes. Failures are rare and go one by one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from roost_core import events, outbox
+from roost_core import events, fastjson, outbox
 from roost_core.engine import placing
 from roost_core.engine.batch import write_batch
 from roost_core.engine.failures import engine_fail, fail_attempt
@@ -198,7 +197,7 @@ def _apply_succeeded(
             "succeeded": TaskStatus.SUCCEEDED,
             "task_run_ids": [r.task_run_id for r in reports],
             "attempts": [r.attempt for r in reports],
-            "outputs": [json.dumps(r.output) for r in reports],
+            "outputs": [fastjson.dumps(r.output) for r in reports],
             "worker_ids": [r.worker_id for r in reports],
             "started_at": [r.started_at for r in reports],
             "finished_at": [r.finished_at for r in reports],

@@ -6,14 +6,13 @@ strategy may cancel runs to make room (roost_core.engine.concurrency)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from roost_core import admission, dag, dispatch, events, outbox
+from roost_core import admission, dag, dispatch, events, fastjson, outbox
 from roost_core.engine import concurrency, control, placement, placing, priority, record
 from roost_core.engine.placement import Placement
 from roost_core.engine.plan import Plan, Statement
@@ -98,13 +97,13 @@ def trigger(
             "queued": RunStatus.QUEUED,
             "tasks": len(definition.tasks),
             "run_ids": run_ids,
-            "inputs": [json.dumps(r.input) for r in requests],
+            "inputs": [fastjson.dumps(r.input) for r in requests],
             "idempotency_keys": [r.idempotency_key for r in requests],
             "concurrency_keys": groups,
-            "traces": [json.dumps(t) if t else None for t in traces],
-            "metadata": [json.dumps(r.metadata) if r.metadata else None for r in requests],
+            "traces": [fastjson.dumps(t) if t else None for t in traces],
+            "metadata": [fastjson.dumps(r.metadata) if r.metadata else None for r in requests],
             "desired_labels": [
-                json.dumps(r.desired_labels) if r.desired_labels else None for r in requests
+                fastjson.dumps(r.desired_labels) if r.desired_labels else None for r in requests
             ],
             "priorities": priorities,
         },
