@@ -10,6 +10,7 @@ import pytest
 
 from harness import Stack
 from roost import Roost
+from roost_scheduler.maintenance import SCALE, THRESHOLD
 
 
 def _maintained(stack: Stack) -> dict[str, object]:
@@ -57,7 +58,7 @@ def test_the_scheduler_vacuums_the_outbox_when_autovacuum_is_off(stack: Stack) -
 def test_tables_that_changed_are_analyzed_within_seconds_not_at_the_next_round(
     stack: Stack, flows: ModuleType
 ) -> None:
-    """The default round is 30 s; 60 new runs get runs and task_runs analyzed long
+    """The default round is 30 s; enough new runs get runs and task_runs analyzed long
     before it (a never-analyzed runs table was scanned whole by every batch, #17)."""
     autovacuum = stack.sql("SHOW autovacuum")[0][0]
     if autovacuum == "on":
@@ -67,9 +68,22 @@ def test_tables_that_changed_are_analyzed_within_seconds_not_at_the_next_round(
     @wf.task()
     def only() -> None: ...
 
+    # Enough changes for both tables, whatever the session's other tests wrote before:
+    # each probe run is one row of runs and one of task_runs.
+    rows = max(
+        float(n)  # type: ignore[arg-type]
+        for (n,) in stack.sql(
+            "SELECT reltuples FROM pg_class WHERE relname IN ('runs', 'task_runs')"
+        )
+    )
+    needed = THRESHOLD + int(SCALE["task_runs"] * max(rows, 0.0)) + 20
     before = time.time()
-    assert len(wf.run_many([{} for _ in range(60)])) == 60
-    deadline = time.monotonic() + 10
+    for start in range(0, needed, 1000):
+        count = min(1000, needed - start)
+        assert len(wf.run_many([{} for _ in range(count)])) == count
+    # PostgreSQL's change counters reach pg_stat up to ~10 s late (an idle backend
+    # flushes its pending counts on a timer), then the scheduler looks every 2 s.
+    deadline = time.monotonic() + 25
     seen: dict[str, object] = {}
     while time.monotonic() < deadline:
         seen = _maintained(stack)

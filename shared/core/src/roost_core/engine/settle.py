@@ -6,9 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
-from roost_core import admission, dispatch, events, outbox
+from roost_core import admission, dispatch, events, fastjson, outbox
 from roost_core.engine import decisions, placing, plan, record
 from roost_core.engine.state import Conn, Definitions, RunState
 from roost_core.queries import SQL
@@ -18,7 +16,7 @@ from roost_core.wire import WorkflowDefinition
 
 _COUNT_SETTLED = SQL.count_settled
 _TASKS_OF_RUNS = SQL.tasks_of_runs
-_END_RUN = SQL.end_run
+_END_RUNS = SQL.end_runs
 _QUEUE_ON_FAILURE = SQL.queue_on_failure
 _ONE_REMAINING = SQL.one_task_remaining
 
@@ -48,7 +46,7 @@ def settle(
     tasks: dict[str, list[tuple[str, str, Any, Any]]] = {run_id: [] for run_id in ended}
     for row in conn.execute(_TASKS_OF_RUNS, {"run_ids": ended}):
         tasks[str(row[0])].append((row[1], row[2], row[3], row[4]))
-    finals: list[tuple[str, str, Jsonb, Jsonb | None]] = []
+    finals: list[tuple[str, str, str, str | None]] = []
     by_id = {r.id: r for r in runs}
     for run_id, rows in tasks.items():
         definition = definitions.get(conn, by_id[run_id].version_id)
@@ -62,7 +60,9 @@ def settle(
             start_on_failure(conn, topology, by_id[run_id], definition, end.errors, out)
             continue
         final, output, error = end.status, end.output, end.error
-        finals.append((run_id, final.value, Jsonb(output), Jsonb(error) if error else None))
+        finals.append(
+            (run_id, final.value, fastjson.dumps(output), fastjson.dumps(error) if error else None)
+        )
         by_id[run_id].status = final.value
         data = {"error": error} if error else {"output": output}
         by_id[run_id].event(events.run_final_type(final), data=data)
@@ -70,9 +70,14 @@ def settle(
             by_id[run_id].released.append((run_id, admission.RUN_ATTEMPT))  # its group place
     if not finals:
         return []
-    conn.cursor().executemany(
-        _END_RUN,
-        [{"status": f, "output": o, "error": e, "run_id": run_id} for run_id, f, o, e in finals],
+    conn.execute(
+        _END_RUNS,
+        {
+            "run_ids": [f[0] for f in finals],
+            "statuses": [f[1] for f in finals],
+            "outputs": [f[2] for f in finals],
+            "errors": [f[3] for f in finals],
+        },
     )
     plan.run(conn.cursor(), record.notify_final([f[0] for f in finals]))
     return [(run_id, final) for run_id, final, _, _ in finals]

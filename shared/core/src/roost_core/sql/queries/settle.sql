@@ -9,11 +9,15 @@ RETURNING runs.id, runs.remaining_tasks;
 SELECT run_id, task_name, status, output, error FROM task_runs
 WHERE run_id = ANY(%(run_ids)b::uuid[]);
 
--- end_run --
--- A run ends (one row of an executemany).
-UPDATE runs SET status = %(status)s, output = %(output)s, error = %(error)s,
+-- end_runs --
+-- Runs end, a batch's in one statement (issue #17: one UPDATE per run was 4% of
+-- PostgreSQL's time in bulk): each with its final status, its output (JSON text; 'null'
+-- for none) and its error (JSON text, or NULL).
+UPDATE runs SET status = v.status, output = v.output::jsonb, error = v.error::jsonb,
   finished_at = now()
-WHERE id = %(run_id)s;
+FROM unnest(%(run_ids)b::uuid[], %(statuses)b::text[], %(outputs)b::text[],
+  %(errors)b::text[]) AS v(id, status, output, error)
+WHERE runs.id = v.id;
 
 -- queue_on_failure --
 -- A run's on_failure handler, queued as a task run of its own.
