@@ -63,7 +63,7 @@ def test_the_api_counts_triggers_and_cancellations_and_reports_fleet_gauges(
     flows.chain.run({"task_id": "m-api"}, timeout=60)
     slow = flows.diamond.run({"seed": 1}, wait_for_result=False)
     flows.roost.runs.cancel(slow.id)
-    time.sleep(6)  # the gauges refresh every 5 s
+    time.sleep(6)  # a scrape re-reads the gauges at most every 5 s
     after = _scrape(url)
 
     assert (

@@ -105,14 +105,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         res.relay.start()
         await res.waiters.start()
         logger.info("api ready", extra={"action": "api_started", "port": settings.api_port})
-        async with api_metrics.refreshing(
-            res.pool,
-            settings.metrics_refresh_seconds,
-            settings.worker_heartbeat_timeout_seconds,
-            res.declarer.ready_counts,
-            topology.task_queue,
-        ):
-            yield
+        yield
         await res.triggers.drain()
         await res.waiters.stop()
         res.relay.stop()
@@ -157,4 +150,11 @@ def create_app(settings: ApiSettings) -> Starlette:
         },
     )
     app.state.roost = res
+    app.state.gauges = api_metrics.FleetGauges(
+        pool,
+        settings.metrics_refresh_seconds,
+        settings.worker_heartbeat_timeout_seconds,
+        res.declarer.ready_counts,
+        topology.task_queue,
+    )
     return app

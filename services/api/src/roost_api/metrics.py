@@ -1,19 +1,22 @@
 """The api's Prometheus metrics: ``GET /metrics`` (no token: counts only, no run data).
 
 Besides the counters every process keeps (roost_core.metrics; the api counts the runs
-and attempts it cancels), the api reports fleet-wide gauges read from PostgreSQL every
-few seconds: worker processes alive and their slots, tasks waiting on each rate-limit
-key, and outbox rows not yet confirmed by RabbitMQ; and from RabbitMQ, the attempts
-ready on each workflow's task queue. Every api replica reports the same
+and attempts it cancels), the api reports fleet-wide gauges read from PostgreSQL: worker
+processes alive and their slots, tasks waiting on each rate-limit key, and outbox rows
+not yet confirmed by RabbitMQ; and from RabbitMQ, the attempts ready on each workflow's
+task queue. They are read when a scrape asks for them (at most once per
+``metrics_refresh_seconds``; scrapes in between get the same values), so an api nobody
+scrapes reads nothing (issue #17's idle budget). Every api replica reports the same
 values; take the max, not the sum.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pika.exceptions
@@ -63,6 +66,7 @@ TASKS_READY = Gauge(
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    await request.app.state.gauges.fresh()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -97,32 +101,37 @@ async def _refresh_queues(
         TASKS_READY.labels(workflow, task_queue(workflow)).set(count)
 
 
-@contextlib.asynccontextmanager
-async def refreshing(
-    pool: AsyncConnectionPool[Any],
-    every: float,
-    heartbeat_timeout: float,
-    ready_counts: Callable[[list[str]], dict[str, int]],
-    task_queue: Callable[[str], str],
-) -> AsyncIterator[None]:
-    """Keep the gauges fresh in the background while the api runs."""
+class FleetGauges:
+    """Reads the fleet-wide gauges for a scrape, unless a scrape less than ``every``
+    seconds ago already did. A database or broker that is away keeps the last values
+    (logged): the scrape still answers."""
 
-    async def loop() -> None:
-        while True:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        every: float,
+        heartbeat_timeout: float,
+        ready_counts: Callable[[list[str]], dict[str, int]],
+        task_queue: Callable[[str], str],
+    ) -> None:
+        self._pool = pool
+        self._every = every
+        self._heartbeat_timeout = heartbeat_timeout
+        self._ready_counts = ready_counts
+        self._task_queue = task_queue
+        self._lock = asyncio.Lock()  # concurrent scrapes: one read, all wait for it
+        self._read_at = -math.inf
+
+    async def fresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._read_at < self._every:
+                return
             try:
-                async with pool.connection() as conn:
-                    await _refresh(conn, heartbeat_timeout)
-                    await _refresh_queues(conn, ready_counts, task_queue)
+                async with self._pool.connection() as conn:
+                    await _refresh(conn, self._heartbeat_timeout)
+                    await _refresh_queues(conn, self._ready_counts, self._task_queue)
             except (psycopg.Error, OSError) as exc:  # the database is away: keep last values
                 logger.warning("metrics refresh failed", extra={"error": repr(exc)})
             except (pika.exceptions.AMQPError, BrokerUnavailableError) as exc:
                 logger.warning("queue metrics refresh failed", extra={"error": repr(exc)})
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            self._read_at = time.monotonic()

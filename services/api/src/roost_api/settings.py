@@ -16,5 +16,8 @@ class ApiSettings(TokenCheckingSettings):
         default=15.0, gt=0, description="a worker silent this long is listed as dead"
     )
     metrics_refresh_seconds: float = Field(
-        default=5.0, gt=0, description="how often /metrics' fleet-wide gauges are re-read"
+        default=5.0,
+        gt=0,
+        description="/metrics' fleet-wide gauges are read by a scrape at most this often"
+        " (scrapes in between get the values read last)",
     )

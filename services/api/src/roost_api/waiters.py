@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -63,8 +64,8 @@ class RunWaiters:
                     self._ready.set()
                     # Wake everyone after a reconnect: a NOTIFY may have been missed.
                     self._wake_all()
-                    async for note in conn.notifies():
-                        for event in self._waiting.get(note.payload, ()):
+                    async for payload in _received(conn):
+                        for event in self._waiting.get(payload, ()):
                             event.set()
             except asyncio.CancelledError:
                 raise
@@ -82,3 +83,25 @@ class RunWaiters:
         for events in self._waiting.values():
             for event in events:
                 event.set()
+
+
+async def _received(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[str]:
+    """The payloads of the NOTIFYs ``conn`` receives, read when its socket has data.
+
+    psycopg's ``notifies()`` wakes every 0.1 s to look (its wait interval): ten wake-ups
+    a second in an idle api (issue #17's idle budget). The event loop's reader wakes
+    only when PostgreSQL sends something. A lost connection raises from
+    ``consume_input`` (psycopg.OperationalError), and the listener reconnects."""
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    fd = conn.pgconn.socket
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            await readable.wait()
+            readable.clear()
+            conn.pgconn.consume_input()
+            while (note := conn.pgconn.notifies()) is not None:
+                yield note.extra.decode()
+    finally:
+        loop.remove_reader(fd)

@@ -39,6 +39,8 @@ PASS_SECONDS = Histogram(
 )
 
 PRUNE_EVERY_SECONDS = 60.0
+#: Seconds between looks for waiting work while nothing waits and no wake came.
+IDLE_RECHECK_SECONDS = 5.0
 
 
 class Ratelimiter:
@@ -91,7 +93,10 @@ class Ratelimiter:
         """Run one pass; return the seconds until the next one is due."""
         if not anything_waits(conn):
             WAITING.set(0)
-            return self.settings.admission_interval_seconds
+            # Whatever starts to wait sends a wake (admission.hold, and every change that
+            # frees units): this look is only a safety net, so an idle ratelimiter asks
+            # PostgreSQL every few seconds, not twice a second.
+            return max(IDLE_RECHECK_SECONDS, self.settings.admission_interval_seconds)
         started = time.perf_counter()
         self._rotation += 1
         with conn.transaction():

@@ -201,6 +201,10 @@ class SpanShipper(SpanProcessor):
     def _start(self) -> None:
         self._pending: deque[ReadableSpan | WireSpan] = deque()
         self._wake = threading.Event()
+        # Set by the first span after the queue ran empty: an idle process's shipper
+        # sleeps on it instead of waking every ``delay`` to find nothing (issue #17's
+        # idle budget: seven processes ship spans).
+        self._arrived = threading.Event()
         self._stopping = False
         self._connection = self._channel = None
         self._thread = threading.Thread(target=self._run, name="span-shipper", daemon=True)
@@ -223,6 +227,8 @@ class SpanShipper(SpanProcessor):
             self.dropped += 1
             return
         self._pending.append(item)
+        if not self._arrived.is_set():
+            self._arrived.set()
         if len(self._pending) >= self._batch:
             self._wake.set()
 
@@ -230,7 +236,12 @@ class SpanShipper(SpanProcessor):
 
     def _run(self) -> None:
         while not self._stopping:
-            self._wake.wait(self._delay)
+            # Cleared before the queue is looked at, set by a put after its append: a
+            # span that arrives in between is either seen here or wakes the wait.
+            self._arrived.clear()
+            if not self._pending:
+                self._arrived.wait()
+            self._wake.wait(self._delay)  # let a batch gather
             self._wake.clear()
             self._flush()
 
@@ -293,6 +304,7 @@ class SpanShipper(SpanProcessor):
 
     def shutdown(self) -> None:
         self._stopping = True
+        self._arrived.set()
         self._wake.set()
         self._thread.join(timeout=2)
         self._flush()
