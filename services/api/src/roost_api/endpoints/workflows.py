@@ -219,13 +219,14 @@ async def trigger_run(request: Request) -> Response:
     r = resources(request)
     name = request.path_params["name"]
     trigger = await parsed_body(request, TriggerRequest, "invalid trigger request")
-    async with r.pool.connection() as conn:
-        wv = await r.versions.get(conn, tenant, name, trigger.version)
-        [parent] = (
-            await store.resolve_parents(conn, tenant, [trigger.parent])
-            if trigger.parent
-            else [None]
-        )
+    wv = r.versions.cached(tenant, name, trigger.version)
+    parent = None
+    if wv is None or trigger.parent:  # a connection only when there is something to read
+        async with r.pool.connection() as conn:
+            if wv is None:
+                wv = await r.versions.get(conn, tenant, name, trigger.version)
+            if trigger.parent:
+                [parent] = await store.resolve_parents(conn, tenant, [trigger.parent])
     check_input(wv.definition, trigger.input)
     store.check_dynamic_keys(wv.definition, [trigger.input])
     async with traced_trigger(request, wv.definition.name):

@@ -95,15 +95,19 @@ class VersionCache:
         self._latest: dict[tuple[str, str], tuple[WorkflowVersion, float]] = {}
         self._triggered: dict[str, tuple[list[WorkflowVersion], float]] = {}
 
+    def cached(self, tenant_id: str, name: str, version: str | None) -> WorkflowVersion | None:
+        """The version, if this process has it at hand (no database read): a trigger
+        that finds it here takes no pool connection at all."""
+        if version:
+            return self._exact.get((tenant_id, name, version))
+        hit = self._latest.get((tenant_id, name))
+        return hit[0] if hit and hit[1] > time.monotonic() else None
+
     async def get(
         self, conn: Conn, tenant_id: str, name: str, version: str | None
     ) -> WorkflowVersion:
         now = time.monotonic()
-        if version:
-            found = self._exact.get((tenant_id, name, version))
-        else:
-            hit = self._latest.get((tenant_id, name))
-            found = hit[0] if hit and hit[1] > now else None
+        found = self.cached(tenant_id, name, version)
         if found is None:
             found = await find_version(conn, tenant_id, name, version)
             self._exact[(tenant_id, name, found.version)] = found

@@ -1,0 +1,90 @@
+"""The outbox's publisher against the real RabbitMQ: a batch arrives whole and in order;
+what the broker cannot route is declared and sent again when it is a task queue's, and
+an error otherwise, after which the publisher goes on working."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pika.exceptions
+import pytest
+
+from harness import Stack
+from roost_core.outbox import OutboxMessage, Publisher
+
+
+@pytest.fixture
+def amqp(stack: Stack) -> Iterator[tuple[Publisher, pika.adapters.BlockingConnection]]:
+    url = stack.env["ROOST_BROKER_URL"]
+    publisher = Publisher(url)
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    yield publisher, connection
+    publisher.close()
+    connection.close()
+
+
+def _drain(connection: pika.adapters.BlockingConnection, queue: str) -> list[bytes]:
+    channel = connection.channel()
+    bodies: list[bytes] = []
+    while True:
+        _, _, body = channel.basic_get(queue, auto_ack=True)
+        if body is None:
+            return bodies
+        bodies.append(body)
+
+
+def test_a_batch_reaches_its_queues_in_order_and_a_broadcast_nobody_hears_is_no_error(
+    amqp: tuple[Publisher, pika.adapters.BlockingConnection],
+) -> None:
+    publisher, connection = amqp
+    queue = f"pub_{uuid.uuid4().hex[:10]}"
+    exchange = f"pubx_{uuid.uuid4().hex[:10]}"
+    channel = connection.channel()
+    channel.exchange_declare(exchange, exchange_type="topic", auto_delete=True)
+    try:
+        batch = [OutboxMessage("", queue, f"m{i}".encode()) for i in range(50)]
+        # A broadcast to an exchange no queue is bound to: dropped, as its sender meant.
+        batch.insert(10, OutboxMessage(exchange, "events.appended", b"{}", mandatory=False))
+        publisher.publish_batch(batch)
+        publisher.publish_batch([OutboxMessage("", queue, b"after")])
+        assert _drain(connection, queue) == [f"m{i}".encode() for i in range(50)] + [b"after"]
+    finally:
+        channel.queue_delete(queue)
+        channel.exchange_delete(exchange)
+
+
+def test_a_task_queue_deleted_behind_the_publishers_back_is_declared_again(
+    amqp: tuple[Publisher, pika.adapters.BlockingConnection],
+) -> None:
+    publisher, connection = amqp
+    queue = f"pub_{uuid.uuid4().hex[:10]}"
+    channel = connection.channel()
+    try:
+        publisher.publish_batch([OutboxMessage("", queue, b"first")])
+        assert _drain(connection, queue) == [b"first"]
+        channel.queue_delete(queue)  # the publisher still believes it declared it
+        publisher.publish_batch([OutboxMessage("", queue, b"second")])
+        assert _drain(connection, queue) == [b"second"]
+    finally:
+        channel.queue_delete(queue)
+
+
+def test_a_mandatory_message_nothing_can_route_fails_the_batch(
+    amqp: tuple[Publisher, pika.adapters.BlockingConnection],
+) -> None:
+    publisher, connection = amqp
+    exchange = f"pubx_{uuid.uuid4().hex[:10]}"
+    channel = connection.channel()
+    channel.exchange_declare(exchange, exchange_type="topic", auto_delete=True)
+    try:
+        with pytest.raises(pika.exceptions.UnroutableError):
+            publisher.publish_batch([OutboxMessage(exchange, "nowhere", b"lost?")])
+        # The publisher goes on working after the failed batch.
+        queue = f"pub_{uuid.uuid4().hex[:10]}"
+        publisher.publish_batch([OutboxMessage("", queue, b"next")])
+        assert _drain(connection, queue) == [b"next"]
+        channel.queue_delete(queue)
+    finally:
+        channel.exchange_delete(exchange)
