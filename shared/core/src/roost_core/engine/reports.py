@@ -43,8 +43,7 @@ from roost_core.wire import (
 )
 
 # The hot path's statements (see their comments in sql/queries/reports.sql).
-_SUCCEED = SQL.succeed_attempts
-_RELEASE_CHILDREN = SQL.release_children
+_SUCCEED_AND_RELEASE = SQL.succeed_and_release
 
 
 def apply_reports(
@@ -191,8 +190,8 @@ def _apply_succeeded(
     a task_attempts row."""
     if not reports:
         return 0
-    done = conn.execute(
-        _SUCCEED,
+    rows = conn.execute(
+        _SUCCEED_AND_RELEASE,
         {
             "succeeded": TaskStatus.SUCCEEDED,
             "task_run_ids": [r.task_run_id for r in reports],
@@ -202,8 +201,11 @@ def _apply_succeeded(
             "started_at": [r.started_at for r in reports],
             "finished_at": [r.finished_at for r in reports],
             "statuses": ACTIVE,
+            "queued": TaskStatus.QUEUED,
+            "pending": TaskStatus.PENDING,
         },
     ).fetchall()
+    done = [row[1:11] for row in rows if not row[0]]
     if not done:
         return 0
     outputs: dict[tuple[str, str], Any] = {}
@@ -240,16 +242,8 @@ def _apply_succeeded(
             float(finished),
         )
 
-    children = conn.execute(
-        _RELEASE_CHILDREN,
-        {
-            "queued": TaskStatus.QUEUED,
-            "run_ids": [k[0] for k in outputs],
-            "tasks": [k[1] for k in outputs],
-            "pending": TaskStatus.PENDING,
-        },
-    ).fetchall()
-    ready = [(str(row[0]), str(row[1]), row[2], row[4]) for row in children if row[3] == 0]
+    # Released children at zero pending parents: (id, run, task, attempt).
+    ready = [(str(row[6]), str(row[1]), row[2], row[4]) for row in rows if row[0] and row[11] == 0]
     if ready:
         dispatch_ready(conn, topology, definitions, runs, ready, out, known=outputs)
     return len(done)

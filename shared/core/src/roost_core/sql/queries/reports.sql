@@ -1,32 +1,40 @@
--- succeed_attempts --
+-- succeed_and_release --
 -- Records the results of succeeded attempts, each only if still its task's current
--- active attempt. The WHERE keeps to the guard it needs (id, attempt, status): one more
--- predicate ("dispatch_at IS NULL", redundant since a pending retry already has a new
--- attempt number) made PostgreSQL plan it badly on tables without statistics and cost
--- four times the CPU per run under bulk load. The sub-select in RETURNING sees the row
--- as it was before this statement: was it started?
-UPDATE task_runs t SET status = %(succeeded)s, output = v.o::jsonb, worker_id = v.w,
-  started_at = to_timestamp(v.s), finished_at = to_timestamp(v.f),
-  deadline_at = NULL, error = NULL
-FROM unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[], %(outputs)b::text[],
-  %(worker_ids)b::text[], %(started_at)b::float8[], %(finished_at)b::float8[])
-  AS v(id, a, o, w, s, f)
-WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%(statuses)s)
-RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id, t.id,
-  extract(epoch FROM t.started_at), extract(epoch FROM t.finished_at),
-  (SELECT o.status FROM task_runs o WHERE o.id = t.id),
-  extract(epoch FROM t.queued_at);
-
--- release_children --
--- Children of the given finished (run, task) pairs: one less pending parent each; at
--- zero, queued with their first attempt.
-UPDATE task_runs c SET pending_parents = c.pending_parents - d.n,
-  status = CASE WHEN c.pending_parents = d.n THEN %(queued)s ELSE c.status END,
-  attempt = CASE WHEN c.pending_parents = d.n THEN c.attempt + 1 ELSE c.attempt END,
-  queued_at = CASE WHEN c.pending_parents = d.n THEN now() ELSE c.queued_at END
-FROM (SELECT k.id, count(*)::int AS n FROM task_runs k
-      JOIN unnest(%(run_ids)b::uuid[], %(tasks)b::text[]) AS f(run_id, task)
-        ON k.run_id = f.run_id AND f.task = ANY(k.parents)
-      WHERE k.status = %(pending)s GROUP BY k.id) AS d
-WHERE c.id = d.id AND c.pending_parents >= d.n
-RETURNING c.id, c.run_id, c.task_name, c.pending_parents, c.attempt;
+-- active attempt, and releases the children of the (run, task) pairs that did succeed:
+-- one less pending parent each; at zero, queued with their first attempt. One statement,
+-- so a hand-off waits for one round trip here, not two (issue #17). The two updates never
+-- touch one row: a child is PENDING, never an active attempt.
+-- The WHERE keeps to the guard it needs (id, attempt, status): one more predicate
+-- ("dispatch_at IS NULL", redundant since a pending retry already has a new attempt
+-- number) made PostgreSQL plan it badly on tables without statistics and cost four times
+-- the CPU per run under bulk load. The sub-select in RETURNING sees the row as it was
+-- before this statement: was it started?
+-- Rows: each recorded attempt (child false), then each released child (child true: its
+-- id, run, task, attempt and pending parents left).
+WITH done AS (
+  UPDATE task_runs t SET status = %(succeeded)s, output = v.o::jsonb, worker_id = v.w,
+    started_at = to_timestamp(v.s), finished_at = to_timestamp(v.f),
+    deadline_at = NULL, error = NULL
+  FROM unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[], %(outputs)b::text[],
+    %(worker_ids)b::text[], %(started_at)b::float8[], %(finished_at)b::float8[])
+    AS v(id, a, o, w, s, f)
+  WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%(statuses)s)
+  RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id, t.id,
+    extract(epoch FROM t.started_at) AS started, extract(epoch FROM t.finished_at) AS finished,
+    (SELECT o.status FROM task_runs o WHERE o.id = t.id) AS was,
+    extract(epoch FROM t.queued_at) AS queued),
+released AS (
+  UPDATE task_runs c SET pending_parents = c.pending_parents - d.n,
+    status = CASE WHEN c.pending_parents = d.n THEN %(queued)s ELSE c.status END,
+    attempt = CASE WHEN c.pending_parents = d.n THEN c.attempt + 1 ELSE c.attempt END,
+    queued_at = CASE WHEN c.pending_parents = d.n THEN now() ELSE c.queued_at END
+  FROM (SELECT k.id, count(*)::int AS n FROM task_runs k
+        JOIN done f ON k.run_id = f.run_id AND f.task_name = ANY(k.parents)
+        WHERE k.status = %(pending)s GROUP BY k.id) AS d
+  WHERE c.id = d.id AND c.pending_parents >= d.n
+  RETURNING c.id, c.run_id, c.task_name, c.pending_parents, c.attempt)
+SELECT false AS child, run_id, task_name, output, attempt, worker_id, id, started,
+  finished, was, queued, NULL::int AS pending FROM done
+UNION ALL
+SELECT true, run_id, task_name, NULL, attempt, NULL, id, NULL, NULL, NULL, NULL,
+  pending_parents FROM released;
