@@ -69,11 +69,13 @@ def child_idempotency_key(given: str | None, link: ParentLink | None) -> str | N
     return f"{CHILD_KEY_PREFIX}{link.task_run_id}:{link.key}"
 
 
-async def family(conn: Conn, run_id: str) -> dict[str, Any]:
-    """A run's ``parent`` (or None), its first ``MAX_CHILDREN`` children in the order
-    they were triggered, and how many it has in each status (``children_by_status``),
-    as GET /api/v1/runs/{id} shows them: one statement."""
-    cur = await conn.execute(_FAMILY, {"run_id": run_id})
-    row = await cur.fetchone()
+#: A run's ``parent`` (or None), its first ``MAX_CHILDREN`` children in the order they
+#: were triggered, and how many it has in each status, in one row (``run_id``):
+#: :func:`family_of` turns it into what GET /api/v1/runs/{id} shows.
+FAMILY = _FAMILY
+
+
+def family_of(row: Sequence[Any] | None) -> dict[str, Any]:
+    """``parent``, ``children`` and ``children_by_status`` from :data:`FAMILY`'s row."""
     parent, children, by_status = row if row else (None, [], {})
     return {"parent": parent, "children": children, "children_by_status": by_status}
