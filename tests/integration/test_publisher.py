@@ -25,6 +25,24 @@ def amqp(stack: Stack) -> Iterator[tuple[Publisher, pika.adapters.BlockingConnec
     connection.close()
 
 
+@pytest.fixture
+def exchange(amqp: tuple[Publisher, pika.adapters.BlockingConnection]) -> Iterator[str]:
+    """A topic exchange no queue is bound to, deleted afterwards."""
+    name = f"pubx_{uuid.uuid4().hex[:10]}"
+    channel = amqp[1].channel()
+    channel.exchange_declare(name, exchange_type="topic", auto_delete=True)
+    yield name
+    channel.exchange_delete(name)
+
+
+@pytest.fixture
+def queue(amqp: tuple[Publisher, pika.adapters.BlockingConnection]) -> Iterator[str]:
+    """A task queue's name, not declared yet (the publisher declares it); deleted after."""
+    name = f"pub_{uuid.uuid4().hex[:10]}"
+    yield name
+    amqp[1].channel().queue_delete(name)
+
+
 def _drain(connection: pika.adapters.BlockingConnection, queue: str) -> list[bytes]:
     channel = connection.channel()
     bodies: list[bytes] = []
@@ -36,55 +54,34 @@ def _drain(connection: pika.adapters.BlockingConnection, queue: str) -> list[byt
 
 
 def test_a_batch_reaches_its_queues_in_order_and_a_broadcast_nobody_hears_is_no_error(
-    amqp: tuple[Publisher, pika.adapters.BlockingConnection],
+    amqp: tuple[Publisher, pika.adapters.BlockingConnection], queue: str, exchange: str
 ) -> None:
     publisher, connection = amqp
-    queue = f"pub_{uuid.uuid4().hex[:10]}"
-    exchange = f"pubx_{uuid.uuid4().hex[:10]}"
-    channel = connection.channel()
-    channel.exchange_declare(exchange, exchange_type="topic", auto_delete=True)
-    try:
-        batch = [OutboxMessage("", queue, f"m{i}".encode()) for i in range(50)]
-        # A broadcast to an exchange no queue is bound to: dropped, as its sender meant.
-        batch.insert(10, OutboxMessage(exchange, "events.appended", b"{}", mandatory=False))
-        publisher.publish_batch(batch)
-        publisher.publish_batch([OutboxMessage("", queue, b"after")])
-        assert _drain(connection, queue) == [f"m{i}".encode() for i in range(50)] + [b"after"]
-    finally:
-        channel.queue_delete(queue)
-        channel.exchange_delete(exchange)
+    batch = [OutboxMessage("", queue, f"m{i}".encode()) for i in range(50)]
+    # A broadcast to an exchange no queue is bound to: dropped, as its sender meant.
+    batch.insert(10, OutboxMessage(exchange, "events.appended", b"{}", mandatory=False))
+    publisher.publish_batch(batch)
+    publisher.publish_batch([OutboxMessage("", queue, b"after")])
+    assert _drain(connection, queue) == [f"m{i}".encode() for i in range(50)] + [b"after"]
 
 
 def test_a_task_queue_deleted_behind_the_publishers_back_is_declared_again(
-    amqp: tuple[Publisher, pika.adapters.BlockingConnection],
+    amqp: tuple[Publisher, pika.adapters.BlockingConnection], queue: str
 ) -> None:
     publisher, connection = amqp
-    queue = f"pub_{uuid.uuid4().hex[:10]}"
-    channel = connection.channel()
-    try:
-        publisher.publish_batch([OutboxMessage("", queue, b"first")])
-        assert _drain(connection, queue) == [b"first"]
-        channel.queue_delete(queue)  # the publisher still believes it declared it
-        publisher.publish_batch([OutboxMessage("", queue, b"second")])
-        assert _drain(connection, queue) == [b"second"]
-    finally:
-        channel.queue_delete(queue)
+    publisher.publish_batch([OutboxMessage("", queue, b"first")])
+    assert _drain(connection, queue) == [b"first"]
+    connection.channel().queue_delete(queue)  # the publisher still believes it declared it
+    publisher.publish_batch([OutboxMessage("", queue, b"second")])
+    assert _drain(connection, queue) == [b"second"]
 
 
 def test_a_mandatory_message_nothing_can_route_fails_the_batch(
-    amqp: tuple[Publisher, pika.adapters.BlockingConnection],
+    amqp: tuple[Publisher, pika.adapters.BlockingConnection], queue: str, exchange: str
 ) -> None:
     publisher, connection = amqp
-    exchange = f"pubx_{uuid.uuid4().hex[:10]}"
-    channel = connection.channel()
-    channel.exchange_declare(exchange, exchange_type="topic", auto_delete=True)
-    try:
-        with pytest.raises(pika.exceptions.UnroutableError):
-            publisher.publish_batch([OutboxMessage(exchange, "nowhere", b"lost?")])
-        # The publisher goes on working after the failed batch.
-        queue = f"pub_{uuid.uuid4().hex[:10]}"
-        publisher.publish_batch([OutboxMessage("", queue, b"next")])
-        assert _drain(connection, queue) == [b"next"]
-        channel.queue_delete(queue)
-    finally:
-        channel.exchange_delete(exchange)
+    with pytest.raises(pika.exceptions.UnroutableError):
+        publisher.publish_batch([OutboxMessage(exchange, "nowhere", b"lost?")])
+    # The publisher goes on working after the failed batch.
+    publisher.publish_batch([OutboxMessage("", queue, b"next")])
+    assert _drain(connection, queue) == [b"next"]

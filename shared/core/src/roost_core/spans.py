@@ -166,11 +166,12 @@ class SpanShipper(SpanProcessor):
     and :meth:`ship` for spans recorded without one (see ``tracing.record_span``).
 
     The hot path only appends to a bounded deque (a span that finds it full is dropped
-    and counted). A thread of its own wakes every ``delay`` seconds, or once ``batch``
-    spans wait, turns them into their wire form and publishes them as one message on its
-    own connection. A publish that fails (broker gone, or a connection the broker closed
-    while it sat idle) is tried once more on a fresh connection, then the batch is
-    dropped and logged: spans never hold anything up.
+    and counted). A thread of its own sleeps while nothing waits; once spans come it
+    wakes every ``delay`` seconds (at once when ``batch`` spans wait), turns them into
+    their wire form and publishes them as one message on its own connection. A publish
+    that fails (broker gone, or a connection the broker closed while it sat idle) is
+    tried once more on a fresh connection, then the batch is dropped and logged: spans
+    never hold anything up.
     """
 
     def __init__(
