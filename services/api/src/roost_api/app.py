@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from roost_api import metrics as api_metrics
 from roost_api import openapi, store
+from roost_api.accept import Acceptor
 from roost_api.endpoints import (
     approvals,
     events,
@@ -96,6 +97,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         waiters=RunWaiters(settings.database_url),
         versions=store.VersionCache(),
         triggers=TriggerBatcher(pool, topology, relay),
+        acceptor=Acceptor(settings.broker_url, topology),
         served=ServedWorkflows(pool, settings.worker_heartbeat_timeout_seconds),
     )
 
@@ -103,10 +105,12 @@ def create_app(settings: ApiSettings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await res.pool.open(wait=False)
         res.relay.start()
+        res.acceptor.start()
         await res.waiters.start()
         logger.info("api ready", extra={"action": "api_started", "port": settings.api_port})
         yield
         await res.triggers.drain()
+        res.acceptor.stop()
         await res.waiters.stop()
         res.relay.stop()
         res.declarer.close()

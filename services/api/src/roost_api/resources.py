@@ -13,6 +13,7 @@ import pika.exceptions
 from starlette.requests import Request
 
 from roost_api import store
+from roost_api.accept import Acceptor
 from roost_api.served import ServedWorkflows
 from roost_api.settings import ApiSettings
 from roost_api.trigger_batch import TriggerBatcher
@@ -99,6 +100,7 @@ class Resources:
     waiters: RunWaiters
     versions: store.VersionCache
     triggers: TriggerBatcher
+    acceptor: Acceptor
     served: ServedWorkflows
 
 

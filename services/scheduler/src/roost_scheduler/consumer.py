@@ -1,6 +1,7 @@
 """The scheduler's main loop: drain worker reports from RabbitMQ in natural batches,
 apply each batch in one PostgreSQL transaction, acknowledge after commit, then hand the
-batch's outbox rows to the relay.
+batch's outbox rows to the relay. The same batches create the runs the api accepted
+without writing them (roost_core.engine.accepted).
 
 Batches form by draining what has already arrived, never by waiting to fill one, so
 batching adds no latency. Several replicas may consume the same queue: every run a batch
@@ -19,6 +20,7 @@ from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from roost_core import metrics, outbox
+from roost_core.engine.accepted import create_accepted
 from roost_core.engine.child_waits import match_child_waits
 from roost_core.engine.event_waits import match_event_waits
 from roost_core.engine.reports import apply_reports
@@ -28,6 +30,7 @@ from roost_core.engine.timers import attempts_lost, fire_timers, reclaim_lost_at
 from roost_core.engine.workers import record_heartbeats
 from roost_core.service import consuming, keep_running, pump
 from roost_core.topology import (
+    RUN_ACCEPTED,
     TASK_CANCEL_REQUEST,
     TASK_EMITTED,
     TASK_REPORTS,
@@ -35,6 +38,7 @@ from roost_core.topology import (
     Topology,
 )
 from roost_core.wire import (
+    RunAccepted,
     TaskCancelRequest,
     TaskEmitted,
     TaskReport,
@@ -149,6 +153,7 @@ class Scheduler:
         beats: list[WorkerHeartbeat] = []
         emitted: list[TaskEmitted] = []
         cancels: list[TaskCancelRequest] = []
+        accepted: list[RunAccepted] = []
         good_tags: list[int] = []
         for tag, key, body in batch:
             try:
@@ -162,6 +167,8 @@ class Scheduler:
                     emitted.append(TaskEmitted.model_validate_json(body))
                 elif key == TASK_CANCEL_REQUEST:
                     cancels.append(TaskCancelRequest.model_validate_json(body))
+                elif key == RUN_ACCEPTED:
+                    accepted.append(RunAccepted.model_validate_json(body))
                 else:
                     reports.append(decode_report(body))
                 good_tags.append(tag)
@@ -179,12 +186,18 @@ class Scheduler:
         # runs running) go out with the next one instead of costing a round trip each.
         with conn.pipeline(), conn.transaction():
             record_heartbeats(conn, beats, self.settings.worker_heartbeat_timeout_seconds)
-            outcome = apply_reports(
-                conn, self.topology, self.definitions, reports, emitted, cancels
+            # First the runs, then the reports: none can be of a run not yet created.
+            created = create_accepted(conn, self.topology, self.definitions, accepted)
+            outcome = (
+                apply_reports(conn, self.topology, self.definitions, reports, emitted, cancels)
+                if reports or emitted or cancels
+                else BatchOutcome([], [], 0, 0)
             )
         # Committed: now, and only now, acknowledge the whole batch.
         channel.basic_ack(max(good_tags), multiple=True)
-        self.relay.submit(outcome.outbox_rows)
+        for span in created.spans:
+            span.end()
+        self.relay.submit(created.outbox_rows + outcome.outbox_rows)
         BATCH_SIZE.observe(len(batch))
         BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.count(outcome.events)

@@ -158,6 +158,17 @@ class TriggeredRunBody(Run):
     warning: str | None = None
 
 
+class AcceptedRun(_Model):
+    """A run accepted (``Prefer: respond-async``): durable in RabbitMQ, created by the
+    scheduler moments later. Reading it (``GET /api/v1/runs/{id}``) waits until it is."""
+
+    id: str
+    workflow: str
+    workflow_version: str
+    status: str = Field(description="QUEUED")
+    warning: str | None = None
+
+
 class BulkRun(_Model):
     id: str
     created: bool = Field(description="false: an earlier run had this idempotency key")

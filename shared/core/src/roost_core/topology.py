@@ -25,6 +25,9 @@ TASK_REPORTS = "task.reports"
 # Routing key of the api's request that the scheduler end one task's active attempt
 # CANCELLED (roost.runs.cancel_task; roost_core.wire.TaskCancelRequest).
 TASK_CANCEL_REQUEST = "task.cancel_request"
+# Routing key of a trigger the api accepted without writing it (issue #17): a run the
+# scheduler creates, batched with whatever else arrived (roost_core.wire.RunAccepted).
+RUN_ACCEPTED = "run.accepted"
 SCHEDULER_BINDINGS = (
     TASK_STARTED,
     TASK_SUCCEEDED,
@@ -34,6 +37,7 @@ SCHEDULER_BINDINGS = (
     TASK_EMITTED,
     TASK_REPORTS,
     TASK_CANCEL_REQUEST,
+    RUN_ACCEPTED,
 )
 
 # Routing key of the broadcasts that tell every gateway replica which events were just

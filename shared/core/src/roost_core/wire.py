@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -273,6 +274,28 @@ class TaskCancelRequest(_Frozen):
     task: str
     attempt: int
     reason: str
+
+
+class RunAccepted(_Frozen):
+    """From the api to the scheduler: a run to create (issue #17). The api checked the
+    trigger (workflow version, input, labels, priority) and answered with ``run_id`` once
+    RabbitMQ held this message; the scheduler creates the run, with a batch of others,
+    and a redelivered message finds it there and creates nothing."""
+
+    tenant_id: str
+    workflow_id: str
+    version_id: str
+    run_id: str  # a uuid7: dated, so a reader can tell a run not created yet
+    input: Any = None
+    metadata: dict[str, str] | None = None
+    desired_labels: dict[str, Any] | None = None
+    priority: int | None = None
+    trace: dict[str, str] | None = None  # the trigger span's context: the run span's parent
+
+    @field_validator("workflow_id", "version_id", "run_id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        return str(uuid.UUID(value))  # a malformed id is dead-lettered, never retried
 
 
 class CancelTasks(_Frozen):

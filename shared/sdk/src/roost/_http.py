@@ -41,6 +41,7 @@ class ApiClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         self._check_token()
         try:
@@ -49,7 +50,7 @@ class ApiClient:
                 path,
                 json=json,
                 params=params,
-                headers=_trace_headers(),
+                headers=_with_trace(headers),
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -64,6 +65,7 @@ class ApiClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """:meth:`request` without blocking the event loop."""
         self._check_token()
@@ -73,7 +75,7 @@ class ApiClient:
                 path,
                 json=json,
                 params=params,
-                headers=_trace_headers(),
+                headers=_with_trace(headers),
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -163,6 +165,13 @@ class ApiClient:
         if self._aio is not None and self._aio_loop is asyncio.get_running_loop():
             await self._aio.aclose()
         self._aio = self._aio_loop = None
+
+
+def _with_trace(headers: dict[str, str] | None) -> dict[str, str] | None:
+    traced = _trace_headers()
+    if headers is None:
+        return traced
+    return {**headers, **traced} if traced else headers
 
 
 def _trace_headers() -> dict[str, str] | None:

@@ -20,6 +20,7 @@ from roost._labels import Label, desired_labels
 from roost._models import ScheduledRun
 from roost._runs import RunRef, Runs, outcome
 from roost._scheduled import ScheduledRuns
+from roost._settings import ClientSettings
 from roost._trigger_input import bulk_items, checked_metadata, checked_priority
 from roost._workflows import Workflows
 from roost_core.wire import WorkflowDefinition
@@ -39,6 +40,9 @@ class Clients(Protocol):
 
     @property
     def scheduled(self) -> ScheduledRuns: ...
+
+    @property
+    def settings(self) -> ClientSettings: ...
 
 
 class WorkflowRuns:
@@ -152,6 +156,7 @@ class WorkflowRuns:
             parent=parent,
             desired_labels=wanted,
             priority=priority,
+            respond_async=not wait_for_result and roost.settings.respond_async,
         )
         ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:
@@ -243,6 +248,7 @@ class WorkflowRuns:
             parent=parent,
             desired_labels=wanted,
             priority=priority,
+            respond_async=not wait_for_result and roost.settings.respond_async,
         )
         ref = RunRef(roost.runs, created.id, self.name)
         if not wait_for_result:

@@ -11,6 +11,7 @@ from roost._http import ApiClient, shaped
 from roost._models import Run
 from roost._notices import Notices
 from roost_core.api_models import BulkItem, BulkTriggerRequest, ParentRef, TriggerRequest
+from roost_core.api_shapes import AcceptedRun
 from roost_core.wire import WorkflowDefinition
 
 
@@ -75,18 +76,24 @@ class Workflows:
         parent: ParentRef | None = None,
         desired_labels: dict[str, Any] | None = None,
         priority: int | None = None,
-    ) -> Run:
+        respond_async: bool = False,
+    ) -> Run | AcceptedRun:
         """Start one run of workflow ``name`` (of ``version``, or its newest); return it
         as created (or the earlier run with the same ``idempotency_key``). The input is
         sent as given: the api checks it against the workflow's input model. ``parent``:
         the task it is a child run of (roost._children). ``desired_labels``: the run's
-        override of its tasks' desired labels (JSON, as roost._labels makes it)."""
+        override of its tasks' desired labels (JSON, as roost._labels makes it).
+        ``respond_async``: return once the trigger is durable in RabbitMQ, the run
+        accepted and created by the scheduler moments later (the api may still create it
+        at once: with an idempotency key, a parent, or named rate limits)."""
         body = _trigger_body(
             input, idempotency_key, metadata, version, parent, desired_labels, priority
         )
-        created = self._api.request("POST", f"/api/v1/workflows/{name}/runs", json=body)
+        created = self._api.request(
+            "POST", f"/api/v1/workflows/{name}/runs", json=body, headers=_prefer(respond_async)
+        )
         self._notices.raise_from(name, created)
-        return Run.model_validate(created)
+        return _triggered(created)
 
     async def aio_trigger(
         self,
@@ -99,15 +106,18 @@ class Workflows:
         parent: ParentRef | None = None,
         desired_labels: dict[str, Any] | None = None,
         priority: int | None = None,
-    ) -> Run:
+        respond_async: bool = False,
+    ) -> Run | AcceptedRun:
         """:meth:`trigger`, awaited. Concurrent triggers of one workflow share the api's
         transactions (its group commit), so ``asyncio.gather`` scales."""
         body = _trigger_body(
             input, idempotency_key, metadata, version, parent, desired_labels, priority
         )
-        created = await self._api.arequest("POST", f"/api/v1/workflows/{name}/runs", json=body)
+        created = await self._api.arequest(
+            "POST", f"/api/v1/workflows/{name}/runs", json=body, headers=_prefer(respond_async)
+        )
         self._notices.raise_from(name, created)
-        return Run.model_validate(created)
+        return _triggered(created)
 
     def trigger_many(
         self, name: str, runs: Sequence[BulkItem], *, version: str | None, chunk_size: int
@@ -169,3 +179,15 @@ def _trigger_body(
     if priority is not None:
         fields["priority"] = priority
     return shaped(TriggerRequest.model_construct(**fields), exclude_unset=True)
+
+
+def _prefer(respond_async: bool) -> dict[str, str] | None:
+    """RFC 7240's way to ask for an answer before the work is done."""
+    return {"Prefer": "respond-async"} if respond_async else None
+
+
+def _triggered(body: dict[str, Any]) -> Run | AcceptedRun:
+    """The run as created (201, or 200 for an idempotency key's earlier run), or as
+    accepted (202: a run the scheduler creates moments later)."""
+    # An accepted run has no row yet, so no created_at.
+    return Run.model_validate(body) if "created_at" in body else AcceptedRun.model_validate(body)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost_api import store
+from roost_api import accept, store
 from roost_api.http import decode_cursor, encode_cursor, parsed_body, query_of
 from roost_api.openapi import operation
 from roost_api.params import CancelledSince, LogQuery, RunListQuery, RunWait
@@ -21,8 +23,13 @@ from roost_core.api_shapes import CancelledAttempts, LogPage, RunPage, TaskCance
 from roost_core.authentication import tenant_of
 from roost_core.errors import (
     BadRequestError,
+    UnknownRunError,
 )
 from roost_core.statuses import RunStatus
+
+# How long a read of a run the api accepted (roost_api.accept) waits for the scheduler
+# to create it, when it does not wait longer anyway: normally milliseconds.
+ACCEPTED_GRACE_SECONDS = 2.0
 
 
 @operation(
@@ -38,23 +45,51 @@ async def get_run(request: Request) -> Response:
     r = resources(request)
     run_id = request.path_params["run_id"]
     wait = query_of(request, RunWait).wait
-    if wait <= 0:
+    if wait <= 0 and not accept.may_appear(run_id):
         async with r.pool.connection() as conn:
             return JSONResponse(await store.get_run(conn, tenant, run_id))
     with r.waiters.watch(run_id) as event:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        created_by = loop.time() + max(wait, ACCEPTED_GRACE_SECONDS)
         while True:
             # Clear before reading: a NOTIFY that lands during the read must wake
             # the wait below, not be forgotten.
             event.clear()
-            async with r.pool.connection() as conn:
-                run = await store.get_run(conn, tenant, run_id)
+            run = await _read(request, run_id, event, created_by)
             remaining = deadline - loop.time()
             if RunStatus(run["status"]).is_final or remaining <= 0:
                 return JSONResponse(run)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
+
+
+async def _read(
+    request: Request, run_id: str, event: asyncio.Event, created_by: float
+) -> dict[str, Any]:
+    """The run. One the api accepted but the scheduler has not created yet
+    (roost_api.accept) is waited for, until ``created_by`` (event loop time); ``event``
+    is set (waiters.watch) when it is created."""
+    r = resources(request)
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            async with r.pool.connection() as conn:
+                return await store.get_run(conn, tenant_of(request), run_id)
+        except UnknownRunError:
+            remaining = created_by - loop.time()
+            when = accept.accepted_at(run_id)
+            if not accept.may_appear(run_id) or when is None:
+                raise
+            if remaining <= 0:
+                at = datetime.fromtimestamp(when, UTC).isoformat()
+                raise UnknownRunError(
+                    f"run {run_id!r} not found: accepted at {at} and not created yet"
+                    " (is the scheduler running?)"
+                ) from None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), remaining)
+        event.clear()
 
 
 @operation(
@@ -67,6 +102,10 @@ async def cancel_run(request: Request) -> Response:
     tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
+    if accept.may_appear(run_id):  # accepted, maybe not created yet: wait a moment
+        with r.waiters.watch(run_id) as event:
+            created_by = asyncio.get_running_loop().time() + ACCEPTED_GRACE_SECONDS
+            await _read(request, run_id, event, created_by)
     async with r.pool.connection() as conn:
         async with conn.transaction():
             _, rows = await store.cancel_run(conn, r.topology, tenant, run_id)

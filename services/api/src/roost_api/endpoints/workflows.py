@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost_api import store
+from roost_api import accept, store
+from roost_api import metrics as api_metrics
 from roost_api.http import (
     broker_unavailable,
     check_input,
@@ -34,6 +35,7 @@ from roost_api.trigger_batch import counted
 from roost_core import dag, tracing
 from roost_core.api_models import BulkTriggerRequest, Run, TriggerRequest
 from roost_core.api_shapes import (
+    AcceptedRun,
     BulkTriggered,
     Registered,
     TriggeredRunBody,
@@ -42,14 +44,17 @@ from roost_core.api_shapes import (
     WorkflowVersion,
 )
 from roost_core.authentication import tenant_of
+from roost_core.engine.concurrency import group_keys
 from roost_core.engine.trigger import ParentLink
 from roost_core.errors import (
+    BrokerUnavailableError,
     InvalidDefinitionError,
     InvalidInputError,
     RoostError,
 )
 from roost_core.labels import DesiredLabel
-from roost_core.wire import WorkflowDefinition
+from roost_core.statuses import RunStatus
+from roost_core.wire import RunAccepted, WorkflowDefinition
 
 _tracer = tracing.tracer("roost.api")
 
@@ -208,6 +213,11 @@ async def _warned(request: Request, workflow: str, body: dict[str, Any]) -> dict
     ok={
         200: ("the run created earlier with this idempotency key", Run),
         201: ("the run, created", TriggeredRunBody),
+        202: (
+            "with Prefer: respond-async, the run accepted: durable in RabbitMQ, created by"
+            " the scheduler moments later (GET /api/v1/runs/{id} waits for it)",
+            AcceptedRun,
+        ),
     },
     errors={
         404: "unknown workflow, or a version it does not have",
@@ -229,6 +239,8 @@ async def trigger_run(request: Request) -> Response:
                 [parent] = await store.resolve_parents(conn, tenant, [trigger.parent])
     check_input(wv.definition, trigger.input)
     store.check_dynamic_keys(wv.definition, [trigger.input])
+    if _may_accept(request, trigger, wv.definition):
+        return await _accept(request, tenant, wv, trigger)
     async with traced_trigger(request, wv.definition.name):
         one = _run_request(
             trigger.input,
@@ -246,6 +258,62 @@ async def trigger_run(request: Request) -> Response:
             run = await store.get_run(conn, tenant, created.run_id)
         return JSONResponse(run, status_code=200)
     return JSONResponse(await _warned(request, name, created.summary), status_code=201)
+
+
+def _may_accept(request: Request, trigger: TriggerRequest, definition: WorkflowDefinition) -> bool:
+    """Whether to answer once the trigger is durable in RabbitMQ (the client asked, with
+    ``Prefer: respond-async``, RFC 7240) rather than once its run is in PostgreSQL.
+    Triggers whose answer needs PostgreSQL take the usual way: an idempotency key (the
+    earlier run's id is the answer), a parent task (resolved and linked), rate limits
+    with named keys (whose existence is checked)."""
+    return (
+        "respond-async" in request.headers.get("prefer", "")
+        and trigger.idempotency_key is None
+        and trigger.parent is None
+        and not store.uses_named_limits(definition)
+    )
+
+
+async def _accept(
+    request: Request, tenant: str, wv: store.WorkflowVersion, trigger: TriggerRequest
+) -> Response:
+    """Accept the run: checked here (what the scheduler's creation could refuse), durable
+    once RabbitMQ confirms it, created by the scheduler (roost_api.accept)."""
+    r = resources(request)
+    group_keys(wv.definition, [trigger.input])  # a bad concurrency key: 422 now
+    run_id = accept.new_run_id()
+    async with traced_trigger(request, wv.definition.name):
+        trace.get_current_span().set_attribute("roost.run_id", run_id)
+        message = RunAccepted(
+            tenant_id=tenant,
+            workflow_id=wv.workflow_id,
+            version_id=wv.version_id,
+            run_id=run_id,
+            input=trigger.input,
+            metadata=trigger.metadata or None,
+            desired_labels=_labels_json(trigger.desired_labels),
+            priority=trigger.priority,
+            trace=tracing.carrier() or None,
+        )
+        try:
+            await r.acceptor.accept(message)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailableError(
+                f"RabbitMQ did not confirm the trigger of {wv.definition.name!r} ({exc!r}):"
+                " trigger again"
+            ) from exc
+    api_metrics.RUNS_TRIGGERED.labels(wv.definition.name).inc()
+    body = {
+        "id": run_id,
+        "workflow": wv.definition.name,
+        "workflow_version": wv.version,
+        "status": RunStatus.QUEUED.value,
+    }
+    return JSONResponse(
+        await _warned(request, wv.definition.name, body),
+        status_code=202,
+        headers={"Preference-Applied": "respond-async", "Location": f"/api/v1/runs/{run_id}"},
+    )
 
 
 @operation(

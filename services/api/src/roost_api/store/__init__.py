@@ -24,6 +24,7 @@ from roost_api.store.rate_limits import (
     check_dynamic_keys,
     list_limits,
     put_limit,
+    uses_named_limits,
     window_seconds,
 )
 from roost_api.store.runs import (
@@ -54,6 +55,7 @@ __all__ = [
     "get_approval",
     "list_approvals",
     "check_admissible",
+    "uses_named_limits",
     "check_dynamic_keys",
     "list_limits",
     "put_limit",

@@ -85,6 +85,12 @@ def check_dynamic_keys(definition: WorkflowDefinition, inputs: Sequence[Any]) ->
                     raise InvalidInputError(f"{where}task {task.name!r}: {exc}") from None
 
 
+def uses_named_limits(definition: WorkflowDefinition) -> bool:
+    """Whether a task of ``definition`` takes units of a named rate limit (whose
+    existence a trigger checks in PostgreSQL: check_admissible)."""
+    return any(use.key is not None for task in definition.tasks for use in task.rate_limits)
+
+
 async def check_admissible(
     conn: Conn, tenant_id: str, definition: WorkflowDefinition, inputs: Sequence[Any]
 ) -> None:

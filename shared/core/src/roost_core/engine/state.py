@@ -79,10 +79,17 @@ class Definitions:
         self._cache: dict[str, WorkflowDefinition] = {}
 
     def get(self, conn: Conn, version_id: str) -> WorkflowDefinition:
+        found = self.find(conn, version_id)
+        assert found is not None, f"workflow version {version_id} vanished"
+        return found
+
+    def find(self, conn: Conn, version_id: str) -> WorkflowDefinition | None:
+        """The version's definition, or None if there is no such version."""
         found = self._cache.get(version_id)
         if found is None:
             row = conn.execute(_DEFINITION, {"version_id": version_id}).fetchone()
-            assert row is not None, f"workflow version {version_id} vanished"
+            if row is None:
+                return None
             found = self._cache[version_id] = WorkflowDefinition.model_validate(row[0])
         return found
 

@@ -62,6 +62,7 @@ def run(
             created = roost.workflows.trigger(
                 workflow, payload, idempotency_key=idempotency_key, metadata=pairs
             )
+        assert isinstance(created, Run)  # not respond_async: the api created it
         out.print(f"run {created.id} {created.status}", highlight=False)
         for w in caught:
             err.print(f"[bold yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)

@@ -1,6 +1,7 @@
 -- insert_runs --
 -- New runs of a workflow version, in the order asked; a run whose idempotency key the
--- workflow already has is not created (it returns nothing).
+-- workflow already has is not created (it returns nothing), nor is one whose id exists
+-- (an accepted run's message delivered again: roost_core.engine.accepted).
 INSERT INTO runs (id, tenant_id, workflow_id, workflow_version_id, workflow_name,
   status, input, idempotency_key, remaining_tasks, concurrency_key, trace, metadata,
   desired_labels, priority)
@@ -13,8 +14,7 @@ FROM unnest(%(run_ids)b::uuid[], %(inputs)b::text[], %(idempotency_keys)b::text[
   WITH ORDINALITY AS v(id, input, key, concurrency_key, trace, metadata, labels, priority,
   n)
 ORDER BY v.n
-ON CONFLICT (tenant_id, workflow_id, idempotency_key)
-  WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, created_at;
+ON CONFLICT DO NOTHING RETURNING id, created_at;
 
 -- runs_by_idempotency_key --
 -- The runs a workflow already has for the given idempotency keys.
