@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pika
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness import Process, Stack
 from roost import Roost
@@ -49,6 +50,20 @@ def _trigger(stack: Stack, name: str, body: dict[str, Any], **headers: str) -> h
         json=body,
         headers={**_auth(stack), **PREFER, **headers},
         timeout=30,
+    )
+
+
+def _accept_batches(stack: Stack) -> tuple[float, float]:
+    """The api's ``roost_accept_batch_size`` histogram: (transactions, requests)."""
+    text = httpx.get(f"{stack.api_url}/metrics", timeout=10).text
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if family.name == "roost_accept_batch_size"
+    }
+    return found.get("roost_accept_batch_size_count", 0.0), found.get(
+        "roost_accept_batch_size_sum", 0.0
     )
 
 
@@ -94,9 +109,12 @@ def test_concurrent_accepted_triggers_each_make_exactly_their_own_run(stack: Sta
                 )
             )
 
+    before = _accept_batches(stack)
     responses = asyncio.run(all_of_them())
 
     assert [r.status_code for r in responses] == [202] * 30
+    transactions, requests = (a - b for a, b in zip(_accept_batches(stack), before, strict=True))
+    assert requests == 30 and transactions < 30  # some shared an AMQP transaction
     ids = [r.json()["id"] for r in responses]
     for i, run_id in enumerate(ids):
         run = stack.api_get(f"/api/v1/runs/{run_id}")
@@ -131,6 +149,9 @@ def test_a_run_accepted_through_the_sdk_runs_to_its_result(
     ref = flows.chain.run({"task_id": "accepted-1"}, wait_for_result=False)
 
     assert uuid.UUID(ref.id).version == 7  # it took the accepted way
+    # Streamed from the answer on, through the gateway, from its first event to its end.
+    types = [e.type for e in ref.stream()]
+    assert types[0] == "run.queued" and types[-1] == "run.succeeded"
     outputs = ref.result(timeout=30)
     assert outputs["commit"]["committed"] is True
     assert outputs["commit"]["task_id"] == "accepted-1"

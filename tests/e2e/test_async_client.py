@@ -25,11 +25,11 @@ SLOW_CALLBACK_SECONDS = 0.25
 CONCURRENT = 10
 
 
-def _trigger_transactions(stack: Stack) -> float:
+def _accept_transactions(stack: Stack) -> float:
     text = httpx.get(f"{stack.api_url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "roost_trigger_batch_size_count":
+            if sample.name == "roost_accept_batch_size_count":
                 return sample.value
     return 0.0
 
@@ -46,15 +46,15 @@ def test_async_calls_never_block_the_event_loop(
         # Warm the client's connection pool first: triggers on fresh connections arrive
         # one TCP handshake apart, and on a loaded machine each can commit alone.
         await asyncio.gather(*(roost.workflows.aio_list() for _ in ids))
-        before = await asyncio.to_thread(_trigger_transactions, stack)
+        before = await asyncio.to_thread(_accept_transactions, stack)
         refs = await asyncio.gather(
             *(flows.chain.aio_run({"task_id": i}, wait_for_result=False) for i in ids)
         )
-        after = await asyncio.to_thread(_trigger_transactions, stack)
-        # Every trigger went through the api's group commit. Whether these ten shared a
-        # transaction depends on when each request reached the api (under CI load they
-        # arrived apart and each committed alone, twice in a row): sharing itself is
-        # tested by tests/e2e/test_trigger_batching.py.
+        after = await asyncio.to_thread(_accept_transactions, stack)
+        # Every trigger was accepted (ROOST_RESPOND_ASYNC, the default: they do not wait),
+        # through the api's shared AMQP transactions. Whether these ten shared one
+        # depends on when each request reached the api (under CI load they may arrive
+        # apart): sharing itself is tested by tests/e2e/test_accepted_triggers.py.
         assert 1 <= after - before <= CONCURRENT
         results = await asyncio.gather(*(ref.aio_result(timeout=60) for ref in refs))
         assert [r["commit"]["task_id"] for r in results] == ids

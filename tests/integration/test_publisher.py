@@ -1,18 +1,22 @@
 """The outbox's publisher against the real RabbitMQ: a batch arrives whole and in order;
 what the broker cannot route is declared and sent again when it is a task queue's, and
-an error otherwise, after which the publisher goes on working."""
+an error otherwise, after which the publisher goes on working. The sweeper sends a
+task message again only while no worker may have had it."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 
+import httpx
+import orjson
 import pika
 import pika.exceptions
+import psycopg
 import pytest
 
 from harness import Stack
-from roost_core.outbox import OutboxMessage, Publisher
+from roost_core.outbox import OutboxMessage, Publisher, sweep
 
 
 @pytest.fixture
@@ -85,3 +89,53 @@ def test_a_mandatory_message_nothing_can_route_fails_the_batch(
     # The publisher goes on working after the failed batch.
     publisher.publish_batch([OutboxMessage("", queue, b"next")])
     assert _drain(connection, queue) == [b"next"]
+
+
+def _queued_first_tasks(stack: Stack, runs: int) -> list[str]:
+    """The first tasks (QUEUED) of new runs of a two-task workflow nobody serves."""
+    auth = {"Authorization": f"Bearer {stack.token}"}
+    name = f"sweep-{uuid.uuid4().hex[:8]}"
+    body = {"name": name, "tasks": [{"name": "a", "parents": []}, {"name": "b", "parents": ["a"]}]}
+    assert httpx.post(f"{stack.api_url}/api/v1/workflows", json=body, headers=auth).is_success
+    firsts = []
+    for _ in range(runs):
+        r = httpx.post(f"{stack.api_url}/api/v1/workflows/{name}/runs", json={}, headers=auth)
+        assert r.status_code == 201, r.text
+        firsts.append(next(t["id"] for t in r.json()["tasks"] if t["name"] == "a"))
+    return firsts
+
+
+def test_the_sweeper_sends_again_only_task_messages_no_worker_has_had(
+    stack: Stack, amqp: tuple[Publisher, pika.adapters.BlockingConnection], queue: str
+) -> None:
+    publisher, connection = amqp
+    waiting, started = _queued_first_tasks(stack, 2)
+    assert stack.sql("UPDATE task_runs SET status = 'RUNNING' WHERE id = %s RETURNING id", started)
+
+    def task_message(task_run_id: str, attempt: int) -> bytes:
+        return orjson.dumps({"message_id": f"{task_run_id}:{attempt}", "args": [{}]})
+
+    # Rows a relay published and was killed before it deleted them.
+    bodies = {
+        "queued": task_message(waiting, 1),  # no worker may have had it: again
+        "started": task_message(started, 1),  # a worker has it: not again
+        "superseded": task_message(waiting, 0),  # an earlier attempt: not again
+        "other": b'{"not": "a task message"}',  # not a task's: again, as always
+    }
+    ids = [
+        row[0]
+        for body in bodies.values()
+        for row in stack.sql(
+            "INSERT INTO outbox (exchange, routing_key, body, mandatory, created_at)"
+            " VALUES ('', %s, %s, true, now() - interval '1 hour') RETURNING id",
+            queue,
+            body,
+        )
+    ]
+
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        sweep(conn, publisher, older_than_s=60)
+
+    # (The stack's own scheduler sweeps too: whichever claimed a row, the same goes out.)
+    assert stack.sql("SELECT count(*) FROM outbox WHERE id = ANY(%s)", ids) == [(0,)]
+    assert sorted(_drain(connection, queue)) == sorted([bodies["queued"], bodies["other"]])

@@ -1,5 +1,5 @@
 """Accepted triggers (issue #17): their ids, and how the scheduler groups a batch of
-them (roost_api.accept, roost_core.engine.accepted)."""
+them (roost_core.run_ids, roost_core.engine.accepted)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from roost_api.accept import accepted_at, may_appear, new_run_id
 from roost_core.engine.accepted import grouped
+from roost_core.run_ids import accepted_at, may_appear, new_run_id
 from roost_core.wire import RunAccepted
 
 TENANT, WF, V1, V2 = (str(uuid.uuid4()) for _ in range(4))

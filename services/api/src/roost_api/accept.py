@@ -20,12 +20,9 @@ import asyncio
 import logging
 import queue
 import threading
-import time
-import uuid
 from dataclasses import dataclass
 
-import uuid6
-
+from roost_api import metrics as api_metrics
 from roost_core import outbox
 from roost_core.topology import RUN_ACCEPTED, Topology
 from roost_core.wire import RunAccepted
@@ -34,31 +31,6 @@ logger = logging.getLogger(__name__)
 
 #: Most messages one AMQP transaction carries; more wait for the next.
 MAX_BATCH = 200
-#: How long after its id's time a run accepted but not yet created may still appear:
-#: a reader of such a run waits for it rather than hear that it does not exist.
-PENDING_WINDOW_SECONDS = 600.0
-
-
-def new_run_id() -> str:
-    """A uuid7: ordered by time, and dated (:func:`accepted_at`)."""
-    return str(uuid.UUID(int=uuid6.uuid7().int))
-
-
-def accepted_at(run_id: str) -> float | None:
-    """When an accepted run's id was made (seconds since the epoch), or None for an id
-    that is no uuid7 (runs the api created in PostgreSQL have uuid4 ids)."""
-    try:
-        parsed = uuid.UUID(run_id)
-    except ValueError:
-        return None
-    return (parsed.int >> 80) / 1000 if parsed.version == 7 else None
-
-
-def may_appear(run_id: str) -> bool:
-    """Whether a run of this id, not found, may still be created: it was accepted
-    (a uuid7) within :data:`PENDING_WINDOW_SECONDS`."""
-    when = accepted_at(run_id)
-    return when is not None and time.time() - when < PENDING_WINDOW_SECONDS
 
 
 @dataclass
@@ -119,6 +91,7 @@ class Acceptor:
         error: BaseException | None = None
         try:
             publisher.publish_batch([p.message for p in batch])
+            api_metrics.ACCEPT_BATCH.observe(len(batch))
         except Exception as exc:  # each request answers with what went wrong
             logger.warning(
                 "accepted runs could not be published",

@@ -45,6 +45,12 @@ TRIGGER_BATCH = Histogram(
     " workflow share one (roost_api.trigger_batch).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 100),
 )
+ACCEPT_BATCH = Histogram(
+    "roost_accept_batch_size",
+    "Accepted triggers (Prefer: respond-async) published per AMQP transaction:"
+    " concurrent ones share one (roost_api.accept).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 200),
+)
 WORKERS_ALIVE = Gauge(
     "roost_workers_alive", "Worker processes heard from recently and taking work."
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from roost_core import run_ids
 from roost_core.auth import TokenVerifier
 from roost_core.authentication import (
     Authentication,
@@ -95,10 +97,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
         after = _after(request)
         wanted = _types(request)
         with translate_errors():
-            if await log.run_workflow(tenant, run_id) is None:
-                raise UnknownRunError(f"run {run_id!r} not found")
+            # Subscribed before looking: a run accepted but not created yet (its id
+            # says so, roost_core.run_ids) is waited for, and what it does meanwhile
+            # is in the log the stream reads from.
             sub = hub.subscribe(Scope(tenant, run_id=run_id), spans=wanted.spans)
             try:
+                await _created(log, tenant, run_id)
                 last = await log.last_run_event(run_id)
             except BaseException:
                 hub.unsubscribe(sub)
@@ -165,6 +169,25 @@ def create_app(settings: GatewaySettings) -> Starlette:
         middleware=middleware,
         exception_handlers={RoostError: roost_error},
     )
+
+
+_CREATED_POLL_SECONDS = 0.02
+
+
+async def _created(log: EventLog, tenant: str, run_id: str) -> None:
+    """Return once the run exists; raise UnknownRunError if it does not, after waiting up
+    to ACCEPTED_GRACE_SECONDS for one accepted moments ago (its creation normally takes
+    milliseconds: a short poll, and only for such an id)."""
+    deadline = time.monotonic() + run_ids.ACCEPTED_GRACE_SECONDS
+    while await log.run_workflow(tenant, run_id) is None:
+        if not run_ids.may_appear(run_id):
+            raise UnknownRunError(f"run {run_id!r} not found")
+        if time.monotonic() >= deadline:
+            raise UnknownRunError(
+                f"run {run_id!r} not found: accepted and not created yet"
+                " (is the scheduler running?)"
+            )
+        await asyncio.sleep(_CREATED_POLL_SECONDS)
 
 
 def _after(request: Request) -> int | None:

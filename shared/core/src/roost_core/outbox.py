@@ -28,7 +28,7 @@ import pika.exceptions
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 
-from roost_core import broker, fastjson
+from roost_core import broker, fastjson, stale_messages
 from roost_core.admission_request import Admission as Admission
 from roost_core.admission_request import DynamicKey as DynamicKey
 from roost_core.admission_request import OnFull as OnFull
@@ -384,9 +384,17 @@ def sweep(
         rows = conn.execute(_CLAIM_STALE, {"older_than_s": older_than_s, "limit": limit}).fetchall()
         if not rows:
             return 0
-        publisher.publish_batch(
-            [OutboxMessage(r[1], r[2], bytes(r[3]), r[4], r[5], priority=r[6]) for r in rows]
-        )
+        # Task messages whose attempt a worker has had already are not sent again.
+        attempts = {r[0]: stale_messages.attempt_of(r[1], bytes(r[3])) for r in rows}
+        served = stale_messages.stale(conn, [a for a in attempts.values() if a is not None])
+        send = [r for r in rows if attempts[r[0]] is None or attempts[r[0]] not in served]
+        if send:
+            publisher.publish_batch(
+                [OutboxMessage(r[1], r[2], bytes(r[3]), r[4], r[5], priority=r[6]) for r in send]
+            )
         conn.execute(_DELETE, {"ids": [r[0] for r in rows]})
-    logger.info("outbox swept", extra={"action": "outbox_swept", "count": len(rows)})
-    return len(rows)
+    logger.info(
+        "outbox swept",
+        extra={"action": "outbox_swept", "count": len(send), "dropped": len(rows) - len(send)},
+    )
+    return len(send)

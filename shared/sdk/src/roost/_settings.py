@@ -27,7 +27,7 @@ class ClientSettings(BaseSettings):
     tls_root_ca: str | None = Field(default=None, description="CA bundle to verify the api with")
     http_timeout_seconds: float = 30.0
     respond_async: bool = Field(
-        default=False,
+        default=True,
         description="wf.run(wait_for_result=False) returns once the trigger is durable in "
         "RabbitMQ (the api's answer to Prefer: respond-async), and the scheduler creates "
         "the run moments later, with others: a loop of triggers goes several times faster",

@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost_api import accept, store
+from roost_api import store
 from roost_api.http import decode_cursor, encode_cursor, parsed_body, query_of
 from roost_api.openapi import operation
 from roost_api.params import CancelledSince, LogQuery, RunListQuery, RunWait
 from roost_api.resources import resources
-from roost_core import metadata, metrics
+from roost_core import metadata, metrics, run_ids
 from roost_core.api_models import CancelTaskRequest, Run, RunTrace
 from roost_core.api_shapes import CancelledAttempts, LogPage, RunPage, TaskCancellation
 from roost_core.authentication import tenant_of
@@ -25,11 +25,8 @@ from roost_core.errors import (
     BadRequestError,
     UnknownRunError,
 )
+from roost_core.run_ids import ACCEPTED_GRACE_SECONDS
 from roost_core.statuses import RunStatus
-
-# How long a read of a run the api accepted (roost_api.accept) waits for the scheduler
-# to create it, when it does not wait longer anyway: normally milliseconds.
-ACCEPTED_GRACE_SECONDS = 2.0
 
 
 @operation(
@@ -45,7 +42,7 @@ async def get_run(request: Request) -> Response:
     r = resources(request)
     run_id = request.path_params["run_id"]
     wait = query_of(request, RunWait).wait
-    if wait <= 0 and not accept.may_appear(run_id):
+    if wait <= 0 and not run_ids.may_appear(run_id):
         async with r.pool.connection() as conn:
             return JSONResponse(await store.get_run(conn, tenant, run_id))
     with r.waiters.watch(run_id) as event:
@@ -78,8 +75,8 @@ async def _read(
                 return await store.get_run(conn, tenant_of(request), run_id)
         except UnknownRunError:
             remaining = created_by - loop.time()
-            when = accept.accepted_at(run_id)
-            if not accept.may_appear(run_id) or when is None:
+            when = run_ids.accepted_at(run_id)
+            if not run_ids.may_appear(run_id) or when is None:
                 raise
             if remaining <= 0:
                 at = datetime.fromtimestamp(when, UTC).isoformat()
@@ -102,7 +99,7 @@ async def cancel_run(request: Request) -> Response:
     tenant = tenant_of(request)
     r = resources(request)
     run_id = request.path_params["run_id"]
-    if accept.may_appear(run_id):  # accepted, maybe not created yet: wait a moment
+    if run_ids.may_appear(run_id):  # accepted, maybe not created yet: wait a moment
         with r.waiters.watch(run_id) as event:
             created_by = asyncio.get_running_loop().time() + ACCEPTED_GRACE_SECONDS
             await _read(request, run_id, event, created_by)

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost_api import accept, store
 from roost_api import metrics as api_metrics
+from roost_api import store
 from roost_api.http import (
     broker_unavailable,
     check_input,
@@ -32,7 +32,7 @@ from roost_api.resources import resources
 from roost_api.routing import resource
 from roost_api.store import schedules
 from roost_api.trigger_batch import counted
-from roost_core import dag, tracing
+from roost_core import dag, run_ids, tracing
 from roost_core.api_models import BulkTriggerRequest, Run, TriggerRequest
 from roost_core.api_shapes import (
     AcceptedRun,
@@ -281,7 +281,7 @@ async def _accept(
     once RabbitMQ confirms it, created by the scheduler (roost_api.accept)."""
     r = resources(request)
     group_keys(wv.definition, [trigger.input])  # a bad concurrency key: 422 now
-    run_id = accept.new_run_id()
+    run_id = run_ids.new_run_id()
     async with traced_trigger(request, wv.definition.name):
         trace.get_current_span().set_attribute("roost.run_id", run_id)
         message = RunAccepted(

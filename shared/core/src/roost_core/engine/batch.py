@@ -46,6 +46,6 @@ def close_batch(
     applied: int,
 ) -> BatchOutcome:
     """Settle the runs an engine-side batch touched and write its messages."""
-    finished = settle(conn, topology, definitions, [r for r in live.values() if r.settled], out)
+    finished = settle(conn, topology, definitions, list(live.values()), out)
     rows, appended = write_batch(conn, topology, live, out)
     return BatchOutcome(rows, finished, applied, 0, appended)

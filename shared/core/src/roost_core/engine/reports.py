@@ -169,9 +169,7 @@ def apply_reports(
             ):
                 applied += 1
 
-    finished = settle(
-        conn, topology, definitions, [r for r in runs.values() if r.settled], messages
-    )
+    finished = settle(conn, topology, definitions, list(runs.values()), messages)
     rows, appended = write_batch(conn, topology, runs, messages)
     return BatchOutcome(rows, finished, applied, len(reports) + len(cancels) - applied, appended)
 
@@ -205,9 +203,12 @@ def _apply_succeeded(
             "pending": TaskStatus.PENDING,
         },
     ).fetchall()
-    done = [row[1:11] for row in rows if not row[0]]
+    done = [row[1:11] for row in rows if row[0] == 0]
     if not done:
         return 0
+    for row in rows:
+        if row[0] == 2:  # counted against its run already: what the run has left
+            runs[str(row[1])].remaining = row[11]
     outputs: dict[tuple[str, str], Any] = {}
     for (
         run_id,
@@ -223,7 +224,6 @@ def _apply_succeeded(
     ) in done:
         outputs[(str(run_id), task)] = output
         run = runs[str(run_id)]
-        run.settled += 1
         if definitions.get(conn, run.version_id).by_name[task].admitted:
             run.released.append((str(task_run_id), attempt))
         if was == TaskStatus.QUEUED:  # too quick for a `started` report of its own
@@ -243,7 +243,9 @@ def _apply_succeeded(
         )
 
     # Released children at zero pending parents: (id, run, task, attempt).
-    ready = [(str(row[6]), str(row[1]), row[2], row[4]) for row in rows if row[0] and row[11] == 0]
+    ready = [
+        (str(row[6]), str(row[1]), row[2], row[4]) for row in rows if row[0] == 1 and row[11] == 0
+    ]
     if ready:
         dispatch_ready(conn, topology, definitions, runs, ready, out, known=outputs)
     return len(done)

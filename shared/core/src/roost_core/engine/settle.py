@@ -28,21 +28,23 @@ def settle(
     runs: list[RunState],
     out: list[outbox.OutboxMessage],
 ) -> list[tuple[str, str]]:
-    """Count the batch's settled tasks against their runs; end the runs with none left.
-    A run that failed and has an on_failure handler not yet run gets it now instead, and
-    ends once the handler has."""
-    if not runs:
-        return []
-    ended = [
-        str(row[0])
+    """Count the batch's settled tasks against their runs (those a statement has not
+    counted already); end the runs with none left. A run that failed and has an
+    on_failure handler not yet run gets it now instead, and ends once the handler has."""
+    left = {r.id: r.remaining for r in runs if r.remaining is not None}
+    counting = [r for r in runs if r.settled]
+    if counting:
         for row in conn.execute(
             _COUNT_SETTLED,
-            {"run_ids": [r.id for r in runs], "settled": [r.settled for r in runs]},
-        )
-        if row[1] <= 0
-    ]
+            {"run_ids": [r.id for r in counting], "settled": [r.settled for r in counting]},
+        ):
+            left[str(row[0])] = row[1]
+    for run in runs:
+        run.settled, run.remaining = 0, None  # counted: a second settle counts nothing
+    ended = [run_id for run_id, n in left.items() if n <= 0]
     if not ended:
         return []
+    runs = [r for r in runs if r.id in left]
     tasks: dict[str, list[tuple[str, str, Any, Any]]] = {run_id: [] for run_id in ended}
     for row in conn.execute(_TASKS_OF_RUNS, {"run_ids": ended}):
         tasks[str(row[0])].append((row[1], row[2], row[3], row[4]))

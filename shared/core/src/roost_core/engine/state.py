@@ -37,7 +37,10 @@ class RunState:
     trace: dict[str, str] | None = None  # the run's trace context, for its task messages
     metadata: dict[str, str] = field(default_factory=dict)  # for its task messages too
     first_report_at: float | None = None
-    settled: int = 0  # tasks this batch moved to a final state
+    settled: int = 0  # tasks this batch moved to a final state, not yet counted
+    # What the run has left once a statement counted this batch's settled tasks itself
+    # (engine.reports' success statement); None: nothing counted yet.
+    remaining: int | None = None
     events: list[events.NewEvent] = field(default_factory=list)  # to append at the end
     released: list[tuple[str, int]] = field(default_factory=list)  # attempts that ended
     # A task of this run, whose workflow has a concurrency limit, suspended to wait in

@@ -24,3 +24,11 @@ LIMIT 1;
 SELECT id, exchange, routing_key, body, headers, mandatory, priority FROM outbox
 WHERE created_at < now() - make_interval(secs => %(older_than_s)s)
 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;
+
+-- queued_attempts --
+-- Of the given (task run, attempt) pairs, those still QUEUED in that attempt: the ones
+-- whose task message a worker may not have had yet.
+SELECT t.id, t.attempt FROM task_runs t
+JOIN unnest(%(task_run_ids)b::uuid[], %(attempts)b::int[]) AS v(id, attempt)
+  ON t.id = v.id AND t.attempt = v.attempt
+WHERE t.status = %(queued)s;

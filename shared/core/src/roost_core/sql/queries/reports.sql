@@ -9,8 +9,11 @@
 -- number) made PostgreSQL plan it badly on tables without statistics and cost four times
 -- the CPU per run under bulk load. The sub-select in RETURNING sees the row as it was
 -- before this statement: was it started?
--- Rows: each recorded attempt (child false), then each released child (child true: its
--- id, run, task, attempt and pending parents left).
+-- It also counts the recorded tasks against their runs (remaining_tasks), which decides
+-- which runs end (roost_core.engine.settle): one round trip less per batch.
+-- Rows, by kind: 0 each recorded attempt, 1 each released child (its id, run, task,
+-- attempt and pending parents left), 2 each run counted (its id and tasks left, in
+-- "pending").
 WITH done AS (
   UPDATE task_runs t SET status = %(succeeded)s, output = v.o::jsonb, worker_id = v.w,
     started_at = to_timestamp(v.s), finished_at = to_timestamp(v.f),
@@ -32,9 +35,17 @@ released AS (
         JOIN done f ON k.run_id = f.run_id AND f.task_name = ANY(k.parents)
         WHERE k.status = %(pending)s GROUP BY k.id) AS d
   WHERE c.id = d.id AND c.pending_parents >= d.n
-  RETURNING c.id, c.run_id, c.task_name, c.pending_parents, c.attempt)
-SELECT false AS child, run_id, task_name, output, attempt, worker_id, id, started,
+  RETURNING c.id, c.run_id, c.task_name, c.pending_parents, c.attempt),
+counted AS (
+  UPDATE runs r SET remaining_tasks = r.remaining_tasks - s.n
+  FROM (SELECT run_id, count(*)::int AS n FROM done GROUP BY run_id) AS s
+  WHERE r.id = s.run_id
+  RETURNING r.id, r.remaining_tasks)
+SELECT 0 AS kind, run_id, task_name, output, attempt, worker_id, id, started,
   finished, was, queued, NULL::int AS pending FROM done
 UNION ALL
-SELECT true, run_id, task_name, NULL, attempt, NULL, id, NULL, NULL, NULL, NULL,
-  pending_parents FROM released;
+SELECT 1, run_id, task_name, NULL, attempt, NULL, id, NULL, NULL, NULL, NULL,
+  pending_parents FROM released
+UNION ALL
+SELECT 2, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, remaining_tasks
+FROM counted;
