@@ -24,7 +24,7 @@ from typing import Any
 
 from roost_api import metrics as api_metrics
 from roost_api import store
-from roost_core import metrics
+from roost_core import metrics, pipelined
 from roost_core.outbox import OutboxRelay
 from roost_core.topology import Topology
 from roost_core.wire import WorkflowDefinition
@@ -99,7 +99,7 @@ class TriggerBatcher:
                 # Pipelined: a statement whose rows the plan does not read costs no
                 # round trip of its own.
                 with store.run_spans_end_after():
-                    async with conn.pipeline(), conn.transaction():
+                    async with pipelined.atransaction(conn):
                         result = await store.create_runs(
                             conn, self._topology, tenant, wv, [w.request for w in batch]
                         )

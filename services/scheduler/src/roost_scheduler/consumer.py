@@ -19,7 +19,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from roost_core import metrics, outbox
+from roost_core import metrics, outbox, pipelined
 from roost_core.engine.accepted import create_accepted
 from roost_core.engine.child_waits import match_child_waits
 from roost_core.engine.event_waits import match_event_waits
@@ -183,16 +183,20 @@ class Scheduler:
             return
         started = time.perf_counter()
         # Pipelined: statements whose rows nothing reads (BEGIN, the heartbeats, marking
-        # runs running) go out with the next one instead of costing a round trip each.
-        with conn.pipeline(), conn.transaction():
+        # runs running) go out with the next one instead of costing a round trip each,
+        # and the batch's last statement with the COMMIT (roost_core.pipelined).
+        with pipelined.transaction(conn):
             record_heartbeats(conn, beats, self.settings.worker_heartbeat_timeout_seconds)
             # First the runs, then the reports: none can be of a run not yet created.
             created = create_accepted(conn, self.topology, self.definitions, accepted)
             outcome = (
-                apply_reports(conn, self.topology, self.definitions, reports, emitted, cancels)
+                apply_reports(
+                    conn, self.topology, self.definitions, reports, emitted, cancels, deferred=True
+                )
                 if reports or emitted or cancels
                 else BatchOutcome([], [], 0, 0)
             )
+        outcome.complete()  # the rows of its last statement, answered with the COMMIT
         # Committed: now, and only now, acknowledge the whole batch.
         channel.basic_ack(max(good_tags), multiple=True)
         for span in created.spans:

@@ -191,6 +191,7 @@ def append(
             "events_exchange": topology.events_exchange,
             "events_key": EVENTS_APPENDED,
         },
+        deferrable=True,  # nothing follows it in an engine transaction: plan.run_deferred
     )
     appended = _stored(flat, [(r[1], r[2]) for r in found if r[0]])
     written = [r for r in found if not r[0]]

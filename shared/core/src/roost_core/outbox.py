@@ -93,7 +93,7 @@ def insert(messages: list[OutboxMessage]) -> Plan[list[OutboxRow]]:
     """Write ``messages`` to the outbox inside the caller's transaction."""
     if not messages:
         return []
-    rows = yield Statement(_INSERT, insert_params(messages))
+    rows = yield Statement(_INSERT, insert_params(messages), deferrable=True)
     return [OutboxRow(row[0], m) for row, m in zip(rows, messages, strict=True)]
 
 

@@ -32,7 +32,7 @@ from roost_api.resources import resources
 from roost_api.routing import resource
 from roost_api.store import schedules
 from roost_api.trigger_batch import counted
-from roost_core import dag, run_ids, tracing
+from roost_core import dag, pipelined, run_ids, tracing
 from roost_core.api_models import BulkTriggerRequest, Run, TriggerRequest
 from roost_core.api_shapes import (
     AcceptedRun,
@@ -185,7 +185,7 @@ async def _create(
     committed the runs are durable: publishing their first tasks is the fast path, and
     the scheduler's sweeper sends anything this process fails to."""
     # Pipelined: a statement whose rows the plan does not read costs no round trip.
-    async with traced_trigger(request, wv.definition.name), conn.pipeline(), conn.transaction():
+    async with traced_trigger(request, wv.definition.name), pipelined.atransaction(conn):
         result = await store.create_runs(conn, resources(request).topology, tenant, wv, requests)
     resources(request).relay.submit(result.outbox_rows)
     counted(wv.definition, result)

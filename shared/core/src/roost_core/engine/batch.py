@@ -3,6 +3,8 @@ decided (roost_core.engine.record) and say what it produced."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from roost_core import events, outbox, tracing
 from roost_core.engine import plan, record
 from roost_core.engine.places import give_back_places
@@ -17,10 +19,19 @@ def write_batch(
 ) -> tuple[list[outbox.OutboxRow], list[events.Event]]:
     """Append the batch's events, free what its ended attempts held, and write its
     outbox (roost_core.engine.record.write)."""
+    written = write_batch_deferred(conn, topology, runs, messages)()
+    return written.outbox_rows, written.appended
+
+
+def write_batch_deferred(
+    conn: Conn, topology: Topology, runs: dict[str, RunState], messages: list[outbox.OutboxMessage]
+) -> Callable[[], record.Written]:
+    """:func:`write_batch`, its last statement's rows read by the function it returns:
+    call it after COMMIT (plan.run_deferred)."""
     give_back_places(conn, runs.values())  # runs whose every task left now waits
     if tracing.enabled():
         trace_decisions(runs)
-    written = plan.run(
+    return plan.run_deferred(
         conn.cursor(),
         record.write(
             topology,
@@ -34,7 +45,6 @@ def write_batch(
             [a for r in runs.values() for a in r.released],
         ),
     )
-    return written.outbox_rows, written.appended
 
 
 def close_batch(

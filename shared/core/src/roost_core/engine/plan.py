@@ -14,7 +14,7 @@ so a statement yielded with ``rows=False`` costs no round trip of its own.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,6 +35,10 @@ class Statement:
     # False: the plan does not read this statement's rows (it is sent a [] instead), so a
     # pipelined connection need not wait for them before sending the next statement.
     rows: bool = True
+    # True: when it is its plan's last statement, its rows may be read after the caller's
+    # COMMIT (:func:`run_deferred`), so that on a pipelined connection the two cost one
+    # round trip. Plain runners read them at once, as any other statement's.
+    deferrable: bool = False
 
 
 Plan = Generator[Statement, Rows, T]
@@ -51,6 +55,33 @@ def run(cur: psycopg.Cursor[Any], plan: Plan[T]) -> T:
     except StopIteration as done:
         result: T = done.value
         return result
+
+
+def run_deferred(cur: psycopg.Cursor[Any], plan: Plan[T]) -> Callable[[], T]:
+    """:func:`run`, except that a ``deferrable`` last statement is only sent: the result
+    is the function that reads its rows and finishes the plan. Call it once the
+    caller's transaction has ended (on a pipelined connection, inside the pipeline:
+    one round trip carries that statement's rows and the COMMIT). ``cur`` must not run
+    anything else meanwhile."""
+    try:
+        statement = next(plan)
+        while not statement.deferrable:
+            cur.execute(statement.sql, statement.params)
+            statement = plan.send(_rows(cur) if statement.rows else [])
+        cur.execute(statement.sql, statement.params)
+    except StopIteration as done:
+        value: T = done.value
+        return lambda: value
+
+    def finish() -> T:
+        try:
+            plan.send(_rows(cur))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        raise RuntimeError("a deferrable statement must be its plan's last")
+
+    return finish
 
 
 async def run_async(cur: psycopg.AsyncCursor[Any], plan: Plan[T]) -> T:

@@ -14,7 +14,7 @@ from typing import Any
 
 from roost_core import events, fastjson, outbox
 from roost_core.engine import placing
-from roost_core.engine.batch import write_batch
+from roost_core.engine.batch import write_batch_deferred
 from roost_core.engine.failures import engine_fail, fail_attempt
 from roost_core.engine.ready import dispatch_ready
 from roost_core.engine.reports_started import apply_deadlines, apply_started, started_data
@@ -53,10 +53,15 @@ def apply_reports(
     reports: list[TaskReport],
     emitted: Sequence[TaskEmitted] = (),
     cancels: Sequence[TaskCancelRequest] = (),
+    *,
+    deferred: bool = False,
 ) -> BatchOutcome:
     """Apply ``reports`` and append what tasks ``emitted`` (log lines, progress, stream
     chunks) to the event log, and end the attempts the api asked to cancel, inside the
-    caller's transaction."""
+    caller's transaction. ``deferred``: the batch's last statement (the event log and the
+    outbox) is only sent, and the outcome's outbox rows and events are read by its
+    ``complete()``, to be called after COMMIT: on a pipelined connection the statement
+    and the COMMIT then cost one round trip, not two (issue #17)."""
     runs = lock_runs(conn, sorted({r.run_id for r in (*reports, *emitted, *cancels)}))
     # A task that says something has started: the first thing it emits starts it, if
     # its delayed `started` report has not.
@@ -170,8 +175,10 @@ def apply_reports(
                 applied += 1
 
     finished = settle(conn, topology, definitions, list(runs.values()), messages)
-    rows, appended = write_batch(conn, topology, runs, messages)
-    return BatchOutcome(rows, finished, applied, len(reports) + len(cancels) - applied, appended)
+    written = write_batch_deferred(conn, topology, runs, messages)
+    outcome = BatchOutcome([], finished, applied, len(reports) + len(cancels) - applied)
+    outcome.rest = lambda: (lambda w: (w.outbox_rows, w.appended))(written())
+    return outcome if deferred else outcome.complete()
 
 
 def _apply_succeeded(

@@ -4,13 +4,14 @@ decided about them, to write at the end), what it produced, and workflow definit
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
 from roost_core import events, outbox
+from roost_core.events import Event as AppendedEvent
 from roost_core.queries import SQL
 from roost_core.statuses import RunStatus, TaskStatus
 from roost_core.wire import WorkflowDefinition
@@ -73,6 +74,16 @@ class BatchOutcome:
     applied: int
     ignored: int
     events: list[events.Event] = field(default_factory=list)  # appended to the log
+    # Set when the batch's last statement was only sent (apply_reports(deferred=True)):
+    # reads its rows. complete() calls it, once the transaction has ended.
+    rest: Callable[[], tuple[list[outbox.OutboxRow], list[AppendedEvent]]] | None = None
+
+    def complete(self) -> BatchOutcome:
+        """Read what the batch's last statement wrote (after COMMIT, when deferred)."""
+        if self.rest is not None:
+            self.outbox_rows, self.events = self.rest()
+            self.rest = None
+        return self
 
 
 class Definitions:
