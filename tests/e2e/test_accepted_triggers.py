@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pika
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from scrape import histogram_totals
 
 from harness import Process, Stack
 from roost import Roost
@@ -55,16 +55,7 @@ def _trigger(stack: Stack, name: str, body: dict[str, Any], **headers: str) -> h
 
 def _accept_batches(stack: Stack) -> tuple[float, float]:
     """The api's ``roost_accept_batch_size`` histogram: (transactions, requests)."""
-    text = httpx.get(f"{stack.api_url}/metrics", timeout=10).text
-    found = {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if family.name == "roost_accept_batch_size"
-    }
-    return found.get("roost_accept_batch_size_count", 0.0), found.get(
-        "roost_accept_batch_size_sum", 0.0
-    )
+    return histogram_totals(stack.api_url, "roost_accept_batch_size")
 
 
 def test_an_accepted_run_is_answered_202_and_readable_at_once_with_its_own_trace(
@@ -228,3 +219,43 @@ def test_an_accepted_run_waits_in_rabbitmq_while_no_scheduler_runs(stack: Stack)
             break
     assert got.status_code == 200, got.text
     assert got.json()["input"] == {"late": True} and got.json()["status"] == "QUEUED"
+
+
+def test_an_accepted_run_that_cannot_be_created_is_dead_lettered_and_the_rest_go_on(
+    stack: Stack,
+) -> None:
+    name = _register(stack)["name"]
+    [(tenant_id, workflow_id, version_id)] = stack.sql(
+        "SELECT w.tenant_id, w.id, v.id FROM workflows w"
+        " JOIN workflow_versions v ON v.workflow_id = w.id WHERE w.name = %s",
+        name,
+    )
+    topology = Topology(stack.env["ROOST_NAMESPACE"])
+    # Not from the api (it refuses a NUL character): PostgreSQL cannot store this input,
+    # so its run would fail every batch it is in.
+    poison = RunAccepted(
+        tenant_id=str(tenant_id),
+        workflow_id=str(workflow_id),
+        version_id=str(version_id),
+        run_id=str(uuid.uuid4()),
+        input={"x": "nul\u0000"},
+    )
+    connection = pika.BlockingConnection(pika.URLParameters(stack.env["ROOST_BROKER_URL"]))
+    try:
+        channel = connection.channel()
+        channel.basic_publish(
+            topology.events_exchange, RUN_ACCEPTED, poison.model_dump_json().encode()
+        )
+        after = _trigger(stack, name, {"input": {"ok": True}})
+        assert after.status_code == 202
+        # The next run is created all the same, and the poison waits for a human.
+        run = stack.api_get(f"/api/v1/runs/{after.json()['id']}")
+        assert run["input"] == {"ok": True}
+        deadline = time.monotonic() + 30
+        while (dead := channel.basic_get(topology.scheduler_dead_queue, auto_ack=True))[2] is None:
+            assert time.monotonic() < deadline, "the poison was not dead-lettered"
+            time.sleep(0.1)
+        assert RunAccepted.model_validate_json(dead[2]).run_id == poison.run_id
+    finally:
+        connection.close()
+    assert stack.sql("SELECT count(*) FROM runs WHERE id = %s", poison.run_id) == [(0,)]

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from scrape import histogram_totals
 
 from harness import Stack
 
@@ -20,16 +20,7 @@ CONCURRENT = 24
 
 def _batches(stack: Stack) -> tuple[float, float]:
     """The api's ``roost_trigger_batch_size`` histogram: (transactions, requests)."""
-    text = httpx.get(f"{stack.api_url}/metrics", timeout=10).text
-    found = {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if family.name == "roost_trigger_batch_size"
-    }
-    return found.get("roost_trigger_batch_size_count", 0.0), found.get(
-        "roost_trigger_batch_size_sum", 0.0
-    )
+    return histogram_totals(stack.api_url, "roost_trigger_batch_size")
 
 
 def _register(stack: Stack, headers: dict[str, str]) -> str:

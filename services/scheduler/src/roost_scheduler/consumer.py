@@ -134,6 +134,27 @@ class Scheduler:
                         outbox.sweep(conn, self.sweep_publisher, grace)
                     next_sweep = now + self.settings.sweep_interval_seconds
 
+    def _isolate(
+        self,
+        conn: psycopg.Connection[Any],
+        channel: BlockingChannel,
+        batch: list[tuple[int, str, bytes]],
+    ) -> None:
+        """A batch with accepted runs failed (nothing of it committed). A run that cannot
+        be created would fail every batch it is in, at every redelivery, and stop the
+        engine: apply the batch again one message at a time, in delivery order (so that
+        each acknowledgement covers only what is settled), and dead-letter (to the
+        scheduler's dead queue, for a human) the accepted run that fails by itself."""
+        if len(batch) == 1:
+            logger.exception(
+                "an accepted run that cannot be created dead-lettered",
+                extra={"action": "accepted_dead_lettered", "body": batch[0][2][:500]},
+            )
+            channel.basic_nack(batch[0][0], requeue=False)
+            return
+        for item in sorted(batch):
+            self._handle(conn, channel, [item])
+
     def _forget(self) -> None:
         """Drop what a lost connection delivered: the broker redelivers it, and its
         delivery tags mean nothing on the next connection. (The buffer is replaced, not
@@ -154,6 +175,7 @@ class Scheduler:
         emitted: list[TaskEmitted] = []
         cancels: list[TaskCancelRequest] = []
         accepted: list[RunAccepted] = []
+        accepted_tags: set[int] = set()
         good_tags: list[int] = []
         for tag, key, body in batch:
             try:
@@ -169,6 +191,7 @@ class Scheduler:
                     cancels.append(TaskCancelRequest.model_validate_json(body))
                 elif key == RUN_ACCEPTED:
                     accepted.append(RunAccepted.model_validate_json(body))
+                    accepted_tags.add(tag)
                 else:
                     reports.append(decode_report(body))
                 good_tags.append(tag)
@@ -185,18 +208,32 @@ class Scheduler:
         # Pipelined: statements whose rows nothing reads (BEGIN, the heartbeats, marking
         # runs running) go out with the next one instead of costing a round trip each,
         # and the batch's last statement with the COMMIT (roost_core.pipelined).
-        with pipelined.transaction(conn):
-            record_heartbeats(conn, beats, self.settings.worker_heartbeat_timeout_seconds)
-            # First the runs, then the reports: none can be of a run not yet created.
-            created = create_accepted(conn, self.topology, self.definitions, accepted)
-            outcome = (
-                apply_reports(
-                    conn, self.topology, self.definitions, reports, emitted, cancels, deferred=True
+        try:
+            with pipelined.transaction(conn):
+                record_heartbeats(conn, beats, self.settings.worker_heartbeat_timeout_seconds)
+                # First the runs, then the reports: none can be of a run not yet created.
+                created = create_accepted(conn, self.topology, self.definitions, accepted)
+                outcome = (
+                    apply_reports(
+                        conn,
+                        self.topology,
+                        self.definitions,
+                        reports,
+                        emitted,
+                        cancels,
+                        deferred=True,
+                    )
+                    if reports or emitted or cancels
+                    else BatchOutcome([], [], 0, 0)
                 )
-                if reports or emitted or cancels
-                else BatchOutcome([], [], 0, 0)
-            )
-        outcome.complete()  # the rows of its last statement, answered with the COMMIT
+            outcome.complete()  # the rows of its last statement, answered with the COMMIT
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            raise  # the database went away: consume again; RabbitMQ redelivers the batch
+        except Exception:
+            if not accepted_tags:
+                raise
+            self._isolate(conn, channel, batch)
+            return
         # Committed: now, and only now, acknowledge the whole batch.
         channel.basic_ack(max(good_tags), multiple=True)
         for span in created.spans:
