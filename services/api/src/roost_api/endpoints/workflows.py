@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio.to_thread
 import jsonschema
 import pika.exceptions
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost_api import metrics as api_metrics
 from roost_api import store
+from roost_api.endpoints import triggering
 from roost_api.http import (
     broker_unavailable,
     check_input,
@@ -32,7 +28,7 @@ from roost_api.resources import resources
 from roost_api.routing import resource
 from roost_api.store import schedules
 from roost_api.trigger_batch import counted
-from roost_core import dag, pipelined, run_ids, tracing
+from roost_core import dag, pipelined
 from roost_core.api_models import BulkTriggerRequest, Run, TriggerRequest
 from roost_core.api_shapes import (
     AcceptedRun,
@@ -44,38 +40,13 @@ from roost_core.api_shapes import (
     WorkflowVersion,
 )
 from roost_core.authentication import tenant_of
-from roost_core.engine.concurrency import group_keys
 from roost_core.engine.trigger import ParentLink
 from roost_core.errors import (
-    BrokerUnavailableError,
     InvalidDefinitionError,
     InvalidInputError,
     RoostError,
 )
-from roost_core.labels import DesiredLabel
-from roost_core.statuses import RunStatus
-from roost_core.wire import RunAccepted, WorkflowDefinition
-
-_tracer = tracing.tracer("roost.api")
-
-
-@contextlib.asynccontextmanager
-async def traced_trigger(request: Request, workflow: str) -> AsyncIterator[None]:
-    """The trigger's span, child of the caller's ``traceparent`` if it sent a valid
-    one (a malformed one is ignored: the run gets a fresh trace, never an error), or
-    of the request's server span when the Starlette instrumentation made one (it
-    took the caller's ``traceparent`` already)."""
-    current = trace.get_current_span().get_span_context().is_valid
-    with (
-        _tracer.start_as_current_span(
-            f"trigger {workflow}",
-            context=None if current else tracing.extract(request.headers),
-            kind=SpanKind.INTERNAL if current else SpanKind.SERVER,
-            attributes={"roost.workflow": workflow},
-        ),
-        store.run_spans_end_after(),
-    ):
-        yield
+from roost_core.wire import WorkflowDefinition
 
 
 @operation(
@@ -185,18 +156,11 @@ async def _create(
     committed the runs are durable: publishing their first tasks is the fast path, and
     the scheduler's sweeper sends anything this process fails to."""
     # Pipelined: a statement whose rows the plan does not read costs no round trip.
-    async with traced_trigger(request, wv.definition.name), pipelined.atransaction(conn):
+    async with triggering.traced_trigger(request, wv.definition.name), pipelined.atransaction(conn):
         result = await store.create_runs(conn, resources(request).topology, tenant, wv, requests)
     resources(request).relay.submit(result.outbox_rows)
     counted(wv.definition, result)
     return result
-
-
-async def _warned(request: Request, workflow: str, body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with a ``warning`` when no live worker serves ``workflow``: its runs
-    queue until one starts, which the caller should hear of rather than wait out."""
-    warning = await resources(request).served.warning(workflow)
-    return body if warning is None else {**body, "warning": warning}
 
 
 @operation(
@@ -239,16 +203,16 @@ async def trigger_run(request: Request) -> Response:
                 [parent] = await store.resolve_parents(conn, tenant, [trigger.parent])
     check_input(wv.definition, trigger.input)
     store.check_dynamic_keys(wv.definition, [trigger.input])
-    if _may_accept(request, trigger, wv.definition):
-        return await _accept(request, tenant, wv, trigger)
-    async with traced_trigger(request, wv.definition.name):
+    if triggering.may_accept(request, trigger, wv.definition):
+        return await triggering.accept_run(request, tenant, wv, trigger)
+    async with triggering.traced_trigger(request, wv.definition.name):
         one = _run_request(
             trigger.input,
             trigger.idempotency_key,
             trigger.metadata,
             parent,
             trace_parent=otel_context.get_current(),
-            desired_labels=_labels_json(trigger.desired_labels),
+            desired_labels=triggering.labels_json(trigger.desired_labels),
             priority=trigger.priority,
         )
         # Concurrent triggers of this workflow share a transaction (group commit).
@@ -257,63 +221,7 @@ async def trigger_run(request: Request) -> Response:
         async with r.pool.connection() as conn:
             run = await store.get_run(conn, tenant, created.run_id)
         return JSONResponse(run, status_code=200)
-    return JSONResponse(await _warned(request, name, created.summary), status_code=201)
-
-
-def _may_accept(request: Request, trigger: TriggerRequest, definition: WorkflowDefinition) -> bool:
-    """Whether to answer once the trigger is durable in RabbitMQ (the client asked, with
-    ``Prefer: respond-async``, RFC 7240) rather than once its run is in PostgreSQL.
-    Triggers whose answer needs PostgreSQL take the usual way: an idempotency key (the
-    earlier run's id is the answer), a parent task (resolved and linked), rate limits
-    with named keys (whose existence is checked)."""
-    return (
-        "respond-async" in request.headers.get("prefer", "")
-        and trigger.idempotency_key is None
-        and trigger.parent is None
-        and not store.uses_named_limits(definition)
-    )
-
-
-async def _accept(
-    request: Request, tenant: str, wv: store.WorkflowVersion, trigger: TriggerRequest
-) -> Response:
-    """Accept the run: checked here (what the scheduler's creation could refuse), durable
-    once RabbitMQ confirms it, created by the scheduler (roost_api.accept)."""
-    r = resources(request)
-    group_keys(wv.definition, [trigger.input])  # a bad concurrency key: 422 now
-    run_id = run_ids.new_run_id()
-    async with traced_trigger(request, wv.definition.name):
-        trace.get_current_span().set_attribute("roost.run_id", run_id)
-        message = RunAccepted(
-            tenant_id=tenant,
-            workflow_id=wv.workflow_id,
-            version_id=wv.version_id,
-            run_id=run_id,
-            input=trigger.input,
-            metadata=trigger.metadata or None,
-            desired_labels=_labels_json(trigger.desired_labels),
-            priority=trigger.priority,
-            trace=tracing.carrier() or None,
-        )
-        try:
-            await r.acceptor.accept(message)
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            raise BrokerUnavailableError(
-                f"RabbitMQ did not confirm the trigger of {wv.definition.name!r} ({exc!r}):"
-                " trigger again"
-            ) from exc
-    api_metrics.RUNS_TRIGGERED.labels(wv.definition.name).inc()
-    body = {
-        "id": run_id,
-        "workflow": wv.definition.name,
-        "workflow_version": wv.version,
-        "status": RunStatus.QUEUED.value,
-    }
-    return JSONResponse(
-        await _warned(request, wv.definition.name, body),
-        status_code=202,
-        headers={"Preference-Applied": "respond-async", "Location": f"/api/v1/runs/{run_id}"},
-    )
+    return JSONResponse(await triggering.warned(request, name, created.summary), status_code=201)
 
 
 @operation(
@@ -350,14 +258,14 @@ async def trigger_runs(request: Request) -> Response:
                 i.idempotency_key,
                 i.metadata,
                 p,
-                desired_labels=_labels_json(i.desired_labels),
+                desired_labels=triggering.labels_json(i.desired_labels),
                 priority=i.priority,
             )
             for i, p in zip(bulk.runs, parents, strict=True)
         ]
         result = await _create(request, conn, tenant, wv, requests)
     runs = [{"id": c.run_id, "created": c.summary is not None} for c in result.runs]
-    return JSONResponse(await _warned(request, name, {"runs": runs}), status_code=201)
+    return JSONResponse(await triggering.warned(request, name, {"runs": runs}), status_code=201)
 
 
 def _run_request(
@@ -391,13 +299,6 @@ def _run_request(
         desired_labels=desired_labels,
         priority=priority,
     )
-
-
-def _labels_json(labels: dict[str, DesiredLabel] | None) -> dict[str, Any] | None:
-    """A run's desired labels as its row keeps them (JSON; checked by the model)."""
-    if not labels:
-        return None
-    return {k: v.model_dump() for k, v in labels.items()}
 
 
 ROUTES: list[BaseRoute] = [
