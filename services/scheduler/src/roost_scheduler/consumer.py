@@ -234,11 +234,13 @@ class Scheduler:
                 raise
             self._isolate(conn, channel, batch)
             return
-        # Committed: now, and only now, acknowledge the whole batch.
+        # Committed. The next tasks' messages first (they are a hand-off's critical path,
+        # the relay publishes them on its own thread), then, and only now, acknowledge
+        # the whole batch.
+        self.relay.submit(created.outbox_rows + outcome.outbox_rows)
         channel.basic_ack(max(good_tags), multiple=True)
         for span in created.spans:
             span.end()
-        self.relay.submit(created.outbox_rows + outcome.outbox_rows)
         BATCH_SIZE.observe(len(batch))
         BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.count(outcome.events)

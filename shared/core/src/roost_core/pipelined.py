@@ -4,11 +4,11 @@
 ``with conn.pipeline(), conn.transaction():`` looks pipelined, but psycopg syncs with
 the server when the transaction block opens, again before it commits, at the COMMIT
 and at the pipeline's end: a scheduler batch that reads three results cost seven round
-trips (counted with strace). Here BEGIN goes out with the first statement, the COMMIT
-with the last, and one Sync collects both, so that batch costs four, the last a bare
-Sync when the pipeline closes. A statement whose rows are read after the block (a plan's
-``deferrable`` last statement, roost_core.engine.plan.run_deferred) is answered by the
-same Sync as the COMMIT.
+trips (counted with strace). Here BEGIN goes out with the first statement and the
+COMMIT with the last, and the one Sync that psycopg sends when the pipeline closes
+collects both: that batch costs three, one per read and one for the COMMIT. A statement
+whose rows are read after the block (a plan's ``deferrable`` last statement,
+roost_core.engine.plan.run_deferred) is answered by the same Sync as the COMMIT.
 
 Only for autocommit connections (every Roost connection is). If anything fails
 inside, the transaction is rolled back and the error raised; nothing was committed.
@@ -28,11 +28,10 @@ from psycopg.pq import TransactionStatus
 def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
     """BEGIN … COMMIT on ``conn`` (autocommit) in pipeline mode."""
     try:
-        with conn.pipeline() as pipeline:
+        with conn.pipeline():
             conn.execute("BEGIN")
             yield
             conn.execute("COMMIT")
-            pipeline.sync()
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
@@ -44,11 +43,10 @@ def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
 async def atransaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
     """:func:`transaction` on an async connection."""
     try:
-        async with conn.pipeline() as pipeline:
+        async with conn.pipeline():
             await conn.execute("BEGIN")
             yield
             await conn.execute("COMMIT")
-            await pipeline.sync()
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
+
 from roost_core import events, fastjson, outbox
 from roost_core.engine import placing
 from roost_core.engine.batch import write_batch_deferred
@@ -25,8 +27,9 @@ from roost_core.engine.state import (
     Conn,
     Definitions,
     RunState,
-    lock_runs,
+    locked_runs,
     mark_runs_running,
+    send_lock_runs,
 )
 from roost_core.engine.waits import suspend_attempt
 from roost_core.queries import SQL
@@ -44,6 +47,7 @@ from roost_core.wire import (
 
 # The hot path's statements (see their comments in sql/queries/reports.sql).
 _SUCCEED_AND_RELEASE = SQL.succeed_and_release
+LIVE_RUNS = [RunStatus.QUEUED.value, RunStatus.RUNNING.value]  # not ended: may change
 
 
 def apply_reports(
@@ -62,7 +66,17 @@ def apply_reports(
     outbox) is only sent, and the outcome's outbox rows and events are read by its
     ``complete()``, to be called after COMMIT: on a pipelined connection the statement
     and the COMMIT then cost one round trip, not two (issue #17)."""
-    runs = lock_runs(conn, sorted({r.run_id for r in (*reports, *emitted, *cancels)}))
+    successes = [r for r in reports if isinstance(r, TaskSucceeded)]
+    locking = send_lock_runs(conn, sorted({r.run_id for r in (*reports, *emitted, *cancels)}))
+    # The results go out with the lock, in its round trip (a hand-off waits for one
+    # round trip fewer): the statement itself keeps to live runs, which the rows of the
+    # lock would otherwise tell. Nothing below it changes what it does: a `started`
+    # report of the same attempt finds it ended and changes nothing, and the success
+    # writes the `task.started` event itself (from ``was``), before its own. Not with
+    # what tasks emitted: a first log line starts its task (below), and its
+    # `task.started` event must come before the line's, so the results wait for it.
+    succeeding = _send_succeeded(conn, successes) if not emitted else None
+    runs = locked_runs(locking)
     # A task that says something has started: the first thing it emits starts it, if
     # its delayed `started` report has not.
     first_words = {
@@ -121,14 +135,9 @@ def apply_reports(
                 refreshed.append(item)
     apply_deadlines(conn, refreshed)
     messages: list[outbox.OutboxMessage] = []
-    applied += _apply_succeeded(
-        conn,
-        topology,
-        definitions,
-        runs,
-        [r for r in live if isinstance(r, TaskSucceeded)],
-        messages,
-    )
+    if emitted:
+        succeeding = _send_succeeded(conn, successes)
+    applied += _apply_succeeded(conn, topology, definitions, runs, succeeding, messages)
     for report in live:
         if isinstance(report, TaskFailed) and fail_attempt(
             conn,
@@ -181,21 +190,13 @@ def apply_reports(
     return outcome if deferred else outcome.complete()
 
 
-def _apply_succeeded(
-    conn: Conn,
-    topology: Topology,
-    definitions: Definitions,
-    runs: dict[str, RunState],
-    reports: list[TaskSucceeded],
-    out: list[outbox.OutboxMessage],
-) -> int:
-    """Record results, make ready the children whose last parent this was, and write
-    their task messages. A task's succeeded attempt is recorded by its task_runs row
-    itself (the api lists it as the current attempt): only attempts that went wrong get
-    a task_attempts row."""
+def _send_succeeded(conn: Conn, reports: list[TaskSucceeded]) -> psycopg.Cursor[Any] | None:
+    """Send the statement that records ``reports`` (each only if still its task's
+    current active attempt, of a run not ended) and releases their children; its rows
+    are read by _apply_succeeded."""
     if not reports:
-        return 0
-    rows = conn.execute(
+        return None
+    return conn.execute(
         _SUCCEED_AND_RELEASE,
         {
             "succeeded": TaskStatus.SUCCEEDED,
@@ -206,10 +207,28 @@ def _apply_succeeded(
             "started_at": [r.started_at for r in reports],
             "finished_at": [r.finished_at for r in reports],
             "statuses": ACTIVE,
+            "live_runs": LIVE_RUNS,
             "queued": TaskStatus.QUEUED,
             "pending": TaskStatus.PENDING,
         },
-    ).fetchall()
+    )
+
+
+def _apply_succeeded(
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    runs: dict[str, RunState],
+    succeeding: psycopg.Cursor[Any] | None,
+    out: list[outbox.OutboxMessage],
+) -> int:
+    """Record results, make ready the children whose last parent this was, and write
+    their task messages. A task's succeeded attempt is recorded by its task_runs row
+    itself (the api lists it as the current attempt): only attempts that went wrong get
+    a task_attempts row."""
+    if succeeding is None:
+        return 0
+    rows = succeeding.fetchall()
     done = [row[1:11] for row in rows if row[0] == 0]
     if not done:
         return 0

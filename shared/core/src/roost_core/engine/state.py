@@ -111,8 +111,19 @@ class Definitions:
 def lock_runs(conn: Conn, run_ids: list[str]) -> dict[str, RunState]:
     """Lock every run the batch touches, in id order, so two scheduler replicas never
     deadlock and each sees the other's committed work on the same run."""
+    return locked_runs(send_lock_runs(conn, run_ids))
+
+
+def send_lock_runs(conn: Conn, run_ids: list[str]) -> psycopg.Cursor[Any]:
+    """:func:`lock_runs` in two halves: the statement, whose rows ``locked_runs``
+    reads. On a pipelined connection, what is sent between the halves goes in the same
+    round trip (engine.reports sends its success statement there)."""
+    return conn.execute(_LOCK_RUNS, {"run_ids": run_ids})
+
+
+def locked_runs(cur: psycopg.Cursor[Any]) -> dict[str, RunState]:
     runs: dict[str, RunState] = {}
-    for row in conn.execute(_LOCK_RUNS, {"run_ids": run_ids}):
+    for row in cur:
         runs[str(row[0])] = RunState(
             str(row[0]),
             row[1],

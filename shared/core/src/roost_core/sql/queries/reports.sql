@@ -11,6 +11,10 @@
 -- before this statement: was it started?
 -- It also counts the recorded tasks against their runs (remaining_tasks), which decides
 -- which runs end (roost_core.engine.settle): one round trip less per batch.
+-- It is sent with the batch's lock of its runs, before their rows are read (one round
+-- trip for both), so the rows of the lock cannot tell it which runs have ended: it keeps
+-- to live runs itself (the EXISTS; an ended run has no active task either, since a run
+-- ends only once its tasks have, but no attempt of an ended run may ever change).
 -- Rows, by kind: 0 each recorded attempt, 1 each released child (its id, run, task,
 -- attempt and pending parents left), 2 each run counted (its id and tasks left, in
 -- "pending").
@@ -22,6 +26,7 @@ WITH done AS (
     %(worker_ids)b::text[], %(started_at)b::float8[], %(finished_at)b::float8[])
     AS v(id, a, o, w, s, f)
   WHERE t.id = v.id AND t.attempt = v.a AND t.status = ANY(%(statuses)s)
+    AND EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.status = ANY(%(live_runs)s))
   RETURNING t.run_id, t.task_name, t.output, t.attempt, t.worker_id, t.id,
     extract(epoch FROM t.started_at) AS started, extract(epoch FROM t.finished_at) AS finished,
     (SELECT o.status FROM task_runs o WHERE o.id = t.id) AS was,
