@@ -27,12 +27,13 @@ start was queued before its result.
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import logging
 import os
+import queue
 import threading
 import time
-from collections import deque
 
 import pika.exceptions
 
@@ -48,28 +49,44 @@ _RETRY_PAUSES = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 
 class Submitted:
-    """A report handed to the batcher, until RabbitMQ has it or it is given up."""
+    """A report handed to the batcher, until RabbitMQ has it or it is given up.
 
-    __slots__ = ("body", "at", "_done", "delivered")
+    A report whose thread waits holds a bare lock, taken at once and released when it
+    is settled: the cheapest latch Python has. (A ``threading.Event`` per report, a
+    Condition and its Lock built in Python, was a tenth of a worker's CPU under load,
+    issue #17.) Only the batcher's thread settles a report, once."""
 
-    def __init__(self, body: bytes) -> None:
+    __slots__ = ("body", "at", "_latch", "_settled", "delivered")
+
+    def __init__(self, body: bytes, *, waited: bool) -> None:
         self.body = body
         self.at = time.monotonic()
-        self._done = threading.Event()
+        self._latch: _thread.LockType | None = None
+        if waited:
+            self._latch = _thread.allocate_lock()
+            self._latch.acquire()
+        self._settled = False
         self.delivered = False
 
     @property
     def settled(self) -> bool:
-        return self._done.is_set()
+        return self._settled
 
     def settle(self, delivered: bool) -> None:
         self.delivered = delivered
-        self._done.set()
+        self._settled = True
+        if self._latch is not None:
+            self._latch.release()
 
     def wait(self) -> bool:
         """Block until RabbitMQ has the report (True) or it was given up (False)."""
-        self._done.wait()
+        if self._latch is not None:
+            with self._latch:  # released when settled; released again for anyone after
+                pass
         return self.delivered
+
+
+_STOP = object()  # put on the queue by stop(): send what came before, then end
 
 
 class ReportBatcher:
@@ -99,53 +116,74 @@ class ReportBatcher:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._cond = threading.Condition()
-        self._queue: deque[Submitted] = deque()
+        # The hand-over is a C queue: putting a report costs no Python-level Condition
+        # and no notify (issue #17). The lock only orders submissions against stop().
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Submitted | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._stopping = False  # the batcher's thread took _STOP: nothing comes after it
+        self._carry: Submitted | None = None  # taken, but did not fit in the last batch
 
     def submit(self, body: bytes, *, wait: bool) -> bool:
         """Queue one encoded report (``model_dump_json``). With ``wait``, block until
         RabbitMQ has confirmed it and return whether it did; without, return at once
         (True) unless too many reports are waiting already."""
-        item = Submitted(body)
-        with self._cond:
+        crowded = self._queue.qsize() >= self._max_queued
+        item = Submitted(body, waited=wait or crowded)
+        with self._lock:
             if self._stopped:
                 return False  # nothing sends any more: a result's message goes back
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="roost-reports", daemon=True)
                 self._thread.start()
-            self._queue.append(item)
-            crowded = len(self._queue) > self._max_queued
-            self._cond.notify()
+            self._queue.put(item)
         if wait or crowded:
             return item.wait()
         return True
 
     def stop(self, timeout: float = 5.0) -> None:
         """Send what is queued, then stop the thread (waits up to ``timeout`` s)."""
-        with self._cond:
+        with self._lock:
             self._stopped = True
-            self._cond.notify()
+            self._queue.put(_STOP)  # after it, submit() puts nothing
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
 
     def _take(self) -> list[Submitted] | None:
-        with self._cond:
-            while not self._queue and not self._stopped:
-                self._cond.wait()
-            if not self._queue:
-                return None  # stopped, and everything went out
-            batch: list[Submitted] = []
-            size = 0
-            while self._queue and len(batch) < self._max_reports:
-                item = self._queue[0]
-                if batch and size + len(item.body) > self._max_bytes:
-                    break
-                batch.append(self._queue.popleft())
+        """The next batch: whatever has arrived, up to the size limits, waiting only
+        while nothing has; None once stopped and everything went out."""
+        batch: list[Submitted] = []
+        size = 0
+        item = self._carry
+        self._carry = None
+        if item is None:
+            if self._stopping:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    return None
+            else:
+                item = self._queue.get()
+        while True:
+            if item is _STOP:
+                self._stopping = True
+            elif isinstance(item, Submitted):
+                if batch and (
+                    len(batch) >= self._max_reports or size + len(item.body) > self._max_bytes
+                ):
+                    self._carry = item  # the first of the next batch
+                    return batch
+                batch.append(item)
                 size += len(item.body)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if batch:
             return batch
+        return None if self._stopping else self._take()
 
     def _run(self) -> None:
         publisher = Publisher(self._url)

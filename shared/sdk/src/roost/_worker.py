@@ -116,13 +116,19 @@ class Worker:
         self.version = version.strip() if version is not None else roost.settings.worker_version
         self._labels_lock = threading.Lock()
         self._labels = _checked_labels(name, labels or {})
+        self._id_of_pid: tuple[int, str] = (0, "")
         self.broker: RabbitmqBroker | None = None
         self.control: ControlListener | None = None
         self.heartbeats: Heartbeats | None = None
 
     @property
     def worker_id(self) -> str:
-        return f"{self.name}@{socket.gethostname()}:{os.getpid()}"
+        # Asked for every attempt: the host's name is a system call, so it is made once
+        # per process (each forked worker process has its own pid, and so its own id).
+        pid = os.getpid()
+        if self._id_of_pid[0] != pid:
+            self._id_of_pid = (pid, f"{self.name}@{socket.gethostname()}:{pid}")
+        return self._id_of_pid[1]
 
     @property
     def labels(self) -> dict[str, LabelValue]:
