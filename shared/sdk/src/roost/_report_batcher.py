@@ -156,7 +156,7 @@ class ReportBatcher:
         while nothing has; None once stopped and everything went out."""
         batch: list[Submitted] = []
         size = 0
-        item = self._carry
+        item: Submitted | object | None = self._carry
         self._carry = None
         if item is None:
             if self._stopping:
