@@ -195,9 +195,11 @@ def test_a_redelivered_acceptance_creates_its_run_once(stack: Stack) -> None:
 
 def test_an_accepted_run_waits_in_rabbitmq_while_no_scheduler_runs(stack: Stack) -> None:
     name = _register(stack)["name"]
-    # Whichever scheduler runs (another test may have replaced the first one).
-    [scheduler] = [p for p in stack.processes if p.name.startswith("scheduler")]
-    stack.stop_one(scheduler)
+    # Every scheduler that runs (other tests may have replaced or added some).
+    schedulers = [p for p in stack.processes if p.name.startswith("scheduler")]
+    assert schedulers
+    for scheduler in schedulers:
+        stack.stop_one(scheduler)
     try:
         r = _trigger(stack, name, {"input": {"late": True}})
         assert r.status_code == 202, r.text
@@ -211,7 +213,8 @@ def test_an_accepted_run_waits_in_rabbitmq_while_no_scheduler_runs(stack: Stack)
         assert "not created yet" in missing.text and run_id in missing.text
         assert time.monotonic() - started >= 1.5
     finally:
-        stack.spawn(scheduler.name, *scheduler.args, extra_env=scheduler.extra_env)
+        for scheduler in schedulers:
+            stack.spawn(scheduler.name, *scheduler.args, extra_env=scheduler.extra_env)
     # Durable all along: the scheduler that starts creates it.
     deadline = time.monotonic() + 60
     while True:
