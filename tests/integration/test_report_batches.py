@@ -1,15 +1,19 @@
-"""One batch of worker reports about the same attempt, applied the way the scheduler
-applies it (roost_core.engine.reports.apply_reports in a pipelined transaction, whose
-success statement goes out with the lock of its runs): the run's event log says what
-happened in the order it happened, whatever arrived together, and a success counts once.
+"""Batches applied the way the scheduler applies them, in a pipelined transaction.
 
-A user reads this log (``roost runs events``, the dashboard, the SSE stream): a task's
-``task.started`` comes before anything it said and before its ``task.succeeded``."""
+Reports about the same attempt (roost_core.engine.reports.apply_reports, whose success
+statement goes out with the lock of its runs): the run's event log says what happened in
+the order it happened, whatever arrived together, and a success counts once. A user
+reads this log (``roost runs events``, the dashboard, the SSE stream): a task's
+``task.started`` comes before anything it said and before its ``task.succeeded``.
+
+A batch of nothing but accepted triggers (roost_core.engine.accepted): its runs, their
+events and their first tasks' messages, in two round trips."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -20,10 +24,12 @@ import pytest
 from harness import Stack
 from roost_api import store as api
 from roost_core import pipelined
+from roost_core.engine.accepted import Created, create_accepted
 from roost_core.engine.reports import apply_reports
 from roost_core.engine.state import Definitions
 from roost_core.topology import Topology
 from roost_core.wire import (
+    RunAccepted,
     TaskEmitted,
     TaskMessage,
     TaskReport,
@@ -157,3 +163,68 @@ def test_a_success_reported_twice_counts_once(line: Line) -> None:
     assert first == ["task.queued", "task.started", "task.succeeded"], line.events()
     [(remaining,)] = line.stack.sql("SELECT remaining_tasks FROM runs WHERE id = %s", line.run_id)
     assert remaining == 1  # "second" left
+
+
+def _round_trips(conn: psycopg.Connection[Any], work: Any) -> int:
+    """How many times ``work`` waited for PostgreSQL: the Flush (a read) and Sync (the
+    end of the pipeline) messages it sent up to its Sync, from libpq's protocol trace."""
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        try:
+            work()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        waits = 0
+        for line in trace:
+            if "\tF\t" in line and line.rstrip().endswith(("\tSync", "\tFlush")):
+                waits += 1
+                if line.rstrip().endswith("\tSync"):
+                    break  # the pipeline's end: what follows reads its answer
+        return waits
+
+
+@pytest.mark.parametrize("deferred", [True, False])
+def test_a_batch_of_nothing_but_triggers_creates_its_runs_in_two_round_trips(
+    line: Line, deferred: bool
+) -> None:
+    [(workflow_id, version_id)] = line.stack.sql(
+        "SELECT workflow_id::text, workflow_version_id::text FROM runs WHERE id = %s",
+        line.run_id,
+    )
+    accepted = [
+        RunAccepted(
+            tenant_id=line.tenant,
+            workflow_id=str(workflow_id),
+            version_id=str(version_id),
+            run_id=str(uuid.uuid4()),
+            input={"n": n},
+        )
+        for n in range(3)
+    ]
+    with psycopg.connect(line.stack.database_url, autocommit=True) as conn:
+        line.definitions.get(conn, str(version_id))  # the scheduler's are read once
+
+        def create() -> None:
+            nonlocal created
+            with pipelined.transaction(conn):
+                created = create_accepted(
+                    conn, line.topology, line.definitions, accepted, deferred=deferred
+                )
+            created.complete()
+
+        created = Created()
+        # The runs' insert (its rows say which were new) and the COMMIT, which answers
+        # the event log and the outbox too when deferred.
+        assert _round_trips(conn, create) == (2 if deferred else 3)
+
+    assert sorted(m.task for m in _messages(created.outbox_rows)) == ["first"] * 3
+    for item in accepted:
+        [(status, n)] = line.stack.sql(
+            "SELECT status, input->>'n' FROM runs WHERE id = %s", item.run_id
+        )
+        assert status == "QUEUED" and n == str(item.input["n"])
+        events = line.stack.sql(
+            "SELECT type FROM events WHERE run_id = %s ORDER BY id", item.run_id
+        )
+        assert [e for (e,) in events] == ["run.queued", "task.queued"]

@@ -212,7 +212,13 @@ class Scheduler:
             with pipelined.transaction(conn):
                 record_heartbeats(conn, beats, self.settings.worker_heartbeat_timeout_seconds)
                 # First the runs, then the reports: none can be of a run not yet created.
-                created = create_accepted(conn, self.topology, self.definitions, accepted)
+                created = create_accepted(
+                    conn,
+                    self.topology,
+                    self.definitions,
+                    accepted,
+                    deferred=not (reports or emitted or cancels),
+                )
                 outcome = (
                     apply_reports(
                         conn,
@@ -226,7 +232,9 @@ class Scheduler:
                     if reports or emitted or cancels
                     else BatchOutcome([], [], 0, 0)
                 )
-            outcome.complete()  # the rows of its last statement, answered with the COMMIT
+            # The rows of the batch's last statement, answered with the COMMIT.
+            outcome.complete()
+            created.complete()
         except (psycopg.OperationalError, psycopg.InterfaceError):
             raise  # the database went away: consume again; RabbitMQ redelivers the batch
         except Exception:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
@@ -25,7 +25,7 @@ from opentelemetry import trace
 from roost_core import outbox, tracing
 from roost_core.engine import concurrency, plan, record
 from roost_core.engine.state import Conn, Definitions
-from roost_core.engine.trigger import Request, trigger
+from roost_core.engine.trigger import Request, Triggered, trigger
 from roost_core.errors import InvalidInputError
 from roost_core.topology import Topology
 from roost_core.wire import RunAccepted, WorkflowDefinition
@@ -39,13 +39,21 @@ Group = tuple[str, str, str]  # (tenant, workflow id, version id)
 @dataclass
 class Created:
     """What creating a batch of accepted runs wrote: the outbox rows to publish after
-    commit, the runs it created (a redelivered one is not among them), and the run
-    spans to end once they have committed (the span store keeps spans of runs that
-    exist)."""
+    commit, and the run spans to end once they have committed (the span store keeps
+    spans of runs that exist)."""
 
     outbox_rows: list[outbox.OutboxRow] = field(default_factory=list)
-    run_ids: list[str] = field(default_factory=list)
     spans: list[trace.Span] = field(default_factory=list)
+    # Set when the creation's last statement was only sent (``deferred``): reads its
+    # rows. complete() calls it, once the transaction has ended.
+    rest: Callable[[], list[outbox.OutboxRow]] | None = None
+
+    def complete(self) -> Created:
+        """Read what the creation's last statement wrote (after COMMIT, when deferred)."""
+        if self.rest is not None:
+            self.outbox_rows += self.rest()
+            self.rest = None
+        return self
 
 
 def grouped(accepted: Sequence[RunAccepted]) -> dict[Group, list[RunAccepted]]:
@@ -63,12 +71,24 @@ def grouped(accepted: Sequence[RunAccepted]) -> dict[Group, list[RunAccepted]]:
 
 
 def create_accepted(
-    conn: Conn, topology: Topology, definitions: Definitions, accepted: Sequence[RunAccepted]
+    conn: Conn,
+    topology: Topology,
+    definitions: Definitions,
+    accepted: Sequence[RunAccepted],
+    *,
+    deferred: bool = False,
 ) -> Created:
     """Create the runs of ``accepted`` inside the caller's transaction, which must commit
-    before their messages are acknowledged."""
+    before their messages are acknowledged. ``deferred``: nothing else follows in the
+    transaction, so the last statement (the event log and the outbox) may be only sent,
+    its rows read by ``complete()`` after COMMIT: on a pipelined connection a batch of
+    nothing but triggers then costs one round trip less (issue #17)."""
     created = Created()
-    for (tenant, workflow_id, version_id), items in grouped(accepted).items():
+    groups = grouped(accepted)
+    # Readers waiting for these runs to exist (roost_api.waiters) wake at commit. All
+    # of them: one that existed already (a redelivery) wakes a reader for nothing.
+    plan.run(conn.cursor(), record.notify_final([i.run_id for i in accepted]))
+    for n, ((tenant, workflow_id, version_id), items) in enumerate(groups.items(), 1):
         definition = definitions.find(conn, version_id)
         if definition is None:
             # Versions are never deleted: only a message forged or from another
@@ -105,15 +125,18 @@ def create_accepted(
                     item.priority,
                 )
             )
-        done = plan.run(
-            conn.cursor(),
-            trigger(topology, tenant, workflow_id, version_id, definition, requests),
-        )
-        created.outbox_rows += done.outbox_rows
-        created.run_ids += [str(run_id) for run_id in done.inserted]
-    # Readers waiting for these runs to exist (roost_api.waiters) wake at commit.
-    plan.run(conn.cursor(), record.notify_final(created.run_ids))
+        creation = trigger(topology, tenant, workflow_id, version_id, definition, requests)
+        # Without a concurrency limit (whose strategy may cancel runs after it), the
+        # event log and the outbox are the trigger's last statement.
+        if deferred and n == len(groups) and definition.concurrency is None:
+            created.rest = _outbox_rows(plan.run_deferred(conn.cursor(), creation))
+        else:
+            created.outbox_rows += plan.run(conn.cursor(), creation).outbox_rows
     return created
+
+
+def _outbox_rows(finish: Callable[[], Triggered]) -> Callable[[], list[outbox.OutboxRow]]:
+    return lambda: finish().outbox_rows
 
 
 def _creatable(definition: WorkflowDefinition, items: list[RunAccepted]) -> list[RunAccepted]:
