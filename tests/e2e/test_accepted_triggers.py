@@ -195,8 +195,10 @@ def test_a_redelivered_acceptance_creates_its_run_once(stack: Stack) -> None:
 
 def test_an_accepted_run_waits_in_rabbitmq_while_no_scheduler_runs(stack: Stack) -> None:
     name = _register(stack)["name"]
-    # Every scheduler that runs (other tests may have replaced or added some).
-    schedulers = [p for p in stack.processes if p.name.startswith("scheduler")]
+    # Every scheduler that runs (other tests may have replaced, added or killed some).
+    schedulers = [
+        p for p in stack.processes if p.name.startswith("scheduler") and p.popen.poll() is None
+    ]
     assert schedulers
     for scheduler in schedulers:
         stack.stop_one(scheduler)
