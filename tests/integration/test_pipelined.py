@@ -5,11 +5,11 @@ nothing committed and the connection usable again."""
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import pgtrace
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
@@ -34,15 +34,8 @@ def table(stack: Stack) -> Iterator[Table]:
 
 
 def _syncs(conn: psycopg.Connection[Any], work: Any) -> int:
-    """How many Sync messages (round trips) ``work`` sent, from libpq's protocol trace."""
-    with tempfile.TemporaryFile("w+") as trace:
-        conn.pgconn.trace(trace.fileno())
-        try:
-            work()
-        finally:
-            conn.pgconn.untrace()
-        trace.seek(0)
-        return sum(1 for line in trace if "\tF\t" in line and line.rstrip().endswith("Sync"))
+    """How many Sync messages (round trips) ``work`` sent."""
+    return pgtrace.sent(conn, work).count("Sync")
 
 
 def test_a_transaction_costs_its_reads_plus_one_round_trip(table: Table) -> None:

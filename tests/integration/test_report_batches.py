@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import time
 import uuid
 from typing import Any
 
+import pgtrace
 import psycopg
 import pytest
 
@@ -81,42 +81,27 @@ class Line:
         )
         return [(str(t), None if task is None else str(task)) for t, task in rows]
 
-    def started(self, at: float) -> TaskStarted:
+    def _of_first(self, at: float) -> dict[str, Any]:
+        """What every report about the first task's attempt says."""
         m = self.first
-        return TaskStarted(
-            run_id=m.run_id,
-            task_run_id=m.task_run_id,
-            task=m.task,
-            attempt=m.attempt,
-            worker_id="batch@test:1",
-            started_at=at,
-        )
+        return {
+            "run_id": m.run_id,
+            "task_run_id": m.task_run_id,
+            "task": m.task,
+            "attempt": m.attempt,
+            "worker_id": "batch@test:1",
+            "started_at": at,
+        }
+
+    def started(self, at: float) -> TaskStarted:
+        return TaskStarted(**self._of_first(at))
 
     def succeeded(self, at: float) -> TaskSucceeded:
-        m = self.first
-        return TaskSucceeded(
-            run_id=m.run_id,
-            task_run_id=m.task_run_id,
-            task=m.task,
-            attempt=m.attempt,
-            worker_id="batch@test:1",
-            started_at=at,
-            finished_at=at + 0.01,
-            output={"n": 1},
-        )
+        return TaskSucceeded(**self._of_first(at), finished_at=at + 0.01, output={"n": 1})
 
     def said(self, at: float, message: str) -> TaskEmitted:
-        m = self.first
         return TaskEmitted(
-            run_id=m.run_id,
-            task_run_id=m.task_run_id,
-            task=m.task,
-            attempt=m.attempt,
-            worker_id="batch@test:1",
-            started_at=at,
-            at=at + 0.001,
-            type="log",
-            data={"message": message},
+            **self._of_first(at), at=at + 0.001, type="log", data={"message": message}
         )
 
 
@@ -167,21 +152,14 @@ def test_a_success_reported_twice_counts_once(line: Line) -> None:
 
 def _round_trips(conn: psycopg.Connection[Any], work: Any) -> int:
     """How many times ``work`` waited for PostgreSQL: the Flush (a read) and Sync (the
-    end of the pipeline) messages it sent up to its Sync, from libpq's protocol trace."""
-    with tempfile.TemporaryFile("w+") as trace:
-        conn.pgconn.trace(trace.fileno())
-        try:
-            work()
-        finally:
-            conn.pgconn.untrace()
-        trace.seek(0)
-        waits = 0
-        for line in trace:
-            if "\tF\t" in line and line.rstrip().endswith(("\tSync", "\tFlush")):
-                waits += 1
-                if line.rstrip().endswith("\tSync"):
-                    break  # the pipeline's end: what follows reads its answer
-        return waits
+    end of the pipeline) messages it sent up to its Sync."""
+    waits = 0
+    for message in pgtrace.sent(conn, work):
+        if message in ("Flush", "Sync"):
+            waits += 1
+            if message == "Sync":
+                break  # the pipeline's end: what follows reads its answer
+    return waits
 
 
 @pytest.mark.parametrize("deferred", [True, False])
